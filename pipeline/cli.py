@@ -1,0 +1,171 @@
+"""Command line: argument checks, logging setup, errors → message and exit code.
+
+Exit codes: 0 success, 1 failure (nothing produced), 2 partial (output
+written, but some input could not be read), 64 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, PipelineError
+
+EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dsaccess`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        print(f"dsaccess: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except PipelineError as e:
+        print(f"dsaccess: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("dsaccess: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dsaccess",
+        description="Analyse 389 Directory Server access logs: who loads the directory, "
+                    "with which queries, how slowly.")
+    parser.add_argument("--version", action="version", version=f"dsaccess {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="parse, join and summarise access logs into OUT",
+        description="Parse access logs, join each request with its RESULT, track bind "
+                    "identities, and write Parquet tables and summary.json into OUT.")
+    run.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="a fleet directory (one sub-directory per server), a server's log "
+                          "directory, or NAME=PATH")
+    run.add_argument("-o", "--out", required=True, type=Path, help="output directory")
+    run.add_argument("--scheduler", help="tcp://host:8786 for an existing Dask cluster, or "
+                                         "'synchronous' for one process (default: a local "
+                                         "cluster sized to this machine)")
+    run.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    run.add_argument("--since", help="only events at or after this time (ISO 8601 or "
+                                     "26/Nov/2026:16:20:10 +0000)")
+    run.add_argument("--until", help="only events before this time")
+    run.add_argument("--server", action="append", default=[], metavar="NAME",
+                     help="only this server (repeatable)")
+    run.add_argument("--partition-mb", type=int, default=128,
+                     help="target size of one partition in MB (default 128)")
+    run.add_argument("--sort-operands", action="store_true",
+                     help="fingerprint &/| operands in canonical order")
+    run.add_argument("--jsonl", action="store_true", help="also write OUT/operations.jsonl")
+    noise = run.add_mutually_exclusive_group()
+    noise.add_argument("--progress", action="store_true", default=None,
+                       help="show progress even when not on a terminal")
+    noise.add_argument("--quiet", action="store_true", help="no progress, no summary table")
+    run.set_defaults(func=cmd_run)
+
+    fp = sub.add_parser(
+        "fingerprint", help="print the fingerprint of LDAP filters",
+        description="Print one fingerprint per filter (arguments, or one per line on stdin).")
+    fp.add_argument("filters", nargs="*", metavar="FILTER")
+    fp.add_argument("--sort-operands", action="store_true",
+                    help="order &/| operands canonically and fold attribute case")
+    fp.add_argument("--id", action="store_true", help="also print the fingerprint id")
+    fp.set_defaults(func=cmd_fingerprint)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import RunOptions, run
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1: {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise ConfigError("--workers sizes the local cluster; drop it with --scheduler")
+    if args.partition_mb < 1:
+        raise ConfigError(f"--partition-mb must be at least 1: {args.partition_mb}")
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise ConfigError("--until must be after --since")
+    progress = bool(args.progress) or (not args.quiet and sys.stderr.isatty())
+    opts = RunOptions(
+        inputs=tuple(args.inputs), out=args.out, scheduler=args.scheduler,
+        workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
+        partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
+        progress=progress,
+    )
+    result = run(opts)
+    if not args.quiet:
+        _print_summary(result.summary, args.out)
+    for problem in result.problems:
+        print(f"dsaccess: warning: {problem}", file=sys.stderr)
+    return EXIT_PARTIAL if result.problems else EXIT_OK
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    from .fingerprint import fingerprint, fingerprint_id
+
+    filters = args.filters or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for text in filters:
+        fp = fingerprint(text, sort_operands=args.sort_operands)
+        print(f"{fingerprint_id(fp)}  {fp}" if args.id else fp)
+    return EXIT_OK
+
+
+def parse_time(text: str, flag: str) -> int:
+    """ISO 8601 or 389's ``26/Nov/2026:16:20:10[.nnnnnnnnn] +0000`` → UTC nanoseconds.
+
+    >>> parse_time("2026-11-26T16:20:10Z", "--since")
+    1795710010000000000
+    >>> parse_time("[26/Nov/2026:11:20:10 -0500]", "--since")
+    1795710010000000000
+    """
+    value = text.strip().strip("[]")
+    for fmt in ("%d/%b/%Y:%H:%M:%S %z", "%d/%b/%Y:%H:%M:%S.%f %z"):
+        try:
+            head, _, tz = value.rpartition(" ")
+            if "." in head and fmt.endswith(".%f %z"):
+                secs, _, frac = head.partition(".")
+                dt = datetime.strptime(f"{secs} {tz}", "%d/%b/%Y:%H:%M:%S %z")
+                return int(dt.timestamp()) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+            dt = datetime.strptime(value, fmt)
+            return int(dt.timestamp()) * 1_000_000_000
+        except ValueError:
+            continue
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag}: not a time: {text!r} (use 2026-11-26T16:20:10Z or "
+                          "26/Nov/2026:16:20:10 +0000)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000 - \
+        int(dt.timestamp() % 1 * 0)  # whole seconds from timestamp(), sub-second from microsecond
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    lines = summary["lines"]
+    ops = summary["operations"]
+    print(f"wrote {out}")
+    print(f"lines      {lines['total']:>12,}  parsed {lines['parsed']:,}  rejected "
+          f"{lines['rejected']:,}  header {lines['header']:,}  blank {lines['blank']:,}")
+    print(f"servers    {len(summary['servers']):>12,}  connections {summary['connections']:,}  "
+          f"restarts {summary['restarts']:,}")
+    verbs = "  ".join(f"{v} {ops[v]:,}" for v in ops if v != "total" and ops[v])
+    print(f"operations {ops['total']:>12,}  {verbs}")
+    s = summary["searches"]
+    print(f"searches   unindexed {s['unindexed']:,}  partially unindexed "
+          f"{s['partially_unindexed']:,}  paged {s['paged']:,}")
+    u = summary["unmatched"]
+    print(f"unmatched  requests {u['requests']:,}  results {u['results']:,}")

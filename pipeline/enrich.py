@@ -1,0 +1,243 @@
+"""Within one bucket: sessions, request↔RESULT join, bind identity, context.
+
+Every connection in a bucket is whole (the shuffle put all its lines here),
+so everything below is local. Order is the server's own writing order,
+``pos`` = (file's rotation order, line number), not the timestamp: lines of
+different threads can be a few microseconds out of time order (§1 of the
+format reference), but a file never reorders one connection's lines.
+
+- A *session* starts at each ``connection from`` line, so a connection
+  number reused after a restart is a new connection. Lines before the first
+  open line in the window form a session whose start is unknown (null).
+- Each request pairs with the RESULT of the same (session, op); internal
+  operations, whose ids repeat, pair with the next RESULT of the same ids.
+- The bound identity changes at AUTOBIND, at a TLS ``client bound as`` line
+  and at each BIND RESULT: success binds the RESULT's ``dn`` (else the
+  request's), failure makes the connection anonymous (RFC 4511 §4.2.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from .fingerprint import fingerprint, fingerprint_id
+from .schema import REQUEST_VERBS
+
+POS_FILE_SHIFT = 1 << 40   # pos = file_seq * 2**40 + line: one order across rotated files
+STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
+PAIRED_VERBS = (*REQUEST_VERBS, "UNPROCESSED")
+LONE_VERBS = ("ABANDON", "UNBIND")   # operations that never get a RESULT
+TAG_VERBS = {97: "BIND", 101: "SRCH", 103: "MOD", 105: "ADD", 107: "DEL", 109: "MODRDN",
+             111: "CMP", 120: "EXT"}
+UNKNOWN_ID = -1  # stands in for null in join keys
+
+REQUEST_FIELDS = ("dn", "base", "scope", "filter", "attrs", "options", "authzid", "method",
+                  "version", "mech", "newrdn", "newsuperior", "attr", "oid", "name",
+                  "targetop", "msgid", "truncated")
+RESULT_FIELDS = ("err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
+                 "notes", "details", "csn", "pr_idx", "pr_cookie", "sid")
+SESSION_KEY = ("server", "conn_key", "session_key")
+OP_KEY = (*SESSION_KEY, "internal", "op_key", "op_internal_key", "op_nested_key", "rank")
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """A bucket's operations and connections (see ARCHITECTURE.md §3)."""
+
+    operations: pl.DataFrame
+    connections: pl.DataFrame
+
+
+def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
+    """Join, sessionise and enrich the events of one bucket.
+
+    Args:
+        events: parsed events with absolute line numbers (``schema.EVENT_SCHEMA``).
+        sort_operands: passed to the fingerprint.
+    """
+    ev = _with_sessions(events)
+    connections = _connections(ev)
+    ops = _join_operations(ev)
+    ops = _with_identity(ops, ev)
+    ops = _with_context(ops, connections)
+    ops = _with_fingerprints(ops, sort_operands)
+    return Enriched(operations=_operation_columns(ops), connections=_connection_columns(connections))
+
+
+def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:
+    ev = events.with_columns(
+        (pl.col("file_seq").cast(pl.Int64) * POS_FILE_SHIFT + pl.col("line")).alias("pos"),
+        pl.col("conn").fill_null(UNKNOWN_ID).alias("conn_key"),
+    ).sort("server", "conn_key", "pos")
+    opened = pl.when(pl.col("kind") == "CONNECT").then(pl.col("ts"))
+    return ev.with_columns(
+        opened.forward_fill().over("server", "conn_key").fill_null(0).alias("session_key"),
+    )
+
+
+def _connections(ev: pl.DataFrame) -> pl.DataFrame:
+    kind = pl.col("kind")
+    client = ev.filter(pl.col("conn").is_not_null())
+    first = lambda expr: expr.drop_nulls().first()  # noqa: E731
+    return client.group_by(*SESSION_KEY).agg(
+        pl.col("conn").first(),
+        first(pl.when(kind == "CONNECT").then(pl.col("client_ip"))).alias("client_ip"),
+        first(pl.when(kind == "CONNECT").then(pl.col("server_ip"))).alias("server_ip"),
+        first(pl.when(kind == "CONNECT").then(pl.col("ssl"))).alias("ssl"),
+        first(pl.when(kind == "CONNECT").then(pl.col("fd"))).alias("fd"),
+        first(pl.when(kind == "HAPROXY").then(pl.col("client_ip"))).alias("proxied_ip"),
+        first(pl.when(kind == "CLOSE").then(pl.col("ts"))).alias("closed"),
+        first(pl.when(kind == "CLOSE").then(pl.col("close_code"))).alias("close_code"),
+        first(pl.when(kind == "TLS").then(pl.col("tls_version"))).alias("tls"),
+        ((kind == "EXT") & (pl.col("oid") == STARTTLS_OID)).any().alias("starttls"),
+        ((kind == "BIND") & ~pl.col("internal")).sum().cast(pl.Int64).alias("binds"),
+        (kind.is_in([*PAIRED_VERBS, *LONE_VERBS]) & ~pl.col("internal")).sum()
+        .cast(pl.Int64).alias("operations"),
+        pl.col("ts").min().alias("first_seen"),
+        pl.col("ts").max().alias("last_seen"),
+    ).with_columns(
+        # HAProxy: the real client is the address the proxy reported (§4.2)
+        pl.coalesce("proxied_ip", "client_ip").alias("client_ip"),
+        ((pl.col("client_ip") == "local") | pl.col("server_ip").str.starts_with("/"))
+        .fill_null(False).alias("ldapi"),
+        pl.when(pl.col("session_key") != 0).then(pl.col("session_key")).alias("opened"),
+    )
+
+
+def _keyed(df: pl.DataFrame) -> pl.DataFrame:
+    keys = [*SESSION_KEY, "internal", "op_key", "op_internal_key", "op_nested_key"]
+    return df.with_columns(
+        pl.col("op").fill_null(UNKNOWN_ID).alias("op_key"),
+        pl.col("op_internal").fill_null(UNKNOWN_ID).alias("op_internal_key"),
+        pl.col("op_nested").fill_null(UNKNOWN_ID).alias("op_nested_key"),
+    ).with_columns(pl.int_range(pl.len()).over(keys).alias("rank"))
+
+
+def _join_operations(ev: pl.DataFrame) -> pl.DataFrame:
+    requests = _keyed(ev.filter(pl.col("kind").is_in(PAIRED_VERBS))).select(
+        *OP_KEY, "conn", "op", "op_internal", "op_nested",
+        pl.col("kind").alias("verb"), "ts", "file", "line", "pos", *REQUEST_FIELDS,
+    )
+    results = _keyed(ev.filter(pl.col("kind") == "RESULT")).select(
+        *OP_KEY,
+        pl.col("conn").alias("r_conn"), pl.col("op").alias("r_op"),
+        pl.col("op_internal").alias("r_op_internal"), pl.col("op_nested").alias("r_op_nested"),
+        pl.col("ts").alias("result_ts"), pl.col("file").alias("result_file"),
+        pl.col("line").alias("result_line"), pl.col("pos").alias("result_pos"),
+        pl.col("dn").alias("result_dn"), pl.col("text").alias("result_text"), *RESULT_FIELDS,
+    )
+    paired = requests.join(results, on=list(OP_KEY), how="full", coalesce=True)
+    paired = paired.with_columns(
+        pl.coalesce("conn", "r_conn").alias("conn"),
+        pl.coalesce("op", "r_op").alias("op"),
+        pl.coalesce("op_internal", "r_op_internal").alias("op_internal"),
+        pl.coalesce("op_nested", "r_op_nested").alias("op_nested"),
+        # a RESULT without its request still says what it answered, by its tag
+        pl.coalesce("verb", pl.col("tag").replace_strict(TAG_VERBS, default=None,
+                                                        return_dtype=pl.String)).alias("verb"),
+    ).drop("r_conn", "r_op", "r_op_internal", "r_op_nested")
+    lone = ev.filter(pl.col("kind").is_in(LONE_VERBS)).select(
+        *SESSION_KEY, "internal", "conn", "op", "op_internal", "op_nested",
+        pl.col("kind").alias("verb"), "ts", "file", "line", "pos", "targetop", "msgid",
+        "nentries", "etime",
+    )
+    ops = pl.concat([paired, lone], how="diagonal_relaxed")
+    return _mark_abandoned(ops)
+
+
+def _mark_abandoned(ops: pl.DataFrame) -> pl.DataFrame:
+    targets = ops.filter((pl.col("verb") == "ABANDON") & ~pl.col("internal")).select(
+        *SESSION_KEY,
+        pl.col("targetop").cast(pl.Int64, strict=False).alias("op"),
+        pl.lit(True).alias("abandoned"),
+    ).drop_nulls("op").unique()
+    ops = ops.join(targets, on=[*SESSION_KEY, "op"], how="left")
+    return ops.with_columns(
+        (pl.col("abandoned").fill_null(False) & (pl.col("verb") != "ABANDON")).alias("abandoned")
+    )
+
+
+def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
+    bound = pl.when(pl.col("err") == 0).then(pl.coalesce("result_dn", "dn")).otherwise(pl.lit(""))
+    bind_changes = ops.filter(
+        (pl.col("verb") == "BIND") & pl.col("result_pos").is_not_null() & ~pl.col("internal")
+    ).select(*SESSION_KEY, pl.col("result_pos").alias("pos"), bound.alias("identity"))
+    other_changes = ev.filter(
+        (pl.col("kind") == "AUTOBIND") | ((pl.col("kind") == "TLS") & pl.col("dn").is_not_null())
+    ).select(*SESSION_KEY, "pos", pl.col("dn").alias("identity"))
+    changes = pl.concat([bind_changes, other_changes]).sort("pos")
+    ops = ops.with_columns(pl.coalesce("pos", "result_pos").alias("issued_pos")).sort("issued_pos")
+    ops = ops.join_asof(
+        changes.rename({"pos": "change_pos"}), left_on="issued_pos", right_on="change_pos",
+        by=list(SESSION_KEY), strategy="backward", allow_exact_matches=False,
+        check_sortedness=False,  # sorted by issued_pos above; groups cannot be checked
+    )
+    start = pl.when(pl.col("session_key") != 0).then(pl.lit(""))  # opened in the window: anonymous
+    identity = pl.coalesce("identity", start)
+    return ops.with_columns(
+        pl.when((pl.col("verb") == "BIND") & pl.col("result_pos").is_not_null())
+        .then(bound)   # a BIND carries the identity it established
+        .otherwise(identity).alias("bind_dn")
+    ).drop("identity", "change_pos", "issued_pos")
+
+
+def _with_context(ops: pl.DataFrame, connections: pl.DataFrame) -> pl.DataFrame:
+    context = connections.select(*SESSION_KEY, "client_ip", "tls", "ldapi", "ssl", "starttls")
+    return ops.join(context, on=list(SESSION_KEY), how="left")
+
+
+def _with_fingerprints(ops: pl.DataFrame, sort_operands: bool) -> pl.DataFrame:
+    # Fingerprint each distinct filter once (most filters repeat), then map back.
+    distinct = ops.filter(pl.col("verb") == "SRCH").select(pl.col("filter").unique())["filter"]
+    prints = {f: fingerprint(f, sort_operands) for f in distinct.to_list() if f is not None}
+    ids = {p: fingerprint_id(p) for p in set(prints.values())}
+    notes = pl.col("notes").fill_null("")
+    is_search = pl.col("verb") == "SRCH"
+    fp = pl.col("filter").replace_strict(prints, default=None, return_dtype=pl.String)
+    return ops.with_columns(
+        pl.when(is_search).then(fp).alias("fingerprint"),
+    ).with_columns(
+        pl.col("fingerprint").replace_strict(ids, default=None, return_dtype=pl.String)
+        .alias("fingerprint_id"),
+        notes.str.contains("A", literal=True).alias("unindexed"),
+        notes.str.contains("U", literal=True).alias("partially_unindexed"),
+        notes.str.contains("P", literal=True).alias("paged"),
+    )
+
+
+OPERATION_COLUMNS = (
+    "server", "conn", "session", "op", "verb", "ts", "result_ts", "bind_dn", "client_ip",
+    "base", "scope", "filter", "fingerprint", "fingerprint_id", "attrs", "dn", "err",
+    "nentries", "wqtime", "wtime", "optime", "writetime", "etime", "notes", "details",
+    "unindexed", "partially_unindexed", "paged", "workload", "internal", "op_internal",
+    "op_nested", "tag", "result_text", "result_dn", "authzid", "method", "mech", "version",
+    "newrdn", "newsuperior", "attr", "oid", "name", "targetop", "msgid", "abandoned",
+    "options", "csn", "pr_idx", "pr_cookie", "sid", "tls", "ldapi", "ssl", "starttls",
+    "truncated", "file", "line", "result_file", "result_line",
+)
+
+
+def _operation_columns(ops: pl.DataFrame) -> pl.DataFrame:
+    utc = pl.Datetime("ns", "UTC")
+    return ops.with_columns(
+        pl.when(pl.col("session_key") != 0).then(pl.col("session_key")).cast(utc)
+        .alias("session"),
+        pl.col("ts").cast(utc), pl.col("result_ts").cast(utc),
+        pl.lit(None, pl.String).alias("workload"),
+    ).select([c for c in OPERATION_COLUMNS]).sort("server", "conn", "session", "ts", "line",
+                                                   nulls_last=True)
+
+
+CONNECTION_COLUMNS = ("server", "session", "conn", "client_ip", "server_ip", "opened", "closed",
+                      "close_code", "tls", "ldapi", "ssl", "starttls", "fd", "binds",
+                      "operations", "first_seen", "last_seen")
+
+
+def _connection_columns(conns: pl.DataFrame) -> pl.DataFrame:
+    utc = pl.Datetime("ns", "UTC")
+    return conns.with_columns(
+        pl.col("opened").cast(utc).alias("session"),
+        *(pl.col(c).cast(utc) for c in ("opened", "closed", "first_seen", "last_seen")),
+    ).select(CONNECTION_COLUMNS).sort("server", "conn", "session", nulls_last=True)

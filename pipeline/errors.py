@@ -1,0 +1,31 @@
+"""Exception hierarchy: one base class, each subclass also a builtin.
+
+Messages follow "what: value (where), then what to do". The library raises;
+only ``cli.py`` prints and chooses the exit code.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class of every error dsaccess raises on purpose."""
+
+
+class LogParseError(PipelineError, ValueError):
+    """A log line or file could not be parsed (only with ``errors="raise"``)."""
+
+
+class FilterParseError(PipelineError, ValueError):
+    """An LDAP filter is not valid RFC 4515; carries the offset of the fault."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} at offset {position}")
+        self.position = position
+
+
+class ConfigError(PipelineError, ValueError):
+    """A command-line option or configuration file is wrong."""
+
+
+class SourceError(PipelineError, OSError):
+    """A log file or server could not be read."""

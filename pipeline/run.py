@@ -1,0 +1,357 @@
+"""The job: parse tasks → one shuffle by (server, conn) → enrich tasks → outputs.
+
+This is the only module that imports Dask. The graph is built from
+``dask.delayed`` calls and computed once, so the same graph runs on a
+LocalCluster, on an existing cluster (``tcp://host:8786``) or in one process
+(``synchronous``, for debugging).
+
+The shuffle goes through files: each parse task writes its rows of bucket
+*b* to ``STAGING/_shuffle/b/…`` and each enrich task reads one bucket's
+pieces. Memory is then bounded by the partition size, not the input size.
+On a remote cluster OUT's parent must be a filesystem every worker mounts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import polars as pl
+
+from . import aggregate, outputs
+from .enrich import enrich
+from .errors import ConfigError, PipelineError
+from .jsonlog import is_json_log, parse_json_lines
+from .logline import ParseResult, parse_lines
+from .partition import assign_buckets, split_by_bucket
+from .schema import REJECT_SCHEMA, empty_events
+from .source import Chunk, discover, parse_inputs, plan_chunks, read_chunk
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITION_MB = 128
+EXPANSION = 1.5            # Arrow bytes per log byte after parsing (measured on the sample)
+MAX_BUCKETS = 4096
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``dsaccess run`` was asked to do."""
+
+    inputs: tuple[str, ...]
+    out: Path
+    scheduler: str | None = None      # None: LocalCluster; "synchronous"; "tcp://host:port"
+    workers: int | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    servers: tuple[str, ...] = ()
+    partition_mb: int = DEFAULT_PARTITION_MB
+    sort_operands: bool = False
+    jsonl: bool = False
+    progress: bool = False
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    """What a parse task returns: small, so every enrich task can receive all of them."""
+
+    index: int
+    server: str
+    file: str
+    file_seq: int
+    lines: int                      # lines this chunk owns (for line-number offsets)
+    partial: dict[str, Any]
+    connects: tuple[int | None, int | None, int]   # first conn, last conn, restarts inside
+    problem: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BucketReport:
+    bucket: int
+    partial: dict[str, Any]
+    operations: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    summary: dict[str, Any]
+    problems: list[str]
+    stage_seconds: dict[str, float]
+
+
+def run(opts: RunOptions) -> RunResult:
+    """Run the whole job and publish ``opts.out``.
+
+    Raises:
+        ConfigError: bad inputs or options, before any log is read.
+        PipelineError: a failure that left no output.
+    """
+    started = time.perf_counter()
+    chunks = _plan(opts)
+    total_bytes = sum(c.file.size for c in chunks if c.start == 0)
+    staging = outputs.staging_dir(opts.out)
+    try:
+        with _scheduler(opts) as compute:
+            threads = compute.threads
+            buckets = _bucket_count(total_bytes, opts.partition_mb, threads)
+            scratch = staging / "_shuffle"
+            parse = [dask.delayed(parse_task, pure=False)(c, buckets, str(scratch),
+                                                          opts.since_ns, opts.until_ns)
+                     for c in chunks]
+            enrich_ = [dask.delayed(enrich_task, pure=False)(b, parse, str(scratch), str(staging),
+                                                             opts.sort_operands, opts.jsonl)
+                       for b in range(buckets)]
+            planned = time.perf_counter()
+            chunk_reports, bucket_reports = compute(parse, enrich_)
+        computed = time.perf_counter()
+        summary, problems = _finish(opts, staging, chunk_reports, bucket_reports)
+        outputs.publish(staging, opts.out)
+    except BaseException:
+        outputs.discard(staging)
+        raise
+    done = time.perf_counter()
+    stage = {
+        "plan": planned - started,
+        "parse_cpu": sum(r.seconds for r in chunk_reports),
+        "enrich_cpu": sum(r.seconds for r in bucket_reports),
+        "compute": computed - planned,
+        "write": done - computed,
+        "total": done - started,
+    }
+    return RunResult(summary=summary, problems=problems, stage_seconds=stage)
+
+
+def _plan(opts: RunOptions) -> list[Chunk]:
+    pairs = parse_inputs(list(opts.inputs))
+    if opts.servers:
+        known = {n for n, _ in pairs}
+        missing = [s for s in opts.servers if s not in known]
+        if missing:
+            raise ConfigError(f"--server not among the inputs: {', '.join(missing)} "
+                              f"(inputs name: {', '.join(sorted(known))})")
+        pairs = [(n, u) for n, u in pairs if n in opts.servers]
+    files = [f for name, url in pairs for f in discover(name, url, opts.storage_options)]
+    if not files:
+        raise ConfigError("no access logs found in the inputs (expected files named access, "
+                          "access.YYYYMMDD-HHMMSS or access.YYYYMMDD-HHMMSS.gz)")
+    return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb // 2) << 20)
+
+
+def _bucket_count(total_bytes: int, partition_mb: int, threads: int) -> int:
+    by_size = math.ceil(total_bytes * EXPANSION / (partition_mb << 20))
+    return max(1, min(MAX_BUCKETS, max(by_size, threads)))
+
+
+class _Compute:
+    def __init__(self, threads: int, client: Any = None) -> None:
+        self.threads = threads
+        self.client = client
+        self.progress = False
+
+    def __call__(self, *graphs: Any) -> Any:
+        if self.client is None:
+            return dask.compute(*graphs, scheduler="synchronous")
+        futures = self.client.compute(list(graphs))
+        if self.progress:
+            from distributed import progress
+            progress(futures)
+        return tuple(self.client.gather(futures))
+
+
+class _scheduler:
+    """Choose where the graph runs: exactly one place makes that choice."""
+
+    def __init__(self, opts: RunOptions) -> None:
+        self.opts = opts
+        self.cluster: Any = None
+        self.client: Any = None
+
+    def __enter__(self) -> _Compute:
+        opts = self.opts
+        if opts.scheduler == "synchronous":
+            os.environ.setdefault("POLARS_MAX_THREADS", str(os.cpu_count() or 1))
+            return _Compute(1)
+        from distributed import Client, LocalCluster
+        if opts.scheduler:
+            if not opts.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+                raise ConfigError(f"--scheduler: {opts.scheduler!r} is not an address "
+                                  "(use tcp://host:8786, or 'synchronous')")
+            try:
+                self.client = Client(opts.scheduler, timeout="20s")
+            except OSError as e:
+                raise PipelineError(f"cannot reach the Dask scheduler: {opts.scheduler} ({e}); "
+                                    "is `dask scheduler` running there?") from e
+        else:
+            workers = opts.workers or os.cpu_count() or 1
+            # one thread per worker process; polars inside a task gets that one thread too
+            self.cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, env={"POLARS_MAX_THREADS": "1"},
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self.cluster)
+        info = self.client.scheduler_info()
+        threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
+        compute = _Compute(threads, self.client)
+        compute.progress = opts.progress
+        return compute
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+# ---- tasks (top-level functions: they are pickled to the workers) ----
+
+
+def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
+               until_ns: int | None) -> ChunkReport:
+    """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
+    t0 = time.perf_counter()
+    f = chunk.file
+    got = read_chunk(chunk)
+    kwargs = {"server": f.server, "file": f.name, "file_seq": f.seq}
+    result: ParseResult
+    if chunk.start == 0 and is_json_log(got.data[:4096]):
+        result = parse_json_lines(got.data, **kwargs)
+    else:
+        result = parse_lines(got.data, final=got.final, **kwargs)
+    events = result.events
+    connects = _connect_marks(events)
+    if since_ns is not None:
+        events = events.filter(pl.col("ts") >= since_ns)
+    if until_ns is not None:
+        events = events.filter(pl.col("ts") < until_ns)
+    root = Path(scratch)
+    name = f"c{chunk.index:06d}"
+    if events.height:
+        for bucket, part in split_by_bucket(assign_buckets(events, buckets)).items():
+            path = root / f"b{bucket:05d}" / f"{name}.arrow"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.write_ipc(path, compression="lz4")
+    if result.rejects.height:
+        outputs.write_parquet(result.rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
+                              root / "rejects" / f"{name}.parquet")
+    partial = aggregate.chunk_partial(f.server, result.counts, events)
+    return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
+                       connects, got.problem, time.perf_counter() - t0)
+
+
+def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: str,
+                sort_operands: bool, jsonl: bool) -> BucketReport:
+    """Stage B: one bucket's events → operations (written here) and a summary partial."""
+    t0 = time.perf_counter()
+    folder = Path(scratch) / f"b{bucket:05d}"
+    pieces = sorted(folder.glob("*.arrow")) if folder.exists() else []
+    if not pieces:
+        return BucketReport(bucket, {}, 0, time.perf_counter() - t0)
+    offsets = _line_offsets(reports)
+    frames = []
+    for piece in pieces:
+        index = int(piece.stem[1:])
+        frames.append(pl.read_ipc(piece).with_columns(
+            pl.col("line") + offsets[index]))
+    events = pl.concat(frames, how="vertical")
+    enriched = enrich(events, sort_operands=sort_operands)
+    ops, conns = enriched.operations, enriched.connections
+    out = Path(staging)
+    outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
+    outputs.write_parquet(conns, Path(scratch) / "connections" / f"b{bucket:05d}.parquet")
+    if jsonl:
+        outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
+    partial = aggregate.bucket_partial(ops, conns)
+    return BucketReport(bucket, partial, ops.height, time.perf_counter() - t0)
+
+
+def _line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
+    # A chunk's first line number = lines owned by the earlier chunks of its file.
+    offsets: dict[int, int] = {}
+    seen: dict[tuple[str, int], int] = {}
+    for r in sorted(reports, key=lambda r: r.index):
+        key = (r.server, r.file_seq)
+        offsets[r.index] = seen.get(key, 0)
+        seen[key] = offsets[r.index] + r.lines
+    return offsets
+
+
+def _connect_marks(events: pl.DataFrame) -> tuple[int | None, int | None, int]:
+    conns = events.filter(pl.col("kind") == "CONNECT").sort("line")["conn"]
+    if conns.is_empty():
+        return (None, None, 0)
+    values = conns.to_list()
+    restarts = sum(1 for i, c in enumerate(values)
+                   if c == 1 or (i > 0 and c is not None and values[i - 1] is not None
+                                 and c < values[i - 1]))
+    return (values[0], values[-1], restarts)
+
+
+def _restarts(reports: list[ChunkReport]) -> dict[str, int]:
+    """Server starts seen: a ``conn=1`` open line, or a drop in the connection counter."""
+    out: dict[str, int] = {}
+    last: dict[str, int | None] = {}
+    for r in sorted(reports, key=lambda r: (r.server, r.file_seq, r.index)):
+        first, final, inside = r.connects
+        count = out.get(r.server, 0) + inside
+        prev = last.get(r.server)
+        if first is not None and first != 1 and prev is not None and first < prev:
+            count += 1
+        out[r.server] = count
+        if final is not None:
+            last[r.server] = final
+    return out
+
+
+def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
+            bucket_reports: list[BucketReport]) -> tuple[dict[str, Any], list[str]]:
+    scratch = staging / "_shuffle"
+    per_server = aggregate.combine_all([r.partial for r in chunk_reports] +
+                                       [r.partial for r in bucket_reports])
+    for r in chunk_reports:  # servers whose files held no events still appear
+        per_server.setdefault(r.server, {})
+    summary = aggregate.finalize(per_server, _restarts(chunk_reports))
+    problems = sorted({r.problem for r in chunk_reports if r.problem})
+    summary["problems"] = problems
+    _write_rejects(scratch, staging, chunk_reports)
+    conn_parts = sorted((scratch / "connections").glob("*.parquet"))
+    connections = (pl.concat([pl.read_parquet(p) for p in conn_parts])
+                   .sort("server", "conn", "session", nulls_last=True)
+                   if conn_parts else None)
+    if connections is None:  # no events at all: an empty table with the full schema
+        connections = enrich(empty_events()).connections
+    outputs.write_parquet(connections, staging / "connections.parquet")
+    if opts.jsonl:
+        outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
+                             staging / "operations.jsonl")
+    (staging / "operations").mkdir(exist_ok=True)
+    outputs.write_json(summary, staging / "summary.json")
+    outputs.discard(scratch)
+    return summary, problems
+
+
+def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> None:
+    offsets = _line_offsets(reports)
+    parts = sorted((scratch / "rejects").glob("*.parquet"))
+    if parts:
+        rejects = pl.concat([pl.read_parquet(p) for p in parts])
+        shift = pl.col("chunk").replace_strict(offsets, return_dtype=pl.Int64)
+        rejects = rejects.with_columns(pl.col("line") + shift).drop("chunk")
+        rejects = rejects.sort("server", "file", "line")
+    else:
+        rejects = pl.DataFrame(schema=dict(REJECT_SCHEMA))
+    outputs.write_parquet(rejects, staging / "rejects.parquet")
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,258 @@
+"""Find access logs and read them in newline-aligned pieces (via fsspec).
+
+This is the only module that talks to filesystems. Tasks receive a
+``Chunk`` (a URL, storage options and a byte range), never an open file, so a
+chunk sent to a Dask worker is read there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+from .errors import ConfigError, SourceError
+
+log = logging.getLogger(__name__)
+
+# access, access.YYYYMMDD-HHMMSS, optionally .gz; everything else (rotationinfo,
+# errors, audit, editor backups) is not an access log.
+LOG_NAME = re.compile(r"^access(?:\.(?P<stamp>\d{8}-\d{6}))?(?P<gz>\.gz)?$")
+READ_AHEAD = 1 << 16  # bytes read at a time past a range's end to find its last newline
+DEFAULT_CHUNK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One access log of one server, in rotation order (``seq``)."""
+
+    server: str
+    url: str
+    name: str
+    seq: int
+    size: int
+    gz: bool
+    storage_options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A byte range of a log file: the unit of work of the parse stage."""
+
+    file: LogFile
+    index: int        # global chunk number: orders chunks of a file
+    start: int
+    end: int          # exclusive; -1 means to the end of the file
+
+    @property
+    def whole_file(self) -> bool:
+        return self.start == 0 and self.end == -1
+
+
+def rotation_key(name: str) -> tuple[int, str]:
+    """Sort key: rotated files by the stamp in their name, the live ``access`` last.
+
+    >>> sorted(["access", "access.20261126-162107.gz", "access.20261126-162009"],
+    ...        key=rotation_key)
+    ['access.20261126-162009', 'access.20261126-162107.gz', 'access']
+    """
+    m = LOG_NAME.match(name)
+    if m and m["stamp"]:
+        return (0, m["stamp"])
+    return (1, name)
+
+
+def parse_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+    """Turn CLI inputs into (server, directory or glob URL) pairs.
+
+    ``NAME=PATH`` names a server; a directory whose entries are directories is a
+    fleet (one server per sub-directory); any other directory is one server
+    named after it.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in inputs:
+        name, sep, path = item.partition("=")
+        if sep and "/" not in name and "://" not in name:
+            pairs.append((name, path))
+            continue
+        fs, root = fsspec.core.url_to_fs(item)
+        if not fs.exists(root):
+            raise ConfigError(f"input not found: {item} (give a log directory, a fleet "
+                              "directory of server sub-directories, or NAME=PATH)")
+        if fs.isfile(root):
+            pairs.append((_basename(_parent(root)), item))
+            continue
+        entries = fs.ls(root, detail=True)
+        subdirs = [e["name"] for e in entries if e["type"] == "directory"]
+        has_logs = any(LOG_NAME.match(_basename(e["name"])) for e in entries
+                       if e["type"] == "file")
+        if subdirs and not has_logs:
+            pairs.extend((_basename(d), _join_url(item, _basename(d))) for d in sorted(subdirs))
+        else:
+            pairs.append((_basename(root.rstrip("/")), item))
+    names = [n for n, _ in pairs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"server named twice: {', '.join(dupes)} (use NAME=PATH to rename)")
+    return pairs
+
+
+def discover(server: str, url: str, storage_options: dict[str, Any] | None = None,
+             ) -> list[LogFile]:
+    """List one server's access logs in rotation order.
+
+    Args:
+        server: the server's name.
+        url: a directory, a single file, or a glob (``sftp://host/var/log/.../access*``).
+        storage_options: passed to fsspec (never a password).
+    """
+    options = dict(storage_options or {})
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **options)
+        if fs.isdir(path):
+            infos = [i for i in fs.ls(path, detail=True) if i["type"] == "file"]
+        elif any(ch in path for ch in "*?["):
+            infos = [fs.info(p) for p in fs.glob(path)]
+        else:
+            infos = [fs.info(path)]
+    except FileNotFoundError as e:
+        raise SourceError(f"log location not found: {url} (server {server})") from e
+    except OSError as e:
+        raise SourceError(f"cannot list logs: {url} (server {server}): {e}") from e
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    logs = []
+    for info in infos:
+        name = _basename(info["name"])
+        m = LOG_NAME.match(name)
+        if not m:
+            log.debug("not an access log, skipped: %s", info["name"])
+            continue
+        full = info["name"] if protocol in ("file", "local") else fs.unstrip_protocol(info["name"])
+        logs.append((name, full, int(info.get("size") or 0), bool(m["gz"])))
+    logs.sort(key=lambda t: rotation_key(t[0]))
+    return [LogFile(server, full, name, seq, size, gz, options)
+            for seq, (name, full, size, gz) in enumerate(logs)]
+
+
+def plan_chunks(files: list[LogFile], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[Chunk]:
+    """Cut plain files into byte ranges of about ``chunk_bytes``; a ``.gz`` is one chunk."""
+    chunks: list[Chunk] = []
+    for f in files:
+        if f.gz or f.size <= chunk_bytes:
+            chunks.append(Chunk(f, len(chunks), 0, -1))
+            continue
+        for start in range(0, f.size, chunk_bytes):
+            end = start + chunk_bytes
+            chunks.append(Chunk(f, len(chunks), start, -1 if end >= f.size else end))
+    return chunks
+
+
+@dataclass(frozen=True)
+class ChunkData:
+    """The bytes a chunk owns, and what went wrong reading them (if anything)."""
+
+    data: bytes
+    final: bool              # the data reaches the end of the file
+    problem: str | None = None
+
+
+def read_chunk(chunk: Chunk) -> ChunkData:
+    """Read the whole lines a chunk owns.
+
+    A range owns every line that *starts* inside it: it skips the partial line
+    at its start (the previous range owns it) and reads past its end to finish
+    its last line. A corrupt ``.gz`` yields the data before the damage, cut at
+    its last newline, and a ``problem`` naming the file.
+    """
+    f = chunk.file
+    try:
+        fs, path = fsspec.core.url_to_fs(f.url, **f.storage_options)
+        if f.gz:
+            return _read_gzip(fs, path, f)
+        with fs.open(path, "rb") as fh:
+            return _read_range(fh, chunk)
+    except FileNotFoundError as e:
+        raise SourceError(f"log file vanished: {f.url} (server {f.server})") from e
+    except PermissionError as e:
+        raise SourceError(f"log file not readable: {f.url} (server {f.server}); "
+                          "check its permissions") from e
+
+
+def _read_range(fh: Any, chunk: Chunk) -> ChunkData:
+    start = chunk.start
+    if start > 0:
+        fh.seek(start - 1)
+        if fh.read(1) != b"\n":  # mid-line: that line belongs to the previous range
+            _skip_to_newline(fh)
+    begin = fh.tell()
+    if chunk.end == -1:
+        return ChunkData(fh.read(), final=True)
+    if begin >= chunk.end:
+        return ChunkData(b"", final=False)
+    body = fh.read(chunk.end - begin)
+    if body.endswith(b"\n"):
+        return ChunkData(body, final=False)
+    parts = [body]
+    while True:
+        block = fh.read(READ_AHEAD)
+        if not block:
+            return ChunkData(b"".join(parts), final=True)
+        cut = block.find(b"\n")
+        if cut >= 0:
+            parts.append(block[: cut + 1])
+            return ChunkData(b"".join(parts), final=False)
+        parts.append(block)
+
+
+def _skip_to_newline(fh: Any) -> None:
+    while True:
+        block = fh.read(READ_AHEAD)
+        if not block:
+            return
+        cut = block.find(b"\n")
+        if cut >= 0:
+            fh.seek(fh.tell() - len(block) + cut + 1)
+            return
+
+
+def _read_gzip(fs: Any, path: str, f: LogFile) -> ChunkData:
+    out: list[bytes] = []
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    fed = False  # the current gzip member has received input
+    with fs.open(path, "rb") as fh:
+        try:
+            while block := fh.read(1 << 20):
+                while block:
+                    out.append(inflater.decompress(block))
+                    fed = True
+                    block = b""
+                    if inflater.eof:  # a member ended; more members may follow
+                        block = inflater.unused_data
+                        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        fed = False
+            if fed and not inflater.eof:
+                raise EOFError("compressed stream ends before its end marker")
+        except (zlib.error, EOFError) as e:
+            data = b"".join(out)
+            kept = data[: data.rfind(b"\n") + 1]
+            lines = kept.count(b"\n")
+            return ChunkData(kept, final=True, problem=(
+                f"corrupt gzip: {f.url} (server {f.server}): {e}; kept the "
+                f"{lines} lines before the damage"))
+    return ChunkData(b"".join(out), final=True)
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _parent(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[0] if "/" in path.rstrip("/") else "."
+
+
+def _join_url(base: str, name: str) -> str:
+    return base.rstrip("/") + "/" + name
