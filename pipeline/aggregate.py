@@ -11,7 +11,7 @@ True
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -75,7 +75,8 @@ def _server_partial(ops: pl.DataFrame) -> Counts:
     searches = results.filter(pl.col("verb") == "SRCH")
     paired = pl.col("verb").is_in([*REQUEST_VERBS, "UNPROCESSED"])
     return {
-        "operations": {"total": client.height, **{v: int(by_verb.get(v, 0)) for v in SUMMARY_VERBS}},
+        "operations": {"total": client.height,
+                       **{v: int(by_verb.get(v, 0)) for v in SUMMARY_VERBS}},
         "internal_operations": requested.height - client.height,
         "results": {"total": results.height, "by_err": by_err},
         "searches": {
@@ -117,7 +118,8 @@ def _complete(part: Counts, restarts: int) -> Counts:
         "searches": {k: int(searches.get(k, 0))
                      for k in ("unindexed", "partially_unindexed", "paged")},
         "unmatched": {k: int(unmatched.get(k, 0)) for k in ("requests", "results")},
-        "time_range": {"first": _iso(time_range.get("first")), "last": _iso(time_range.get("last"))},
+        "time_range": {"first": _iso(time_range.get("first")),
+                       "last": _iso(time_range.get("last"))},
     }
 
 
@@ -134,5 +136,5 @@ def _iso(ns: int | None) -> str | None:
     if ns is None:
         return None
     seconds, nanos = divmod(int(ns), 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanos:09d}Z"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # distributed logs every scheduler and worker start at INFO
+        logging.getLogger("distributed").setLevel(logging.ERROR)
     try:
         return int(args.func(args))
     except ConfigError as e:
@@ -149,7 +151,7 @@ def parse_time(text: str, flag: str) -> int:
         raise ConfigError(f"{flag}: not a time: {text!r} (use 2026-11-26T16:20:10Z or "
                           "26/Nov/2026:16:20:10 +0000)") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000 - \
         int(dt.timestamp() % 1 * 0)  # whole seconds from timestamp(), sub-second from microsecond
 

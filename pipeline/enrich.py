@@ -63,7 +63,8 @@ def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
     ops = _with_identity(ops, ev)
     ops = _with_context(ops, connections)
     ops = _with_fingerprints(ops, sort_operands)
-    return Enriched(operations=_operation_columns(ops), connections=_connection_columns(connections))
+    return Enriched(operations=_operation_columns(ops),
+                    connections=_connection_columns(connections))
 
 
 def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:

@@ -21,7 +21,8 @@ from .errors import FilterParseError
 MAX_FILTER_LENGTH = 16_384   # longer text is refused before parsing (a cheap guard)
 MAX_DEPTH = 200              # deeper nesting is refused (recursion guard)
 _ATTR = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-;_]*")   # descr / numericoid, with options
-_EXT = re.compile(r"(?P<attr>[A-Za-z0-9][A-Za-z0-9.\-;_]*)?(?P<dn>:dn)?(?::(?P<rule>[A-Za-z0-9.\-_]+))?:=")
+_EXT = re.compile(r"(?P<attr>[A-Za-z0-9][A-Za-z0-9.\-;_]*)?(?P<dn>:dn)?"
+                  r"(?::(?P<rule>[A-Za-z0-9.\-_]+))?:=")
 _VALUE_STOP = "()"
 
 

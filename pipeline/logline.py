@@ -63,7 +63,7 @@ _MSG = r"(?:, (?P<text>.*?))?"
 KIND_PATTERNS = MappingProxyType({
     "CONNECT": r"^fd=(?P<fd>\d+) slot=\d+ (?P<ssl>SSL )?connection from (?P<client_ip>\S+)"
                r" to (?P<server_ip>.*?)" + _END,
-    "CLOSE": r"^fd=(?P<fd>\d+) (?:Disconnect - |closed(?: - )?)?(?P<close_reason>.*?)"
+    "CLOSE": r"^fd=(?P<fd>\d+) (?:Disconnect - |closed ?(?:- )?)?(?P<close_reason>.*?)"
              r"(?: - )?(?P<close_code>[A-Z]\d)" + _END,   # the code is always last
     "HAPROXY": r"^fd=(?P<fd>\d+) HAProxy new_address_from=(?P<client_ip>\S+)"
                r" to new_address_dest=(?P<server_ip>\S+)" + _END,
@@ -155,6 +155,11 @@ def split_lines(data: bytes) -> tuple[pl.Series, bytes]:
     >>> lines.to_list(), rest
     (['a\\n', 'bc\\n'], b'd')
     """
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # client-supplied bytes: keep the lines, lossily
+            data = data.decode("utf-8", "replace").encode("utf-8")
     arr = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
     n = len(ends)
@@ -165,12 +170,7 @@ def split_lines(data: bytes) -> tuple[pl.Series, bytes]:
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    series = pl.Series("line", pl.from_arrow(binary))
-    text = series.cast(pl.String, strict=False)
-    if text.null_count():  # invalid UTF-8 (client-supplied bytes): decode those lines lossily
-        bad = text.is_null()
-        fixed = [b.decode("utf-8", "replace") for b in series.filter(bad).to_list()]
-        text = text.scatter(bad.arg_true(), fixed)
+    text = pl.Series("line", pl.from_arrow(binary)).cast(pl.String)
     return text.rename("line"), data[cut:]
 
 
@@ -359,7 +359,8 @@ def _kind(body: pl.Expr) -> pl.Expr:
             .when(body.str.contains(r"^fd=\d+ HAProxy ")).then(pl.lit("HAPROXY"))
             .otherwise(pl.lit("CLOSE"))
         )
-        .when(body.str.contains(r"^(?:(?:TLS|SSL)[\d.]+ |Netscape Portable Runtime error |SSL failed)"))
+        .when(body.str.contains(
+            r"^(?:(?:TLS|SSL)[\d.]+ |Netscape Portable Runtime error |SSL failed)"))
         .then(pl.lit("TLS"))
         .otherwise(word.replace_strict(dict(FIRST_WORD_KINDS), default=None))
     )

@@ -182,6 +182,8 @@ class _scheduler:
             os.environ.setdefault("POLARS_MAX_THREADS", str(os.cpu_count() or 1))
             return _Compute(1)
         from distributed import Client, LocalCluster
+        if not log.isEnabledFor(logging.DEBUG):  # it logs every worker start at INFO
+            logging.getLogger("distributed").setLevel(logging.ERROR)
         if opts.scheduler:
             if not opts.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
                 raise ConfigError(f"--scheduler: {opts.scheduler!r} is not an address "
@@ -196,7 +198,7 @@ class _scheduler:
             # one thread per worker process; polars inside a task gets that one thread too
             self.cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, env={"POLARS_MAX_THREADS": "1"},
+                dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)

@@ -1,0 +1,91 @@
+"""The command line: output, exit codes and error wording."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser, main
+
+from .conftest import SAMPLE
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_fingerprint_command_prints_the_canonical_example(capsys: pytest.CaptureFixture) -> None:
+    assert main(["fingerprint", "(&(objectClass=inetOrgPerson)(|(cn=ckerr)(uid=ckerr)"
+                 "(mail=ckerr)))", "(uid=a"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "(&(objectClass=inetOrgPerson)(|(cn=...)(uid=...)(mail=...)))",
+        "<unparsed:expected ')'>"]
+
+
+def test_fingerprint_reads_stdin() -> None:
+    done = subprocess.run([sys.executable, "-m", "pipeline", "fingerprint", "--id"],
+                          input="(uid=a)\n(uid=b)\n", capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["e17f27b49f526474  (uid=...)"] * 2
+
+
+def test_run_writes_outputs_and_prints_a_summary(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    assert main(["run", f"b={SAMPLE}/real389b", "-o", str(out), "--scheduler", "synchronous",
+                 "--jsonl"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"connections {summary['connections']:,}" in printed
+    first = json.loads((out / "operations.jsonl").open().readline())
+    assert {"verb", "bind_dn", "ts", "file", "line"} <= set(first)
+    n = sum(1 for _ in (out / "operations.jsonl").open())
+    assert n > 10_000
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "nowhere", "-o", "x"], "input not found: nowhere"),
+    (["run", str(SAMPLE), "-o", "x", "--since", "yesterday"], "--since: not a time"),
+    (["run", str(SAMPLE), "-o", "x", "--workers", "0"], "--workers must be at least 1"),
+    (["run", str(SAMPLE), "-o", "x", "--scheduler", "localhost"], "is not an address"),
+    (["run", str(SAMPLE), "-o", "x", "--server", "nope"], "--server not among the inputs"),
+    (["run", str(SAMPLE), "-o", "x", "--since", "2026-11-27T00:00:00Z", "--until",
+      "2026-11-26T00:00:00Z"], "--until must be after --since"),
+], ids=["missing input", "bad time", "zero workers", "bad scheduler", "unknown server",
+        "reversed window"])
+def test_usage_errors_name_the_flag_and_exit_64(args: list[str], message: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    args = [a if a != "x" else str(tmp_path / "x") for a in args]
+    assert main(args) == 64
+    err = capsys.readouterr().err
+    assert err.startswith("dsaccess: error: ") and message in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_corrupt_gzip_gives_exit_2_and_keeps_the_rest(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    logs = tmp_path / "logs" / "ds1"
+    logs.mkdir(parents=True)
+    blob = (SAMPLE / "real389b" / "access.20261126-112018.gz").read_bytes()
+    (logs / "access.20261126-112018.gz").write_bytes(blob[: len(blob) // 3])
+    (logs / "access").write_bytes((SAMPLE / "real389b" / "access").read_bytes())
+    out = tmp_path / "out"
+    assert main(["run", str(logs), "-o", str(out), "--scheduler", "synchronous", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt gzip" in err and "access.20261126-112018.gz" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problems"] and summary["lines"]["total"] > 5360
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = README.read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert parser.description, name
+        assert f"dsaccess {name}" in readme, name
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (name, action.option_strings)
+                assert any(opt in readme for opt in action.option_strings), \
+                    (name, action.option_strings)

@@ -1,0 +1,142 @@
+"""Sessions, joins and bind identity on small logs whose truth is known by construction."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.enrich import enrich
+from pipeline.logline import parse_lines
+
+
+def _ts(sec: int, ns: int = 0) -> str:
+    return f"[26/Nov/2026:16:{sec // 60:02d}:{sec % 60:02d}.{ns:09d} +0000]"
+
+
+def _ops(*files: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    parts = [parse_lines(("\n".join(lines) + "\n").encode(), server="ds", file=f"f{i}",
+                         file_seq=i).events for i, lines in enumerate(files)]
+    e = enrich(pl.concat(parts))
+    return e.operations, e.connections
+
+
+def _op(ops: pl.DataFrame, conn: int, op: int, session_nth: int = 0) -> dict:
+    rows = ops.filter((pl.col("conn") == conn) & (pl.col("op") == op)).sort("ts").to_dicts()
+    return rows[session_nth]
+
+
+RES = "RESULT err={err} tag={tag} nentries=0 wtime=0.0001 optime=0.001 etime=0.0011"
+
+
+def test_bind_identity_timeline() -> None:
+    lines = [
+        f"{_ts(0)} conn=5 fd=64 slot=64 connection from 10.0.0.9 to 10.0.0.1",
+        f'{_ts(1)} conn=5 op=0 SRCH base="" scope=0 filter="(objectClass=*)" attrs=ALL',
+        f"{_ts(1, 5)} conn=5 op=0 " + RES.format(err=0, tag=101),
+        f'{_ts(2)} conn=5 op=1 BIND dn="uid=App,dc=x" method=128 version=3',
+        f'{_ts(2, 5)} conn=5 op=1 ' + RES.format(err=0, tag=97) + ' dn="uid=app,dc=x"',
+        f'{_ts(3)} conn=5 op=2 MOD dn="uid=u1,dc=x"',
+        f"{_ts(3, 5)} conn=5 op=2 " + RES.format(err=0, tag=103),
+        f'{_ts(4)} conn=5 op=3 BIND dn="uid=bad,dc=x" method=128 version=3',
+        f"{_ts(4, 5)} conn=5 op=3 " + RES.format(err=49, tag=97),
+        f'{_ts(5)} conn=5 op=4 SRCH base="dc=x" scope=2 filter="(uid=a)" attrs=ALL',
+        f"{_ts(5, 5)} conn=5 op=4 " + RES.format(err=0, tag=101),
+        f'{_ts(6)} conn=5 op=5 BIND dn="uid=other,dc=x" method=128 version=3',
+        f"{_ts(6, 5)} conn=5 op=5 " + RES.format(err=0, tag=97),  # no dn=: request's DN
+        f'{_ts(7)} conn=5 op=6 DEL dn="uid=u2,dc=x"',
+        f"{_ts(7, 5)} conn=5 op=6 " + RES.format(err=0, tag=107),
+        f"{_ts(8)} conn=5 op=7 UNBIND",
+        f"{_ts(8, 5)} conn=5 op=7 fd=64 Disconnect - Cleanly Closed Connection - U1",
+    ]
+    ops, conns = _ops(lines)
+    expected = {0: "", 1: "uid=app,dc=x", 2: "uid=app,dc=x", 3: "", 4: "",
+                5: "uid=other,dc=x", 6: "uid=other,dc=x", 7: "uid=other,dc=x"}
+    assert {r["op"]: r["bind_dn"] for r in ops.iter_rows(named=True)} == expected
+    c = conns.row(0, named=True)
+    assert (c["client_ip"], c["close_code"], c["binds"], c["operations"]) == \
+        ("10.0.0.9", "U1", 3, 8)
+
+
+def test_autobind_and_certificate_identity() -> None:
+    ops, conns = _ops([
+        f"{_ts(0)} conn=1 fd=64 slot=64 connection from local to /run/slapd.socket",
+        f'{_ts(0, 1)} conn=1 AUTOBIND dn="cn=Directory Manager"',
+        f'{_ts(0, 2)} conn=1 op=0 MOD dn="cn=config"',
+        f"{_ts(0, 3)} conn=1 op=0 " + RES.format(err=0, tag=103),
+        f"{_ts(1)} conn=2 fd=65 slot=65 SSL connection from 10.0.0.2 to 10.0.0.1",
+        f"{_ts(1, 1)} conn=2 TLS1.3 client bound as uid=cert,dc=x",
+        f'{_ts(1, 2)} conn=2 op=0 SRCH base="dc=x" scope=2 filter="(uid=a)" attrs=ALL',
+        f"{_ts(1, 3)} conn=2 op=0 " + RES.format(err=0, tag=101),
+    ])
+    assert _op(ops, 1, 0)["bind_dn"] == "cn=Directory Manager"
+    assert _op(ops, 2, 0)["bind_dn"] == "uid=cert,dc=x"
+    by_conn = {r["conn"]: r for r in conns.iter_rows(named=True)}
+    assert by_conn[1]["ldapi"] is True and by_conn[2]["ssl"] is True
+    assert by_conn[2]["tls"] == "TLS1.3"
+
+
+def test_restart_reuses_conn_ids_across_rotated_files() -> None:
+    first = [
+        f"{_ts(0)} conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.9",
+        f'{_ts(1)} conn=1 op=0 BIND dn="uid=a,dc=x" method=128 version=3',
+        f"{_ts(1, 1)} conn=1 op=0 " + RES.format(err=0, tag=97),
+        f'{_ts(2)} conn=1 op=1 SRCH base="dc=x" scope=2 filter="(uid=a)" attrs=ALL',
+    ]
+    second = [  # the next rotated file: op=1's RESULT, then a restart reuses conn=1
+        f"{_ts(3)} conn=1 op=1 " + RES.format(err=0, tag=101),
+        f"{_ts(10)} conn=1 fd=64 slot=64 connection from 10.0.0.2 to 10.0.0.9",
+        f'{_ts(11)} conn=1 op=0 SRCH base="dc=x" scope=2 filter="(uid=b)" attrs=ALL',
+        f"{_ts(11, 1)} conn=1 op=0 " + RES.format(err=0, tag=101),
+    ]
+    ops, conns = _ops(first, second)
+    assert conns.height == 2
+    old = _op(ops, 1, 1)
+    assert (old["bind_dn"], old["file"], old["result_file"], old["line"], old["result_line"]) \
+        == ("uid=a,dc=x", "f0", "f1", 4, 1)
+    new = ops.filter((pl.col("conn") == 1) & (pl.col("op") == 0)).sort("ts").to_dicts()
+    assert [r["verb"] for r in new] == ["BIND", "SRCH"]
+    assert new[1]["bind_dn"] == "" and new[1]["client_ip"] == "10.0.0.2"
+    assert new[0]["session"] != new[1]["session"]
+
+
+def test_outstanding_operations_and_out_of_order_lines_pair_by_op() -> None:
+    ops, _ = _ops([
+        f"{_ts(0)} conn=3 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.9",
+        f'{_ts(1)} conn=3 op=0 SRCH base="dc=x" scope=2 filter="(cn=slow)" attrs=ALL',
+        f'{_ts(1, 2)} conn=3 op=1 SRCH base="dc=x" scope=2 filter="(cn=fast)" attrs=ALL',
+        f"{_ts(1, 1)} conn=3 op=1 RESULT err=0 tag=101 nentries=1 etime=0.000100000",
+        f"{_ts(9)} conn=3 op=0 RESULT err=0 tag=101 nentries=7 etime=8.000000000",
+    ])
+    assert (_op(ops, 3, 0)["nentries"], _op(ops, 3, 0)["filter"]) == (7, "(cn=slow)")
+    assert (_op(ops, 3, 1)["nentries"], _op(ops, 3, 1)["filter"]) == (1, "(cn=fast)")
+
+
+def test_before_window_abandon_persistent_internal_and_unmatched() -> None:
+    ops, conns = _ops([
+        # conn=8 opened before the window: its identity is unknown
+        f'{_ts(0)} conn=8 op=4 SRCH base="dc=x" scope=2 filter="(uid=x)" attrs=ALL',
+        f"{_ts(0, 1)} conn=8 op=4 " + RES.format(err=0, tag=101),
+        f"{_ts(0, 2)} conn=8 op=9 " + RES.format(err=0, tag=103),  # a RESULT with no request
+        f"{_ts(1)} conn=9 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.9",
+        f'{_ts(1, 1)} conn=9 op=0 SRCH base="dc=x" scope=2 filter="(objectClass=person)" '
+        'attrs="uid" options=persistent',
+        f'{_ts(1, 2)} conn=9 op=1 SRCH base="dc=x" scope=2 filter="(cn=*)" attrs=ALL',
+        f"{_ts(1, 3)} conn=9 op=2 ABANDON targetop=1 msgid=2 nentries=0 etime=0.0001000000",
+        f'{_ts(2)} conn=9 (Internal) op=3(1)(1) SRCH base="cn=config" scope=0 '
+        'filter="(objectClass=*)" attrs=ALL',
+        f"{_ts(2, 1)} conn=9 (Internal) op=3(1)(1) RESULT err=0 tag=48 nentries=1 etime=0.1",
+        f'{_ts(2, 2)} conn=9 (Internal) op=3(1)(1) SRCH base="cn=y" scope=0 '
+        'filter="(objectClass=*)" attrs=ALL',
+        f"{_ts(2, 3)} conn=9 (Internal) op=3(1)(1) RESULT err=32 tag=48 nentries=0 etime=0.2",
+    ])
+    before = _op(ops, 8, 4)
+    assert before["bind_dn"] is None and before["session"] is None
+    orphan = _op(ops, 8, 9)
+    assert (orphan["verb"], orphan["line"], orphan["result_line"]) == ("MOD", None, 3)
+    persistent = _op(ops, 9, 0)
+    assert persistent["options"] == "persistent" and persistent["result_line"] is None
+    assert _op(ops, 9, 1)["abandoned"] is True
+    assert _op(ops, 9, 2)["verb"] == "ABANDON"
+    internal = ops.filter(pl.col("internal")).sort("line")
+    assert internal.select("base", "err").rows() == [("cn=config", 0), ("cn=y", 32)]
+    assert _op(ops, 9, 1)["fingerprint"] == "(cn=*)" and \
+        _op(ops, 9, 0)["fingerprint"] == "(objectClass=person)"

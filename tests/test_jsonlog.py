@@ -1,0 +1,94 @@
+"""The 3.x JSON access log maps onto the same events as the text format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.jsonlog import is_json_log, parse_json_lines
+
+# Verbatim and constructed examples of 389ds-access-log.md §11.4.
+EXAMPLES = [
+    '{"header":{"version":"389-Directory/3.3.0 B2026.150.0000","instance":"ldap1:636 (/etc/dirsrv/slapd-ldap1)"}}',
+    '{"local_time":"2026-05-30T10:00:00.000000001 +0000","operation":"CONNECTION","key":"1780135200-1","conn_id":1,"fd":64,"slot":64,"tls":false,"client_ip":"192.0.2.10","server_ip":"192.0.2.1"}',
+    '{"local_time":"2026-05-30T10:00:00.000000002 +0000","operation":"HAPROXY","key":"1780135200-1","conn_id":1,"fd":64,"haproxy_ip":"198.51.100.7","haproxy_destip":"192.0.2.1"}',
+    '{"local_time":"2026-05-30T10:00:00.000000003 +0000","operation":"TLS_INFO","key":"1780135200-1","conn_id":1,"tls_version":"TLS1.3","cipher":"AES-GCM","keysize":256}',
+    '{"local_time":"2026-05-30T10:00:00.000000004 +0000","operation":"BIND","key":"1780135200-1","conn_id":1,"op_id":0,"bind_dn":"uid=app,ou=People,dc=example,dc=com","version":3,"method":"128"}',
+    '{"local_time":"2026-05-30T10:00:00.000000005 +0000","operation":"RESULT","key":"1780135200-1","conn_id":1,"op_id":0,"msg":"SASL bind in progress","tag":97,"err":0,"nentries":0,"client_ip":"192.0.2.10","bind_dn":"uid=app,ou=people,dc=example,dc=com","wqtime":"0.000010000","wtime":"0.000020000","optime":"0.000900000","etime":"0.000930000"}',
+    '{"local_time":"2026-05-30T10:00:00.000000006 +0000","operation":"MODIFY","key":"1780135200-1","conn_id":1,"op_id":1,"target_dn":"uid=u1,ou=People,dc=example,dc=com"}',
+    '{"local_time":"2026-05-30T10:00:00.000000007 +0000","operation":"COMPARE","key":"1780135200-1","conn_id":1,"op_id":2,"target_dn":"cn=g,dc=example,dc=com","cmp_attr":"member"}',
+    '{"local_time":"2026-05-30T10:00:00.000000008 +0000","operation":"EXTENDED_OP","key":"1780135200-1","conn_id":1,"op_id":3,"oid":"1.3.6.1.4.1.4203.1.11.1","oid_name":"...","name":"passwd_modify_plugin"}',
+    '{"local_time":"2026-05-30T10:00:00.000000009 +0000","operation":"ABANDON","key":"1780135200-1","conn_id":1,"op_id":5,"etime":"0.0001234567","nentries":3,"msgid":5,"target_op":"4"}',
+    '{"local_time":"2026-05-30T10:00:00.000000010 +0000","operation":"UNBIND","key":"1780135200-1","conn_id":1,"op_id":6}',
+    '{"local_time":"2026-05-30T10:00:00.000000011 +0000","operation":"DISCONNECT","key":"1780135200-1","conn_id":1,"op_id":6,"fd":64,"close_reason":"Cleanly Closed Connection - U1"}',
+    '{"local_time":"2026-05-30T10:00:00.000000012 +0000","operation":"SEARCH","key":"0-0","conn_id":0,"op_id":0,"internal_op":true,"op_internal_id":1,"op_internal_nested_count":0,"base_dn":"cn=config","scope":0,"filter":"(objectClass=*)"}',
+    '{"local_time":"2025-07-28T23:41:31.435371287 +0000","operation":"RESULT","key":"1753746090-1","conn_id":1,"op_id":7,"msg":" - Invalid attribute in filter - results may not be complete.","tag":101,"err":0,"nentries":0,"wtime":"0.000200687","optime":"0.081066609","etime":"0.081264698","client_ip":"127.0.0.1","notes":[{"note":"F","description":"Filter Element Missing From Schema","filter":"(idontexist=*)"}]}',
+]
+
+
+def _parse(lines: list[str]):
+    return parse_json_lines(("\n".join(lines) + "\n").encode(), server="ds3", file="access")
+
+
+def test_every_documented_event_kind() -> None:
+    r = _parse(EXAMPLES)
+    assert r.counts == {"total": 14, "parsed": 13, "rejected": 0, "header": 1, "blank": 0}
+    rows = r.events.to_dicts()
+    kinds = [row["kind"] for row in rows]
+    assert kinds == ["CONNECT", "HAPROXY", "TLS", "BIND", "RESULT", "MOD", "CMP", "EXT",
+                     "ABANDON", "UNBIND", "CLOSE", "SRCH", "RESULT"]
+    connect, haproxy, tls, bind, result, mod, cmp_, ext, abandon, unbind, close, srch, res2 = rows
+    assert (connect["client_ip"], connect["server_ip"], connect["ssl"]) == \
+        ("192.0.2.10", "192.0.2.1", False)
+    assert haproxy["client_ip"] == "198.51.100.7"
+    assert tls["tls_version"] == "TLS1.3"
+    assert (bind["dn"], bind["method"], bind["version"]) == \
+        ("uid=app,ou=People,dc=example,dc=com", "128", 3)
+    assert result["dn"] == "uid=app,ou=people,dc=example,dc=com"
+    assert result["text"] is None  # "SASL bind in progress" on a success is the server's quirk
+    assert result["wqtime"] == pytest.approx(1e-5) and result["etime"] == pytest.approx(0.00093)
+    assert mod["dn"] == "uid=u1,ou=People,dc=example,dc=com"
+    assert cmp_["attr"] == "member"
+    assert (ext["oid"], ext["name"]) == ("1.3.6.1.4.1.4203.1.11.1", "passwd_modify_plugin")
+    assert (abandon["targetop"], abandon["msgid"]) == ("4", 5)
+    assert abandon["etime"] == pytest.approx(0.001234567)  # 10-digit form: last nine are ns
+    assert unbind["op"] == 6
+    assert (close["close_code"], close["close_reason"]) == ("U1", "Cleanly Closed Connection")
+    assert (srch["internal"], srch["conn"], srch["op_internal"], srch["attrs"]) == \
+        (True, None, 1, "ALL")
+    assert (res2["notes"], res2["text"]) == \
+        ("F", "Invalid attribute in filter - results may not be complete.")
+    assert connect["ts"] == 1780135200_000000001 and connect["tz"] == "+0000"
+
+
+def test_json_pretty_objects_span_lines() -> None:
+    pretty = [json.dumps(json.loads(e), indent=2) for e in EXAMPLES[1:4]]
+    text = "\n".join(pretty)
+    r = parse_json_lines((text + "\n").encode(), server="ds3", file="access")
+    n_lines = text.count("\n") + 1
+    assert r.counts == {"total": n_lines, "parsed": n_lines, "rejected": 0, "header": 0,
+                        "blank": 0}
+    assert r.events["kind"].to_list() == ["CONNECT", "HAPROXY", "TLS"]
+    assert r.events["line"].to_list()[0] == 1
+
+
+def test_event_cut_at_2048_bytes_is_a_reject() -> None:
+    cut = EXAMPLES[12][:120] + "...}"
+    r = _parse([EXAMPLES[1], cut, EXAMPLES[10]])
+    assert r.counts == {"total": 3, "parsed": 2, "rejected": 1, "header": 0, "blank": 0}
+    assert r.rejects.row(0, named=True)["reason"] == \
+        "JSON event cut at the server's 2048-byte limit"
+    assert r.rejects.row(0, named=True)["line"] == 2
+
+
+def test_unknown_operation_and_bad_time_are_rejects() -> None:
+    r = _parse(['{"local_time":"x","operation":"BIND"}', '{"operation":"NOPE","local_time":'
+                '"2026-05-30T10:00:00.000000001 +0000"}', "[not json"])
+    assert r.counts["rejected"] == 3
+    assert r.rejects["reason"].to_list()[:2] == ["bad local_time: 'x'",
+                                                 "unknown JSON operation: 'NOPE'"]
+
+
+def test_detection_by_first_bytes() -> None:
+    assert is_json_log(b'  \n{"header":1}') and not is_json_log(b"\t389-Directory/2.3.1")

@@ -1,0 +1,147 @@
+"""The whole job on the bundled real sample, cross-checked against logconv."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.run import RunOptions, run
+
+from .conftest import SAMPLE, logconv_numbers
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "out"
+    run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous"))
+    return out
+
+
+def _summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("server", ["real389a", "real389b"])
+def test_summary_agrees_with_logconv(sample_run: Path, server: str) -> None:
+    s = _summary(sample_run)["servers"][server]
+    lc = logconv_numbers(server)
+    ops = s["operations"]
+    internal = s["internal_operations"]
+    assert s["connections"] == lc["Total Connections"]
+    assert s["restarts"] == lc["Restarts"]  # both count each server start seen (conn=1 opens)
+    # logconv's Binds adds LDAPI AUTOBINDs to the BIND requests; its v3 count is BINDs alone
+    assert ops["BIND"] == lc["LDAP v3 Binds"]
+    assert ops["BIND"] + lc["AUTOBINDs(LDAPI)"] == lc["Binds"]
+    assert ops["UNBIND"] == lc["Unbinds"]
+    assert ops["ABANDON"] == lc["Abandoned Requests"]
+    assert ops["EXT"] == lc["Extended Operations"]
+    for verb, name in [("ADD", "Adds"), ("DEL", "Deletes"), ("MODRDN", "Mod RDNs"),
+                       ("CMP", "Compares")]:
+        assert ops[verb] == lc[name], verb
+    # logconv counts internal searches and modifies with the client ones
+    ops_df = pl.read_parquet(sample_run / "operations" / f"server={server}")
+    internal_by_verb = dict(ops_df.filter(pl.col("internal") & pl.col("line").is_not_null())
+                            .group_by("verb").len().iter_rows())
+    assert sum(internal_by_verb.values()) == internal
+    assert ops["SRCH"] + internal_by_verb.get("SRCH", 0) == lc["Searches"]
+    assert ops["MOD"] + internal_by_verb.get("MOD", 0) == lc["Modifications"]
+    # logconv leaves VLV searches out of its unindexed counts and reports them apart
+    searches = s["searches"]
+    assert searches["unindexed"] == lc["Unindexed Searches"] + lc["VLV Unindexed Searches"]
+    assert searches["partially_unindexed"] == \
+        lc["Unindexed Components"] + lc["VLV Unindexed Components"]
+    assert searches["paged"] == lc["Paged Searches"]
+    # logconv counts each ABANDON line as a result
+    assert s["results"]["total"] + ops["ABANDON"] == lc["Total Results"]
+    errors = {k: v for k, v in s["results"]["by_err"].items()}
+    text = (SAMPLE / f"logconv-{server}.txt").read_text()
+    for line in text.split("----- Errors -----")[1].split("-----")[0].strip().splitlines():
+        code, count = line.split()[:2]
+        assert errors[code.removeprefix("err=")] == int(count), code
+
+
+def test_line_accounting_balances(sample_run: Path) -> None:
+    s = _summary(sample_run)
+    lines = s["lines"]
+    assert lines["total"] == lines["parsed"] + lines["rejected"] + lines["header"] + \
+        lines["blank"]
+    manifest = (SAMPLE / "MANIFEST.txt").read_text()
+    import re
+    expected = sum(int(n) for n in re.findall(r"bytes\s+(\d+) lines", manifest))
+    assert lines["total"] == expected == 102_406
+    assert lines["rejected"] == 0 and pl.read_parquet(sample_run / "rejects.parquet").height == 0
+
+
+def test_every_operation_traces_to_its_lines(sample_run: Path) -> None:
+    ops = pl.read_parquet(sample_run / "operations" / "server=real389b")
+    row = ops.filter((pl.col("verb") == "SRCH") & pl.col("result_line").is_not_null()).row(
+        500, named=True)
+    log = (SAMPLE / "real389b" / row["file"]).read_text().splitlines()
+    assert f"conn={row['conn']} op={row['op']} SRCH" in log[row["line"] - 1]
+    result_log = (SAMPLE / "real389b" / row["result_file"]).read_text().splitlines()
+    assert f"conn={row['conn']} op={row['op']} RESULT" in result_log[row["result_line"] - 1]
+    assert f"nentries={row['nentries']} " in result_log[row["result_line"] - 1]
+
+
+def test_contract_columns(sample_run: Path) -> None:
+    ops = pl.scan_parquet(sample_run / "operations", hive_partitioning=True).collect_schema()
+    for col in ("server, conn, session, op, verb, ts, result_ts, bind_dn, client_ip, base, "
+                "scope, filter, fingerprint, attrs, dn, err, nentries, wtime, optime, etime, "
+                "notes, unindexed, paged, workload, internal, file, line, result_line"
+                ).split(", "):
+        assert col in ops, col
+    conns = pl.read_parquet(sample_run / "connections.parquet")
+    for col in ("server, session, conn, client_ip, opened, closed, close_code, tls, ldapi, "
+                "binds, operations").split(", "):
+        assert col in conns.columns, col
+    assert pl.read_parquet(sample_run / "rejects.parquet").columns == \
+        ["server", "file", "line", "text", "reason"]
+    s = _summary(sample_run)
+    assert list(s)[:11] == ["lines", "connections", "restarts", "operations",
+                            "internal_operations", "results", "searches", "unmatched",
+                            "time_range", "servers", "problems"]
+    assert s["time_range"] == {"first": "2026-11-26T16:20:10.475026726Z",
+                               "last": "2026-11-26T16:22:38.851101107Z"}
+
+
+@pytest.mark.integration
+def test_same_results_on_a_multiprocess_cluster_and_any_partition_size(
+        sample_run: Path, tmp_path: Path) -> None:
+    base = _summary(sample_run)
+    ops_a = _sorted_ops(sample_run)
+    for workers, mb in [(2, 1), (1, 128)]:
+        out = tmp_path / f"w{workers}-{mb}"
+        run(RunOptions(inputs=(str(SAMPLE),), out=out, workers=workers, partition_mb=mb))
+        assert _summary(out) == base
+        assert _sorted_ops(out).equals(ops_a)
+
+
+def _sorted_ops(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "operations", hive_partitioning=True).sort(
+        "server", "file", "line", "result_file", "result_line", nulls_last=True)
+
+
+def test_rerun_replaces_output_atomically_and_failure_keeps_the_old(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(f"b={SAMPLE}/real389b",), out=out, scheduler="synchronous"))
+    before = (out / "summary.json").read_text()
+    with pytest.raises(ConfigError, match="input not found"):
+        run(RunOptions(inputs=(str(tmp_path / "missing"),), out=out, scheduler="synchronous"))
+    assert (out / "summary.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_time_window_and_server_filter(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous",
+                   servers=("real389a",), since_ns=1795710060_000000000,
+                   until_ns=1795710090_000000000))
+    s = _summary(out)
+    assert list(s["servers"]) == ["real389a"]
+    ops = pl.read_parquet(out / "operations", hive_partitioning=True)
+    ts = ops["ts"].dt.epoch("ns")
+    assert ts.min() >= 1795710060_000000000 and ts.max() < 1795710090_000000000
