@@ -93,17 +93,16 @@ KIND_PATTERNS = MappingProxyType({
     "VLV": r"^VLV (?P<text>.*?)" + _END,
     "SORT": r"^SORT (?P<text>.*?)" + _END,
     "STAT": r"^STAT (?P<text>.*?)" + _END,
-    "RESULT": r"^RESULT err=(?P<err>-?\d+) tag=(?P<tag>\d+) nentries=(?P<nentries>-?\d+)",
+    # the timing keys always come in this order when present (§7.1), whatever the version
+    "RESULT": r"^RESULT err=(?P<err>-?\d+) tag=(?P<tag>\d+) nentries=(?P<nentries>-?\d+)"
+              r"(?: wqtime=(?P<wqtime>[\d.]+))?(?: wtime=(?P<wtime>[\d.]+))?"
+              r"(?: optime=(?P<optime>[\d.]+))?(?: writetime=(?P<writetime>[\d.]+))?"
+              r"(?: etime=(?P<etime>[\d.]+))?",
 })
 
-# RESULT segments come in several orders (389ds-access-log.md §7.1), so each is
+# The other RESULT segments come in several orders (389ds-access-log.md §7.1), so each is
 # found by its key; `guard` is a cheap substring test that skips rows without it.
 RESULT_FIELDS = (
-    ("wqtime", " wqtime=", r" wqtime=([\d.]+)"),
-    ("wtime", " wtime=", r" wtime=([\d.]+)"),
-    ("optime", " optime=", r" optime=([\d.]+)"),
-    ("writetime", " writetime=", r" writetime=([\d.]+)"),
-    ("etime", " etime=", r" etime=([\d.]+)"),
     ("notes", " notes=", r" notes=([A-Z](?:,[A-Z])*)"),
     ("details", " details=", r' details="(.*?)"'),
     ("csn", " csn=", r" csn=(\S+)"),
@@ -155,23 +154,29 @@ def split_lines(data: bytes) -> tuple[pl.Series, bytes]:
     >>> lines.to_list(), rest
     (['a\\n', 'bc\\n'], b'd')
     """
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:  # client-supplied bytes: keep the lines, lossily
-            data = data.decode("utf-8", "replace").encode("utf-8")
+    text = _lines_of(data)
+    if text is None:  # invalid UTF-8 (client-supplied bytes): keep the lines, lossily
+        data = data.decode("utf-8", "replace").encode("utf-8")
+        text = _lines_of(data)
+        if text is None:
+            raise LogParseError("lossy UTF-8 decoding still gave invalid UTF-8")
+    cut = data.rfind(b"\n") + 1
+    return text, data[cut:]
+
+
+def _lines_of(data: bytes) -> pl.Series | None:
     arr = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
-    n = len(ends)
-    cut = int(ends[-1]) + 1 if n else 0
-    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
     offsets[0] = 0
     offsets[1:] = ends + 1
     binary = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    text = pl.Series("line", pl.from_arrow(binary)).cast(pl.String)
-    return text.rename("line"), data[cut:]
+    try:  # polars validates UTF-8 in bulk; the common case costs no Python decode
+        return pl.Series("line", pl.from_arrow(binary)).cast(pl.String)
+    except pl.exceptions.ComputeError:
+        return None
 
 
 def parse_lines(
@@ -273,7 +278,8 @@ def _rejects_of(df: pl.DataFrame, reason: str) -> pl.DataFrame:
     )
 
 
-def _parse_events(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _parse_events(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    df = events.lazy()  # one plan: polars shares the repeated sub-expressions
     line = pl.col("line_text")
     hires = line.str.slice(21, 1) == "."
     body_at = pl.when(hires).then(HIRES_BODY_AT).otherwise(SECONDS_BODY_AT)
@@ -303,21 +309,23 @@ def _parse_events(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.when(has_op).then(rest.str.slice(3, op_end - 3)).alias("op_tok"),
         pl.when(has_op).then(rest.str.slice(op_end + 1)).otherwise(rest).alias("body"),
     )
-    df = df.with_columns(_kind(pl.col("body")).alias("kind"), *_op_columns(df))
-    df = df.drop("after_conn", "conn_tok", "rest", "op_tok")
+    df = df.with_columns(_kind(pl.col("body")).alias("kind"), *_op_columns())
+    df = df.drop("after_conn", "conn_tok", "rest", "op_tok").collect()
 
     parsed: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
+    texts = df.select("idx", "line_text")  # only rejects need the raw line again
+    df = df.drop("line_text")
     for (kind,), part in df.partition_by("kind", as_dict=True, maintain_order=False).items():
         if kind is None:
-            rejects.append(_body_rejects(part, "unknown event keyword"))
+            rejects.append(_body_rejects(part, texts, "unknown event keyword"))
             continue
         pattern = "(?P<matched>)" + KIND_PATTERNS[kind]  # an empty group: "" when it matched
         fields = part.select(pl.col("body").str.extract_groups(pattern)).unnest("body")
         ok = fields["matched"].is_not_null()
         fields = fields.drop("matched")
         if not ok.all():
-            rejects.append(_body_rejects(part.filter(~ok), f"malformed {kind} line"))
+            rejects.append(_body_rejects(part.filter(~ok), texts, f"malformed {kind} line"))
             part, fields = part.filter(ok), fields.filter(ok)
         part = pl.concat([part, fields], how="horizontal")
         if kind == "RESULT":
@@ -366,7 +374,7 @@ def _kind(body: pl.Expr) -> pl.Expr:
     )
 
 
-def _op_columns(df: pl.DataFrame) -> list[pl.Expr]:
+def _op_columns() -> list[pl.Expr]:
     op_tok = pl.col("op_tok")
     has_nest = op_tok.str.contains(r"\(")
     nested = op_tok.str.extract_groups(r"^-?\d+\((?P<i>\d+)\)\((?P<n>\d+)\)$")
@@ -429,8 +437,8 @@ def _finish_kind(part: pl.DataFrame, kind: str) -> pl.DataFrame:
     )
 
 
-def _body_rejects(part: pl.DataFrame, reason: str) -> pl.DataFrame:
-    return part.select(
+def _body_rejects(part: pl.DataFrame, texts: pl.DataFrame, reason: str) -> pl.DataFrame:
+    return part.join(texts, on="idx", how="left").select(
         "line",
         pl.col("line_text").str.strip_chars_end("\r\n").str.slice(0, REJECT_TEXT_LIMIT)
         .alias("text"),
