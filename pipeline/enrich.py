@@ -71,10 +71,12 @@ def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:
     ev = events.with_columns(
         (pl.col("file_seq").cast(pl.Int64) * POS_FILE_SHIFT + pl.col("line")).alias("pos"),
         pl.col("conn").fill_null(UNKNOWN_ID).alias("conn_key"),
-    ).sort("server", "conn_key", "pos")
+    )
     opened = pl.when(pl.col("kind") == "CONNECT").then(pl.col("ts"))
+    # ordered within each connection only: no sort (and copy) of the whole wide table
     return ev.with_columns(
-        opened.forward_fill().over("server", "conn_key").fill_null(0).alias("session_key"),
+        opened.forward_fill().over("server", "conn_key", order_by="pos").fill_null(0)
+        .alias("session_key"),
     )
 
 

@@ -36,8 +36,10 @@ from .source import Chunk, discover, parse_inputs, plan_chunks, read_chunk
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARTITION_MB = 128
-EXPANSION = 1.5            # Arrow bytes per log byte after parsing (measured on the sample)
+DEFAULT_PARTITION_MB = 64
+# Arrow bytes per log byte after parsing (measured: 1.4 on real logs). Enrich peaks at
+# about 12x its bucket's Arrow size, so 64 MB partitions keep a task under 1 GB.
+EXPANSION = 1.5
 MAX_BUCKETS = 4096
 
 

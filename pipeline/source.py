@@ -87,9 +87,11 @@ def parse_inputs(inputs: list[str]) -> list[tuple[str, str]]:
             pairs.append((_basename(_parent(root)), item))
             continue
         entries = fs.ls(root, detail=True)
-        subdirs = [e["name"] for e in entries if e["type"] == "directory"]
+        # a symlinked server directory lists as a link: ask isdir, which follows it
+        subdirs = [e["name"] for e in entries
+                   if e["type"] == "directory" or (e.get("islink") and fs.isdir(e["name"]))]
         has_logs = any(LOG_NAME.match(_basename(e["name"])) for e in entries
-                       if e["type"] == "file")
+                       if e["name"] not in subdirs)
         if subdirs and not has_logs:
             pairs.extend((_basename(d), _join_url(item, _basename(d))) for d in sorted(subdirs))
         else:
@@ -114,7 +116,10 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
         if fs.isdir(path):
-            infos = [i for i in fs.ls(path, detail=True) if i["type"] == "file"]
+            infos = [i if not i.get("islink") else fs.info(i["name"])  # follow file links
+                     for i in fs.ls(path, detail=True)]
+            infos = [i for i in infos if i["type"] == "file" or
+                     (i.get("islink") and fs.isfile(i["name"]))]
         elif any(ch in path for ch in "*?["):
             infos = [fs.info(p) for p in fs.glob(path)]
         else:
