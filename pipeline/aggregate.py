@@ -12,10 +12,12 @@ True
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import polars as pl
 
+from . import histogram
 from .schema import REQUEST_VERBS, SUMMARY_VERBS
 
 Counts = dict[str, Any]
@@ -138,3 +140,177 @@ def _iso(ns: int | None) -> str | None:
     seconds, nanos = divmod(int(ns), 1_000_000_000)
     stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanos:09d}Z"
+
+
+# ---- aggregate tables: fingerprints, workloads, timeseries (ARCHITECTURE.md §3) ----
+
+OK_ERRORS = (0, 5, 6, 14)  # success, compare false/true, SASL bind in progress: not failures
+LATENCIES = ("etime", "wtime", "optime")
+TABLE_KEYS = MappingProxyType({
+    "fingerprints": ("fingerprint",),
+    "workloads": ("server", "workload", "bind_dn", "verb"),
+    "timeseries": ("server", "minute", "verb"),
+})
+TABLE_LATENCIES = MappingProxyType({
+    "fingerprints": LATENCIES, "workloads": LATENCIES, "timeseries": ("etime",),
+})
+TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, then the rest
+    "fingerprints": ("fingerprint", "fingerprint_id", "count", "errors", "unindexed",
+                     "partially_unindexed", "paged", "etime_sum", "etime_max", "etime_p50",
+                     "etime_p95", "etime_p99", "wtime_p50", "wtime_p95", "wtime_p99",
+                     "optime_p50", "optime_p95", "optime_p99", "nentries_sum", "bind_dns",
+                     "servers", "example", "example_base", "example_scope", "first_seen",
+                     "last_seen"),
+    "workloads": ("server", "workload", "bind_dn", "verb", "count", "errors", "unindexed",
+                  "etime_sum", "etime_max", "etime_p50", "etime_p95", "etime_p99",
+                  "wtime_p50", "wtime_p95", "wtime_p99", "optime_p50", "optime_p95",
+                  "optime_p99", "nentries_sum"),
+    "timeseries": ("server", "minute", "verb", "count", "errors", "etime_sum", "etime_p95"),
+})
+TOP_LIST_LIMIT = 10_000  # distinct bind DNs kept per fingerprint (the count is exact below it)
+
+
+def table_partials(ops: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """One bucket's partial aggregates: scalar rows, and histogram rows per latency.
+
+    Keys are strings ``"<table>"`` and ``"<table>:<latency>"``.
+    """
+    failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
+    notes = {"unindexed": pl.col("unindexed").sum(),
+             "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}
+    searches = ops.filter(pl.col("verb") == "SRCH").with_columns(
+        pl.coalesce("ts", "result_ts").alias("seen"))
+    client = ops.filter(~pl.col("internal"))
+    minute = pl.coalesce("ts", "result_ts").dt.truncate("1m").alias("minute")
+    series = client.with_columns(minute)
+    out = {
+        "fingerprints": searches.group_by("fingerprint").agg(
+            pl.col("fingerprint_id").first(),
+            pl.len().cast(pl.Int64).alias("count"),
+            failed.sum().cast(pl.Int64).alias("errors"),
+            notes["unindexed"].cast(pl.Int64),
+            pl.col("partially_unindexed").sum().cast(pl.Int64),
+            pl.col("paged").sum().cast(pl.Int64),
+            _ns_sum("etime"),
+            pl.col("etime").max().alias("etime_max"),
+            notes["nentries_sum"].cast(pl.Int64),
+            pl.col("bind_dn").drop_nulls().unique().sort().head(TOP_LIST_LIMIT)
+            .alias("bind_dn_set"),
+            pl.col("server").unique().sort().alias("server_set"),
+            pl.col("filter").drop_nulls().min().alias("example"),
+            pl.col("base").drop_nulls().min().alias("example_base"),
+            pl.col("scope").drop_nulls().min().alias("example_scope"),
+            pl.col("seen").min().alias("first_seen"),
+            pl.col("seen").max().alias("last_seen"),
+        ),
+        "workloads": client.group_by(*TABLE_KEYS["workloads"]).agg(
+            pl.len().cast(pl.Int64).alias("count"),
+            failed.sum().cast(pl.Int64).alias("errors"),
+            notes["unindexed"].cast(pl.Int64),
+            _ns_sum("etime"),
+            pl.col("etime").max().alias("etime_max"),
+            notes["nentries_sum"].cast(pl.Int64),
+        ),
+        "timeseries": series.group_by(*TABLE_KEYS["timeseries"]).agg(
+            pl.len().cast(pl.Int64).alias("count"),
+            failed.sum().cast(pl.Int64).alias("errors"),
+            _ns_sum("etime"),
+        ),
+    }
+    sources = {"fingerprints": searches, "workloads": client, "timeseries": series}
+    for table, keys in TABLE_KEYS.items():
+        for latency in TABLE_LATENCIES[table]:
+            out[f"{table}:{latency}"] = histogram.bucketize(sources[table], list(keys), latency)
+    return out
+
+
+def _ns_sum(column: str) -> pl.Expr:
+    # Sums of integer nanoseconds are exact, so any partitioning gives identical totals.
+    return (pl.col(column) * 1e9).round().cast(pl.Int64).sum().alias(f"{column}_sum_ns")
+
+
+def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """Merge partial tables (associative: any grouping of the parts gives the same result)."""
+    out: dict[str, pl.DataFrame] = {}
+    names = {name for part in parts for name in part}
+    for name in sorted(names):
+        frames = [p[name] for p in parts if name in p and p[name].height]
+        table, _, latency = name.partition(":")
+        keys = list(TABLE_KEYS[table])
+        if not frames:
+            out[name] = next(p[name] for p in parts if name in p)
+        elif latency:
+            out[name] = histogram.merge(frames, keys)
+        else:
+            out[name] = _combine_scalars(pl.concat(frames, how="vertical_relaxed"), keys)
+    return out
+
+
+def _combine_scalars(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    aggs = []
+    for column in df.columns:
+        if column in keys:
+            continue
+        if column.endswith("_set"):
+            limit = TOP_LIST_LIMIT if column == "bind_dn_set" else None
+            expr = pl.col(column).explode().drop_nulls().unique().sort()
+            aggs.append((expr.head(limit) if limit else expr).alias(column))
+        elif column.endswith("_max") or column == "last_seen":
+            aggs.append(pl.col(column).max())
+        elif column.startswith("example") or column == "first_seen":
+            aggs.append(pl.col(column).min())
+        elif column == "fingerprint_id":
+            aggs.append(pl.col(column).first())
+        else:
+            aggs.append(pl.col(column).sum())
+    return df.group_by(keys).agg(aggs)
+
+
+def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Percentiles from the merged histograms, histograms kept as list columns, rows sorted."""
+    tables = {}
+    for table, keys in TABLE_KEYS.items():
+        df = combined.get(table)
+        if df is None:
+            continue
+        keys_ = list(keys)
+        for latency in TABLE_LATENCIES[table]:
+            hist = combined.get(f"{table}:{latency}")
+            if hist is None or not hist.height:
+                qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
+                df = df.with_columns([pl.lit(None, pl.Float64).alias(q) for q in qs])
+                continue
+            pct = histogram.percentiles(hist, keys_).rename(
+                {f"p{q}": f"{latency}_p{q}" for q in (50, 95, 99)})
+            lists = histogram.as_lists(hist, keys_, latency)
+            df = df.join(pct, on=keys_, how="left", nulls_equal=True).join(
+                lists, on=keys_, how="left", nulls_equal=True)
+        df = df.with_columns((pl.col("etime_sum_ns") / 1e9).alias("etime_sum"))
+        if table == "fingerprints":
+            df = df.with_columns(
+                pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),
+                pl.col("server_set").list.join(",").alias("servers"),
+            )
+        if table == "timeseries":
+            df = df.drop([c for c in df.columns if c in ("etime_p50", "etime_p99")])
+        first = [c for c in TABLE_COLUMNS[table] if c in df.columns]
+        df = df.select(first + [c for c in df.columns if c not in first])
+        tables[table] = df.sort(keys_, nulls_last=True)
+    return tables
+
+
+def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Finished tables (from an earlier run) back into combinable partials, for ``merge``."""
+    out: dict[str, pl.DataFrame] = {}
+    for table, keys in TABLE_KEYS.items():
+        df = tables[table]
+        keys_ = list(keys)
+        for latency in TABLE_LATENCIES[table]:
+            if f"{latency}_hist_bucket" in df.columns:
+                out[f"{table}:{latency}"] = histogram.from_lists(df, keys_, latency)
+        drop = [c for c in df.columns if "_hist_" in c or any(
+            c == f"{lat}_p{q}" for lat in LATENCIES for q in (50, 95, 99))]
+        drop += [c for c in ("bind_dns", "servers") if c in df.columns and table == "fingerprints"]
+        drop += ["etime_sum"]  # recomputed from the exact etime_sum_ns
+        out[table] = df.drop(drop)
+    return out

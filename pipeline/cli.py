@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
+from .config import load_workloads
 from .errors import ConfigError, PipelineError
+from .terminal import print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 
@@ -71,11 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sort-operands", action="store_true",
                      help="fingerprint &/| operands in canonical order")
     run.add_argument("--jsonl", action="store_true", help="also write OUT/operations.jsonl")
+    run.add_argument("--workloads", type=Path, metavar="FILE",
+                     help="workload classes as CEL rules (default: the built-in classes, "
+                          "the same as conf/workloads.yaml)")
     noise = run.add_mutually_exclusive_group()
     noise.add_argument("--progress", action="store_true", default=None,
                        help="show progress even when not on a terminal")
     noise.add_argument("--quiet", action="store_true", help="no progress, no summary table")
     run.set_defaults(func=cmd_run)
+
+    merge = sub.add_parser(
+        "merge", help="combine the aggregates of several runs (e.g. seven days into a week)",
+        description="Combine summary.json and the fingerprint, workload and timeseries tables "
+                    "of several runs into OUT, without reading any log again.")
+    merge.add_argument("runs", nargs="+", metavar="RUN_DIR", help="outputs of dsaccess run")
+    merge.add_argument("-o", "--out", required=True, type=Path, help="output directory")
+    merge.add_argument("--quiet", action="store_true", help="no summary table")
+    merge.set_defaults(func=cmd_merge)
 
     fp = sub.add_parser(
         "fingerprint", help="print the fingerprint of LDAP filters",
@@ -102,18 +116,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if since is not None and until is not None and until <= since:
         raise ConfigError("--until must be after --since")
     progress = bool(args.progress) or (not args.quiet and sys.stderr.isatty())
+    workloads = load_workloads(args.workloads)
     opts = RunOptions(
         inputs=tuple(args.inputs), out=args.out, scheduler=args.scheduler,
         workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
         partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
-        progress=progress,
+        progress=progress, workloads=workloads,
     )
     result = run(opts)
     if not args.quiet:
-        _print_summary(result.summary, args.out)
+        print_summary(result.summary, result.tables, args.out)
     for problem in result.problems:
         print(f"dsaccess: warning: {problem}", file=sys.stderr)
     return EXIT_PARTIAL if result.problems else EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import merge_runs
+
+    summary, tables = merge_runs([Path(r) for r in args.runs], args.out)
+    if not args.quiet:
+        print_summary(summary, tables, args.out)
+    return EXIT_OK
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
@@ -155,20 +179,3 @@ def parse_time(text: str, flag: str) -> int:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000 - \
         int(dt.timestamp() % 1 * 0)  # whole seconds from timestamp(), sub-second from microsecond
-
-
-def _print_summary(summary: dict, out: Path) -> None:
-    lines = summary["lines"]
-    ops = summary["operations"]
-    print(f"wrote {out}")
-    print(f"lines      {lines['total']:>12,}  parsed {lines['parsed']:,}  rejected "
-          f"{lines['rejected']:,}  header {lines['header']:,}  blank {lines['blank']:,}")
-    print(f"servers    {len(summary['servers']):>12,}  connections {summary['connections']:,}  "
-          f"restarts {summary['restarts']:,}")
-    verbs = "  ".join(f"{v} {ops[v]:,}" for v in ops if v != "total" and ops[v])
-    print(f"operations {ops['total']:>12,}  {verbs}")
-    s = summary["searches"]
-    print(f"searches   unindexed {s['unindexed']:,}  partially unindexed "
-          f"{s['partially_unindexed']:,}  paged {s['paged']:,}")
-    u = summary["unmatched"]
-    print(f"unmatched  requests {u['requests']:,}  results {u['results']:,}")

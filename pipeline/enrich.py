@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .fingerprint import fingerprint, fingerprint_id
+from .fingerprint import SERVER_CUT, fingerprint, fingerprint_id
 from .schema import REQUEST_VERBS
 
 POS_FILE_SHIFT = 1 << 40   # pos = file_seq * 2**40 + line: one order across rotated files
@@ -111,19 +111,30 @@ def _connections(ev: pl.DataFrame) -> pl.DataFrame:
 
 def _keyed(df: pl.DataFrame) -> pl.DataFrame:
     keys = [*SESSION_KEY, "internal", "op_key", "op_internal_key", "op_nested_key"]
-    return df.with_columns(
+    # Client op numbers are unique within a session; internal ids repeat, so internal
+    # operations pair in order of appearance (the n-th request with the n-th RESULT).
+    df = df.with_columns(
         pl.col("op").fill_null(UNKNOWN_ID).alias("op_key"),
         pl.col("op_internal").fill_null(UNKNOWN_ID).alias("op_internal_key"),
         pl.col("op_nested").fill_null(UNKNOWN_ID).alias("op_nested_key"),
-    ).with_columns(pl.int_range(pl.len()).over(keys).alias("rank"))
+        pl.lit(0, pl.Int64).alias("rank"),
+    )
+    if not df["internal"].any():
+        return df
+    internal = df.filter(pl.col("internal")).with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).over(keys).alias("rank"))
+    return pl.concat([df.filter(~pl.col("internal")), internal], rechunk=False)
 
 
 def _join_operations(ev: pl.DataFrame) -> pl.DataFrame:
-    requests = _keyed(ev.filter(pl.col("kind").is_in(PAIRED_VERBS))).select(
-        *OP_KEY, "conn", "op", "op_internal", "op_nested",
-        pl.col("kind").alias("verb"), "ts", "file", "line", "pos", *REQUEST_FIELDS,
-    )
-    results = _keyed(ev.filter(pl.col("kind") == "RESULT")).select(
+    ids = [*SESSION_KEY, "internal", "conn", "op", "op_internal", "op_nested", "ts", "file",
+           "line", "pos"]
+    kind = pl.col("kind")
+    # narrow first, then filter: the events table is wide
+    requests = _keyed(ev.select(*ids, "kind", *REQUEST_FIELDS).filter(kind.is_in(PAIRED_VERBS))
+                      ).select(*OP_KEY, *ids[4:], kind.alias("verb"), *REQUEST_FIELDS)
+    results = _keyed(ev.select(*ids, "kind", "dn", "text", *RESULT_FIELDS)
+                     .filter(kind == "RESULT")).select(
         *OP_KEY,
         pl.col("conn").alias("r_conn"), pl.col("op").alias("r_op"),
         pl.col("op_internal").alias("r_op_internal"), pl.col("op_nested").alias("r_op_nested"),
@@ -187,14 +198,33 @@ def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_context(ops: pl.DataFrame, connections: pl.DataFrame) -> pl.DataFrame:
-    context = connections.select(*SESSION_KEY, "client_ip", "tls", "ldapi", "ssl", "starttls")
+    duration = (pl.col("closed") - pl.col("opened")) / 1e9
+    context = connections.select(*SESSION_KEY, "client_ip", "tls", "ldapi", "ssl", "starttls",
+                                 duration.alias("conn_duration"))
     return ops.join(context, on=list(SESSION_KEY), how="left")
 
 
+def shape_key(filt: pl.Expr) -> pl.Expr:
+    """A cheap, vectorised refinement of the fingerprint: equal keys, equal fingerprints.
+
+    Every run of value characters after ``=`` becomes ``?`` (``*`` and parentheses
+    stay), except objectClass values, which the fingerprint keeps; filters long
+    enough to have been cut by the server keep their length class apart.
+    """
+    protected = filt.str.replace_all(r"(?i)(\(objectclass)=", "${1}\x01")
+    masked = protected.str.replace_all(r"=[^()*]+", "=?")
+    return masked + pl.when(filt.str.len_chars() >= SERVER_CUT).then(pl.lit("#cut")).otherwise(
+        pl.lit(""))
+
+
 def _with_fingerprints(ops: pl.DataFrame, sort_operands: bool) -> pl.DataFrame:
-    # Fingerprint each distinct filter once (most filters repeat), then map back.
-    distinct = ops.filter(pl.col("verb") == "SRCH").select(pl.col("filter").unique())["filter"]
-    prints = {f: fingerprint(f, sort_operands) for f in distinct.to_list() if f is not None}
+    # Fingerprint one filter per shape (filters differ mostly in their values), map back.
+    distinct = ops.filter(pl.col("verb") == "SRCH").select(pl.col("filter").unique()).drop_nulls()
+    keyed = distinct.with_columns(shape_key(pl.col("filter")).alias("key"))
+    shapes = keyed.group_by("key").agg(pl.col("filter").min().alias("example"))
+    by_key = {k: fingerprint(f, sort_operands) for k, f in shapes.iter_rows()}
+    prints = dict(zip(keyed["filter"].to_list(),
+                      (by_key[k] for k in keyed["key"].to_list()), strict=True))
     ids = {p: fingerprint_id(p) for p in set(prints.values())}
     notes = pl.col("notes").fill_null("")
     is_search = pl.col("verb") == "SRCH"
@@ -218,7 +248,7 @@ OPERATION_COLUMNS = (
     "op_nested", "tag", "result_text", "result_dn", "authzid", "method", "mech", "version",
     "newrdn", "newsuperior", "attr", "oid", "name", "targetop", "msgid", "abandoned",
     "options", "csn", "pr_idx", "pr_cookie", "sid", "tls", "ldapi", "ssl", "starttls",
-    "truncated", "file", "line", "result_file", "result_line",
+    "conn_duration", "truncated", "file", "line", "result_file", "result_line",
 )
 
 

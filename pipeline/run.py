@@ -25,7 +25,8 @@ from typing import Any
 import dask
 import polars as pl
 
-from . import aggregate, outputs
+from . import aggregate, histogram, outputs
+from .config import DEFAULT_WORKLOADS, compiled
 from .enrich import enrich
 from .errors import ConfigError, PipelineError
 from .jsonlog import is_json_log, parse_json_lines
@@ -33,9 +34,11 @@ from .logline import ParseResult, parse_lines
 from .partition import assign_buckets, split_by_bucket
 from .schema import REJECT_SCHEMA, empty_events
 from .source import Chunk, discover, parse_inputs, plan_chunks, read_chunk
+from .workload import classify
 
 log = logging.getLogger(__name__)
 
+DEFAULT_RULES = tuple((name, when, None) for name, when in DEFAULT_WORKLOADS)
 DEFAULT_PARTITION_MB = 64
 # Arrow bytes per log byte after parsing (measured: 1.4 on real logs). Enrich peaks at
 # about 12x its bucket's Arrow size, so 64 MB partitions keep a task under 1 GB.
@@ -58,6 +61,8 @@ class RunOptions:
     sort_operands: bool = False
     jsonl: bool = False
     progress: bool = False
+    # checked CEL rules (config.load_workloads); the built-in classes by default
+    workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
     storage_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,8 +83,10 @@ class ChunkReport:
 
 @dataclass(frozen=True)
 class BucketReport:
-    bucket: int
+    """What enrich tasks return, and what combine tasks merge them into."""
+
     partial: dict[str, Any]
+    tables: dict[str, pl.DataFrame]
     operations: int
     seconds: float = 0.0
 
@@ -87,6 +94,7 @@ class BucketReport:
 @dataclass(frozen=True)
 class RunResult:
     summary: dict[str, Any]
+    tables: dict[str, pl.DataFrame]
     problems: list[str]
     stage_seconds: dict[str, float]
 
@@ -111,12 +119,14 @@ def run(opts: RunOptions) -> RunResult:
                                                           opts.since_ns, opts.until_ns)
                      for c in chunks]
             enrich_ = [dask.delayed(enrich_task, pure=False)(b, parse, str(scratch), str(staging),
-                                                             opts.sort_operands, opts.jsonl)
+                                                             opts.sort_operands, opts.jsonl,
+                                                             opts.workloads)
                        for b in range(buckets)]
+            combined = _tree(enrich_)  # partials merge on the workers; the client gets one
             planned = time.perf_counter()
-            chunk_reports, bucket_reports = compute(parse, enrich_)
+            chunk_reports, reduced = compute(parse, combined)
         computed = time.perf_counter()
-        summary, problems = _finish(opts, staging, chunk_reports, bucket_reports)
+        summary, tables, problems = _finish(opts, staging, chunk_reports, reduced)
         outputs.publish(staging, opts.out)
     except BaseException:
         outputs.discard(staging)
@@ -125,12 +135,33 @@ def run(opts: RunOptions) -> RunResult:
     stage = {
         "plan": planned - started,
         "parse_cpu": sum(r.seconds for r in chunk_reports),
-        "enrich_cpu": sum(r.seconds for r in bucket_reports),
+        "enrich_cpu": reduced.seconds,
         "compute": computed - planned,
         "write": done - computed,
         "total": done - started,
     }
-    return RunResult(summary=summary, problems=problems, stage_seconds=stage)
+    return RunResult(summary=summary, tables=tables, problems=problems, stage_seconds=stage)
+
+
+COMBINE_FAN_IN = 8
+
+
+def _tree(reports: list[Any]) -> Any:
+    """A tree of ``combine_task`` calls over delayed reports (associative merge)."""
+    level = reports
+    while len(level) > 1:
+        level = [dask.delayed(combine_task, pure=False)(level[i:i + COMBINE_FAN_IN])
+                 for i in range(0, len(level), COMBINE_FAN_IN)]
+    return level[0] if len(level) == 1 else dask.delayed(combine_task)(level)
+
+
+def combine_task(reports: list[BucketReport]) -> BucketReport:
+    """Stage C: merge bucket reports (summary counts and aggregate partials)."""
+    t0 = time.perf_counter()
+    partial = aggregate.combine_all([r.partial for r in reports])
+    tables = aggregate.combine_tables([r.tables for r in reports if r.tables])
+    return BucketReport(partial, tables, sum(r.operations for r in reports),
+                        sum(r.seconds for r in reports) + time.perf_counter() - t0)
 
 
 def _plan(opts: RunOptions) -> list[Chunk]:
@@ -233,11 +264,11 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     else:
         result = parse_lines(got.data, final=got.final, **kwargs)
     events = result.events
-    connects = _connect_marks(events)
     if since_ns is not None:
         events = events.filter(pl.col("ts") >= since_ns)
     if until_ns is not None:
         events = events.filter(pl.col("ts") < until_ns)
+    connects = _connect_marks(events)
     root = Path(scratch)
     name = f"c{chunk.index:06d}"
     if events.height:
@@ -254,13 +285,14 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
 
 
 def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: str,
-                sort_operands: bool, jsonl: bool) -> BucketReport:
-    """Stage B: one bucket's events → operations (written here) and a summary partial."""
+                sort_operands: bool, jsonl: bool,
+                workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
+    """Stage B: one bucket's events → operations (written here) and partial aggregates."""
     t0 = time.perf_counter()
     folder = Path(scratch) / f"b{bucket:05d}"
     pieces = sorted(folder.glob("*.arrow")) if folder.exists() else []
     if not pieces:
-        return BucketReport(bucket, {}, 0, time.perf_counter() - t0)
+        return BucketReport({}, {}, 0, time.perf_counter() - t0)
     offsets = _line_offsets(reports)
     frames = []
     for piece in pieces:
@@ -270,13 +302,16 @@ def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: 
     events = pl.concat(frames, how="vertical")
     enriched = enrich(events, sort_operands=sort_operands)
     ops, conns = enriched.operations, enriched.connections
+    if workloads:
+        ops = classify(ops, compiled(workloads))
     out = Path(staging)
     outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
     outputs.write_parquet(conns, Path(scratch) / "connections" / f"b{bucket:05d}.parquet")
     if jsonl:
         outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
     partial = aggregate.bucket_partial(ops, conns)
-    return BucketReport(bucket, partial, ops.height, time.perf_counter() - t0)
+    tables = aggregate.table_partials(ops)
+    return BucketReport(partial, tables, ops.height, time.perf_counter() - t0)
 
 
 def _line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
@@ -318,10 +353,9 @@ def _restarts(reports: list[ChunkReport]) -> dict[str, int]:
 
 
 def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
-            bucket_reports: list[BucketReport]) -> tuple[dict[str, Any], list[str]]:
+            reduced: BucketReport) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[str]]:
     scratch = staging / "_shuffle"
-    per_server = aggregate.combine_all([r.partial for r in chunk_reports] +
-                                       [r.partial for r in bucket_reports])
+    per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
         per_server.setdefault(r.server, {})
     summary = aggregate.finalize(per_server, _restarts(chunk_reports))
@@ -339,9 +373,31 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")
     (staging / "operations").mkdir(exist_ok=True)
-    outputs.write_json(summary, staging / "summary.json")
+    tables = aggregate.finalize_tables(reduced.tables or aggregate.table_partials(
+        enrich(empty_events()).operations))
+    write_aggregates(staging, summary, tables, run_info(opts))
     outputs.discard(scratch)
-    return summary, problems
+    return summary, tables, problems
+
+
+def run_info(opts: RunOptions) -> dict[str, Any]:
+    """What a later ``merge`` must agree on to combine this run with others."""
+    from . import __version__
+    return {
+        "version": __version__,
+        "histogram": histogram.LAYOUT,
+        "fingerprint": {"sort_operands": opts.sort_operands},
+        "workloads": [{"name": n, "when": w} for n, w, _ in opts.workloads],
+    }
+
+
+def write_aggregates(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+                     info: dict[str, Any]) -> None:
+    """summary.json, run.json and the aggregate tables: what run and merge both write."""
+    for name, table in tables.items():
+        outputs.write_parquet(table, out / f"{name}.parquet")
+    outputs.write_json(info, out / "run.json")
+    outputs.write_json(summary, out / "summary.json")
 
 
 def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> None:

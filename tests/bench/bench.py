@@ -168,8 +168,9 @@ def report(results: dict[str, dict]) -> None:
     full, half = results["run_2_workers_full"], results["run_2_workers_half"]
     one = results["run_1_worker_half"]
     print()
-    print(f"input x{full['bytes'] / half['bytes']:.2f}: time x{full['seconds'] / half['seconds']:.2f}, "
-          f"peak worker RSS x{full['peak_rss_worker_max'] / max(1, half['peak_rss_worker_max']):.2f}")
+    rss_ratio = full["peak_rss_worker_max"] / max(1, half["peak_rss_worker_max"])
+    print(f"input x{full['bytes'] / half['bytes']:.2f}: time "
+          f"x{full['seconds'] / half['seconds']:.2f}, peak worker RSS x{rss_ratio:.2f}")
     print(f"2 workers vs 1 on the same input: speed-up x{one['seconds'] / half['seconds']:.2f}")
 
 

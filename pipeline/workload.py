@@ -1,0 +1,165 @@
+"""Workload classes: ordered CEL rules, first match wins (ARCHITECTURE.md §5).
+
+Rules are compiled and checked before any log is read: a syntax error, an
+unknown variable or a rule that does not give a boolean is a ``ConfigError``
+naming the rule. Each rule is evaluated once per distinct tuple of the
+variables it uses (most operations repeat the same few tuples), then the
+answers are mapped back onto the rows.
+
+Values: a missing string is ``""``, a missing number is ``0`` (``err`` is
+``-1`` when the operation has no RESULT), a missing flag is ``false``;
+``bind_dn`` of a connection opened before the log window is ``"(unknown)"``.
+
+>>> rules = compile_rules([("svc", 'bind_dn.startsWith("uid=svc-")'), ("other", "true")])
+>>> import polars as pl
+>>> ops = pl.DataFrame({"bind_dn": ["uid=svc-a,dc=x", "", None]})
+>>> classify(ops, rules)["workload"].to_list()
+['svc', 'other', 'other']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import celpy
+import polars as pl
+from celpy import celtypes
+
+from .errors import ConfigError
+
+# CEL variable → (operations column it comes from, CEL type, value when missing)
+VARIABLES = MappingProxyType({
+    "server": ("server", celtypes.StringType, ""),
+    "bind_dn": ("bind_dn", celtypes.StringType, "(unknown)"),
+    "client_ip": ("client_ip", celtypes.StringType, ""),
+    "verb": ("verb", celtypes.StringType, ""),
+    "base": ("base", celtypes.StringType, ""),
+    "scope": ("scope", celtypes.IntType, 0),
+    "fingerprint": ("fingerprint", celtypes.StringType, ""),
+    "attrs": ("attrs", celtypes.StringType, ""),
+    "err": ("err", celtypes.IntType, -1),
+    "etime": ("etime", celtypes.DoubleType, 0.0),
+    "nentries": ("nentries", celtypes.IntType, 0),
+    "unindexed": ("unindexed", celtypes.BoolType, False),
+    "paged": ("paged", celtypes.BoolType, False),
+    "tls": ("tls", celtypes.BoolType, False),         # LDAPS, or StartTLS done (a version)
+    "conn_duration": ("conn_duration", celtypes.DoubleType, 0.0),
+})
+UNCLASSIFIED = "unclassified"   # what rows no rule matched are called
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    source: str
+    variables: tuple[str, ...]
+    line: int | None = None
+    program: Any = field(default=None, compare=False, repr=False)
+
+
+def compile_rules(rules: list[tuple[str, str]] | list[tuple[str, str, int | None]],
+                  origin: str = "workloads") -> tuple[Rule, ...]:
+    """Compile ``(name, expression[, line])`` pairs, checking each as ARCHITECTURE §5 says.
+
+    Raises:
+        ConfigError: naming the rule, its line and the fix.
+    """
+    env = celpy.Environment()
+    compiled = []
+    for item in rules:
+        name, source = item[0], item[1]
+        line = item[2] if len(item) > 2 else None  # type: ignore[misc]
+        where = f"{origin}: rule {name!r}" + (f" (line {line})" if line else "")
+        try:
+            ast = env.compile(source)
+        except Exception as e:  # celpy raises its own parse error type
+            raise ConfigError(f"{where}: not a valid CEL expression: {source!r}\n{e}") from None
+        used = sorted({t.children[0].value for t in ast.find_data("ident")})
+        unknown = [v for v in used if v not in VARIABLES]
+        if unknown:
+            raise ConfigError(f"{where}: unknown variable {', '.join(unknown)}; the variables "
+                              f"are {', '.join(VARIABLES)}")
+        program = env.program(ast)
+        sample = {v: _cel(VARIABLES[v][1], VARIABLES[v][2]) for v in used}
+        try:
+            result = program.evaluate(sample)
+        except Exception as e:  # a type error on neutral values is not proof of a bad rule,
+            result = e          # but a function CEL does not have is
+        if "undeclared reference" in str(result):
+            missing = str(result).split("undeclared reference to ")[1].split(" ")[0]
+            raise ConfigError(f"{where}: unknown function {missing}: {source!r} (CEL has "
+                              "startsWith, endsWith, contains, matches, size, ...)")
+        if isinstance(result, Exception):
+            result = celtypes.BoolType(False)
+        if not isinstance(result, celtypes.BoolType):
+            raise ConfigError(f"{where}: gives {_cel_type_name(result)}, not a boolean: "
+                              f"{source!r} (compare it, e.g. `... == \"x\"`)")
+        compiled.append(Rule(name, source, tuple(used), line, program))
+    return tuple(compiled)
+
+
+def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
+             on_evaluate: Callable[[Rule], None] | None = None) -> pl.DataFrame:
+    """Add a ``workload`` column: the first rule that holds for each row.
+
+    Args:
+        ops: operations (columns as in ``enrich.OPERATION_COLUMNS``).
+        rules: from ``compile_rules``.
+        on_evaluate: called once per rule evaluation (tests count them).
+    """
+    result = pl.Series("workload", [None] * ops.height, dtype=pl.String)
+    todo = pl.Series([True] * ops.height)
+    for rule in rules:
+        if not todo.any():
+            break
+        columns = [VARIABLES[v][0] for v in rule.variables]
+        view = ops.select(
+            pl.int_range(pl.len()).alias("_row"),
+            *(_column(ops, v) for v in rule.variables),
+        ).filter(todo)
+        distinct = view.select(columns).unique()
+        answers = []
+        for values in (distinct.iter_rows() if columns else [()]):
+            if on_evaluate:
+                on_evaluate(rule)
+            activation = {v: _cel(VARIABLES[v][1], x)
+                          for v, x in zip(rule.variables, values, strict=True)}
+            try:
+                out = rule.program.evaluate(activation)
+            except Exception:
+                out = False  # a runtime error (e.g. a bad regex on one value) is no match
+            answers.append(out is True or (isinstance(out, celtypes.BoolType) and bool(out)))
+        if columns:
+            matched = view.join(distinct.with_columns(pl.Series("_hit", answers)),
+                                on=columns, how="left", nulls_equal=True)
+            hit_rows = matched.filter(pl.col("_hit"))["_row"]
+        else:
+            hit_rows = view["_row"] if answers[0] else view["_row"].clear()
+        if hit_rows.len():
+            result = result.scatter(hit_rows, rule.name)
+            todo = todo.scatter(hit_rows, False)
+    return ops.with_columns(result.fill_null(UNCLASSIFIED))
+
+
+def _column(ops: pl.DataFrame, variable: str) -> pl.Expr:
+    column, _, missing = VARIABLES[variable]
+    if column not in ops.columns:
+        return pl.lit(missing).alias(column)
+    if variable == "tls":  # the column holds the TLS version; the variable is whether any
+        return pl.col(column).is_not_null().alias(column)
+    return pl.col(column).fill_null(missing)
+
+
+def _cel_type_name(value: Any) -> str:
+    for kind, name in ((str, "string"), (bool, "bool"), (int, "int"), (float, "double"),
+                       (list, "list"), (dict, "map")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _cel(kind: type, value: Any) -> Any:
+    return kind(value)

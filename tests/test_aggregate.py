@@ -1,0 +1,127 @@
+"""Aggregate tables, mergeable histograms and `merge`, against known truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline import aggregate, histogram
+from pipeline.errors import ConfigError
+from pipeline.merge import merge_runs
+from pipeline.run import RunOptions, run
+
+from .synth import generate
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("agg")
+    generate(root / "logs", servers=2, mb_per_server=2, rotate_mb=0.6, restarts=2)
+    out = root / "all"
+    run(RunOptions(inputs=(str(root / "logs"),), out=out, scheduler="synchronous",
+                   partition_mb=1))
+    return root, out
+
+
+def _ops(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "operations", hive_partitioning=True)
+
+
+def test_fingerprint_counts_are_exact_and_percentiles_within_one_percent(corpus) -> None:
+    _, out = corpus
+    ops = _ops(out).filter(pl.col("verb") == "SRCH")
+    fps = pl.read_parquet(out / "fingerprints.parquet")
+    assert fps["count"].sum() == ops.height
+    for row in fps.sort("count", descending=True).head(6).iter_rows(named=True):
+        mine = ops.filter(pl.col("fingerprint") == row["fingerprint"])
+        assert row["count"] == mine.height
+        assert row["unindexed"] == mine["unindexed"].sum()
+        assert row["paged"] == mine["paged"].sum()
+        assert row["nentries_sum"] == mine["nentries"].sum()
+        assert row["bind_dns"] == mine["bind_dn"].drop_nulls().n_unique()
+        assert row["etime_sum"] == pytest.approx(mine["etime"].sum(), rel=1e-9)
+        etimes = mine["etime"].drop_nulls().sort()
+        for q in (50, 95, 99):
+            exact = _nearest_rank(etimes, q / 100)
+            assert abs(row[f"etime_p{q}"] - exact) <= 0.01 * exact, (row["fingerprint"], q)
+
+
+def _nearest_rank(values: pl.Series, q: float) -> float:
+    import math
+    return values[max(0, math.ceil(q * len(values)) - 1)]
+
+
+def test_workload_and_timeseries_counts_add_up(corpus) -> None:
+    _, out = corpus
+    ops = _ops(out).filter(~pl.col("internal"))
+    work = pl.read_parquet(out / "workloads.parquet")
+    series = pl.read_parquet(out / "timeseries.parquet")
+    assert work["count"].sum() == series["count"].sum() == ops.height
+    by_verb = dict(ops.group_by("verb").len().iter_rows())
+    assert dict(work.group_by("verb").agg(pl.col("count").sum()).iter_rows()) == by_verb
+    failed = ops.filter(pl.col("err").is_not_null() & ~pl.col("err").is_in([0, 5, 6, 14]))
+    assert work["errors"].sum() == failed.height
+    assert set(work["workload"]) <= {"directory-manager", "unindexed-scans", "service-accounts",
+                                     "anonymous", "users", "other"}
+
+
+def test_histogram_merge_is_associative() -> None:
+    df = pl.DataFrame({"k": ["a", "b"] * 500, "v": [i / 997 for i in range(1000)]})
+    parts = [histogram.bucketize(df[i::3], ["k"], "v") for i in range(3)]
+    left = histogram.merge([histogram.merge(parts[:2], ["k"]), parts[2]], ["k"])
+    right = histogram.merge([parts[0], histogram.merge(parts[1:], ["k"])], ["k"])
+    whole = histogram.bucketize(df, ["k"], "v")
+    key = ["k", "bucket"]
+    assert left.sort(key).equals(right.sort(key)) and left.sort(key).equals(whole.sort(key))
+
+
+def test_merge_of_three_time_slices_equals_one_run(corpus, tmp_path: Path) -> None:
+    root, out = corpus
+    conns = pl.read_parquet(out / "connections.parquet")
+    # the generator's restarts cut every connection: slicing there splits none
+    starts = sorted(conns.filter((pl.col("conn") == 1) & (pl.col("server") == "ldap1"))
+                    ["opened"].dt.epoch("ns").to_list())
+    assert len(starts) == 3
+    bounds = [None, starts[1] - 10**9, starts[2] - 10**9, None]
+    slices = []
+    for i in range(3):
+        sliced = tmp_path / f"slice{i}"
+        run(RunOptions(inputs=(str(root / "logs"),), out=sliced, scheduler="synchronous",
+                       servers=("ldap1",), since_ns=bounds[i], until_ns=bounds[i + 1]))
+        slices.append(sliced)
+    whole = tmp_path / "ldap1"
+    run(RunOptions(inputs=(str(root / "logs"),), out=whole, scheduler="synchronous",
+                   servers=("ldap1",)))
+    merged = tmp_path / "merged"
+    summary, tables = merge_runs(slices, merged)
+    expected = json.loads((whole / "summary.json").read_text())
+    for key in ("connections", "restarts", "operations", "internal_operations", "results",
+                "searches", "unmatched", "time_range"):
+        assert summary[key] == expected[key], key
+    for name in ("fingerprints", "workloads", "timeseries"):
+        one = pl.read_parquet(whole / f"{name}.parquet")
+        assert pl.read_parquet(merged / f"{name}.parquet").equals(one), name
+        assert tables[name].equals(one)
+
+
+def test_merge_refuses_different_fingerprint_options(corpus, tmp_path: Path) -> None:
+    root, out = corpus
+    other = tmp_path / "sorted"
+    run(RunOptions(inputs=(str(root / "logs"),), out=other, scheduler="synchronous",
+                   sort_operands=True))
+    with pytest.raises(ConfigError, match="made with fingerprint"):
+        merge_runs([out, other], tmp_path / "m")
+    with pytest.raises(ConfigError, match="not the output of dsaccess run"):
+        merge_runs([out, tmp_path], tmp_path / "m")
+
+
+def test_tables_round_trip_through_partials(corpus) -> None:
+    _, out = corpus
+    tables = {n: pl.read_parquet(out / f"{n}.parquet") for n in aggregate.TABLE_KEYS}
+    again = aggregate.finalize_tables(aggregate.combine_tables(
+        [aggregate.tables_to_partials(tables)]))
+    for name, table in tables.items():
+        assert again[name].equals(table), name
