@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 OUT ?= out
 SAMPLE := tests/fixtures/real389
 
-.PHONY: install run test unit integration bench lint check clean
+.PHONY: install system-deps run test unit integration bench lint check clean
+
+# Debian packages the real-component tests use: OpenSSH's sshd (collect over SFTP).
+SYSTEM_PACKAGES := openssh-server
+SYSTEM_COMMANDS := /usr/sbin/sshd
 
 $(BIN)/dsaccess: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +19,23 @@ $(BIN)/dsaccess: pyproject.toml
 
 install: $(BIN)/dsaccess  ## virtualenv + editable install with the dev extras
 
+system-deps:  ## install the Debian packages above when root with apt (else those tests skip)
+	@missing=""; for c in $(SYSTEM_COMMANDS); do [ -x $$c ] || missing=1; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	else echo "not root or no apt-get: tests needing $(SYSTEM_PACKAGES) will be skipped"; fi
+
 run: install  ## the main job on the bundled sample (two real 389 DS 2.3.1 servers) into $(OUT)/
 	$(BIN)/dsaccess run $(SAMPLE) -o $(OUT)
 
-test: install  ## every test that needs no network (real Dask processes included)
+test: install system-deps  ## every test: real sshd, real Dask worker processes, no network
 	$(BIN)/pytest -q
 
 unit: install
 	$(BIN)/pytest -q -m "not integration"
 
-integration: install  ## tests marked integration only
+integration: install system-deps  ## tests marked integration only
 	$(BIN)/pytest -q -m integration
 
 bench: install  ## throughput (MB/s, lines/s), peak memory and scaling against in-run baselines

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sort-operands", action="store_true",
                      help="fingerprint &/| operands in canonical order")
     run.add_argument("--jsonl", action="store_true", help="also write OUT/operations.jsonl")
+    run.add_argument("--known-hosts", default="~/.ssh/known_hosts",
+                     help="known_hosts for sftp:// inputs (default ~/.ssh/known_hosts)")
+    run.add_argument("--key-file", help="private key for sftp:// inputs (default: SSH agent)")
     run.add_argument("--workloads", type=Path, metavar="FILE",
                      help="workload classes as CEL rules (default: the built-in classes, "
                           "the same as conf/workloads.yaml)")
@@ -81,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show progress even when not on a terminal")
     noise.add_argument("--quiet", action="store_true", help="no progress, no summary table")
     run.set_defaults(func=cmd_run)
+
+    col = sub.add_parser(
+        "collect", help="copy access logs from servers over SSH/SFTP into a staging folder",
+        description="Copy each configured server's access logs into STAGE/<server>/, "
+                    "incrementally and verified (MANIFEST.json), checking host keys.")
+    col.add_argument("-c", "--config", required=True, type=Path,
+                     help="servers file (see conf/servers.yaml)")
+    col.add_argument("-s", "--stage", required=True, type=Path, help="staging directory")
+    col.add_argument("--accept-new-host-keys", action="store_true",
+                     help="record unknown host keys in known_hosts (a changed key is still "
+                          "refused)")
+    col.add_argument("--since", help="skip rotated files older than this time (by their name)")
+    col.add_argument("--parallel", type=int, default=4, help="servers at once (default 4)")
+    col.add_argument("--quiet", action="store_true", help="no progress, no table")
+    col.set_defaults(func=cmd_collect)
 
     merge = sub.add_parser(
         "merge", help="combine the aggregates of several runs (e.g. seven days into a week)",
@@ -122,6 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
         partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
         progress=progress, workloads=workloads,
+        storage_options=_ssh_options(args.known_hosts, args.key_file),
     )
     result = run(opts)
     if not args.quiet:
@@ -129,6 +148,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     for problem in result.problems:
         print(f"dsaccess: warning: {problem}", file=sys.stderr)
     return EXIT_PARTIAL if result.problems else EXIT_OK
+
+
+def _ssh_options(known_hosts: str, key_file: str | None) -> dict:
+    options: dict = {"known_hosts": known_hosts}
+    if key_file:
+        if not Path(key_file).expanduser().is_file():
+            raise ConfigError(f"--key-file: not found: {key_file}")
+        options["key_filename"] = str(Path(key_file).expanduser())
+    return options
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .collect import collect
+    from .config import load_servers
+
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel must be at least 1: {args.parallel}")
+    since = None
+    if args.since:
+        since = datetime.fromtimestamp(parse_time(args.since, "--since") // 10**9,
+                                       tz=UTC).strftime("%Y%m%d-%H%M%S")
+    servers = load_servers(args.config)
+    show = not args.quiet and sys.stderr.isatty()
+    outcomes = collect(servers, args.stage, accept_new_host_keys=args.accept_new_host_keys,
+                       since=since, parallel=args.parallel,
+                       progress=_progress_printer() if show else None)
+    failed = [o for o in outcomes if not o.ok]
+    if not args.quiet or failed:
+        for o in outcomes:
+            state = "ok" if o.ok else "FAILED"
+            line = (f"{o.server:20s} {state:6s} fetched {len(o.fetched)} files, "
+                    f"{o.bytes:,} bytes; unchanged {o.skipped}")
+            if o.refused:
+                line += f"; refused {', '.join(o.refused)}"
+            if o.error:
+                line += f"\n{'':20s} {o.error}"
+            print(line, file=sys.stderr if failed else sys.stdout)
+    if len(failed) == len(outcomes):
+        return EXIT_FAILED
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _progress_printer():  # type: ignore[no-untyped-def]
+    totals: dict[str, int] = {}
+
+    def show(server: str, n: int) -> None:
+        totals[server] = totals.get(server, 0) + n
+        text = "  ".join(f"{s} {b / 2**20:,.1f} MB" for s, b in sorted(totals.items()))
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+    return show
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -177,5 +246,5 @@ def parse_time(text: str, flag: str) -> int:
                           "26/Nov/2026:16:20:10 +0000)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000 - \
-        int(dt.timestamp() % 1 * 0)  # whole seconds from timestamp(), sub-second from microsecond
+    whole = int(dt.replace(microsecond=0).timestamp())
+    return whole * 1_000_000_000 + dt.microsecond * 1000

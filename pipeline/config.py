@@ -6,6 +6,9 @@ file, the key or rule, its line, and the fix.
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +61,7 @@ def load_workloads(path: Path | None) -> tuple[tuple[str, str, int | None], ...]
     classes = data["classes"]
     if not isinstance(classes, list) or not classes:
         raise ConfigError(f"{path}: 'classes' must be a non-empty list of {{name, when}}")
-    lines = _item_lines(node)
+    lines = _item_lines(node, "classes")
     rules = []
     seen = set()
     for i, item in enumerate(classes):
@@ -87,10 +90,91 @@ def compiled(rules: tuple[tuple[str, str, int | None], ...]) -> tuple[Rule, ...]
     return compile_rules(list(rules))
 
 
-def _item_lines(node: yaml.Node | None) -> list[int]:
+def _item_lines(node: yaml.Node | None, section: str) -> list[int]:
     if not isinstance(node, yaml.MappingNode):
         return []
     for key, value in node.value:
-        if key.value == "classes" and isinstance(value, yaml.SequenceNode):
+        if key.value == section and isinstance(value, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in value.value]
     return []
+
+
+SERVER_KEYS = ("name", "host", "port", "user", "key_file", "known_hosts", "logs")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One server to collect from (conf/servers.yaml). Never holds a password."""
+
+    name: str
+    host: str
+    logs: str
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+
+    def storage_options(self, accept_new_host_keys: bool = False) -> dict[str, Any]:
+        """fsspec options for ``VerifiedSFTPFileSystem`` (paths only, no secrets)."""
+        options: dict[str, Any] = {"host": self.host, "port": self.port,
+                                   "known_hosts": self.known_hosts,
+                                   "accept_new_host_keys": accept_new_host_keys}
+        if self.user:
+            options["username"] = self.user
+        if self.key_file:
+            options["key_filename"] = self.key_file
+        return options
+
+
+def load_servers(path: Path) -> tuple[ServerConfig, ...]:
+    """Read and check ``servers.yaml`` before any connection is made."""
+    data, node = load_yaml(path)
+    if not isinstance(data, dict) or "servers" not in data:
+        raise ConfigError(f"{path}: expected a top-level 'servers' list")
+    unknown_top = sorted(set(data) - {"servers"})
+    if unknown_top:
+        raise ConfigError(f"{path}: unknown key {', '.join(unknown_top)} (allowed: servers)")
+    items = data["servers"]
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{path}: 'servers' must be a non-empty list")
+    lines = _item_lines(node, "servers")
+    servers = []
+    for i, item in enumerate(items):
+        where = f"{path}: servers[{i}] (line {lines[i] if i < len(lines) else '?'})"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a mapping of {', '.join(SERVER_KEYS)}")
+        unknown = sorted(set(item) - set(SERVER_KEYS))
+        if "password" in item:
+            raise ConfigError(f"{where}: passwords are never read from the config; use "
+                              "key_file or an SSH agent")
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {', '.join(unknown)} "
+                              f"(allowed: {', '.join(SERVER_KEYS)})")
+        for key in ("name", "host", "logs"):
+            if not item.get(key):
+                raise ConfigError(f"{where}: missing key '{key}'")
+        name = str(item["name"])
+        if not SAFE_NAME.match(name):
+            raise ConfigError(f"{where}: name {name!r} must be letters, digits, '.', '_' or "
+                              "'-' (it becomes a folder name)")
+        port = item.get("port", 22)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"{where}: port must be a number from 1 to 65535: {port!r}")
+        key_file = item.get("key_file")
+        if key_file is not None:
+            expanded = os.path.expanduser(str(key_file))
+            if not os.path.isfile(expanded):
+                raise ConfigError(f"{where}: key_file not found: {key_file} (give the path of "
+                                  "a private key, or drop key_file to use the SSH agent)")
+            key_file = expanded
+        known = os.path.expanduser(str(item.get("known_hosts", "~/.ssh/known_hosts")))
+        servers.append(ServerConfig(name=name, host=str(item["host"]), logs=str(item["logs"]),
+                                    port=port, user=item.get("user"), key_file=key_file,
+                                    known_hosts=known))
+    names = [s.name for s in servers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: server named twice: {', '.join(dupes)} (names must be "
+                          "unique: each becomes STAGE/<name>/)")
+    return tuple(servers)

@@ -165,7 +165,9 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
 
 
 def _plan(opts: RunOptions) -> list[Chunk]:
-    pairs = parse_inputs(list(opts.inputs))
+    pairs = parse_inputs(list(opts.inputs), opts.storage_options)
+    if len(opts.servers) == 1 and len(pairs) == 1 and "://" in pairs[0][1]:
+        pairs = [(opts.servers[0], pairs[0][1])]  # `run sftp://host/... --server NAME`
     if opts.servers:
         known = {n for n, _ in pairs}
         missing = [s for s in opts.servers if s not in known]

@@ -8,12 +8,15 @@ chunk sent to a Dask worker is read there.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
+import paramiko
+from fsspec.implementations.sftp import SFTPFileSystem
 
 from .errors import ConfigError, SourceError
 
@@ -53,6 +56,89 @@ class Chunk:
         return self.start == 0 and self.end == -1
 
 
+class VerifiedSFTPFileSystem(SFTPFileSystem):
+    """fsspec's SFTP filesystem, but host keys are checked against a known_hosts file.
+
+    fsspec's default accepts any unknown key (paramiko's AutoAddPolicy). Here an
+    unknown key is refused, unless ``accept_new_host_keys`` is set, which records
+    it like OpenSSH's ``StrictHostKeyChecking=accept-new``; a *changed* key is
+    always refused. Pickles as a recipe, so a Dask worker reconnects itself.
+    """
+
+    protocol = ("sftp", "ssh")
+
+    def __init__(self, host: str, known_hosts: str = "~/.ssh/known_hosts",
+                 accept_new_host_keys: bool = False, **ssh_kwargs: Any) -> None:
+        if self._cached:
+            return
+        self.known_hosts = os.path.expanduser(known_hosts)
+        self.accept_new_host_keys = accept_new_host_keys
+        ssh_kwargs.setdefault("timeout", 15)          # TCP connect
+        ssh_kwargs.setdefault("banner_timeout", 15)
+        ssh_kwargs.setdefault("auth_timeout", 15)
+        ssh_kwargs.setdefault("allow_agent", "key_filename" not in ssh_kwargs)
+        ssh_kwargs.setdefault("look_for_keys", "key_filename" not in ssh_kwargs)
+        super().__init__(host, **ssh_kwargs)
+
+    def _connect(self) -> None:
+        client = paramiko.SSHClient()
+        if os.path.exists(self.known_hosts):
+            client.load_host_keys(self.known_hosts)
+        policy: paramiko.MissingHostKeyPolicy = (
+            _AcceptNew(self.known_hosts) if self.accept_new_host_keys
+            else paramiko.RejectPolicy())
+        client.set_missing_host_key_policy(policy)
+        where = f"{self.ssh_kwargs.get('username') or ''}@{self.host}:" \
+                f"{self.ssh_kwargs.get('port', 22)}"
+        try:
+            client.connect(self.host, **self.ssh_kwargs)
+        except paramiko.BadHostKeyException as e:
+            raise SourceError(f"host key CHANGED for {where}: it does not match "
+                              f"{self.known_hosts}; if the server was rebuilt, remove its old "
+                              "line there (ssh-keygen -R) and collect again") from e
+        except paramiko.AuthenticationException as e:
+            raise SourceError(f"authentication failed for {where}: check user and key_file "
+                              f"({e})") from e
+        except paramiko.SSHException as e:
+            if "not found in known_hosts" in str(e):
+                raise SourceError(
+                    f"unknown host key for {where}: not in {self.known_hosts}; add it "
+                    "(ssh-keyscan, checked out of band) or pass --accept-new-host-keys") from e
+            raise SourceError(f"SSH failed for {where}: {e}") from e
+        except OSError as e:
+            raise SourceError(f"cannot connect to {where}: {e.strerror or e}") from e
+        self.client = client
+        self.ftp = client.open_sftp()
+        self.ftp.get_channel().settimeout(ssh_kwargs_timeout(self.ssh_kwargs))
+
+
+def ssh_kwargs_timeout(kwargs: dict[str, Any]) -> float:
+    """The read timeout of an SFTP channel (the connect timeout, at least 30 s)."""
+    return max(30.0, float(kwargs.get("timeout") or 0))
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """Record an unknown host key in known_hosts (OpenSSH's accept-new)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        keys = paramiko.HostKeys()
+        if os.path.exists(self.path):
+            keys.load(self.path)
+        keys.add(hostname, key.get_name(), key)
+        keys.save(self.path)
+        log.warning("recorded new host key for %s in %s", hostname, self.path)
+
+
+# Every sftp:// URL this process opens goes through the verified filesystem.
+fsspec.register_implementation("sftp", VerifiedSFTPFileSystem, clobber=True)
+fsspec.register_implementation("ssh", VerifiedSFTPFileSystem, clobber=True)
+
+
 def rotation_key(name: str) -> tuple[int, str]:
     """Sort key: rotated files by the stamp in their name, the live ``access`` last.
 
@@ -66,12 +152,14 @@ def rotation_key(name: str) -> tuple[int, str]:
     return (1, name)
 
 
-def parse_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+def parse_inputs(inputs: list[str], storage_options: dict[str, Any] | None = None,
+                 ) -> list[tuple[str, str]]:
     """Turn CLI inputs into (server, directory or glob URL) pairs.
 
     ``NAME=PATH`` names a server; a directory whose entries are directories is a
     fleet (one server per sub-directory); any other directory is one server
-    named after it.
+    named after it; a glob (``sftp://host/var/log/dirsrv/slapd-x/access*``) is one
+    server named after its directory.
     """
     pairs: list[tuple[str, str]] = []
     for item in inputs:
@@ -79,7 +167,10 @@ def parse_inputs(inputs: list[str]) -> list[tuple[str, str]]:
         if sep and "/" not in name and "://" not in name:
             pairs.append((name, path))
             continue
-        fs, root = fsspec.core.url_to_fs(item)
+        if any(ch in item.rsplit("/", 1)[-1] for ch in "*?["):
+            pairs.append((_basename(_parent(item.split("://", 1)[-1])), item))
+            continue
+        fs, root = fsspec.core.url_to_fs(item, **options_for(item, storage_options))
         if not fs.exists(root):
             raise ConfigError(f"input not found: {item} (give a log directory, a fleet "
                               "directory of server sub-directories, or NAME=PATH)")
@@ -112,7 +203,7 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
         url: a directory, a single file, or a glob (``sftp://host/var/log/.../access*``).
         storage_options: passed to fsspec (never a password).
     """
-    options = dict(storage_options or {})
+    options = options_for(url, storage_options)
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
         if fs.isdir(path):
@@ -136,7 +227,7 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
         if not m:
             log.debug("not an access log, skipped: %s", info["name"])
             continue
-        full = info["name"] if protocol in ("file", "local") else fs.unstrip_protocol(info["name"])
+        full = info["name"] if protocol in ("file", "local") else _remote_url(url, info["name"])
         logs.append((name, full, int(info.get("size") or 0), bool(m["gz"])))
     logs.sort(key=lambda t: rotation_key(t[0]))
     return [LogFile(server, full, name, seq, size, gz, options)
@@ -249,6 +340,33 @@ def _read_gzip(fs: Any, path: str, f: LogFile) -> ChunkData:
                 f"corrupt gzip: {f.url} (server {f.server}): {e}; kept the "
                 f"{lines} lines before the damage"))
     return ChunkData(b"".join(out), final=True)
+
+
+def remote_listing(pattern: str, options: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """Connect (a fresh connection) and list the files a remote glob matches."""
+    fs = VerifiedSFTPFileSystem(skip_instance_cache=True, **options)
+    try:
+        paths = fs.glob(pattern)
+        infos = [fs.info(p) for p in paths]
+    except FileNotFoundError:
+        infos = []
+    return fs, [i for i in infos if i.get("type") == "file"]
+
+
+def remote_open(fs: Any, path: str) -> Any:
+    """Open a remote file for reading (a context manager)."""
+    return fs.open(path, "rb", block_size=1 << 20)
+
+
+def _remote_url(base: str, path: str) -> str:
+    # keep user, host and port: fsspec's unstrip_protocol drops them for sftp
+    scheme, rest = base.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}/{path.lstrip('/')}"
+
+
+def options_for(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """SSH options apply to sftp:// URLs only (local paths take none)."""
+    return dict(storage_options or {}) if url.startswith(("sftp://", "ssh://")) else {}
 
 
 def _basename(path: str) -> str:

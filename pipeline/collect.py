@@ -1,0 +1,288 @@
+"""``dsaccess collect``: copy access logs from many servers into a staging area.
+
+For each server, ``STAGE/<server>/`` receives its logs and ``MANIFEST.json``
+says what was collected (size, remote mtime, sha256, and for the live file the
+offset and a fingerprint of its head). A collect is incremental and safe:
+
+- rotated files (``access.YYYYMMDD-HHMMSS[.gz]``) never change: each is fetched
+  once, into a hidden ``.NAME.part`` file that is renamed only when complete and
+  verified; an interrupted transfer resumes from the part file next time;
+- the live ``access`` grows: only the new complete lines are fetched, and the
+  local copy is replaced by a longer one, never rewritten shorter;
+- when the live file was rotated (it shrank, or its head changed), the old local
+  copy is moved to ``STAGE/<server>/.retired/`` (kept, out of the runs' sight),
+  because the rotated file that now holds those lines is fetched in full;
+- nothing in STAGE is deleted or truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import ServerConfig
+from .errors import SourceError
+from .source import LOG_NAME, remote_listing, remote_open
+
+log = logging.getLogger(__name__)
+
+HEAD_BYTES = 4096           # identity of the live file: a hash of its first bytes
+BLOCK = 1 << 20
+RETRIES = 3
+BACKOFF_SECONDS = 1.0
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass
+class ServerOutcome:
+    """What collecting one server did."""
+
+    server: str
+    fetched: list[str] = field(default_factory=list)
+    bytes: int = 0
+    skipped: int = 0
+    refused: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+Progress = Callable[[str, int], None]  # (server, bytes just copied)
+
+
+def collect(servers: tuple[ServerConfig, ...], stage: Path, *, accept_new_host_keys: bool = False,
+            since: str | None = None, parallel: int = 4,
+            progress: Progress | None = None) -> list[ServerOutcome]:
+    """Collect every server (in parallel, bounded); one failure does not stop the others.
+
+    Args:
+        servers: from ``config.load_servers``.
+        stage: the staging directory.
+        accept_new_host_keys: record unknown host keys instead of refusing them.
+        since: ``YYYYMMDD-HHMMSS``: skip rotated files whose name stamp is older.
+        parallel: servers collected at once.
+        progress: called with bytes copied, for a progress display.
+    """
+    stage.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(servers)))) as pool:
+        futures = [pool.submit(_with_retries, s, stage, accept_new_host_keys, since, progress)
+                   for s in servers]
+        return [f.result() for f in futures]
+
+
+def _with_retries(server: ServerConfig, stage: Path, accept_new: bool, since: str | None,
+                  progress: Progress | None) -> ServerOutcome:
+    outcome = ServerOutcome(server.name)
+    for attempt in range(1, RETRIES + 1):
+        try:
+            collect_server(server, stage, outcome, accept_new, since, progress)
+            outcome.error = None
+            return outcome
+        except SourceError as e:
+            outcome.error = str(e)
+            if "host key" in str(e) or "authentication failed" in str(e):
+                return outcome  # retrying cannot fix a key problem
+        except (OSError, EOFError) as e:  # dropped connection, timeout: try again
+            outcome.error = f"{server.name}: {type(e).__name__}: {e}"
+        log.info("collect %s failed (attempt %d): %s", server.name, attempt, outcome.error)
+        if attempt < RETRIES:
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+    return outcome
+
+
+def collect_server(server: ServerConfig, stage: Path, outcome: ServerOutcome,
+                   accept_new: bool = False, since: str | None = None,
+                   progress: Progress | None = None) -> None:
+    """One pass over one server (raises on connection trouble; the caller retries)."""
+    folder = stage / server.name
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = _load_manifest(folder)
+    options = server.storage_options(accept_new)
+    fs, listing = remote_listing(server.logs, options)
+    for remote in sorted(listing, key=lambda r: r["name"]):
+        name = remote["name"].rstrip("/").rsplit("/", 1)[-1]
+        if not _safe_name(name):
+            outcome.refused.append(name)
+            log.warning("refused remote name %r on %s", name, server.name)
+            continue
+        m = LOG_NAME.match(name)
+        if not m:
+            continue
+        if m["stamp"] is None:
+            _collect_live(fs, remote, folder, manifest, outcome, progress)
+        elif since and m["stamp"] < since:
+            outcome.skipped += 1
+        else:
+            _collect_rotated(fs, remote, name, folder, manifest, outcome, progress)
+
+
+def _collect_rotated(fs: Any, remote: dict[str, Any], name: str, folder: Path,
+                     manifest: dict[str, Any], outcome: ServerOutcome,
+                     progress: Progress | None) -> None:
+    size = int(remote["size"])
+    known = manifest["files"].get(name)
+    local = folder / name
+    if known and known["size"] == size and local.exists():
+        outcome.skipped += 1
+        return
+    if local.exists() and local.stat().st_size > size:
+        outcome.refused.append(f"{name} (remote copy is shorter than the collected one)")
+        return
+    part = folder / f".{name}.part"
+    have = part.stat().st_size if part.exists() else 0
+    if have > size:  # a part file from a different remote file: keep it aside, start over
+        os.replace(part, _retire(folder, part.name))
+        have = 0
+    with remote_open(fs, remote["name"]) as src, open(part, "ab") as dst:
+        src.seek(have)  # resume an interrupted transfer
+        _copy(src, dst, size - have, folder.name, progress)
+        dst.flush()
+        os.fsync(dst.fileno())
+    got = part.stat().st_size
+    if got != size:
+        raise OSError(f"short transfer of {name}: {got} of {size} bytes")
+    digest = _sha256(part)
+    os.replace(part, local)
+    manifest["files"][name] = {"size": size, "mtime": _mtime(remote), "sha256": digest,
+                               "collected_at": _now()}
+    _save_manifest(folder, manifest)
+    outcome.fetched.append(name)
+    outcome.bytes += size - have
+
+
+def _collect_live(fs: Any, remote: dict[str, Any], folder: Path, manifest: dict[str, Any],
+                  outcome: ServerOutcome, progress: Progress | None) -> None:
+    size = int(remote["size"])
+    live = manifest.get("live") or {}
+    local = folder / "access"
+    offset = int(live.get("offset", 0)) if local.exists() else 0
+    with remote_open(fs, remote["name"]) as src:
+        head = src.read(min(HEAD_BYTES, size))
+        same_file = (offset > 0 and size >= offset and
+                     hashlib.sha256(head[: live.get("head_len", 0)]).hexdigest()
+                     == live.get("head_sha256"))
+        if local.exists() and not same_file:
+            # rotated since last time (its lines are now in a rotated file, fetched whole),
+            # or no manifest: keep the old copy aside rather than replace it
+            os.replace(local, _retire(folder, "access"))
+            offset = 0
+        if size == offset:
+            outcome.skipped += 1
+            return
+        src.seek(offset)
+        tmp = folder / ".access.part"
+        with open(tmp, "wb") as dst:
+            if offset:
+                with open(local, "rb") as old:
+                    shutil.copyfileobj(old, dst, BLOCK)
+            copied = _copy(src, dst, size - offset, folder.name, progress)
+            dst.flush()
+            # only whole lines: the server may be writing the last one right now
+            end = dst.tell()
+            dst.seek(0)
+            cut = _last_newline(tmp, end)
+            dst.truncate(cut)
+            dst.flush()
+            os.fsync(dst.fileno())
+    new_offset = cut
+    if new_offset <= offset:
+        tmp.unlink()  # nothing complete yet (never shorter than what we have)
+        outcome.skipped += 1
+        return
+    os.replace(tmp, local)
+    head_len = min(len(head), new_offset)
+    manifest["live"] = {"name": "access", "offset": new_offset, "remote_size": size,
+                        "mtime": _mtime(remote), "head_len": head_len,
+                        "head_sha256": hashlib.sha256(head[:head_len]).hexdigest(),
+                        "sha256": _sha256(local), "collected_at": _now()}
+    _save_manifest(folder, manifest)
+    outcome.fetched.append("access")
+    outcome.bytes += min(copied, new_offset - offset)
+
+
+def _copy(src: Any, dst: Any, length: int, server: str, progress: Progress | None) -> int:
+    done = 0
+    while done < length:
+        block = src.read(min(BLOCK, length - done))
+        if not block:
+            break
+        dst.write(block)
+        done += len(block)
+        if progress:
+            progress(server, len(block))
+    return done
+
+
+def _last_newline(path: Path, end: int) -> int:
+    with open(path, "rb") as fh:
+        pos = end
+        while pos > 0:
+            start = max(0, pos - BLOCK)
+            fh.seek(start)
+            block = fh.read(pos - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1
+            pos = start
+    return 0
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and ".." not in name \
+        and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+
+
+def _retire(folder: Path, name: str) -> Path:
+    retired = folder / ".retired"
+    retired.mkdir(exist_ok=True)
+    return retired / f"{name}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.exists():
+        return {"server": folder.name, "files": {}, "live": None}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise SourceError(f"corrupt manifest: {path} ({e}); move it aside and collect again "
+                          "(files already collected are kept and re-verified)") from None
+
+
+def _save_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    tmp = folder / f".{MANIFEST}.part"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _mtime(remote: dict[str, Any]) -> str | None:
+    value = remote.get("mtime")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,218 @@
+"""`dsaccess collect` against real OpenSSH servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from pipeline import collect as collect_mod
+from pipeline.cli import main
+from pipeline.collect import collect
+from pipeline.config import load_servers
+from pipeline.errors import ConfigError
+from pipeline.run import RunOptions, run
+
+from . import sshd
+from .conftest import SAMPLE
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not sshd.available(), reason="OpenSSH sshd is not installed "
+                                 "(apt-get install openssh-server; make test does it in CI)")]
+
+
+@pytest.fixture()
+def fleet(tmp_path: Path):
+    """Three sshd servers holding copies of the sample logs, and a servers.yaml."""
+    client_key = sshd.keygen(tmp_path / "client_ed25519")
+    servers = []
+    sources = {"ds1": SAMPLE / "real389a", "ds2": SAMPLE / "real389b", "ds3": SAMPLE / "real389b"}
+    try:
+        for name, src in sources.items():
+            server = sshd.SshServer(tmp_path / name, client_key).start()
+            for f in src.iterdir():
+                shutil.copy(f, server.logs / f.name)
+            servers.append((name, server))
+        known = tmp_path / "known_hosts"
+        known.write_text("".join(s.known_hosts_line() for _, s in servers))
+        config = tmp_path / "servers.yaml"
+        config.write_text(yaml.safe_dump(
+            {"servers": [s.server_entry(n, known) for n, s in servers]}))
+        yield tmp_path, config, dict(servers)
+    finally:
+        for _, server in servers:
+            server.stop()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_full_then_incremental_collect(fleet) -> None:
+    root, config, servers = fleet
+    stage = root / "stage"
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet"]) == 0
+    for name, server in servers.items():
+        manifest = json.loads((stage / name / "MANIFEST.json").read_text())
+        for remote in server.logs.iterdir():
+            local = stage / name / remote.name
+            assert local.read_bytes() == remote.read_bytes(), (name, remote.name)
+            if remote.name != "access":
+                assert manifest["files"][remote.name]["sha256"] == _digest(remote)
+        assert manifest["live"]["offset"] == (server.logs / "access").stat().st_size
+    # a second collect transfers nothing
+    again = collect(load_servers(config), stage)
+    assert [(o.fetched, o.bytes) for o in again] == [([], 0)] * 3
+    # the live file grows: only the new bytes come
+    live = servers["ds2"].logs / "access"
+    extra = b"[26/Nov/2026:11:22:39.000000001 -0500] conn=900 op=9 UNBIND\n"
+    partial = b"[26/Nov/2026:11:22:39.000000002 -0500] conn=900 op=9 fd=64 Disco"
+    with open(live, "ab") as fh:
+        fh.write(extra + partial)  # the server is writing its last line right now
+    out = {o.server: o for o in collect(load_servers(config), stage)}
+    assert out["ds2"].fetched == ["access"] and out["ds2"].bytes == len(extra)
+    assert (stage / "ds2" / "access").read_bytes() == live.read_bytes()[: -len(partial)]
+    assert out["ds1"].fetched == [] and out["ds3"].fetched == []
+
+
+def test_rotation_loses_and_duplicates_nothing(fleet) -> None:
+    root, config, servers = fleet
+    stage = root / "stage"
+    collect(load_servers(config), stage)
+    logs = servers["ds1"].logs
+    os.rename(logs / "access", logs / "access.20261126-162300")  # the server rotates
+    (logs / "access").write_bytes(
+        b"\t389-Directory/2.3.1 B2025.016.1616\n\tlocalhost:3636 (/etc/dirsrv/x)\n\n"
+        b"[26/Nov/2026:16:23:00.000000001 +0000] conn=4000 fd=64 slot=64 connection from "
+        b"127.0.0.1 to 127.0.0.1\n")
+    out = {o.server: o for o in collect(load_servers(config), stage)}
+    assert sorted(out["ds1"].fetched) == ["access", "access.20261126-162300"]
+    assert list((stage / "ds1" / ".retired").iterdir())  # the old live copy is kept aside
+    staged = _summary(root / "out-stage", f"ds1={stage}/ds1")
+    direct = _summary(root / "out-direct", f"ds1={logs}")
+    assert staged["lines"] == direct["lines"] and staged["operations"] == direct["operations"]
+
+
+def _summary(out: Path, source: str) -> dict:
+    run(RunOptions(inputs=(source,), out=out, scheduler="synchronous"))
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_unknown_host_key_is_refused_then_accepted_on_request(fleet, capsys) -> None:
+    root, config, servers = fleet
+    (root / "known_hosts").write_text(servers["ds2"].known_hosts_line())  # only ds2 known
+    stage = root / "stage"
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown host key for" in err and "--accept-new-host-keys" in err
+    assert not (stage / "ds1" / "access").exists()
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet",
+                 "--accept-new-host-keys"]) == 0
+    text = (root / "known_hosts").read_text()
+    assert f"[127.0.0.1]:{servers['ds1'].port}" in text
+
+
+def test_changed_host_key_is_refused_even_with_accept_new(fleet) -> None:
+    root, config, servers = fleet
+    other = sshd.keygen(root / "other_host_key")
+    line = servers["ds1"].known_hosts_line().split()
+    fake = Path(str(other) + ".pub").read_text().split()
+    (root / "known_hosts").write_text(f"{line[0]} {fake[0]} {fake[1]}\n")
+    out = collect(load_servers(config)[:1], root / "stage", accept_new_host_keys=True)
+    assert "host key CHANGED" in out[0].error
+
+
+def test_wrong_user_key(fleet) -> None:
+    root, config, _ = fleet
+    stranger = sshd.keygen(root / "stranger")
+    doc = yaml.safe_load(config.read_text())
+    doc["servers"][0]["key_file"] = str(stranger)
+    config.write_text(yaml.safe_dump(doc))
+    out = collect(load_servers(config)[:1], root / "stage")
+    assert "authentication failed" in out[0].error
+
+
+def test_one_server_down_gives_exit_2_and_the_others_complete(fleet, capsys,
+                                                               monkeypatch) -> None:
+    root, config, servers = fleet
+    monkeypatch.setattr(collect_mod, "BACKOFF_SECONDS", 0.01)
+    servers["ds3"].stop()
+    stage = root / "stage"
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "ds3" in err and "FAILED" in err and "cannot connect" in err
+    assert (stage / "ds1" / "access").exists() and (stage / "ds2" / "access").exists()
+
+
+def test_killed_mid_transfer_leaves_no_partial_file_and_resumes(fleet, monkeypatch) -> None:
+    root, config, servers = fleet
+    monkeypatch.setattr(collect_mod, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(collect_mod, "BLOCK", 64 * 1024)
+    big = servers["ds1"].logs / "access.20261126-000000"
+    big.write_bytes((SAMPLE / "real389b" / "access.20261126-112119").read_bytes())
+    server = servers["ds1"]
+    killed = []
+
+    def kill_once(name: str, n: int) -> None:
+        if name == "ds1" and not killed:
+            killed.append(n)
+            server.stop(signal.SIGKILL)  # sshd dies under the transfer
+
+    stage = root / "stage"
+    out = collect(load_servers(config)[:1], stage, progress=kill_once)
+    assert out[0].error and killed
+    visible = [p.name for p in (stage / "ds1").iterdir() if not p.name.startswith(".")]
+    assert "access.20261126-000000" not in visible  # only the hidden .part exists
+    server.proc = None
+    server.start()  # same port, same host key
+    out = collect(load_servers(config)[:1], stage)
+    assert out[0].ok
+    assert (stage / "ds1" / big.name).read_bytes() == big.read_bytes()
+
+
+def test_run_reads_sftp_directly_and_equals_the_staged_run(fleet) -> None:
+    root, config, servers = fleet
+    stage = root / "stage"
+    collect(load_servers(config)[1:2], stage)
+    entry = load_servers(config)[1]
+    url = f"sftp://{entry.user}@127.0.0.1:{entry.port}{servers['ds2'].logs}/access*"
+    direct = root / "direct"
+    run(RunOptions(inputs=(url,), servers=("ds2",), out=direct, workers=2,
+                   storage_options={"known_hosts": entry.known_hosts,
+                                    "key_filename": entry.key_file}))
+    staged = root / "staged"
+    run(RunOptions(inputs=(f"ds2={stage}/ds2",), out=staged, scheduler="synchronous"))
+    assert json.loads((direct / "summary.json").read_text()) == \
+        json.loads((staged / "summary.json").read_text())
+    ops = [pl.read_parquet(d / "operations", hive_partitioning=True).sort("file", "line",
+                                                                          "result_line")
+           for d in (direct, staged)]
+    assert ops[0].drop("server").equals(ops[1].drop("server"))
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"name": "a", "host": "h", "logs": "/x", "colour": 1}, "unknown key colour"),
+    ({"name": "a", "host": "h", "logs": "/x", "password": "s"}, "passwords are never read"),
+    ({"name": "a/b", "host": "h", "logs": "/x"}, "name 'a/b' must be"),
+    ({"name": "a", "host": "h", "logs": "/x", "key_file": "/nope"}, "key_file not found"),
+    ({"name": "a", "logs": "/x"}, "missing key 'host'"),
+], ids=["unknown key", "password", "unsafe name", "missing key file", "missing host"])
+def test_config_errors_name_the_key(tmp_path: Path, entry: dict, message: str) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text(yaml.safe_dump({"servers": [entry]}))
+    with pytest.raises(ConfigError, match=message):
+        load_servers(path)
+
+
+def test_duplicate_server_names(tmp_path: Path) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text(yaml.safe_dump({"servers": [{"name": "a", "host": "h", "logs": "/x"}] * 2}))
+    with pytest.raises(ConfigError, match="server named twice: a"):
+        load_servers(path)
