@@ -7,9 +7,10 @@ SAMPLE := tests/fixtures/real389
 
 .PHONY: install system-deps run test unit integration bench lint check clean
 
-# Debian packages the real-component tests use: OpenSSH's sshd (collect over SFTP).
-SYSTEM_PACKAGES := openssh-server
-SYSTEM_COMMANDS := /usr/sbin/sshd
+# Debian packages the real-component tests use: OpenSSH's sshd (collect over SFTP),
+# Chromium (the report in a real browser) and promtool (from prometheus: metrics.prom).
+SYSTEM_PACKAGES := openssh-server chromium prometheus
+SYSTEM_COMMANDS := /usr/sbin/sshd /usr/bin/chromium /usr/bin/promtool
 
 $(BIN)/dsaccess: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -150,9 +150,12 @@ TABLE_KEYS = MappingProxyType({
     "fingerprints": ("fingerprint",),
     "workloads": ("server", "workload", "bind_dn", "verb"),
     "timeseries": ("server", "minute", "verb"),
+    "clients": ("server", "client_ip", "transport", "close_code"),   # connections, counted
+    "restarts": ("server", "ts"),                                      # server starts seen
 })
 TABLE_LATENCIES = MappingProxyType({
     "fingerprints": LATENCIES, "workloads": LATENCIES, "timeseries": ("etime",),
+    "clients": (), "restarts": (),
 })
 TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, then the rest
     "fingerprints": ("fingerprint", "fingerprint_id", "count", "errors", "unindexed",
@@ -166,15 +169,22 @@ TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, the
                   "wtime_p50", "wtime_p95", "wtime_p99", "optime_p50", "optime_p95",
                   "optime_p99", "nentries_sum"),
     "timeseries": ("server", "minute", "verb", "count", "errors", "etime_sum", "etime_p95"),
+    "clients": ("server", "client_ip", "transport", "close_code", "connections", "operations"),
+    "restarts": ("server", "ts"),
 })
 TOP_LIST_LIMIT = 10_000  # distinct bind DNs kept per fingerprint (the count is exact below it)
 
 
-def table_partials(ops: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """One bucket's partial aggregates: scalar rows, and histogram rows per latency.
 
     Keys are strings ``"<table>"`` and ``"<table>:<latency>"``.
     """
+    transport = (pl.when(pl.col("ldapi")).then(pl.lit("LDAPI"))
+                 .when(pl.col("ssl")).then(pl.lit("LDAPS"))
+                 .when(pl.col("starttls")).then(pl.lit("StartTLS"))
+                 .otherwise(pl.lit("LDAP")))
+    opened = connections.filter(pl.col("opened").is_not_null())
     failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
     notes = {"unindexed": pl.col("unindexed").sum(),
              "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}
@@ -216,6 +226,12 @@ def table_partials(ops: pl.DataFrame) -> dict[str, pl.DataFrame]:
             failed.sum().cast(pl.Int64).alias("errors"),
             _ns_sum("etime"),
         ),
+        "clients": connections.with_columns(transport.alias("transport")).group_by(
+            *TABLE_KEYS["clients"]).agg(
+            pl.col("opened").is_not_null().sum().cast(pl.Int64).alias("connections"),
+            pl.col("operations").sum().cast(pl.Int64)),
+        "restarts": opened.filter(pl.col("conn") == 1).select(
+            "server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int64).alias("count")),
     }
     sources = {"fingerprints": searches, "workloads": client, "timeseries": series}
     for table, keys in TABLE_KEYS.items():
@@ -285,7 +301,8 @@ def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
             lists = histogram.as_lists(hist, keys_, latency)
             df = df.join(pct, on=keys_, how="left", nulls_equal=True).join(
                 lists, on=keys_, how="left", nulls_equal=True)
-        df = df.with_columns((pl.col("etime_sum_ns") / 1e9).alias("etime_sum"))
+        if "etime_sum_ns" in df.columns:
+            df = df.with_columns((pl.col("etime_sum_ns") / 1e9).alias("etime_sum"))
         if table == "fingerprints":
             df = df.with_columns(
                 pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),
@@ -303,6 +320,8 @@ def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFram
     """Finished tables (from an earlier run) back into combinable partials, for ``merge``."""
     out: dict[str, pl.DataFrame] = {}
     for table, keys in TABLE_KEYS.items():
+        if table not in tables:
+            continue
         df = tables[table]
         keys_ = list(keys)
         for latency in TABLE_LATENCIES[table]:
@@ -311,6 +330,6 @@ def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFram
         drop = [c for c in df.columns if "_hist_" in c or any(
             c == f"{lat}_p{q}" for lat in LATENCIES for q in (50, 95, 99))]
         drop += [c for c in ("bind_dns", "servers") if c in df.columns and table == "fingerprints"]
-        drop += ["etime_sum"]  # recomputed from the exact etime_sum_ns
+        drop += [c for c in ("etime_sum",) if c in df.columns]  # recomputed from etime_sum_ns
         out[table] = df.drop(drop)
     return out

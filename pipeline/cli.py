@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sort-operands", action="store_true",
                      help="fingerprint &/| operands in canonical order")
     run.add_argument("--jsonl", action="store_true", help="also write OUT/operations.jsonl")
+    run.add_argument("--histocrutch", action="store_true",
+                     help="also one gauge per histogram bucket in metrics.prom")
     run.add_argument("--known-hosts", default="~/.ssh/known_hosts",
                      help="known_hosts for sftp:// inputs (default ~/.ssh/known_hosts)")
     run.add_argument("--key-file", help="private key for sftp:// inputs (default: SSH agent)")
@@ -107,7 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("runs", nargs="+", metavar="RUN_DIR", help="outputs of dsaccess run")
     merge.add_argument("-o", "--out", required=True, type=Path, help="output directory")
     merge.add_argument("--quiet", action="store_true", help="no summary table")
+    merge.add_argument("--histocrutch", action="store_true",
+                       help="also one gauge per histogram bucket in metrics.prom")
     merge.set_defaults(func=cmd_merge)
+
+    rep = sub.add_parser(
+        "report", help="rewrite report.html and metrics.prom of a run or merge output",
+        description="Regenerate OUT/report.html and OUT/metrics.prom from OUT's aggregates, "
+                    "or print a logconv-style summary with --text.")
+    rep.add_argument("out", type=Path, metavar="OUT", help="a run or merge output folder")
+    rep.add_argument("--text", action="store_true", help="print the logconv-style summary")
+    rep.add_argument("--show-examples", action="store_true",
+                     help="show one raw example filter per fingerprint (values are hidden by "
+                          "default: they identify people)")
+    rep.add_argument("--histocrutch", action="store_true",
+                     help="also one gauge per histogram bucket (…_bucket_le_0_01), for metric "
+                          "stores without a histogram type")
+    rep.set_defaults(func=cmd_report)
 
     fp = sub.add_parser(
         "fingerprint", help="print the fingerprint of LDAP filters",
@@ -139,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         inputs=tuple(args.inputs), out=args.out, scheduler=args.scheduler,
         workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
         partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
-        progress=progress, workloads=workloads,
+        progress=progress, workloads=workloads, histocrutch=args.histocrutch,
         storage_options=_ssh_options(args.known_hosts, args.key_file),
     )
     result = run(opts)
@@ -203,9 +221,20 @@ def _progress_printer():  # type: ignore[no-untyped-def]
 def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_runs
 
-    summary, tables = merge_runs([Path(r) for r in args.runs], args.out)
+    summary, tables = merge_runs([Path(r) for r in args.runs], args.out, args.histocrutch)
     if not args.quiet:
         print_summary(summary, tables, args.out)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import regenerate, text_summary
+
+    if args.text:
+        print(text_summary(args.out), end="")
+        return EXIT_OK
+    regenerate(args.out, args.histocrutch, args.show_examples)
+    print(f"wrote {args.out / 'report.html'} and {args.out / 'metrics.prom'}")
     return EXIT_OK
 
 

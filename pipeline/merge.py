@@ -20,7 +20,8 @@ from .run import write_aggregates
 MUST_AGREE = ("histogram", "fingerprint")
 
 
-def merge_runs(runs: list[Path], out: Path) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
+               ) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
     """Merge run outputs into ``out`` (replaced atomically).
 
     Raises:
@@ -46,15 +47,16 @@ def merge_runs(runs: list[Path], out: Path) -> tuple[dict[str, Any], dict[str, p
             restarts[server] = restarts.get(server, 0) + int(section.get("restarts", 0))
         problems += summary.get("problems", [])
         tables = {name: pl.read_parquet(run / f"{name}.parquet")
-                  for name in aggregate.TABLE_KEYS}
+                  for name in aggregate.TABLE_KEYS if (run / f"{name}.parquet").exists()}
         parts.append(aggregate.tables_to_partials(tables))
     summary = aggregate.finalize(partials, restarts)
     summary["problems"] = sorted(set(problems))
     tables = aggregate.finalize_tables(aggregate.combine_tables(parts))
-    info = {**infos[0], "merged_from": [str(r) for r in runs]}
+    info = {**infos[0], "merged_from": [str(r) for r in runs],
+            "inputs": [i for info in infos for i in info.get("inputs", [])]}
     staging = outputs.staging_dir(out)
     try:
-        write_aggregates(staging, summary, tables, info)
+        write_aggregates(staging, summary, tables, info, histocrutch)
         outputs.publish(staging, out)
     except BaseException:
         outputs.discard(staging)

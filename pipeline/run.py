@@ -60,6 +60,7 @@ class RunOptions:
     partition_mb: int = DEFAULT_PARTITION_MB
     sort_operands: bool = False
     jsonl: bool = False
+    histocrutch: bool = False
     progress: bool = False
     # checked CEL rules (config.load_workloads); the built-in classes by default
     workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
@@ -79,6 +80,7 @@ class ChunkReport:
     connects: tuple[int | None, int | None, int]   # first conn, last conn, restarts inside
     problem: str | None = None
     seconds: float = 0.0
+    bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
                               root / "rejects" / f"{name}.parquet")
     partial = aggregate.chunk_partial(f.server, result.counts, events)
     return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
-                       connects, got.problem, time.perf_counter() - t0)
+                       connects, got.problem, time.perf_counter() - t0, len(got.data))
 
 
 def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: str,
@@ -312,7 +314,7 @@ def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: 
     if jsonl:
         outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
     partial = aggregate.bucket_partial(ops, conns)
-    tables = aggregate.table_partials(ops)
+    tables = aggregate.table_partials(ops, conns)
     return BucketReport(partial, tables, ops.height, time.perf_counter() - t0)
 
 
@@ -375,9 +377,12 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")
     (staging / "operations").mkdir(exist_ok=True)
+    empty = enrich(empty_events())
     tables = aggregate.finalize_tables(reduced.tables or aggregate.table_partials(
-        enrich(empty_events()).operations))
-    write_aggregates(staging, summary, tables, run_info(opts))
+        empty.operations, empty.connections))
+    info = run_info(opts)
+    info["inputs"] = _inputs(chunk_reports)
+    write_aggregates(staging, summary, tables, info, opts.histocrutch)
     outputs.discard(scratch)
     return summary, tables, problems
 
@@ -394,12 +399,25 @@ def run_info(opts: RunOptions) -> dict[str, Any]:
 
 
 def write_aggregates(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
-                     info: dict[str, Any]) -> None:
-    """summary.json, run.json and the aggregate tables: what run and merge both write."""
+                     info: dict[str, Any], histocrutch: bool = False) -> None:
+    """What run and merge both write: summary.json, run.json, the aggregate tables,
+    report.html and metrics.prom."""
+    from .report import write_reports
     for name, table in tables.items():
         outputs.write_parquet(table, out / f"{name}.parquet")
     outputs.write_json(info, out / "run.json")
     outputs.write_json(summary, out / "summary.json")
+    write_reports(out, summary, tables, info, histocrutch)
+
+
+def _inputs(reports: list[ChunkReport]) -> list[dict[str, Any]]:
+    files: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for r in reports:
+        entry = files.setdefault((r.server, r.file_seq, r.file),
+                                 {"server": r.server, "file": r.file, "lines": 0, "bytes": 0})
+        entry["lines"] += r.lines
+        entry["bytes"] += r.bytes
+    return [files[k] for k in sorted(files)]
 
 
 def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> None:

@@ -1,0 +1,72 @@
+"""``dsaccess report OUT --text``: the familiar logconv summary block, from aggregates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from . import histogram
+
+VERB_NAMES = (("SRCH", "Searches"), ("MOD", "Modifications"), ("ADD", "Adds"),
+              ("DEL", "Deletes"), ("MODRDN", "Mod RDNs"), ("CMP", "Compares"),
+              ("BIND", "Binds"))
+
+
+def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str:
+    """A logconv-like summary (counts, averages, unindexed summary)."""
+    ops = summary["operations"]
+    out = ["----------- Access Log Output ------------", "",
+           f"Start of Logs:    {summary['time_range']['first']}",
+           f"End of Logs:      {summary['time_range']['last']}", "",
+           _row("Restarts", summary["restarts"])]
+    clients = tables.get("clients")
+    out.append(_row("Total Connections", summary["connections"]))
+    if clients is not None and clients.height:
+        by = dict(clients.group_by("transport").agg(pl.col("connections").sum()).iter_rows())
+        for transport in ("LDAP", "LDAPI", "LDAPS", "StartTLS"):
+            out.append(_row(f" - {transport} Connections", by.get(transport, 0)))
+    out += [_row("Total Operations", ops["total"]),
+            _row("Total Results", summary["results"]["total"]), ""]
+    out += [_row(name, ops[verb]) for verb, name in VERB_NAMES]
+    out.append("")
+    work = tables.get("workloads")
+    if work is not None and work.height:
+        for latency, title in (("wtime", "wait time"), ("optime", "op time"),
+                               ("etime", "elapsed time")):
+            out.append(f"{'Average ' + latency + ' (' + title + '):':31s}"
+                       f"{_mean(work, latency):.9f}")
+        out.append("")
+    s = summary["searches"]
+    out += [_row("Paged Searches", s["paged"]), _row("Unindexed Searches", s["unindexed"]),
+            _row("Unindexed Components", s["partially_unindexed"]), "",
+            _row("Binds", ops["BIND"]), _row("Unbinds", ops["UNBIND"]),
+            _row("Abandoned Requests", ops["ABANDON"]),
+            _row("Extended Operations", ops["EXT"]), "", "----- Errors -----"]
+    for err, count in sorted(summary["results"]["by_err"].items(),
+                             key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"err={err:<17s}{count:>8,}")
+    fps = tables.get("fingerprints")
+    if fps is not None and fps.height:
+        out += ["", "----- Unindexed Search Summary -----"]
+        slow = fps.filter(pl.col("unindexed") > 0).sort("unindexed", "fingerprint",
+                                                         descending=[True, False]).head(20)
+        for r in slow.iter_rows(named=True):
+            out.append(f"{r['unindexed']:>8,}  {r['fingerprint']}  ({r['bind_dns']} bind DNs)")
+    return "\n".join(out) + "\n"
+
+
+def _row(name: str, value: int) -> str:
+    return f"{name + ':':31s}{value}"
+
+
+def _mean(work: pl.DataFrame, latency: str) -> float:
+    if latency == "etime":
+        total = histogram.from_lists(work, ["server"], "etime")["count"].sum()
+        return float(work["etime_sum_ns"].sum() / 1e9 / total) if total else 0.0
+    hist = histogram.from_lists(work, ["server"], latency)  # within 1%, from the buckets
+    if not hist.height:
+        return 0.0
+    values = hist.select((histogram.representative(pl.col("bucket")) * pl.col("count")).sum(),
+                         pl.col("count").sum())
+    return float(values.item(0, 0) / values.item(0, 1))
