@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 SAMPLE := tests/fixtures/real389
 
-.PHONY: install system-deps run test unit integration bench lint check clean
+.PHONY: install system-deps ds-deps run test unit integration bench lint check clean
 
 # Debian packages the real-component tests use: OpenSSH's sshd (collect over SFTP),
 # Chromium (the report in a real browser) and promtool (from prometheus: metrics.prom).
@@ -27,17 +27,27 @@ system-deps:  ## install the Debian packages above when root with apt (else thos
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	else echo "not root or no apt-get: tests needing $(SYSTEM_PACKAGES) will be skipped"; fi
 
+# The whole-chain test also needs real 389 Directory Servers and their LDAP tools.
+DS_PACKAGES := 389-ds-base ldap-utils python3-ldap python3-lib389 tzdata
+
+ds-deps: system-deps  ## install 389-ds-base and friends when root with apt (else skipped)
+	@if [ -x /usr/sbin/ns-slapd ] && /usr/bin/python3 -c "import lib389, ldap" 2>/dev/null; \
+	then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DS_PACKAGES); \
+	else echo "not root or no apt-get: the 389 DS integration test will be skipped"; fi
+
 run: install  ## the main job on the bundled sample (two real 389 DS 2.3.1 servers) into $(OUT)/
 	$(BIN)/dsaccess run $(SAMPLE) -o $(OUT)
 
-test: install system-deps  ## every test: real sshd, real Dask worker processes, no network
-	$(BIN)/pytest -q
+test: install system-deps  ## every test but the 389 DS chain: real sshd, Dask processes, Chromium
+	$(BIN)/pytest -q -m "not ds389"
 
 unit: install
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -m "not integration and not ds389"
 
-integration: install system-deps  ## tests marked integration only
-	$(BIN)/pytest -q -m integration
+integration: install ds-deps  ## real 389 DS servers → sshd → collect → Dask cluster → report
+	$(BIN)/pytest -q -m ds389 -rs tests/integration
 
 bench: install  ## throughput (MB/s, lines/s), peak memory and scaling against in-run baselines
 	$(BIN)/python tests/bench/bench.py

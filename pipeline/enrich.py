@@ -13,7 +13,10 @@ format reference), but a file never reorders one connection's lines.
   operations, whose ids repeat, pair with the next RESULT of the same ids.
 - The bound identity changes at AUTOBIND, at a TLS ``client bound as`` line
   and at each BIND RESULT: success binds the RESULT's ``dn`` (else the
-  request's), failure makes the connection anonymous (RFC 4511 §4.2.1).
+  request's), failure makes the connection anonymous (RFC 4511 §4.2.1). It
+  applies to the operations numbered after the BIND: a client may not send
+  anything while a bind is in progress, but the server may log the next
+  request before the BIND's RESULT line.
 """
 
 from __future__ import annotations
@@ -174,19 +177,28 @@ def _mark_abandoned(ops: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
+    # Identity follows operation numbers, not line order: a client sends nothing while a
+    # BIND is in progress (RFC 4511 §4.2.1), so every op numbered above a BIND was sent
+    # after its response, even when the server logged that op before the BIND's RESULT.
     bound = pl.when(pl.col("err") == 0).then(pl.coalesce("result_dn", "dn")).otherwise(pl.lit(""))
     bind_changes = ops.filter(
         (pl.col("verb") == "BIND") & pl.col("result_pos").is_not_null() & ~pl.col("internal")
-    ).select(*SESSION_KEY, pl.col("result_pos").alias("pos"), bound.alias("identity"))
+    ).select(*SESSION_KEY, pl.col("op").alias("change_op"), bound.alias("identity"))
+    # AUTOBIND and certificate binds have no op: they hold from the last op logged before them
+    requests = ops.filter(pl.col("pos").is_not_null() & ~pl.col("internal")).select(
+        *SESSION_KEY, "pos", pl.col("op").alias("change_op")).sort("pos")
     other_changes = ev.filter(
         (pl.col("kind") == "AUTOBIND") | ((pl.col("kind") == "TLS") & pl.col("dn").is_not_null())
-    ).select(*SESSION_KEY, "pos", pl.col("dn").alias("identity"))
-    changes = pl.concat([bind_changes, other_changes]).sort("pos")
-    ops = ops.with_columns(pl.coalesce("pos", "result_pos").alias("issued_pos")).sort("issued_pos")
+    ).select(*SESSION_KEY, "pos", pl.col("dn").alias("identity")).sort("pos").join_asof(
+        requests, on="pos", by=list(SESSION_KEY), strategy="backward", check_sortedness=False,
+    ).select(*SESSION_KEY, pl.col("change_op").fill_null(UNKNOWN_ID), "identity")
+    changes = pl.concat([bind_changes, other_changes]).sort("change_op")
+    ops = ops.with_columns(pl.col("op").fill_null(UNKNOWN_ID).alias("issued_op")).sort(
+        "issued_op")
     ops = ops.join_asof(
-        changes.rename({"pos": "change_pos"}), left_on="issued_pos", right_on="change_pos",
-        by=list(SESSION_KEY), strategy="backward", allow_exact_matches=False,
-        check_sortedness=False,  # sorted by issued_pos above; groups cannot be checked
+        changes, left_on="issued_op", right_on="change_op", by=list(SESSION_KEY),
+        strategy="backward", allow_exact_matches=False,
+        check_sortedness=False,  # both sorted on the op number above; groups are not checked
     )
     start = pl.when(pl.col("session_key") != 0).then(pl.lit(""))  # opened in the window: anonymous
     identity = pl.coalesce("identity", start)
@@ -194,7 +206,7 @@ def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
         pl.when((pl.col("verb") == "BIND") & pl.col("result_pos").is_not_null())
         .then(bound)   # a BIND carries the identity it established
         .otherwise(identity).alias("bind_dn")
-    ).drop("identity", "change_pos", "issued_pos")
+    ).drop("identity", "change_op", "issued_op")
 
 
 def _with_context(ops: pl.DataFrame, connections: pl.DataFrame) -> pl.DataFrame:

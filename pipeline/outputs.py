@@ -61,6 +61,25 @@ def write_operations(ops: pl.DataFrame, root: Path, part: str) -> None:
                       f"part-{part}.parquet")
 
 
+def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame) -> None:
+    """Append Parquet pieces into one file, one row group per piece (``empty``: no pieces)."""
+    import pyarrow.parquet as pq
+
+    if not parts:
+        write_parquet(empty, dest)
+        return
+    writer = None
+    try:
+        for part in parts:
+            table = pq.read_table(part)
+            if writer is None:
+                writer = pq.ParquetWriter(dest, table.schema, compression=PARQUET_COMPRESSION)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def write_jsonl(ops: pl.DataFrame, path: Path) -> None:
     """Operations as JSON Lines: one joined operation per line, timestamps in ISO 8601."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ def run(opts: RunOptions) -> RunResult:
     return RunResult(summary=summary, tables=tables, problems=problems, stage_seconds=stage)
 
 
-COMBINE_FAN_IN = 8
+COMBINE_FAN_IN = 4  # partial tables merged per combine task (memory ~ fan-in x partial)
 
 
 def _tree(reports: list[Any]) -> Any:
@@ -366,13 +366,10 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     problems = sorted({r.problem for r in chunk_reports if r.problem})
     summary["problems"] = problems
     _write_rejects(scratch, staging, chunk_reports)
-    conn_parts = sorted((scratch / "connections").glob("*.parquet"))
-    connections = (pl.concat([pl.read_parquet(p) for p in conn_parts])
-                   .sort("server", "conn", "session", nulls_last=True)
-                   if conn_parts else None)
-    if connections is None:  # no events at all: an empty table with the full schema
-        connections = enrich(empty_events()).connections
-    outputs.write_parquet(connections, staging / "connections.parquet")
+    # one file from the buckets' pieces, a piece at a time: memory stays flat
+    outputs.concat_parquet(sorted((scratch / "connections").glob("*.parquet")),
+                           staging / "connections.parquet",
+                           empty=enrich(empty_events()).connections)
     if opts.jsonl:
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")

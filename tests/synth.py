@@ -198,7 +198,7 @@ class _Conn:
         self.fd = 64 + number % 900
 
     def open(self, w: _Writer, truth: Truth) -> None:
-        ip = f"10.{self.n % 7}.{self.n % 251}.{self.n % 13 + 1}"
+        ip = f"10.0.{self.n % 31}.{self.n % 7 + 1}"  # a few hundred clients (app servers)
         if self.kind == "ldapi":
             w.write(f"conn={self.n} fd={self.fd} slot={self.fd} connection from local to "
                     f"/run/slapd-{w.server}.socket")
@@ -220,7 +220,9 @@ class _Conn:
 
     def step(self, w: _Writer, truth: Truth, record, final: bool) -> bool:
         rng = self.rng
-        if self.outstanding and (rng.random() < 0.6 or self.steps <= 0 or final):
+        binding = any(v == "BIND" for _, v, _, _ in self.outstanding)
+        # a client sends nothing while its BIND is in progress (RFC 4511 4.2.1)
+        if self.outstanding and (binding or rng.random() < 0.6 or self.steps <= 0 or final):
             op, verb, body, _ = self.outstanding.pop(rng.randrange(len(self.outstanding)))
             w.write(f"conn={self.n} op={op} {body}")
             truth.counts["results"] += 1

@@ -140,3 +140,16 @@ def test_before_window_abandon_persistent_internal_and_unmatched() -> None:
     assert internal.select("base", "err").rows() == [("cn=config", 0), ("cn=y", 32)]
     assert _op(ops, 9, 1)["fingerprint"] == "(cn=*)" and \
         _op(ops, 9, 0)["fingerprint"] == "(objectClass=person)"
+
+
+def test_next_request_logged_before_the_bind_result_still_runs_as_the_new_identity() -> None:
+    # Seen on real 389 DS 2.3.1: the worker thread of op=2 logs its SRCH before the
+    # thread that sent op=1's BIND response logs that RESULT.
+    ops, _ = _ops([
+        f"{_ts(0)} conn=4 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.9",
+        f'{_ts(1)} conn=4 op=0 BIND dn="uid=a,dc=x" method=128 version=3',
+        f'{_ts(1, 2)} conn=4 op=1 SRCH base="dc=x" scope=2 filter="(uid=b)" attrs=ALL',
+        f'{_ts(1, 1)} conn=4 op=0 ' + RES.format(err=0, tag=97) + ' dn="uid=a,dc=x"',
+        f"{_ts(1, 3)} conn=4 op=1 " + RES.format(err=0, tag=101),
+    ])
+    assert _op(ops, 4, 1)["bind_dn"] == "uid=a,dc=x"
