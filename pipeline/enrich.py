@@ -75,11 +75,14 @@ def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:
         (pl.col("file_seq").cast(pl.Int64) * POS_FILE_SHIFT + pl.col("line")).alias("pos"),
         pl.col("conn").fill_null(UNKNOWN_ID).alias("conn_key"),
     )
-    opened = pl.when(pl.col("kind") == "CONNECT").then(pl.col("ts"))
-    # ordered within each connection only: no sort (and copy) of the whole wide table
+    connect = pl.col("kind") == "CONNECT"
+    # A session is named by the position of its open line (unique, unlike timestamps);
+    # ordered within each connection only: no sort (and copy) of the whole wide table.
     return ev.with_columns(
-        opened.forward_fill().over("server", "conn_key", order_by="pos").fill_null(0)
-        .alias("session_key"),
+        pl.when(connect).then(pl.col("pos")).forward_fill()
+        .over("server", "conn_key", order_by="pos").fill_null(0).alias("session_key"),
+        pl.when(connect).then(pl.col("ts")).forward_fill()
+        .over("server", "conn_key", order_by="pos").alias("session_start"),
     )
 
 
@@ -103,12 +106,12 @@ def _connections(ev: pl.DataFrame) -> pl.DataFrame:
         .cast(pl.Int64).alias("operations"),
         pl.col("ts").min().alias("first_seen"),
         pl.col("ts").max().alias("last_seen"),
+        pl.col("session_start").first().alias("opened"),
     ).with_columns(
         # HAProxy: the real client is the address the proxy reported (§4.2)
         pl.coalesce("proxied_ip", "client_ip").alias("client_ip"),
         ((pl.col("client_ip") == "local") | pl.col("server_ip").str.starts_with("/"))
         .fill_null(False).alias("ldapi"),
-        pl.when(pl.col("session_key") != 0).then(pl.col("session_key")).alias("opened"),
     )
 
 
@@ -212,7 +215,7 @@ def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
 def _with_context(ops: pl.DataFrame, connections: pl.DataFrame) -> pl.DataFrame:
     duration = (pl.col("closed") - pl.col("opened")) / 1e9
     context = connections.select(*SESSION_KEY, "client_ip", "tls", "ldapi", "ssl", "starttls",
-                                 duration.alias("conn_duration"))
+                                 duration.alias("conn_duration"), pl.col("opened").alias("session"))
     return ops.join(context, on=list(SESSION_KEY), how="left")
 
 
@@ -267,8 +270,7 @@ OPERATION_COLUMNS = (
 def _operation_columns(ops: pl.DataFrame) -> pl.DataFrame:
     utc = pl.Datetime("ns", "UTC")
     return ops.with_columns(
-        pl.when(pl.col("session_key") != 0).then(pl.col("session_key")).cast(utc)
-        .alias("session"),
+        pl.col("session").cast(utc),
         pl.col("ts").cast(utc), pl.col("result_ts").cast(utc),
         pl.lit(None, pl.String).alias("workload"),
     ).select([c for c in OPERATION_COLUMNS]).sort("server", "conn", "session", "ts", "line",

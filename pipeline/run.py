@@ -33,7 +33,7 @@ from .jsonlog import is_json_log, parse_json_lines
 from .logline import ParseResult, parse_lines
 from .partition import assign_buckets, split_by_bucket
 from .schema import REJECT_SCHEMA, empty_events
-from .source import Chunk, discover, parse_inputs, plan_chunks, read_chunk
+from .source import Chunk, discover, parse_inputs, plan_chunks, read_chunk, read_head
 from .workload import classify
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def run(opts: RunOptions) -> RunResult:
     stage = {
         "plan": planned - started,
         "parse_cpu": sum(r.seconds for r in chunk_reports),
-        "enrich_cpu": reduced.seconds,
+        "enrich_combine_cpu": reduced.seconds,
         "compute": computed - planned,
         "write": done - computed,
         "total": done - started,
@@ -263,7 +263,8 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     got = read_chunk(chunk)
     kwargs = {"server": f.server, "file": f.name, "file_seq": f.seq}
     result: ParseResult
-    if chunk.start == 0 and is_json_log(got.data[:4096]):
+    head = got.data[:4096] if chunk.start == 0 else read_head(f)
+    if is_json_log(head):  # 3.x JSON logs: detected per file, whichever range this is
         result = parse_json_lines(got.data, **kwargs)
     else:
         result = parse_lines(got.data, final=got.final, **kwargs)

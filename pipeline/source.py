@@ -278,6 +278,13 @@ def read_chunk(chunk: Chunk) -> ChunkData:
                           "check its permissions") from e
 
 
+def read_head(f: LogFile, size: int = 4096) -> bytes:
+    """The first bytes of a log (decompressed), to tell its format."""
+    fs, path = fsspec.core.url_to_fs(f.url, **f.storage_options)
+    with fs.open(path, "rb", compression="gzip" if f.gz else None) as fh:
+        return fh.read(size)
+
+
 def _read_range(fh: Any, chunk: Chunk) -> ChunkData:
     start = chunk.start
     if start > 0:

@@ -31,12 +31,14 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str
     out += [_row(name, ops[verb]) for verb, name in VERB_NAMES]
     out.append("")
     work = tables.get("workloads")
+    fps = tables.get("fingerprints")
     if work is not None and work.height:
-        for latency, title in (("wtime", "wait time"), ("optime", "op time"),
-                               ("etime", "elapsed time")):
+        out.append(f"{'Average etime (elapsed time):':31s}{_mean(work, 'etime'):.9f}")
+    if fps is not None and fps.height:  # kept per fingerprint only: searches
+        for latency, title in (("wtime", "wait time"), ("optime", "op time")):
             out.append(f"{'Average ' + latency + ' (' + title + '):':31s}"
-                       f"{_mean(work, latency):.9f}")
-        out.append("")
+                       f"{_mean(fps, latency):.9f}  (searches)")
+    out.append("")
     s = summary["searches"]
     out += [_row("Paged Searches", s["paged"]), _row("Unindexed Searches", s["unindexed"]),
             _row("Unindexed Components", s["partially_unindexed"]), "",
@@ -46,7 +48,6 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str
     for err, count in sorted(summary["results"]["by_err"].items(),
                              key=lambda kv: (-kv[1], kv[0])):
         out.append(f"err={err:<17s}{count:>8,}")
-    fps = tables.get("fingerprints")
     if fps is not None and fps.height:
         out += ["", "----- Unindexed Search Summary -----"]
         slow = fps.filter(pl.col("unindexed") > 0).sort("unindexed", "fingerprint",
@@ -61,10 +62,11 @@ def _row(name: str, value: int) -> str:
 
 
 def _mean(work: pl.DataFrame, latency: str) -> float:
+    key = [work.columns[0]]
     if latency == "etime":
-        total = histogram.from_lists(work, ["server"], "etime")["count"].sum()
+        total = histogram.from_lists(work, key, "etime")["count"].sum()
         return float(work["etime_sum_ns"].sum() / 1e9 / total) if total else 0.0
-    hist = histogram.from_lists(work, ["server"], latency)  # within 1%, from the buckets
+    hist = histogram.from_lists(work, key, latency)  # within 1%, from the buckets
     if not hist.height:
         return 0.0
     values = hist.select((histogram.representative(pl.col("bucket")) * pl.col("count")).sum(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -145,3 +146,19 @@ def test_time_window_and_server_filter(tmp_path: Path) -> None:
     ops = pl.read_parquet(out / "operations", hive_partitioning=True)
     ts = ops["ts"].dt.epoch("ns")
     assert ts.min() >= 1795710060_000000000 and ts.max() < 1795710090_000000000
+
+
+def test_json_log_in_several_ranges_and_a_text_server_in_one_run(tmp_path: Path) -> None:
+    from .test_jsonlog import EXAMPLES
+    fleet = tmp_path / "fleet"
+    (fleet / "ds3").mkdir(parents=True)
+    body = "\n".join(EXAMPLES[1:13]) + "\n"
+    (fleet / "ds3" / "access").write_text(EXAMPLES[0] + "\n" + body * 3000)  # ~6 MB
+    shutil.copytree(SAMPLE / "real389b", fleet / "real389b")
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(fleet),), out=out, scheduler="synchronous", partition_mb=2))
+    s = json.loads((out / "summary.json").read_text())["servers"]
+    assert s["ds3"]["lines"] == {"total": 36001, "parsed": 36000, "rejected": 0,
+                                 "header": 1, "blank": 0}
+    assert s["ds3"]["operations"]["BIND"] == 3000 and s["ds3"]["connections"] == 3000
+    assert s["real389b"]["lines"]["rejected"] == 0

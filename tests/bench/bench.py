@@ -54,8 +54,7 @@ def main() -> None:
                                   ("run_1_worker_half", half, 1)]:
         out = args.data / f"out-{name}"
         results[name] = timed_subprocess(
-            [str(ROOT / ".venv/bin/dsaccess"), "run", str(inputs), "-o", str(out), "--quiet",
-             "--workers", str(workers)])
+            [PY, __file__, "--run", str(inputs), str(out), str(workers)])
         summary = json.loads((out / "summary.json").read_text())
         results[name]["bytes"] = dir_bytes(inputs)
         results[name]["lines"] = summary["lines"]["total"]
@@ -172,6 +171,9 @@ def report(results: dict[str, dict]) -> None:
     print(f"input x{full['bytes'] / half['bytes']:.2f}: time "
           f"x{full['seconds'] / half['seconds']:.2f}, peak worker RSS x{rss_ratio:.2f}")
     print(f"2 workers vs 1 on the same input: speed-up x{one['seconds'] / half['seconds']:.2f}")
+    stages = full.get("stages", {})
+    if stages:
+        print("stages of the full run (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
 
 
 def human(n: float) -> str:
@@ -231,8 +233,17 @@ def parse_only(folder: str) -> None:
     print(json.dumps({"lines": lines}))
 
 
+def run_job(inputs: str, out: str, workers: int) -> None:
+    """`dsaccess run` in this process, printing the stage timings as JSON."""
+    from pipeline.run import RunOptions, run
+    result = run(RunOptions(inputs=(inputs,), out=Path(out), workers=workers))
+    print(json.dumps({"stages": result.stage_seconds}))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--naive":
+    if len(sys.argv) == 5 and sys.argv[1] == "--run":
+        run_job(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--naive":
         naive(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "--parse":
         parse_only(sys.argv[2])
