@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +25,19 @@ import dask
 import polars as pl
 
 from . import aggregate, histogram, outputs
-from .config import DEFAULT_WORKLOADS, compiled
+from .config import DEFAULT_WORKLOADS
 from .enrich import enrich
 from .errors import ConfigError, PipelineError
-from .jsonlog import is_json_log, parse_json_lines
-from .logline import ParseResult, parse_lines
-from .partition import assign_buckets, split_by_bucket
 from .schema import REJECT_SCHEMA, empty_events
-from .source import Chunk, discover, parse_inputs, plan_chunks, read_chunk, read_head
-from .workload import classify
+from .source import Chunk, discover, parse_inputs, plan_chunks
+from .stages import (
+    BucketReport,
+    ChunkReport,
+    combine_task,
+    enrich_task,
+    line_offsets,
+    parse_task,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,32 +68,6 @@ class RunOptions:
     # checked CEL rules (config.load_workloads); the built-in classes by default
     workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
     storage_options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ChunkReport:
-    """What a parse task returns: small, so every enrich task can receive all of them."""
-
-    index: int
-    server: str
-    file: str
-    file_seq: int
-    lines: int                      # lines this chunk owns (for line-number offsets)
-    partial: dict[str, Any]
-    connects: tuple[int | None, int | None, int]   # first conn, last conn, restarts inside
-    problem: str | None = None
-    seconds: float = 0.0
-    bytes: int = 0
-
-
-@dataclass(frozen=True)
-class BucketReport:
-    """What enrich tasks return, and what combine tasks merge them into."""
-
-    partial: dict[str, Any]
-    tables: dict[str, pl.DataFrame]
-    operations: int
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -155,15 +132,6 @@ def _tree(reports: list[Any]) -> Any:
         level = [dask.delayed(combine_task, pure=False)(level[i:i + COMBINE_FAN_IN])
                  for i in range(0, len(level), COMBINE_FAN_IN)]
     return level[0] if len(level) == 1 else dask.delayed(combine_task)(level)
-
-
-def combine_task(reports: list[BucketReport]) -> BucketReport:
-    """Stage C: merge bucket reports (summary counts and aggregate partials)."""
-    t0 = time.perf_counter()
-    partial = aggregate.combine_all([r.partial for r in reports])
-    tables = aggregate.combine_tables([r.tables for r in reports if r.tables])
-    return BucketReport(partial, tables, sum(r.operations for r in reports),
-                        sum(r.seconds for r in reports) + time.perf_counter() - t0)
 
 
 def _plan(opts: RunOptions) -> list[Chunk]:
@@ -252,95 +220,6 @@ class _scheduler:
             self.cluster.close()
 
 
-# ---- tasks (top-level functions: they are pickled to the workers) ----
-
-
-def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
-               until_ns: int | None) -> ChunkReport:
-    """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
-    t0 = time.perf_counter()
-    f = chunk.file
-    got = read_chunk(chunk)
-    kwargs = {"server": f.server, "file": f.name, "file_seq": f.seq}
-    result: ParseResult
-    head = got.data[:4096] if chunk.start == 0 else read_head(f)
-    if is_json_log(head):  # 3.x JSON logs: detected per file, whichever range this is
-        result = parse_json_lines(got.data, **kwargs)
-    else:
-        result = parse_lines(got.data, final=got.final, **kwargs)
-    events = result.events
-    if since_ns is not None:
-        events = events.filter(pl.col("ts") >= since_ns)
-    if until_ns is not None:
-        events = events.filter(pl.col("ts") < until_ns)
-    connects = _connect_marks(events)
-    root = Path(scratch)
-    name = f"c{chunk.index:06d}"
-    if events.height:
-        for bucket, part in split_by_bucket(assign_buckets(events, buckets)).items():
-            path = root / f"b{bucket:05d}" / f"{name}.arrow"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.write_ipc(path, compression="lz4")
-    if result.rejects.height:
-        outputs.write_parquet(result.rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
-                              root / "rejects" / f"{name}.parquet")
-    partial = aggregate.chunk_partial(f.server, result.counts, events)
-    return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
-                       connects, got.problem, time.perf_counter() - t0, len(got.data))
-
-
-def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: str,
-                sort_operands: bool, jsonl: bool,
-                workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
-    """Stage B: one bucket's events → operations (written here) and partial aggregates."""
-    t0 = time.perf_counter()
-    folder = Path(scratch) / f"b{bucket:05d}"
-    pieces = sorted(folder.glob("*.arrow")) if folder.exists() else []
-    if not pieces:
-        return BucketReport({}, {}, 0, time.perf_counter() - t0)
-    offsets = _line_offsets(reports)
-    frames = []
-    for piece in pieces:
-        index = int(piece.stem[1:])
-        frames.append(pl.read_ipc(piece).with_columns(
-            pl.col("line") + offsets[index]))
-    events = pl.concat(frames, how="vertical")
-    enriched = enrich(events, sort_operands=sort_operands)
-    ops, conns = enriched.operations, enriched.connections
-    if workloads:
-        ops = classify(ops, compiled(workloads))
-    out = Path(staging)
-    outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
-    outputs.write_parquet(conns, Path(scratch) / "connections" / f"b{bucket:05d}.parquet")
-    if jsonl:
-        outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
-    partial = aggregate.bucket_partial(ops, conns)
-    tables = aggregate.table_partials(ops, conns)
-    return BucketReport(partial, tables, ops.height, time.perf_counter() - t0)
-
-
-def _line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
-    # A chunk's first line number = lines owned by the earlier chunks of its file.
-    offsets: dict[int, int] = {}
-    seen: dict[tuple[str, int], int] = {}
-    for r in sorted(reports, key=lambda r: r.index):
-        key = (r.server, r.file_seq)
-        offsets[r.index] = seen.get(key, 0)
-        seen[key] = offsets[r.index] + r.lines
-    return offsets
-
-
-def _connect_marks(events: pl.DataFrame) -> tuple[int | None, int | None, int]:
-    conns = events.filter(pl.col("kind") == "CONNECT").sort("line")["conn"]
-    if conns.is_empty():
-        return (None, None, 0)
-    values = conns.to_list()
-    restarts = sum(1 for i, c in enumerate(values)
-                   if c == 1 or (i > 0 and c is not None and values[i - 1] is not None
-                                 and c < values[i - 1]))
-    return (values[0], values[-1], restarts)
-
-
 def _restarts(reports: list[ChunkReport]) -> dict[str, int]:
     """Server starts seen: a ``conn=1`` open line, or a drop in the connection counter."""
     out: dict[str, int] = {}
@@ -419,7 +298,7 @@ def _inputs(reports: list[ChunkReport]) -> list[dict[str, Any]]:
 
 
 def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> None:
-    offsets = _line_offsets(reports)
+    offsets = line_offsets(reports)
     parts = sorted((scratch / "rejects").glob("*.parquet"))
     if parts:
         rejects = pl.concat([pl.read_parquet(p) for p in parts])
@@ -429,7 +308,3 @@ def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> 
     else:
         rejects = pl.DataFrame(schema=dict(REJECT_SCHEMA))
     outputs.write_parquet(rejects, staging / "rejects.parquet")
-
-
-def is_terminal() -> bool:
-    return sys.stderr.isatty()

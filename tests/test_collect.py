@@ -216,3 +216,13 @@ def test_duplicate_server_names(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"servers": [{"name": "a", "host": "h", "logs": "/x"}] * 2}))
     with pytest.raises(ConfigError, match="server named twice: a"):
         load_servers(path)
+
+
+def test_since_skips_older_rotated_files_by_name(fleet) -> None:
+    root, config, _ = fleet
+    stage = root / "stage"
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet",
+                 "--since", "2026-11-26T16:21:30Z"]) == 0
+    got = sorted(p.name for p in (stage / "ds1").iterdir() if p.name.startswith("access"))
+    # names before 20261126-162130 are skipped; the live file is always collected
+    assert got == ["access", "access.20261126-162150.gz", "access.20261126-162205.gz"]

@@ -1,0 +1,145 @@
+"""The job's tasks: parse (stage A), enrich (stage B) and combine (stage C).
+
+Plain top-level functions: Dask pickles them by name and runs them on the
+workers. They receive paths and small reports, never open files or clients,
+and exchange the shuffled rows through files under the staging folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import aggregate, outputs
+from .config import compiled
+from .enrich import enrich
+from .jsonlog import is_json_log, parse_json_lines
+from .logline import ParseResult, parse_lines
+from .partition import assign_buckets, split_by_bucket
+from .source import Chunk, read_chunk, read_head
+from .workload import classify
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    """What a parse task returns: small, so every enrich task can receive all of them."""
+
+    index: int
+    server: str
+    file: str
+    file_seq: int
+    lines: int                      # lines this chunk owns (for line-number offsets)
+    partial: dict[str, Any]
+    connects: tuple[int | None, int | None, int]   # first conn, last conn, restarts inside
+    problem: str | None = None
+    seconds: float = 0.0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class BucketReport:
+    """What enrich tasks return, and what combine tasks merge them into."""
+
+    partial: dict[str, Any]
+    tables: dict[str, pl.DataFrame]
+    operations: int
+    seconds: float = 0.0
+
+
+def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
+               until_ns: int | None) -> ChunkReport:
+    """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
+    t0 = time.perf_counter()
+    f = chunk.file
+    got = read_chunk(chunk)
+    kwargs = {"server": f.server, "file": f.name, "file_seq": f.seq}
+    result: ParseResult
+    head = got.data[:4096] if chunk.start == 0 else read_head(f)
+    if is_json_log(head):  # 3.x JSON logs: detected per file, whichever range this is
+        result = parse_json_lines(got.data, **kwargs)
+    else:
+        result = parse_lines(got.data, final=got.final, **kwargs)
+    events = result.events
+    if since_ns is not None:
+        events = events.filter(pl.col("ts") >= since_ns)
+    if until_ns is not None:
+        events = events.filter(pl.col("ts") < until_ns)
+    connects = _connect_marks(events)
+    root = Path(scratch)
+    name = f"c{chunk.index:06d}"
+    if events.height:
+        for bucket, part in split_by_bucket(assign_buckets(events, buckets)).items():
+            path = root / f"b{bucket:05d}" / f"{name}.arrow"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.write_ipc(path, compression="lz4")
+    if result.rejects.height:
+        outputs.write_parquet(result.rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
+                              root / "rejects" / f"{name}.parquet")
+    partial = aggregate.chunk_partial(f.server, result.counts, events)
+    return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
+                       connects, got.problem, time.perf_counter() - t0, len(got.data))
+
+
+def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: str,
+                sort_operands: bool, jsonl: bool,
+                workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
+    """Stage B: one bucket's events → operations (written here) and partial aggregates."""
+    t0 = time.perf_counter()
+    folder = Path(scratch) / f"b{bucket:05d}"
+    pieces = sorted(folder.glob("*.arrow")) if folder.exists() else []
+    if not pieces:
+        return BucketReport({}, {}, 0, time.perf_counter() - t0)
+    offsets = line_offsets(reports)
+    frames = []
+    for piece in pieces:
+        index = int(piece.stem[1:])
+        frames.append(pl.read_ipc(piece).with_columns(
+            pl.col("line") + offsets[index]))
+    events = pl.concat(frames, how="vertical")
+    enriched = enrich(events, sort_operands=sort_operands)
+    ops, conns = enriched.operations, enriched.connections
+    if workloads:
+        ops = classify(ops, compiled(workloads))
+    out = Path(staging)
+    outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
+    outputs.write_parquet(conns, Path(scratch) / "connections" / f"b{bucket:05d}.parquet")
+    if jsonl:
+        outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
+    partial = aggregate.bucket_partial(ops, conns)
+    tables = aggregate.table_partials(ops, conns)
+    return BucketReport(partial, tables, ops.height, time.perf_counter() - t0)
+
+
+def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
+    # A chunk's first line number = lines owned by the earlier chunks of its file.
+    offsets: dict[int, int] = {}
+    seen: dict[tuple[str, int], int] = {}
+    for r in sorted(reports, key=lambda r: r.index):
+        key = (r.server, r.file_seq)
+        offsets[r.index] = seen.get(key, 0)
+        seen[key] = offsets[r.index] + r.lines
+    return offsets
+
+
+def _connect_marks(events: pl.DataFrame) -> tuple[int | None, int | None, int]:
+    conns = events.filter(pl.col("kind") == "CONNECT").sort("line")["conn"]
+    if conns.is_empty():
+        return (None, None, 0)
+    values = conns.to_list()
+    restarts = sum(1 for i, c in enumerate(values)
+                   if c == 1 or (i > 0 and c is not None and values[i - 1] is not None
+                                 and c < values[i - 1]))
+    return (values[0], values[-1], restarts)
+
+
+def combine_task(reports: list[BucketReport]) -> BucketReport:
+    """Stage C: merge bucket reports (summary counts and aggregate partials)."""
+    t0 = time.perf_counter()
+    partial = aggregate.combine_all([r.partial for r in reports])
+    tables = aggregate.combine_tables([r.tables for r in reports if r.tables])
+    return BucketReport(partial, tables, sum(r.operations for r in reports),
+                        sum(r.seconds for r in reports) + time.perf_counter() - t0)
