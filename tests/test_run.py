@@ -58,11 +58,22 @@ def test_summary_agrees_with_logconv(sample_run: Path, server: str) -> None:
     assert searches["paged"] == lc["Paged Searches"]
     # logconv counts each ABANDON line as a result
     assert s["results"]["total"] + ops["ABANDON"] == lc["Total Results"]
+    # logconv's "Internal Operations" counts internal ENTRY lines too; we count requests
+    internal_entries = sum(1 for p in (SAMPLE / server).glob("access*")
+                           for line in _text(p).splitlines()
+                           if "(Internal)" in line and " ENTRY " in line)
+    assert internal + internal_entries == lc["Internal Operations"]
     errors = {k: v for k, v in s["results"]["by_err"].items()}
     text = (SAMPLE / f"logconv-{server}.txt").read_text()
     for line in text.split("----- Errors -----")[1].split("-----")[0].strip().splitlines():
         code, count = line.split()[:2]
         assert errors[code.removeprefix("err=")] == int(count), code
+
+
+def _text(path: Path) -> str:
+    import gzip
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode()
 
 
 def test_line_accounting_balances(sample_run: Path) -> None:
