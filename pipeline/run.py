@@ -183,8 +183,7 @@ class _scheduler:
 
     def __enter__(self) -> _Compute:
         opts = self.opts
-        if opts.scheduler == "synchronous":
-            os.environ.setdefault("POLARS_MAX_THREADS", str(os.cpu_count() or 1))
+        if opts.scheduler == "synchronous":  # polars keeps its own thread pool in-process
             return _Compute(1)
         from distributed import Client, LocalCluster
         if not log.isEnabledFor(logging.DEBUG):  # it logs every worker start at INFO
@@ -246,15 +245,14 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     problems = sorted({r.problem for r in chunk_reports if r.problem})
     summary["problems"] = problems
     _write_rejects(scratch, staging, chunk_reports)
+    empty = enrich(empty_events())  # the schemas of a run that found no events
     # one file from the buckets' pieces, a piece at a time: memory stays flat
     outputs.concat_parquet(sorted((scratch / "connections").glob("*.parquet")),
-                           staging / "connections.parquet",
-                           empty=enrich(empty_events()).connections)
+                           staging / "connections.parquet", empty=empty.connections)
     if opts.jsonl:
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")
     (staging / "operations").mkdir(exist_ok=True)
-    empty = enrich(empty_events())
     tables = aggregate.finalize_tables(reduced.tables or aggregate.table_partials(
         empty.operations, empty.connections))
     info = run_info(opts)
