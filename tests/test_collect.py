@@ -226,3 +226,11 @@ def test_since_skips_older_rotated_files_by_name(fleet) -> None:
     got = sorted(p.name for p in (stage / "ds1").iterdir() if p.name.startswith("access"))
     # names before 20261126-162130 are skipped; the live file is always collected
     assert got == ["access", "access.20261126-162150.gz", "access.20261126-162205.gz"]
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("access", True), ("access.20261126-162009.gz", True), ("..", False), ("a/b", False),
+    ("access..x", False), ("acc\x1bess", False), ("access\n", False), ("", False),
+])
+def test_remote_names_that_could_escape_stage_are_refused(name: str, ok: bool) -> None:
+    assert collect_mod._safe_name(name) is ok
