@@ -112,6 +112,19 @@ def test_contract_columns(sample_run: Path) -> None:
         assert col in conns.columns, col
     assert pl.read_parquet(sample_run / "rejects.parquet").columns == \
         ["server", "file", "line", "text", "reason"]
+    contract = {
+        "fingerprints": "fingerprint, count, errors, unindexed, partially_unindexed, paged, "
+                        "etime_sum, etime_max, etime_p50, etime_p95, etime_p99, nentries_sum, "
+                        "bind_dns, servers, example, first_seen, last_seen",
+        "workloads": "server, workload, bind_dn, verb, count, errors, unindexed, etime_sum, "
+                     "etime_max, etime_p50, etime_p95, etime_p99, nentries_sum",
+        "timeseries": "server, minute, verb, count, errors, etime_sum, etime_p95",
+    }
+    for name, columns in contract.items():
+        have = pl.read_parquet(sample_run / f"{name}.parquet").columns
+        assert set(columns.split(", ")) <= set(have), name
+    for name in ("report.html", "metrics.prom"):
+        assert (sample_run / name).stat().st_size > 1000
     s = _summary(sample_run)
     assert list(s)[:11] == ["lines", "connections", "restarts", "operations",
                             "internal_operations", "results", "searches", "unmatched",
