@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from . import histogram
-from .schema import REQUEST_VERBS, SUMMARY_VERBS
+from .schema import PAIRED_VERBS, SUMMARY_VERBS
 
 Counts = dict[str, Any]
 LINE_KEYS = ("total", "parsed", "rejected", "header", "blank")
@@ -75,7 +75,7 @@ def _server_partial(ops: pl.DataFrame) -> Counts:
     results = ops.filter(pl.col("result_line").is_not_null())
     by_err = {str(k): v for k, v in results.group_by("err").len().iter_rows()}
     searches = results.filter(pl.col("verb") == "SRCH")
-    paired = pl.col("verb").is_in([*REQUEST_VERBS, "UNPROCESSED"])
+    paired = pl.col("verb").is_in(PAIRED_VERBS)
     return {
         "operations": {"total": client.height,
                        **{v: int(by_verb.get(v, 0)) for v in SUMMARY_VERBS}},

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from .fingerprint import SERVER_CUT, fingerprint, fingerprint_id
-from .schema import REQUEST_VERBS
+from .schema import PAIRED_VERBS
 
 POS_FILE_SHIFT = 1 << 40   # pos = file_seq * 2**40 + line: one order across rotated files
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
-PAIRED_VERBS = (*REQUEST_VERBS, "UNPROCESSED")
 LONE_VERBS = ("ABANDON", "UNBIND")   # operations that never get a RESULT
 TAG_VERBS = {97: "BIND", 101: "SRCH", 103: "MOD", 105: "ADD", 107: "DEL", 109: "MODRDN",
              111: "CMP", 120: "EXT"}

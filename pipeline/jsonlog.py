@@ -189,8 +189,8 @@ def _event_row(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     for key, column in RENAMES.items():
         if key in obj and not isinstance(obj[key], (list, dict)):
             row[column] = obj[key]
-    for key in ("method", "targetop", "pr_cookie"):
-        if key in row and row[key] is not None and key != "pr_cookie":
+    for key in ("method", "targetop"):  # strings in the text format, sometimes ints in JSON
+        if row.get(key) is not None:
             row[key] = str(row[key])
     for key in TIME_KEYS:
         if key in obj:

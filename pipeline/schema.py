@@ -12,6 +12,7 @@ import polars as pl
 # Event kinds: the first keyword of a line after its ids (389ds-access-log.md §15.4).
 REQUEST_VERBS = ("BIND", "SRCH", "MOD", "ADD", "DEL", "MODRDN", "CMP", "EXT")
 OTHER_OP_VERBS = ("ABANDON", "UNBIND")
+PAIRED_VERBS = (*REQUEST_VERBS, "UNPROCESSED")  # requests that get a RESULT
 SUMMARY_VERBS = REQUEST_VERBS + OTHER_OP_VERBS
 KINDS = (
     "CONNECT", "CLOSE", "TLS", "AUTOBIND", "HAPROXY",
