@@ -32,7 +32,7 @@ from typing import Any
 
 from .config import ServerConfig
 from .errors import SourceError
-from .source import LOG_NAME, remote_listing, remote_open
+from .source import LOG_NAME, TRANSIENT_ERRORS, remote_listing, remote_open
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _with_retries(server: ServerConfig, stage: Path, accept_new: bool, since: st
             outcome.error = str(e)
             if "host key" in str(e) or "authentication failed" in str(e):
                 return outcome  # retrying cannot fix a key problem
-        except (OSError, EOFError) as e:  # dropped connection, timeout: try again
+        except TRANSIENT_ERRORS as e:  # dropped connection, timeout: try again
             outcome.error = f"{server.name}: {type(e).__name__}: {e}"
         log.info("collect %s failed (attempt %d): %s", server.name, attempt, outcome.error)
         if attempt < RETRIES:

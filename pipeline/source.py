@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 LOG_NAME = re.compile(r"^access(?:\.(?P<stamp>\d{8}-\d{6}))?(?P<gz>\.gz)?$")
 READ_AHEAD = 1 << 16  # bytes read at a time past a range's end to find its last newline
 DEFAULT_CHUNK_BYTES = 64 << 20
+# What a connection dropped mid-transfer raises: paramiko's SSHException ("Server
+# connection dropped") is not an OSError, so a retry loop must name it too.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, paramiko.SSHException)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import paramiko
 import polars as pl
 import pytest
 import yaml
@@ -175,6 +176,22 @@ def test_killed_mid_transfer_leaves_no_partial_file_and_resumes(fleet, monkeypat
     out = collect(load_servers(config)[:1], stage)
     assert out[0].ok
     assert (stage / "ds1" / big.name).read_bytes() == big.read_bytes()
+
+
+def test_a_connection_dropped_as_sshexception_is_retried(fleet, monkeypatch) -> None:
+    # paramiko reports a drop under a read as SSHException, which is not an OSError
+    root, config, _ = fleet
+    monkeypatch.setattr(collect_mod, "BACKOFF_SECONDS", 0.01)
+    dropped = []
+
+    def drop_once(name: str, n: int) -> None:
+        if not dropped:
+            dropped.append(n)
+            raise paramiko.SSHException("Server connection dropped: ")
+
+    out = collect(load_servers(config)[:1], root / "stage", progress=drop_once)
+    assert dropped and out[0].ok and out[0].error is None
+    assert (root / "stage" / "ds1" / "access").exists()
 
 
 def test_run_reads_sftp_directly_and_equals_the_staged_run(fleet) -> None:
