@@ -320,3 +320,61 @@ def test_a_100kb_line_is_one_reject_or_event() -> None:
     big = T + 'conn=1 op=1 MOD dn="' + "a" * 100_000 + '"'
     r = parse_lines((big + "\n").encode(), server="s", file="f")
     assert r.counts["total"] == 1 and r.counts["parsed"] + r.counts["rejected"] == 1
+
+
+# Lines where a strict pattern could go wrong: quotes inside values, keys and " - " inside
+# quoted RESULT values, the 10-digit etime, CRLF, a missing field.
+AWKWARD = [
+    'RESULT err=0 tag=97 nentries=0 wtime=0.1 optime=0.1 etime=0.1 dn="cn=a - b,dc=x"',
+    'RESULT err=0 tag=97 nentries=0 wtime=0.1 optime=0.1 etime=0.1 dn="cn=x notes=U,dc=x"',
+    'RESULT err=0 tag=101 nentries=0 wtime=0.1 optime=0.1 etime=0.1 notes=U details="a csn=1"',
+    'RESULT err=14 tag=97 nentries=0 wtime=0.1 optime=0.1 etime=0.1 notes=U '
+    'details="x, SASL bind in progress"',
+    'RESULT err=0 tag=101 nentries=0 wtime=0.1 optime=0.1 etime=0.1234567891',
+    'RESULT err=0 tag=101 nentries=0 wtime=0.1 optime=0.1 etime=0.1 csn=5f0 - x',
+    'RESULT err=0 tag=101 nentries=0 wtime=0.1 optime=0.1 etime=0.1 notes=U extra=1',
+    'RESULT err=0 tag=101 nentries=0 wtime=0.1 optime=0.1 etime=0.1 pr_idx=1 pr_cookie=-1',
+    'RESULT err=0 tag=101 nentries=0 wqtime=0.2 wtime=0.1 optime=0.1 etime=0.1',
+    'RESULT err=0 tag=101 nentries=0 wtime=0.1 optime=0.1 etime=0.1 dn="x" sid="a"',
+    'SRCH base="o=a"b" scope=2 filter="(cn=x)" attrs=ALL',
+    'SRCH base="o=a" scope=2 filter="(cn="q")" attrs="cn sn"',
+    'SRCH base="o=a" scope=2 filter="(cn=x)" attrs="cn sn" options=persistent',
+    'SRCH base="o=a" scope=2 filter="(cn=x)" attrs=ALL authzid="dn:cn=y"',
+    'BIND dn="cn="q"" method=128 version=3',
+    'BIND dn="" method=sasl version=3 mech=GSSAPI',
+    'BIND dn="cn=x" method=128 version=3, foo',
+    'ADD dn="cn=a"b"',
+    'UNBIND\r',
+    'fd=64 closed - U1\r',
+    'fd=64 closed error - B1',
+    'fd=64 Disconnect - A - B - T2',
+    'fd=64 Disconnect - - U1',
+    'fd=64 Disconnect - Cleanly Closed Connection - U1 ',
+]
+
+
+def test_strict_patterns_agree_with_the_general_ones(monkeypatch, tmp_path) -> None:
+    from pipeline import logline
+
+    from .synth import generate
+    generate(tmp_path, servers=1, mb_per_server=1.0, seed=3)
+    blocks = [data for _, data in _sample_files()]
+    blocks += [p.read_bytes() for p in sorted(tmp_path.rglob("access*")) if p.suffix != ".gz"]
+    blocks.append("".join(c[1] + "\n" for c in CASES).encode())
+    blocks.append("".join(f"{T}conn=5 op=1 {body}\n" for body in AWKWARD).encode())
+    fast = [parse_lines(b, server="s", file="f") for b in blocks]
+    # the strict patterns do handle most lines of the real sample and of the generator
+    bodies = pl.Series([ln + "\n" for b in blocks for ln in b.decode().splitlines()])\
+        .str.replace(r"^\[[^\]]*\] conn=\d+ (?:op=\d+ )?", "")
+    for kind, strict in [("RESULT", logline.RESULT_LAYOUT), *logline.FAST_PATTERNS.items()]:
+        word = r"fd=\d+" if kind in ("CONNECT", "CLOSE") else kind
+        of_kind = bodies.filter(bodies.str.contains(f"^{word}[ \n]"))
+        share = of_kind.str.contains(strict).mean()
+        assert share > (0.9 if kind in ("RESULT", "SRCH", "BIND") else 0.3), (kind, share)
+    monkeypatch.setattr(logline, "FAST_PATTERNS", {})
+    monkeypatch.setattr(logline, "_split_result", lambda part: (part.clear(), part))
+    for block, expected in zip(blocks, fast, strict=True):
+        general = parse_lines(block, server="s", file="f")
+        assert general.counts == expected.counts
+        assert general.rejects.equals(expected.rejects)
+        assert general.events.sort("line").equals(expected.events.sort("line"))
