@@ -60,6 +60,9 @@ def chunk_partial(server: str, counts: dict[str, int], events: pl.DataFrame) -> 
 def bucket_partial(operations: pl.DataFrame, connections: pl.DataFrame) -> Counts:
     """What one bucket knows: operations, results, searches, unmatched, connections."""
     out: Counts = {}
+    # narrow first: every filter below copies the columns it keeps
+    operations = operations.select("server", "line", "result_line", "internal", "verb", "err",
+                                   "unindexed", "partially_unindexed", "paged")
     for (server,), ops in operations.partition_by("server", as_dict=True).items():
         out[server] = _server_partial(ops)
     for (server,), conns in connections.partition_by("server", as_dict=True).items():
@@ -186,6 +189,10 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl
                  .when(pl.col("starttls")).then(pl.lit("StartTLS"))
                  .otherwise(pl.lit("LDAP")))
     opened = connections.filter(pl.col("opened").is_not_null())
+    # narrow first: the filters below copy the columns they keep
+    ops = ops.select("server", "workload", "bind_dn", "verb", "internal", "ts", "result_ts",
+                     "fingerprint", "fingerprint_id", "err", "unindexed", "partially_unindexed",
+                     "paged", "nentries", "filter", "base", "scope", *LATENCIES)
     failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
     notes = {"unindexed": pl.col("unindexed").sum(),
              "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}

@@ -59,10 +59,13 @@ def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
         events: parsed events with absolute line numbers (``schema.EVENT_SCHEMA``).
         sort_operands: passed to the fingerprint.
     """
-    ev = _with_sessions(events)
+    # one copy into contiguous columns: filters and joins over many small chunks (one per
+    # kind per parsed piece) cost several times more than this copy
+    ev = _with_sessions(events.rechunk())
     connections = _connections(ev)
-    ops = _join_operations(ev)
-    ops = _with_identity(ops, ev)
+    classes = _split_classes(ev)
+    ops = _join_operations(classes)
+    ops = _with_identity(ops, classes["other"])
     ops = _with_context(ops, connections)
     ops = _with_fingerprints(ops, sort_operands)
     return Enriched(operations=_operation_columns(ops),
@@ -85,9 +88,25 @@ def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _split_classes(ev: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Requests, results, lone operations and other lines: one pass over the wide table."""
+    kind = pl.col("kind")
+    cls = (pl.when(kind.is_in(PAIRED_VERBS)).then(pl.lit("request"))
+           .when(kind == "RESULT").then(pl.lit("result"))
+           .when(kind.is_in(LONE_VERBS)).then(pl.lit("lone"))
+           .otherwise(pl.lit("other")))
+    parts = ev.with_columns(cls.alias("class")).partition_by("class", as_dict=True,
+                                                               include_key=False)
+    empty = ev.clear()
+    return {c: parts.get((c,), empty) for c in ("request", "result", "lone", "other")}
+
+
 def _connections(ev: pl.DataFrame) -> pl.DataFrame:
     kind = pl.col("kind")
-    client = ev.filter(pl.col("conn").is_not_null())
+    # narrow first, then filter: the events table is wide
+    client = ev.select(*SESSION_KEY, "kind", "conn", "client_ip", "server_ip", "ssl", "fd", "ts",
+                       "close_code", "tls_version", "oid", "internal", "session_start")\
+        .filter(pl.col("conn").is_not_null())
     first = lambda expr: expr.drop_nulls().first()  # noqa: E731
     return client.group_by(*SESSION_KEY).agg(
         pl.col("conn").first(),
@@ -131,15 +150,14 @@ def _keyed(df: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([df.filter(~pl.col("internal")), internal], rechunk=False)
 
 
-def _join_operations(ev: pl.DataFrame) -> pl.DataFrame:
+def _join_operations(classes: dict[str, pl.DataFrame]) -> pl.DataFrame:
     ids = [*SESSION_KEY, "internal", "conn", "op", "op_internal", "op_nested", "ts", "file",
            "line", "pos"]
     kind = pl.col("kind")
-    # narrow first, then filter: the events table is wide
-    requests = _keyed(ev.select(*ids, "kind", *REQUEST_FIELDS).filter(kind.is_in(PAIRED_VERBS))
+    requests = _keyed(classes["request"].select(*ids, "kind", *REQUEST_FIELDS)
                       ).select(*OP_KEY, *ids[4:], kind.alias("verb"), *REQUEST_FIELDS)
-    results = _keyed(ev.select(*ids, "kind", "dn", "text", *RESULT_FIELDS)
-                     .filter(kind == "RESULT")).select(
+    results = _keyed(classes["result"].select(*ids, "kind", "dn", "text", *RESULT_FIELDS)
+                     ).select(
         *OP_KEY,
         pl.col("conn").alias("r_conn"), pl.col("op").alias("r_op"),
         pl.col("op_internal").alias("r_op_internal"), pl.col("op_nested").alias("r_op_nested"),
@@ -157,7 +175,7 @@ def _join_operations(ev: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce("verb", pl.col("tag").replace_strict(TAG_VERBS, default=None,
                                                         return_dtype=pl.String)).alias("verb"),
     ).drop("r_conn", "r_op", "r_op_internal", "r_op_nested")
-    lone = ev.filter(pl.col("kind").is_in(LONE_VERBS)).select(
+    lone = classes["lone"].select(
         *SESSION_KEY, "internal", "conn", "op", "op_internal", "op_nested",
         pl.col("kind").alias("verb"), "ts", "file", "line", "pos", "targetop", "msgid",
         "nentries", "etime",
@@ -178,7 +196,7 @@ def _mark_abandoned(ops: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
+def _with_identity(ops: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:
     # Identity follows operation numbers, not line order: a client sends nothing while a
     # BIND is in progress (RFC 4511 §4.2.1), so every op numbered above a BIND was sent
     # after its response, even when the server logged that op before the BIND's RESULT.
@@ -189,26 +207,27 @@ def _with_identity(ops: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:
     # AUTOBIND and certificate binds have no op: they hold from the last op logged before them
     requests = ops.filter(pl.col("pos").is_not_null() & ~pl.col("internal")).select(
         *SESSION_KEY, "pos", pl.col("op").alias("change_op")).sort("pos")
-    other_changes = ev.filter(
+    other_changes = other.filter(
         (pl.col("kind") == "AUTOBIND") | ((pl.col("kind") == "TLS") & pl.col("dn").is_not_null())
     ).select(*SESSION_KEY, "pos", pl.col("dn").alias("identity")).sort("pos").join_asof(
         requests, on="pos", by=list(SESSION_KEY), strategy="backward", check_sortedness=False,
     ).select(*SESSION_KEY, pl.col("change_op").fill_null(UNKNOWN_ID), "identity")
     changes = pl.concat([bind_changes, other_changes]).sort("change_op")
-    ops = ops.with_columns(pl.col("op").fill_null(UNKNOWN_ID).alias("issued_op")).sort(
-        "issued_op")
-    ops = ops.join_asof(
+    # the as-of join runs on a narrow copy of the keys; its answer goes back by row number
+    issued = ops.select(*SESSION_KEY, pl.col("op").fill_null(UNKNOWN_ID).alias("issued_op"))\
+        .with_row_index("row").sort("issued_op")
+    found = issued.join_asof(
         changes, left_on="issued_op", right_on="change_op", by=list(SESSION_KEY),
         strategy="backward", allow_exact_matches=False,
         check_sortedness=False,  # both sorted on the op number above; groups are not checked
-    )
+    ).sort("row")["identity"]
     start = pl.when(pl.col("session_key") != 0).then(pl.lit(""))  # opened in the window: anonymous
-    identity = pl.coalesce("identity", start)
+    identity = pl.coalesce(pl.lit(found), start)
     return ops.with_columns(
         pl.when((pl.col("verb") == "BIND") & pl.col("result_pos").is_not_null())
         .then(bound)   # a BIND carries the identity it established
         .otherwise(identity).alias("bind_dn")
-    ).drop("identity", "change_op", "issued_op")
+    )
 
 
 def _with_context(ops: pl.DataFrame, connections: pl.DataFrame) -> pl.DataFrame:
@@ -272,8 +291,11 @@ def _operation_columns(ops: pl.DataFrame) -> pl.DataFrame:
         pl.col("session").cast(utc),
         pl.col("ts").cast(utc), pl.col("result_ts").cast(utc),
         pl.lit(None, pl.String).alias("workload"),
-    ).select([c for c in OPERATION_COLUMNS]).sort("server", "conn", "session", "ts", "line",
-                                                   nulls_last=True)
+    ).select([c for c in OPERATION_COLUMNS]).sort(
+        # a total order (a RESULT alone has no request line), so files do not depend on
+        # the order rows reach this point
+        "server", "conn", "session", "ts", "line", "result_line", "file", "result_file",
+        nulls_last=True)
 
 
 CONNECTION_COLUMNS = ("server", "session", "conn", "client_ip", "server_ip", "opened", "closed",

@@ -110,8 +110,8 @@ def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
         rules: from ``compile_rules``.
         on_evaluate: called once per rule evaluation (tests count them).
     """
-    result = pl.Series("workload", [None] * ops.height, dtype=pl.String)
-    todo = pl.Series([True] * ops.height)
+    result = pl.Series("workload", [], dtype=pl.String).extend_constant(None, ops.height)
+    todo = pl.Series([], dtype=pl.Boolean).extend_constant(True, ops.height)
     for rule in rules:
         if not todo.any():
             break
