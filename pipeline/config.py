@@ -6,6 +6,7 @@ file, the key or rule, its line, and the fix.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -85,8 +86,10 @@ def load_workloads(path: Path | None) -> tuple[tuple[str, str, int | None], ...]
     return tuple(rules)
 
 
+@functools.lru_cache(maxsize=8)
 def compiled(rules: tuple[tuple[str, str, int | None], ...]) -> tuple[Rule, ...]:
-    """Compile checked rules (on a worker)."""
+    """Compile checked rules (on a worker, once per process: tasks share the programs
+    and the answers they remember)."""
     return compile_rules(list(rules))
 
 

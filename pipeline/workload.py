@@ -49,6 +49,7 @@ VARIABLES = MappingProxyType({
     "conn_duration": ("conn_duration", celtypes.DoubleType, 0.0),
 })
 UNCLASSIFIED = "unclassified"   # what rows no rule matched are called
+ANSWER_CACHE_LIMIT = 1_000_000  # remembered answers per rule and worker process
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class Rule:
     variables: tuple[str, ...]
     line: int | None = None
     program: Any = field(default=None, compare=False, repr=False)
+    # answers by tuple of variable values: one worker classifies many buckets, in which
+    # the same bind DNs come back (the CEL interpreter costs ~0.3 ms per evaluation)
+    answers: dict[tuple[Any, ...], bool] = field(default_factory=dict, compare=False,
+                                                 repr=False)
 
 
 def compile_rules(rules: list[tuple[str, str]] | list[tuple[str, str, int | None]],
@@ -123,15 +128,13 @@ def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
         distinct = view.select(columns).unique()
         answers = []
         for values in (distinct.iter_rows() if columns else [()]):
-            if on_evaluate:
-                on_evaluate(rule)
-            activation = {v: _cel(VARIABLES[v][1], x)
-                          for v, x in zip(rule.variables, values, strict=True)}
-            try:
-                out = rule.program.evaluate(activation)
-            except Exception:
-                out = False  # a runtime error (e.g. a bad regex on one value) is no match
-            answers.append(out is True or (isinstance(out, celtypes.BoolType) and bool(out)))
+            if values not in rule.answers:
+                if on_evaluate:
+                    on_evaluate(rule)
+                if len(rule.answers) >= ANSWER_CACHE_LIMIT:
+                    rule.answers.clear()
+                rule.answers[values] = _evaluate(rule, values)
+            answers.append(rule.answers[values])
         if columns:
             matched = view.join(distinct.with_columns(pl.Series("_hit", answers)),
                                 on=columns, how="left", nulls_equal=True)
@@ -142,6 +145,16 @@ def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
             result = result.scatter(hit_rows, rule.name)
             todo = todo.scatter(hit_rows, False)
     return ops.with_columns(result.fill_null(UNCLASSIFIED))
+
+
+def _evaluate(rule: Rule, values: tuple[Any, ...]) -> bool:
+    activation = {v: _cel(VARIABLES[v][1], x)
+                  for v, x in zip(rule.variables, values, strict=True)}
+    try:
+        out = rule.program.evaluate(activation)
+    except Exception:
+        return False  # a runtime error (e.g. a bad regex on one value) is no match
+    return out is True or (isinstance(out, celtypes.BoolType) and bool(out))
 
 
 def _column(ops: pl.DataFrame, variable: str) -> pl.Expr:

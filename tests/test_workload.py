@@ -62,6 +62,10 @@ def test_first_match_wins_and_each_distinct_tuple_is_evaluated_once() -> None:
         ["slow"] * 10
     # svc sees 3 distinct bind DNs; slow only the 2 etimes of the rows svc left + null's 5.0
     assert calls == {"svc": 3, "slow": 3, "rest": 1}
+    # the next bucket with the same values costs no evaluation and gets the same answers
+    again = classify(ops.reverse(), rules, on_evaluate=lambda r: calls.update([r.name]))
+    assert again["workload"].to_list() == out["workload"].to_list()[::-1]
+    assert calls == {"svc": 3, "slow": 3, "rest": 1}
 
 
 def test_classes_on_the_real_sample(tmp_path: Path) -> None:
