@@ -26,20 +26,20 @@ from dataclasses import dataclass
 import polars as pl
 
 from .fingerprint import SERVER_CUT, fingerprint, fingerprint_id
-from .schema import PAIRED_VERBS
+from .schema import (
+    LONE_VERBS,
+    PAIRED_VERBS,
+    REQUEST_FIELDS,
+    RESULT_FIELDS,
+    split_classes,
+)
 
 POS_FILE_SHIFT = 1 << 40   # pos = file_seq * 2**40 + line: one order across rotated files
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
-LONE_VERBS = ("ABANDON", "UNBIND")   # operations that never get a RESULT
 TAG_VERBS = {97: "BIND", 101: "SRCH", 103: "MOD", 105: "ADD", 107: "DEL", 109: "MODRDN",
              111: "CMP", 120: "EXT"}
 UNKNOWN_ID = -1  # stands in for null in join keys
 
-REQUEST_FIELDS = ("dn", "base", "scope", "filter", "attrs", "options", "authzid", "method",
-                  "version", "mech", "newrdn", "newsuperior", "attr", "oid", "name",
-                  "targetop", "msgid", "truncated")
-RESULT_FIELDS = ("err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
-                 "notes", "details", "csn", "pr_idx", "pr_cookie", "sid")
 SESSION_KEY = ("server", "conn_key", "session_key")
 OP_KEY = (*SESSION_KEY, "internal", "op_key", "op_internal_key", "op_nested_key", "rank")
 
@@ -59,11 +59,17 @@ def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
         events: parsed events with absolute line numbers (``schema.EVENT_SCHEMA``).
         sort_operands: passed to the fingerprint.
     """
+    return enrich_classes(split_classes(events), sort_operands=sort_operands)
+
+
+def enrich_classes(classes: dict[str, pl.DataFrame], *,
+                   sort_operands: bool = False) -> Enriched:
+    """``enrich`` for events already split as ``schema.split_classes`` does (the shuffle's
+    layout)."""
     # one copy into contiguous columns: filters and joins over many small chunks (one per
     # kind per parsed piece) cost several times more than this copy
-    ev = _with_sessions(events.rechunk())
-    connections = _connections(ev)
-    classes = _split_classes(ev)
+    classes = _with_sessions({name: df.rechunk() for name, df in classes.items()})
+    connections = _connections(classes)
     ops = _join_operations(classes)
     ops = _with_identity(ops, classes["other"])
     ops = _with_context(ops, connections)
@@ -72,41 +78,42 @@ def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
                     connections=_connection_columns(connections))
 
 
-def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:
-    ev = events.with_columns(
+def _with_sessions(classes: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    # Sessions need every line of a connection, so they are found on a narrow table
+    # of all classes, then handed back to each class (rows keep their order).
+    keys = pl.concat([df.select("server", "conn", "kind", "ts", "file_seq", "line")
+                      for df in classes.values()])
+    keys = keys.with_columns(
         (pl.col("file_seq").cast(pl.Int64) * POS_FILE_SHIFT + pl.col("line")).alias("pos"),
         pl.col("conn").fill_null(UNKNOWN_ID).alias("conn_key"),
     )
     connect = pl.col("kind") == "CONNECT"
     # A session is named by the position of its open line (unique, unlike timestamps);
-    # ordered within each connection only: no sort (and copy) of the whole wide table.
-    return ev.with_columns(
+    # ordered within each connection only: no sort of the whole table.
+    keys = keys.select(
+        "pos", "conn_key",
         pl.when(connect).then(pl.col("pos")).forward_fill()
         .over("server", "conn_key", order_by="pos").fill_null(0).alias("session_key"),
         pl.when(connect).then(pl.col("ts")).forward_fill()
         .over("server", "conn_key", order_by="pos").alias("session_start"),
     )
+    out, start = {}, 0
+    for name, df in classes.items():
+        out[name] = df.hstack(keys.slice(start, df.height))
+        start += df.height
+    return out
 
 
-def _split_classes(ev: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Requests, results, lone operations and other lines: one pass over the wide table."""
+CONNECTION_SOURCES = ("kind", "conn", "client_ip", "server_ip", "ssl", "fd", "ts", "close_code",
+                      "tls_version", "oid", "internal", "session_start")
+
+
+def _connections(classes: dict[str, pl.DataFrame]) -> pl.DataFrame:
     kind = pl.col("kind")
-    cls = (pl.when(kind.is_in(PAIRED_VERBS)).then(pl.lit("request"))
-           .when(kind == "RESULT").then(pl.lit("result"))
-           .when(kind.is_in(LONE_VERBS)).then(pl.lit("lone"))
-           .otherwise(pl.lit("other")))
-    parts = ev.with_columns(cls.alias("class")).partition_by("class", as_dict=True,
-                                                               include_key=False)
-    empty = ev.clear()
-    return {c: parts.get((c,), empty) for c in ("request", "result", "lone", "other")}
-
-
-def _connections(ev: pl.DataFrame) -> pl.DataFrame:
-    kind = pl.col("kind")
-    # narrow first, then filter: the events table is wide
-    client = ev.select(*SESSION_KEY, "kind", "conn", "client_ip", "server_ip", "ssl", "fd", "ts",
-                       "close_code", "tls_version", "oid", "internal", "session_start")\
+    client = pl.concat([
+        df.select(*SESSION_KEY, *(c for c in CONNECTION_SOURCES if c in df.columns))
         .filter(pl.col("conn").is_not_null())
+        for df in classes.values()], how="diagonal_relaxed")
     first = lambda expr: expr.drop_nulls().first()  # noqa: E731
     return client.group_by(*SESSION_KEY).agg(
         pl.col("conn").first(),

@@ -17,6 +17,8 @@ import hashlib
 
 import polars as pl
 
+from .schema import EVENT_CLASSES, event_class
+
 _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio
 
 
@@ -40,7 +42,12 @@ def assign_buckets(df: pl.DataFrame, buckets: int) -> pl.DataFrame:
     return df.with_columns((high % buckets).cast(pl.UInt32).alias("bucket"))
 
 
-def split_by_bucket(df: pl.DataFrame) -> dict[int, pl.DataFrame]:
-    """The rows of each bucket, without the ``bucket`` column."""
-    return {k[0]: part.drop("bucket")
-            for k, part in df.partition_by("bucket", as_dict=True).items()}
+def split_by_bucket(df: pl.DataFrame) -> dict[tuple[int, str], pl.DataFrame]:
+    """The rows of each bucket and event class, with only that class's columns.
+
+    Keys are ``(bucket, class)``; see ``schema.EVENT_CLASSES``.
+    """
+    keyed = df.with_columns(event_class(pl.col("kind")).alias("_class"))
+    return {(bucket, name): part.select(EVENT_CLASSES[name])
+            for (bucket, name), part in keyed.partition_by("bucket", "_class",
+                                                           as_dict=True).items()}

@@ -77,6 +77,45 @@ EVENT_SCHEMA = MappingProxyType({
 })
 EVENT_COLUMNS = tuple(EVENT_SCHEMA)
 
+# Events by what the join does with them. Most fields are null for most kinds, so the
+# shuffle stores each class with only the columns the join reads from it.
+LONE_VERBS = ("ABANDON", "UNBIND")   # operations that never get a RESULT
+EVENT_IDS = ("server", "file", "file_seq", "line", "ts", "kind", "conn", "internal", "op",
+             "op_internal", "op_nested")
+REQUEST_FIELDS = ("dn", "base", "scope", "filter", "attrs", "options", "authzid", "method",
+                  "version", "mech", "newrdn", "newsuperior", "attr", "oid", "name",
+                  "targetop", "msgid", "truncated")
+RESULT_FIELDS = ("err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
+                 "notes", "details", "csn", "pr_idx", "pr_cookie", "sid")
+EVENT_CLASSES = MappingProxyType({
+    "request": (*EVENT_IDS, *REQUEST_FIELDS),
+    "result": (*EVENT_IDS, "dn", "text", *RESULT_FIELDS),
+    "lone": (*EVENT_IDS, "targetop", "msgid", "nentries", "etime"),
+    "other": (*EVENT_IDS, "fd", "client_ip", "server_ip", "ssl", "close_code", "tls_version",
+              "dn"),
+})
+
+
+def event_class(kind: pl.Expr) -> pl.Expr:
+    """The ``EVENT_CLASSES`` name of each event kind."""
+    return (pl.when(kind.is_in(PAIRED_VERBS)).then(pl.lit("request"))
+            .when(kind == "RESULT").then(pl.lit("result"))
+            .when(kind.is_in(LONE_VERBS)).then(pl.lit("lone"))
+            .otherwise(pl.lit("other")))
+
+
+def split_classes(events: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Events → one table per ``EVENT_CLASSES`` entry, with that entry's columns only."""
+    parts = events.with_columns(event_class(pl.col("kind")).alias("_class")).partition_by(
+        "_class", as_dict=True, include_key=False)
+    return {name: parts[(name,)].select(columns) if (name,) in parts
+            else empty_class(name) for name, columns in EVENT_CLASSES.items()}
+
+
+def empty_class(name: str) -> pl.DataFrame:
+    """A table of one event class with no rows."""
+    return pl.DataFrame(schema={c: EVENT_SCHEMA[c] for c in EVENT_CLASSES[name]})
+
 REJECT_SCHEMA = MappingProxyType({
     "server": pl.String,
     "file": pl.String,

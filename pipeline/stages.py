@@ -16,10 +16,11 @@ import polars as pl
 
 from . import aggregate, outputs
 from .config import compiled
-from .enrich import enrich
+from .enrich import enrich_classes
 from .jsonlog import is_json_log, parse_json_lines
 from .logline import ParseResult, parse_lines
 from .partition import assign_buckets, split_by_bucket
+from .schema import EVENT_CLASSES, empty_class
 from .source import Chunk, read_chunk, read_head
 from .workload import classify
 
@@ -72,8 +73,8 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     root = Path(scratch)
     name = f"c{chunk.index:06d}"
     if events.height:
-        for bucket, part in split_by_bucket(assign_buckets(events, buckets)).items():
-            path = root / f"b{bucket:05d}" / f"{name}.arrow"
+        for (bucket, cls), part in split_by_bucket(assign_buckets(events, buckets)).items():
+            path = root / f"b{bucket:05d}" / f"{cls}-{name}.arrow"
             path.parent.mkdir(parents=True, exist_ok=True)
             part.write_ipc(path, compression="lz4")
     if result.rejects.height:
@@ -94,13 +95,12 @@ def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: 
     if not pieces:
         return BucketReport({}, {}, 0, time.perf_counter() - t0)
     offsets = line_offsets(reports)
-    frames = []
-    for piece in pieces:
-        index = int(piece.stem[1:])
-        frames.append(pl.read_ipc(piece).with_columns(
-            pl.col("line") + offsets[index]))
-    events = pl.concat(frames, how="vertical")
-    enriched = enrich(events, sort_operands=sort_operands)
+    classes = {}
+    for cls in EVENT_CLASSES:
+        frames = [pl.read_ipc(piece).with_columns(pl.col("line") + offsets[_chunk_of(piece)])
+                  for piece in pieces if piece.name.startswith(f"{cls}-")]
+        classes[cls] = pl.concat(frames, how="vertical") if frames else empty_class(cls)
+    enriched = enrich_classes(classes, sort_operands=sort_operands)
     ops, conns = enriched.operations, enriched.connections
     if workloads:
         ops = classify(ops, compiled(workloads))
@@ -112,6 +112,10 @@ def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: 
     partial = aggregate.bucket_partial(ops, conns)
     tables = aggregate.table_partials(ops, conns)
     return BucketReport(partial, tables, ops.height, time.perf_counter() - t0)
+
+
+def _chunk_of(piece: Path) -> int:
+    return int(piece.stem.rsplit("-c", 1)[1])  # "<class>-c000123.arrow"
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
