@@ -193,14 +193,16 @@ def _join_operations(classes: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 def _mark_abandoned(ops: pl.DataFrame) -> pl.DataFrame:
     targets = ops.filter((pl.col("verb") == "ABANDON") & ~pl.col("internal")).select(
-        *SESSION_KEY,
-        pl.col("targetop").cast(pl.Int64, strict=False).alias("op"),
-        pl.lit(True).alias("abandoned"),
+        *SESSION_KEY, pl.col("targetop").cast(pl.Int64, strict=False).alias("op"),
     ).drop_nulls("op").unique()
-    ops = ops.join(targets, on=[*SESSION_KEY, "op"], how="left")
-    return ops.with_columns(
-        (pl.col("abandoned").fill_null(False) & (pl.col("verb") != "ABANDON")).alias("abandoned")
-    )
+    # ABANDON is rare: the exact join runs only on rows whose op number is some target's
+    candidates = ops.select(*SESSION_KEY, "op").with_row_index("row")\
+        .filter(pl.col("op").is_in(targets["op"].unique().implode()))
+    rows = candidates.join(targets, on=[*SESSION_KEY, "op"], how="semi")["row"]
+    abandoned = pl.Series("abandoned", [], dtype=pl.Boolean).extend_constant(False, ops.height)
+    if rows.len():
+        abandoned = abandoned.scatter(rows, True)
+    return ops.with_columns((pl.lit(abandoned) & (pl.col("verb") != "ABANDON")).alias("abandoned"))
 
 
 def _with_identity(ops: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:
@@ -262,22 +264,21 @@ def _with_fingerprints(ops: pl.DataFrame, sort_operands: bool) -> pl.DataFrame:
     distinct = ops.filter(pl.col("verb") == "SRCH").select(pl.col("filter").unique()).drop_nulls()
     keyed = distinct.with_columns(shape_key(pl.col("filter")).alias("key"))
     shapes = keyed.group_by("key").agg(pl.col("filter").min().alias("example"))
-    by_key = {k: fingerprint(f, sort_operands) for k, f in shapes.iter_rows()}
-    prints = dict(zip(keyed["filter"].to_list(),
-                      (by_key[k] for k in keyed["key"].to_list()), strict=True))
-    ids = {p: fingerprint_id(p) for p in set(prints.values())}
+    prints = [fingerprint(f, sort_operands) for f in shapes["example"].to_list()]
+    shapes = shapes.select("key", pl.Series("print", prints, dtype=pl.String),
+                           pl.Series("print_id", [fingerprint_id(p) for p in prints],
+                                     dtype=pl.String))
+    lookup = keyed.join(shapes, on="key").select("filter", "print", "print_id")
+    ops = ops.join(lookup, on="filter", how="left")  # a join, not a Python dict: many filters
     notes = pl.col("notes").fill_null("")
     is_search = pl.col("verb") == "SRCH"
-    fp = pl.col("filter").replace_strict(prints, default=None, return_dtype=pl.String)
     return ops.with_columns(
-        pl.when(is_search).then(fp).alias("fingerprint"),
-    ).with_columns(
-        pl.col("fingerprint").replace_strict(ids, default=None, return_dtype=pl.String)
-        .alias("fingerprint_id"),
+        pl.when(is_search).then(pl.col("print")).alias("fingerprint"),
+        pl.when(is_search).then(pl.col("print_id")).alias("fingerprint_id"),
         notes.str.contains("A", literal=True).alias("unindexed"),
         notes.str.contains("U", literal=True).alias("partially_unindexed"),
         notes.str.contains("P", literal=True).alias("paged"),
-    )
+    ).drop("print", "print_id")
 
 
 OPERATION_COLUMNS = (
