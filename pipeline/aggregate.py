@@ -308,11 +308,8 @@ def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
                 qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
                 df = df.with_columns([pl.lit(None, pl.Float64).alias(q) for q in qs])
                 continue
-            pct = histogram.percentiles(hist, keys_).rename(
-                {f"p{q}": f"{latency}_p{q}" for q in (50, 95, 99)})
-            lists = histogram.as_lists(hist, keys_, latency)
-            df = df.join(pct, on=keys_, how="left", nulls_equal=True).join(
-                lists, on=keys_, how="left", nulls_equal=True)
+            df = df.join(histogram.summarize(hist, keys_, latency), on=keys_, how="left",
+                         nulls_equal=True)
         if "etime_sum_ns" in df.columns:
             df = df.with_columns((pl.col("etime_sum_ns") / 1e9).alias("etime_sum"))
         if table == "fingerprints":

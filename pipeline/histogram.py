@@ -29,6 +29,9 @@ LAYOUT = {"kind": "log", "gamma": GAMMA, "min_value": MIN_VALUE}  # recorded wit
 _LOG_GAMMA = math.log(GAMMA)
 
 
+QUANTILES = (0.5, 0.95, 0.99)
+
+
 def bucket_of(value: pl.Expr) -> pl.Expr:
     """The bucket index of each value (null stays null)."""
     return (
@@ -63,26 +66,37 @@ def merge(parts: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
 
 
 def percentiles(hist: pl.DataFrame, keys: list[str],
-                qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> pl.DataFrame:
+                qs: tuple[float, ...] = QUANTILES) -> pl.DataFrame:
     """Per key, the value at each quantile ``q`` (columns ``p50``, ``p95``, ...)."""
-    ordered = hist.sort(*keys, "bucket").with_columns(
-        pl.col("count").cum_sum().over(keys).alias("cum"),
-        pl.col("count").sum().over(keys).alias("total"),
+    return summarize(hist, keys, "", qs).select(*keys, *(f"p{round(q * 100):d}" for q in qs))
+
+
+def summarize(hist: pl.DataFrame, keys: list[str], prefix: str,
+              qs: tuple[float, ...] = QUANTILES) -> pl.DataFrame:
+    """Per key: the histogram as list columns ``{prefix}_hist_bucket``/``_count`` (buckets in
+    order) and the quantiles ``{prefix}_p50``... (``p50``... when ``prefix`` is empty).
+
+    Groups are numbered once, so the cumulative counts run over an integer key instead of
+    sorting the (string) keys.
+    """
+    b, c = f"{prefix}_hist_bucket", f"{prefix}_hist_count"
+    lists = hist.group_by(keys).agg(
+        pl.col("bucket").sort().alias(b), pl.col("count").sort_by("bucket").alias(c),
+    ).with_row_index("_group")
+    if not qs:
+        return lists.drop("_group")
+    flat = lists.select("_group", b, c).explode(b, c).with_columns(
+        pl.col(c).cum_sum().over("_group").alias("_cum"),
+        pl.col(c).sum().over("_group").alias("_total"),
     )
-    out = ordered.group_by(keys).agg(
-        representative(pl.col("bucket").filter(pl.col("cum") >= q * pl.col("total")).first())
-        .alias(f"p{round(q * 100):d}")
+    name = (lambda q: f"{prefix}_p{round(q * 100):d}") if prefix else \
+        (lambda q: f"p{round(q * 100):d}")
+    values = flat.group_by("_group").agg(
+        representative(pl.col(b).filter(pl.col("_cum") >= q * pl.col("_total")).first())
+        .alias(name(q))
         for q in qs
     )
-    return out
-
-
-def as_lists(hist: pl.DataFrame, keys: list[str], prefix: str) -> pl.DataFrame:
-    """One row per key with the histogram as two list columns (for the Parquet tables)."""
-    return hist.sort(*keys, "bucket").group_by(keys, maintain_order=True).agg(
-        pl.col("bucket").alias(f"{prefix}_hist_bucket"),
-        pl.col("count").alias(f"{prefix}_hist_count"),
-    )
+    return lists.join(values, on="_group", how="left").drop("_group")
 
 
 def from_lists(table: pl.DataFrame, keys: list[str], prefix: str) -> pl.DataFrame:
