@@ -45,9 +45,26 @@ def assign_buckets(df: pl.DataFrame, buckets: int) -> pl.DataFrame:
 def split_by_bucket(df: pl.DataFrame) -> dict[tuple[int, str], pl.DataFrame]:
     """The rows of each bucket and event class, with only that class's columns.
 
-    Keys are ``(bucket, class)``; see ``schema.EVENT_CLASSES``.
+    Keys are ``(bucket, class)``; see ``schema.EVENT_CLASSES``. Rows are ordered by
+    (class, bucket) on a narrow table first, so each class gathers only its own
+    columns, once, and each bucket is a slice of that.
     """
-    keyed = df.with_columns(event_class(pl.col("kind")).alias("_class"))
-    return {(bucket, name): part.select(EVENT_CLASSES[name])
-            for (bucket, name), part in keyed.partition_by("bucket", "_class",
-                                                           as_dict=True).items()}
+    names = list(EVENT_CLASSES)
+    code = event_class(pl.col("kind")).replace_strict(names, list(range(len(names))),
+                                                      return_dtype=pl.UInt8)
+    keys = df.select(code.alias("class"), "bucket").with_row_index("row")\
+        .sort("class", "bucket", maintain_order=True)
+    runs = keys.group_by("class", "bucket", maintain_order=True).len()
+    out: dict[tuple[int, str], pl.DataFrame] = {}
+    start = 0
+    for cls in runs["class"].unique(maintain_order=True).to_list():
+        of_class = runs.filter(pl.col("class") == cls)
+        size = int(of_class["len"].sum())
+        rows = keys["row"].slice(start, size)
+        table = df.select(EVENT_CLASSES[names[cls]])[rows]
+        offset = 0
+        for bucket, length in of_class.select("bucket", "len").iter_rows():
+            out[(bucket, names[cls])] = table.slice(offset, length)
+            offset += length
+        start += size
+    return out
