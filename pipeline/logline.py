@@ -370,38 +370,45 @@ def _head_columns(events: pl.DataFrame) -> pl.DataFrame:
     body = pl.when(pl.col("body_at").is_not_null()) \
         .then(line.str.slice(pl.col("body_at"))).otherwise(pl.col("body")) \
         if "body" in df.columns else line.str.slice(pl.col("body_at"))
-    df = df.with_columns(body.alias("body"))
-    return df.with_columns(_kind(pl.col("body")).alias("kind")) \
-        .drop("body_at", "hires", strict=False)
+    df = df.with_columns(body.alias("body"),
+                         pl.col("word").replace_strict(WORD_KINDS, default=None).alias("kind"))
+    unsure = df["kind"].is_null()  # no whole word in the window, or not a plain keyword
+    if unsure.any():
+        rows = unsure.arg_true()
+        df = df.with_columns(df["kind"].scatter(rows, df[rows].select(_kind(pl.col("body")))
+                                                .to_series()))
+    return df.drop("body_at", "hires", "word", strict=False)
 
 
-# Ids of a plain line: "conn=N op=M " or "conn=N " (no op), cut from a short window
-# after "conn=", column by column (an eager frame does not share sub-expressions).
+# Ids of a plain line: "conn=N op=M " or "conn=N " (no op), and the first word after
+# them, from a short window after "conn=" cut at spaces (short strings are stored inline:
+# no copy of the whole line). A word counts only if a space ends it inside the window.
 def _plain_ids(df: pl.DataFrame, conn_at: pl.Expr) -> pl.DataFrame:
-    window, after = pl.col("window"), pl.col("after")
-    df = df.with_columns(pl.col("line_text").str.slice(conn_at, 40).alias("window"))
-    df = df.with_columns(window.str.find(" ", literal=True).alias("conn_end"))
-    df = df.with_columns(
-        window.str.slice(0, pl.col("conn_end")).cast(pl.Int64, strict=False).alias("conn"),
-        window.str.slice(pl.col("conn_end") + 1).alias("after"),
+    words = df.select(pl.col("line_text").str.slice(conn_at, 40).str.split_exact(" ", 3),
+                      conn_at.alias("conn_at")).unnest("line_text")
+    conn_at = pl.col("conn_at")  # a constant, or per row when the timestamp forms mix
+    w0, w1, w2, w3 = (pl.col(f"field_{i}") for i in range(4))
+    has_op = w1.str.starts_with("op=")
+    words = words.with_columns(
+        w0.cast(pl.Int64, strict=False).alias("conn"),
+        has_op.alias("has_op"),
+        pl.when(has_op).then(w1.str.slice(3).cast(pl.Int64, strict=False)).alias("op"),
     )
-    df = df.with_columns(
-        after.str.starts_with("op=").alias("has_op"),
-        after.str.find(" ", literal=True).alias("op_end"),
-    )
-    op = after.str.slice(3, pl.col("op_end") - 3).cast(pl.Int64, strict=False)
-    df = df.with_columns(pl.when("has_op").then(op).alias("op"))
-    plain = (pl.col("conn").is_not_null() & (~pl.col("has_op") | pl.col("op").is_not_null())
-             & ~after.str.starts_with("("))
-    return df.with_columns(
+    plain = (pl.col("conn").is_not_null() & w1.is_not_null() & ~w1.str.starts_with("(")
+             & (~pl.col("has_op") | pl.col("op").is_not_null()))
+    words = words.select(
+        "conn", "op",
         pl.lit(False).alias("internal"),
         pl.lit(None, pl.Int64).alias("op_internal"),
         pl.lit(None, pl.Int64).alias("op_nested"),
         pl.when(plain).then(
-            conn_at + pl.col("conn_end") + 1
-            + pl.when("has_op").then(pl.col("op_end") + 1).otherwise(0)
+            conn_at + w0.str.len_bytes() + 1
+            + pl.when("has_op").then(w1.str.len_bytes() + 1).otherwise(0)
         ).alias("body_at"),
-    ).drop("window", "after", "conn_end", "has_op", "op_end")
+        pl.when(plain & pl.col("has_op") & w3.is_not_null()).then(w2)
+        .when(plain & ~pl.col("has_op") & w2.is_not_null()).then(w1).alias("word"),
+    )
+    return pl.concat([df, words], how="horizontal")
 
 
 def _general_ids(df: pl.DataFrame, conn_at: pl.Expr) -> pl.DataFrame:
@@ -576,8 +583,11 @@ def _result_fields(part: pl.DataFrame) -> pl.DataFrame:
 
 def _etime(value: pl.Series) -> pl.Series:
     # 1.4.0–1.4.2 (and ABANDON always) print a zero then nine digits: the last nine are the ns.
+    length = value.str.len_bytes()
+    if not length.max() or length.max() < 12:  # too short for "0." and ten digits
+        return value.cast(pl.Float64, strict=False)
     dot = value.str.find(".", literal=True)
-    ten = (value.str.len_bytes() - dot) == 11
+    ten = (length - dot) == 11
     if ten.any():
         value = pl.select(pl.when(ten).then(value.str.slice(0, dot + 1) + value.str.slice(-9))
                           .otherwise(value)).to_series()
