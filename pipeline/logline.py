@@ -7,8 +7,8 @@ and each step below is a vectorised expression over all lines at once.
    lines, the rest are header, blank or reject.
 2. Cut the timestamp at fixed positions (hi-res or seconds-only form) and
    convert it to UTC nanoseconds with the line's own offset.
-3. Cut ``conn=N op=M`` from a short window after ``conn=``; internal and
-   nested ids take a general (slower) way. What is left is the *body*.
+3. Cut ``conn=N op=M`` and the next word from a short window after ``conn=``;
+   internal and nested ids take a general (slower) way. What is left is the *body*.
 4. The body's first word decides the kind; each kind's fields come from a
    regex run only over the rows of that kind: first a strict pattern for the
    usual layout (``FAST_PATTERNS``; RESULT is cut at spaces instead), then
