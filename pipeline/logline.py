@@ -152,14 +152,14 @@ RESULT_TAIL_SUSPECT = (r' notes=| details=| csn=| pr_idx=| pr_cookie=| sid="| - 
 
 # Kind of a body from its first word; "fd=" lines and TLS lines are settled later.
 FD_LINE, MAYBE_TLS = "fd=", "TLS?"
-WORD_KINDS = {
+WORD_KINDS = MappingProxyType({
     **{k: k for k in (
         "BIND", "SRCH", "ADD", "MOD", "DEL", "MODRDN", "CMP", "EXT", "EXT_INFO", "ABANDON",
         "UNBIND", "UNPROCESSED", "RESULT", "ENTRY", "REFERRAL", "VLV", "SORT", "STAT",
         "AUTOBIND",
     )},
     "fd": FD_LINE, "TLS": MAYBE_TLS, "SSL": MAYBE_TLS, "Netscape": MAYBE_TLS,
-}
+})
 
 INT_FIELDS = ("fd", "version", "scope", "msgid", "err", "tag", "nentries", "pr_idx", "pr_cookie")
 
@@ -370,8 +370,8 @@ def _head_columns(events: pl.DataFrame) -> pl.DataFrame:
     body = pl.when(pl.col("body_at").is_not_null()) \
         .then(line.str.slice(pl.col("body_at"))).otherwise(pl.col("body")) \
         if "body" in df.columns else line.str.slice(pl.col("body_at"))
-    df = df.with_columns(body.alias("body"),
-                         pl.col("word").replace_strict(WORD_KINDS, default=None).alias("kind"))
+    kind = pl.col("word").replace_strict(dict(WORD_KINDS), default=None)
+    df = df.with_columns(body.alias("body"), kind.alias("kind"))
     unsure = df["kind"].is_null()  # no whole word in the window, or not a plain keyword
     if unsure.any():
         rows = unsure.arg_true()
@@ -458,7 +458,7 @@ def _kind(body: pl.Expr) -> pl.Expr:
     # The first word decides, except for "fd=" and TLS lines, which _resolve_kind
     # settles on their (few) rows only.
     word = body.str.extract(r"^([A-Za-z_]+)", 1)
-    return word.replace_strict(WORD_KINDS, default=None)
+    return word.replace_strict(dict(WORD_KINDS), default=None)
 
 
 def _resolve_kind(kind: str, part: pl.DataFrame) -> list[tuple[str | None, pl.DataFrame]]:
