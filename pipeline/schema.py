@@ -116,6 +116,7 @@ def empty_class(name: str) -> pl.DataFrame:
     """A table of one event class with no rows."""
     return pl.DataFrame(schema={c: EVENT_SCHEMA[c] for c in EVENT_CLASSES[name]})
 
+
 REJECT_SCHEMA = MappingProxyType({
     "server": pl.String,
     "file": pl.String,
