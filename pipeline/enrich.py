@@ -299,11 +299,11 @@ def _operation_columns(ops: pl.DataFrame) -> pl.DataFrame:
         pl.col("session").cast(utc),
         pl.col("ts").cast(utc), pl.col("result_ts").cast(utc),
         pl.lit(None, pl.String).alias("workload"),
-    ).select([c for c in OPERATION_COLUMNS]).sort(
-        # a total order (a RESULT alone has no request line), so files do not depend on
-        # the order rows reach this point
-        "server", "conn", "session", "ts", "line", "result_line", "file", "result_file",
-        nulls_last=True)
+    ).select(*OPERATION_COLUMNS, "pos", "result_pos").sort(
+        # a total order (pos and result_pos are unique; a RESULT alone has no request
+        # position), so files do not depend on the order rows reach this point
+        "server", "conn", "session", "ts", "pos", "result_pos", nulls_last=True,
+    ).drop("pos", "result_pos")
 
 
 CONNECTION_COLUMNS = ("server", "session", "conn", "client_ip", "server_ip", "opened", "closed",
