@@ -13,12 +13,10 @@ On a remote cluster OUT's parent must be a filesystem every worker mounts.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,12 +126,6 @@ def run(opts: RunOptions) -> RunResult:
     return RunResult(summary=summary, tables=tables, problems=problems, stage_seconds=stage)
 
 
-# polars sets its allocator (jemalloc) to hand freed pages back to the kernel within a
-# second, and the next task faults them in again; keeping them 5 s halves the workers'
-# system time. Measured on 1 GB with 2 workers: 36.6 s -> 33.2 s, peak worker memory
-# 885 -> 985 MB (30 s: 32.3 s, 1006 MB).
-JEMALLOC_CONF = "dirty_decay_ms:5000,muzzy_decay_ms:5000"
-
 COMBINE_FAN_IN = 4  # partial tables merged per combine task (memory ~ fan-in x partial)
 
 
@@ -185,25 +177,6 @@ class _Compute:
         return tuple(self.client.gather(futures))
 
 
-@contextlib.contextmanager
-def _spawn_environment(values: dict[str, str]) -> Iterator[None]:
-    """Variables that processes spawned inside the block start with.
-
-    Allocator settings must be there when a process starts (dask's ``env`` option sets
-    them later, and importing polars here already put its own value in os.environ).
-    """
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 class _scheduler:
     """Choose where the graph runs: exactly one place makes that choice."""
 
@@ -231,12 +204,11 @@ class _scheduler:
         else:
             workers = opts.workers or os.cpu_count() or 1
             # one thread per worker process; polars inside a task gets that one thread too
-            with _spawn_environment({"_RJEM_MALLOC_CONF": JEMALLOC_CONF}):
-                self.cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
-                    silence_logs=logging.ERROR,
-                )
+            self.cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
+                silence_logs=logging.ERROR,
+            )
             self.client = Client(self.cluster)
         info = self.client.scheduler_info()
         threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1

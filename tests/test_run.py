@@ -187,19 +187,3 @@ def test_json_log_in_several_ranges_and_a_text_server_in_one_run(tmp_path: Path)
     assert s["ds3"]["operations"]["BIND"] == 3000 and s["ds3"]["connections"] == 3000
     assert s["real389b"]["lines"]["rejected"] == 0
 
-
-def _allocator_setting() -> str:
-    import os
-    return os.environ.get("_RJEM_MALLOC_CONF", "")
-
-
-def test_local_workers_start_with_the_allocator_setting(tmp_path: Path) -> None:
-    import os
-
-    from pipeline.run import JEMALLOC_CONF, _scheduler
-    before = os.environ.get("_RJEM_MALLOC_CONF")
-    with _scheduler(RunOptions(inputs=("x",), out=tmp_path / "o", workers=1)) as compute:
-        seen = compute.client.run(_allocator_setting)
-    # polars appends it to its own default when the worker imports it: the last one wins
-    assert [v.endswith(JEMALLOC_CONF) for v in seen.values()] == [True]
-    assert os.environ.get("_RJEM_MALLOC_CONF") == before  # the client's own is restored
