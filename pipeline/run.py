@@ -101,7 +101,8 @@ def run(opts: RunOptions) -> RunResult:
             parse = [dask.delayed(parse_task, pure=False)(c, buckets, str(scratch),
                                                           opts.since_ns, opts.until_ns)
                      for c in chunks]
-            enrich_ = [dask.delayed(enrich_task, pure=False)(b, parse, str(scratch), str(staging),
+            offsets = dask.delayed(line_offsets, pure=False)(parse)  # waits for every parse
+            enrich_ = [dask.delayed(enrich_task, pure=False)(b, offsets, str(scratch), str(staging),
                                                              opts.sort_operands, opts.jsonl,
                                                              opts.workloads)
                        for b in range(buckets)]

@@ -85,7 +85,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
                        connects, got.problem, time.perf_counter() - t0, len(got.data))
 
 
-def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: str,
+def enrich_task(bucket: int, offsets: dict[int, int], scratch: str, staging: str,
                 sort_operands: bool, jsonl: bool,
                 workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
     """Stage B: one bucket's events → operations (written here) and partial aggregates."""
@@ -94,7 +94,6 @@ def enrich_task(bucket: int, reports: list[ChunkReport], scratch: str, staging: 
     pieces = sorted(folder.glob("*.arrow")) if folder.exists() else []
     if not pieces:
         return BucketReport({}, {}, 0, time.perf_counter() - t0)
-    offsets = line_offsets(reports)
     classes = {}
     for cls in EVENT_CLASSES:
         frames = [pl.read_ipc(piece).with_columns(pl.col("line") + offsets[_chunk_of(piece)])
@@ -119,7 +118,11 @@ def _chunk_of(piece: Path) -> int:
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
-    # A chunk's first line number = lines owned by the earlier chunks of its file.
+    """Chunk index → the number of lines before it in its file.
+
+    Also the barrier between the stages: the one task that waits for every parse task,
+    so the graph has chunks + buckets edges, not chunks x buckets.
+    """
     offsets: dict[int, int] = {}
     seen: dict[tuple[str, int], int] = {}
     for r in sorted(reports, key=lambda r: r.index):
