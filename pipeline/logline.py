@@ -584,7 +584,8 @@ def _result_fields(part: pl.DataFrame) -> pl.DataFrame:
 def _etime(value: pl.Series) -> pl.Series:
     # 1.4.0–1.4.2 (and ABANDON always) print a zero then nine digits: the last nine are the ns.
     length = value.str.len_bytes()
-    if not length.max() or length.max() < 12:  # too short for "0." and ten digits
+    longest = length.max()
+    if not longest or longest < 12:  # too short for "0." and ten digits
         return value.cast(pl.Float64, strict=False)
     dot = value.str.find(".", literal=True)
     ten = (length - dot) == 11
