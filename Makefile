@@ -12,13 +12,20 @@ SAMPLE := tests/fixtures/real389
 SYSTEM_PACKAGES := openssh-server chromium prometheus
 SYSTEM_COMMANDS := /usr/sbin/sshd /usr/bin/chromium /usr/bin/promtool
 
-$(BIN)/dsaccess: pyproject.toml
+# The compiled core (rust/): maturin builds it into pipeline/_core*.so on install; any
+# change to its sources or manifests rebuilds it.
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \
+                  | grep -v -e '^rust/target/' -e '^rust/fuzz/')
+
+$(BIN)/maturin:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip 'maturin>=1.7,<2'
+
+$(BIN)/dsaccess: pyproject.toml $(RUST_SOURCES) | $(BIN)/maturin
+	$(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/dsaccess  ## virtualenv + editable install with the dev extras
+install: $(BIN)/dsaccess  ## virtualenv + editable install with the dev extras (builds rust/)
 
 system-deps:  ## install the Debian packages above when root with apt (else those tests skip)
 	@missing=""; for c in $(SYSTEM_COMMANDS); do [ -x $$c ] || missing=1; done; \
@@ -41,9 +48,11 @@ run: install  ## the main job on the bundled sample (two real 389 DS 2.3.1 serve
 	$(BIN)/dsaccess run $(SAMPLE) -o $(OUT)
 
 test: install system-deps  ## every test but the 389 DS chain: real sshd, Dask processes, Chromium
+	cargo test --quiet --release --manifest-path rust/Cargo.toml --workspace --exclude dsaccess-python
 	$(BIN)/pytest -q -m "not ds389"
 
 unit: install
+	cargo test --quiet --release --manifest-path rust/Cargo.toml --workspace --exclude dsaccess-python
 	$(BIN)/pytest -q -m "not integration and not ds389"
 
 integration: install ds-deps  ## real 389 DS servers → sshd → collect → Dask cluster → report
@@ -53,10 +62,11 @@ bench: install  ## throughput (MB/s, lines/s), peak memory and scaling against i
 	$(BIN)/python tests/bench/bench.py
 
 lint: install
+	cargo clippy --quiet --release --manifest-path rust/Cargo.toml --workspace -- -D warnings
 	$(BIN)/ruff check pipeline tests
 	$(BIN)/pytest -q tests/test_architecture.py
 
 check: lint test
 
 clean:
-	rm -rf $(VENV) $(OUT) bench-data
+	rm -rf $(VENV) $(OUT) bench-data rust/target pipeline/_core*.so

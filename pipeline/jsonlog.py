@@ -145,7 +145,7 @@ def parse_json_lines(
     )
     if errors == "ignore":
         reject_df = reject_df.clear()
-    return ParseResult(events=events, rejects=conform(reject_df, REJECT_SCHEMA), counts=counts)
+    return ParseResult.of_events(events, conform(reject_df, REJECT_SCHEMA), counts)
 
 
 def _depth_change(line: str) -> int:

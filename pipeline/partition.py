@@ -14,10 +14,11 @@ True
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import polars as pl
 
-from .schema import EVENT_CLASSES, event_class
+from .schema import class_schema, conform
 
 _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio
 
@@ -42,29 +43,25 @@ def assign_buckets(df: pl.DataFrame, buckets: int) -> pl.DataFrame:
     return df.with_columns((high % buckets).cast(pl.UInt32).alias("bucket"))
 
 
-def split_by_bucket(df: pl.DataFrame) -> dict[tuple[int, str], pl.DataFrame]:
+def split_by_bucket(classes: Mapping[str, pl.DataFrame]) -> dict[tuple[int, str], pl.DataFrame]:
     """The rows of each bucket and event class, with only that class's columns.
 
-    Keys are ``(bucket, class)``; see ``schema.EVENT_CLASSES``. Rows are ordered by
-    (class, bucket) on a narrow table first, so each class gathers only its own
-    columns, once, and each bucket is a slice of that.
+    Args:
+        classes: events by class (``schema.EVENT_CLASSES``), each with a ``bucket``
+            column and at least the columns the class keeps that have values.
+
+    Returns:
+        Keys ``(bucket, class)``. Each class is ordered by bucket once (a stable sort,
+        so rows keep their order inside a bucket) and each bucket is a slice of it.
     """
-    names = list(EVENT_CLASSES)
-    code = event_class(pl.col("kind")).replace_strict(names, list(range(len(names))),
-                                                      return_dtype=pl.UInt8)
-    keys = df.select(code.alias("class"), "bucket").with_row_index("row")\
-        .sort("class", "bucket", maintain_order=True)
-    runs = keys.group_by("class", "bucket", maintain_order=True).len()
     out: dict[tuple[int, str], pl.DataFrame] = {}
-    start = 0
-    for cls in runs["class"].unique(maintain_order=True).to_list():
-        of_class = runs.filter(pl.col("class") == cls)
-        size = int(of_class["len"].sum())
-        rows = keys["row"].slice(start, size)
-        table = df.select(EVENT_CLASSES[names[cls]])[rows]
+    for name, df in classes.items():
+        if not df.height:
+            continue
+        table = conform(df, class_schema(name, "bucket")).sort("bucket", maintain_order=True)
+        runs = table.group_by("bucket", maintain_order=True).len()
         offset = 0
-        for bucket, length in of_class.select("bucket", "len").iter_rows():
-            out[(bucket, names[cls])] = table.slice(offset, length)
+        for bucket, length in runs.iter_rows():
+            out[(bucket, name)] = table.slice(offset, length).drop("bucket")
             offset += length
-        start += size
     return out

@@ -112,9 +112,15 @@ def split_classes(events: pl.DataFrame) -> dict[str, pl.DataFrame]:
             else empty_class(name) for name, columns in EVENT_CLASSES.items()}
 
 
+def class_schema(name: str, *extra: str) -> MappingProxyType:
+    """The columns and types one event class keeps in the shuffle (and ``extra`` ones)."""
+    types = {**EVENT_SCHEMA, "bucket": pl.UInt32}
+    return MappingProxyType({c: types[c] for c in (*EVENT_CLASSES[name], *extra)})
+
+
 def empty_class(name: str) -> pl.DataFrame:
     """A table of one event class with no rows."""
-    return pl.DataFrame(schema={c: EVENT_SCHEMA[c] for c in EVENT_CLASSES[name]})
+    return pl.DataFrame(schema=dict(class_schema(name)))
 
 
 REJECT_SCHEMA = MappingProxyType({

@@ -64,22 +64,24 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
         result = parse_json_lines(got.data, **kwargs)
     else:
         result = parse_lines(got.data, final=got.final, **kwargs)
-    events = result.events
-    if since_ns is not None:
-        events = events.filter(pl.col("ts") >= since_ns)
-    if until_ns is not None:
-        events = events.filter(pl.col("ts") < until_ns)
-    connects = _connect_marks(events)
+    classes = dict(result.classes)
+    for window in ((pl.col("ts") >= since_ns) if since_ns is not None else None,
+                   (pl.col("ts") < until_ns) if until_ns is not None else None):
+        if window is not None:
+            classes = {name: df.filter(window) for name, df in classes.items()}
+    connects = _connect_marks(classes.get("other"))
     root = Path(scratch)
     name = f"c{chunk.index:06d}"
-    if events.height:
-        for (bucket, cls), part in split_by_bucket(assign_buckets(events, buckets)).items():
-            path = root / f"b{bucket:05d}" / f"{cls}-{name}.arrow"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.write_ipc(path, compression="lz4")
+    bucketed = {cls: assign_buckets(df, buckets) for cls, df in classes.items() if df.height}
+    for (bucket, cls), part in split_by_bucket(bucketed).items():
+        path = root / f"b{bucket:05d}" / f"{cls}-{name}.arrow"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.write_ipc(path, compression="lz4")
     if result.rejects.height:
         outputs.write_parquet(result.rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
                               root / "rejects" / f"{name}.parquet")
+    stamps = [df.select("ts") for df in classes.values()]
+    events = pl.concat(stamps) if stamps else pl.DataFrame(schema={"ts": pl.Int64})
     partial = aggregate.chunk_partial(f.server, result.counts, events)
     return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
                        connects, got.problem, time.perf_counter() - t0, len(got.data))
@@ -132,8 +134,10 @@ def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
     return offsets
 
 
-def _connect_marks(events: pl.DataFrame) -> tuple[int | None, int | None, int]:
-    conns = events.filter(pl.col("kind") == "CONNECT").sort("line")["conn"]
+def _connect_marks(other: pl.DataFrame | None) -> tuple[int | None, int | None, int]:
+    if other is None:
+        return (None, None, 0)
+    conns = other.filter(pl.col("kind") == "CONNECT").sort("line")["conn"]
     if conns.is_empty():
         return (None, None, 0)
     values = conns.to_list()

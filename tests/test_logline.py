@@ -353,8 +353,8 @@ AWKWARD = [
 ]
 
 
-def test_strict_patterns_agree_with_the_general_ones(monkeypatch, tmp_path) -> None:
-    from pipeline import logline
+def test_strict_patterns_agree_with_the_general_ones(tmp_path) -> None:
+    from pipeline import _core
 
     from .synth import generate
     generate(tmp_path, servers=1, mb_per_server=1.0, seed=3)
@@ -363,18 +363,35 @@ def test_strict_patterns_agree_with_the_general_ones(monkeypatch, tmp_path) -> N
     blocks.append("".join(c[1] + "\n" for c in CASES).encode())
     blocks.append("".join(f"{T}conn=5 op=1 {body}\n" for body in AWKWARD).encode())
     fast = [parse_lines(b, server="s", file="f") for b in blocks]
-    # the strict patterns do handle most lines of the real sample and of the generator
-    bodies = pl.Series([ln + "\n" for b in blocks for ln in b.decode().splitlines()])\
-        .str.replace(r"^\[[^\]]*\] conn=\d+ (?:op=\d+ )?", "")
-    for kind, strict in [("RESULT", logline.RESULT_LAYOUT), *logline.FAST_PATTERNS.items()]:
-        word = r"fd=\d+" if kind in ("CONNECT", "CLOSE") else kind
-        of_kind = bodies.filter(bodies.str.contains(f"^{word}[ \n]"))
-        share = of_kind.str.contains(strict).mean()
+    # the strict paths do handle most lines of the real sample and of the generator
+    seen: dict[str, list[int]] = {}
+    for block in blocks:
+        for kind, (events, strict) in _core.tokenize_text(block)[4].items():
+            seen.setdefault(kind, [0, 0])
+            seen[kind][0] += events
+            seen[kind][1] += strict
+    for kind in ("RESULT", "SRCH", "BIND", "CONNECT", "CLOSE", "UNBIND", "ADD", "MOD", "DEL"):
+        events, strict = seen[kind]
+        share = strict / events
         assert share > (0.9 if kind in ("RESULT", "SRCH", "BIND") else 0.3), (kind, share)
-    monkeypatch.setattr(logline, "FAST_PATTERNS", {})
-    monkeypatch.setattr(logline, "_split_result", lambda part: (part.clear(), part))
     for block, expected in zip(blocks, fast, strict=True):
-        general = parse_lines(block, server="s", file="f")
+        general = parse_lines(block, server="s", file="f", strict=False)
         assert general.counts == expected.counts
         assert general.rejects.equals(expected.rejects)
-        assert general.events.sort("line").equals(expected.events.sort("line"))
+        assert general.events.equals(expected.events)
+
+
+def test_events_match_the_golden_tables_of_the_polars_parser(tmp_path) -> None:
+    # digests written by the polars parser before the compiled core replaced it
+    import json
+
+    from .golden import GOLDEN, corpus, digest
+    golden = json.loads((GOLDEN / "events.json").read_text())
+    seen = set()
+    for name, data in corpus(tmp_path):
+        r = parse_lines(data, server="s", file="f")
+        assert r.counts == golden[name]["counts"], name
+        assert digest(r.events, ["line"]) == golden[name]["events"], name
+        assert digest(r.rejects, ["line"]) == golden[name]["rejects"], name
+        seen.add(name)
+    assert seen == set(golden)

@@ -1,0 +1,153 @@
+//! Column builders that fill Arrow arrays row by row.
+//!
+//! Most event columns are null on most rows (a RESULT has no filter, a SRCH no
+//! etime), so a column is only touched when a row has a value: `set(row, v)`
+//! first pads the rows since its last value with nulls, in one bulk append.
+//! `finish(rows)` pads the end. Arrow's builders take `&str` values, so the
+//! finished arrays need no second UTF-8 check.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{ArrayBuilder, BooleanBuilder, LargeStringBuilder, PrimitiveBuilder};
+use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int64Type};
+use arrow_array::ArrayRef;
+
+/// A nullable string column.
+pub struct StrCol(LargeStringBuilder);
+
+impl Default for StrCol {
+    fn default() -> Self {
+        StrCol(LargeStringBuilder::new())
+    }
+}
+
+impl StrCol {
+    /// Room for `rows` values of `bytes` bytes in all (a column set on most rows).
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        StrCol(LargeStringBuilder::with_capacity(rows, bytes))
+    }
+
+    /// Whether any row was set (a column never set is left out of its table).
+    pub fn touched(&self) -> bool {
+        self.0.len() > 0
+    }
+
+    pub fn set(&mut self, row: usize, value: &str) {
+        self.pad(row);
+        self.0.append_value(value);
+    }
+
+    fn pad(&mut self, rows: usize) {
+        let len = self.0.len();
+        if len < rows {
+            self.0.append_nulls(rows - len);
+        }
+    }
+
+    pub fn finish(mut self, rows: usize) -> ArrayRef {
+        self.pad(rows);
+        Arc::new(self.0.finish())
+    }
+}
+
+/// A nullable column of a primitive Arrow type.
+pub struct NumCol<T: ArrowPrimitiveType>(PrimitiveBuilder<T>);
+
+pub type I64Col = NumCol<Int64Type>;
+pub type F64Col = NumCol<Float64Type>;
+
+impl<T: ArrowPrimitiveType> Default for NumCol<T> {
+    fn default() -> Self {
+        NumCol(PrimitiveBuilder::new())
+    }
+}
+
+impl<T: ArrowPrimitiveType> NumCol<T> {
+    pub fn with_capacity(rows: usize) -> Self {
+        NumCol(PrimitiveBuilder::with_capacity(rows))
+    }
+
+    pub fn touched(&self) -> bool {
+        self.0.len() > 0
+    }
+
+    pub fn set(&mut self, row: usize, value: T::Native) {
+        self.pad(row);
+        self.0.append_value(value);
+    }
+
+    fn pad(&mut self, rows: usize) {
+        let len = self.0.len();
+        if len < rows {
+            self.0.append_nulls(rows - len);
+        }
+    }
+
+    pub fn finish(mut self, rows: usize) -> ArrayRef {
+        self.pad(rows);
+        Arc::new(self.0.finish())
+    }
+}
+
+/// A nullable boolean column.
+pub struct BoolCol(BooleanBuilder);
+
+impl Default for BoolCol {
+    fn default() -> Self {
+        BoolCol(BooleanBuilder::new())
+    }
+}
+
+impl BoolCol {
+    pub fn with_capacity(rows: usize) -> Self {
+        BoolCol(BooleanBuilder::with_capacity(rows))
+    }
+
+    pub fn touched(&self) -> bool {
+        self.0.len() > 0
+    }
+
+    pub fn set(&mut self, row: usize, value: bool) {
+        let len = self.0.len();
+        if len < row {
+            self.0.append_nulls(row - len);
+        }
+        self.0.append_value(value);
+    }
+
+    pub fn finish(mut self, rows: usize) -> ArrayRef {
+        let len = self.0.len();
+        if len < rows {
+            self.0.append_nulls(rows - len);
+        }
+        Arc::new(self.0.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Int64Array, LargeStringArray};
+
+    #[test]
+    fn sparse_strings_pad_with_nulls() {
+        let mut c = StrCol::default();
+        c.set(1, "a");
+        c.set(3, "");
+        let a = c.finish(5);
+        let a = a.as_any().downcast_ref::<LargeStringArray>().unwrap();
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.null_count(), 3);
+        assert_eq!((a.value(1), a.value(3)), ("a", ""));
+        assert!(a.is_null(0) && a.is_null(2) && a.is_null(4));
+    }
+
+    #[test]
+    fn sparse_numbers_pad_with_nulls() {
+        let mut c = I64Col::default();
+        c.set(2, 7);
+        let a = c.finish(3);
+        let a = a.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!((a.null_count(), a.value(2)), (2, 7));
+    }
+}

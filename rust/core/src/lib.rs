@@ -1,0 +1,18 @@
+//! dsaccess-core: 389 Directory Server access logs, bytes in, Arrow columns out.
+//!
+//! This crate knows nothing of Python: it takes byte slices and returns Arrow record
+//! batches, and every malformed line is a reject row, never a panic. The PyO3 layer
+//! (`rust/python`) only converts types and errors.
+//!
+//! - `head`: the frame of a line (timestamp, ids);
+//! - `fields`: the kinds, their fields and general patterns; `strict`: fast paths;
+//! - `tokenize`: a block of lines → events, rejects and line accounting;
+//! - `columns`: sparse Arrow column builders.
+
+pub mod columns;
+pub mod fields;
+pub mod head;
+pub mod strict;
+pub mod tokenize;
+
+pub use tokenize::{tokenize, Counts, Options, Tokenized};

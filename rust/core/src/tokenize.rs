@@ -1,0 +1,409 @@
+//! A newline-aligned block of a text access log → events, rejects and line accounting.
+//!
+//! Every line is exactly one of: an event (a row), a reject (a row with a reason),
+//! a header line (the title block: starts with a tab) or a blank line, so
+//! `total = parsed + rejected + header + blank` always holds. A value that would
+//! not fit its column (a timestamp outside the 64-bit nanosecond range, an id or
+//! count over 64 bits, a timing over `MAX_SECONDS`) makes its line a reject.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema};
+
+use crate::columns::{BoolCol, F64Col, I64Col, StrCol};
+use crate::fields::{general, kind_of, Fields, Kind, F, FIELD_COUNT, KIND_COUNT};
+use crate::head::{parse_head_cached, Head, Ids, StampCache};
+use crate::strict::strict;
+
+/// Rejects keep at most this many characters of their line (`schema.REJECT_TEXT_LIMIT`).
+pub const REJECT_TEXT_LIMIT: usize = 2048;
+/// The server cuts events at 2048 bytes and appends "..." (389ds-access-log.md §1).
+pub const TRUNCATION_LIMIT: usize = 2040;
+/// A timing over this many seconds (about 31 years) is not a real one; its line is a
+/// reject, so sums of nanoseconds downstream cannot overflow 64 bits within 9 × 10^9 s.
+pub const MAX_SECONDS: f64 = 1e9;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Line number of the block's first line.
+    pub first_line: i64,
+    /// The block ends its file: a last line without newline is a reject (being written).
+    pub final_block: bool,
+    /// Use the strict paths (false: only the general patterns; for equivalence tests).
+    pub strict: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: i64,
+    pub parsed: i64,
+    pub rejected: i64,
+    pub header: i64,
+    pub blank: i64,
+}
+
+/// The event classes of `schema.EVENT_CLASSES`: what the join does with an event.
+pub const CLASS_NAMES: [&str; 4] = ["request", "result", "lone", "other"];
+
+fn class_of(kind: Kind) -> usize {
+    match kind {
+        Kind::Bind | Kind::Srch | Kind::Mod | Kind::Add | Kind::Del | Kind::Modrdn | Kind::Cmp
+        | Kind::Ext | Kind::Unprocessed => 0, // requests that get a RESULT
+        Kind::Result => 1,
+        Kind::Abandon | Kind::Unbind => 2, // operations that never get a RESULT
+        _ => 3,
+    }
+}
+
+pub struct Tokenized {
+    /// Events of each class (`CLASS_NAMES`), in line order, with the id columns and
+    /// every other column that has a value in that class.
+    pub events: [RecordBatch; 4],
+    pub rejects: RecordBatch,
+    pub counts: Counts,
+    /// Bytes after the last newline of a block that is not final (the next block's start).
+    pub carry_from: usize,
+    /// Per kind: events, and events the strict path handled.
+    pub kind_events: [u64; KIND_COUNT],
+    pub kind_strict: [u64; KIND_COUNT],
+}
+
+/// Tokenize one block.
+pub fn tokenize(data: &[u8], opts: &Options) -> Tokenized {
+    let mut t = Builder::with_capacity(data.len());
+    // one check of the whole block; only a block with invalid UTF-8 (client-supplied
+    // bytes) decodes line by line, lossily
+    let whole = simdutf8::basic::from_utf8(data).ok();
+    let mut start = 0usize;
+    let mut index = 0i64;
+    while start < data.len() {
+        let (end, complete) = match memchr::memchr(b'\n', &data[start..]) {
+            Some(n) => (start + n + 1, true),
+            None if opts.final_block => (data.len(), false),
+            None => break,
+        };
+        let text = match whole {
+            Some(w) => Cow::Borrowed(&w[start..end]),
+            None => String::from_utf8_lossy(&data[start..end]),
+        };
+        t.line(&text, opts.first_line + index, complete, opts.strict);
+        index += 1;
+        start = end;
+    }
+    t.finish(start)
+}
+
+#[derive(Default)]
+struct Rejects {
+    line: I64Col,
+    text: StrCol,
+    reason: StrCol,
+    rows: usize,
+}
+
+#[derive(Default)]
+struct Builder {
+    classes: [Columns; 4],
+    stamps: StampCache,
+    rejects: Rejects,
+    counts: Counts,
+    kind_events: [u64; KIND_COUNT],
+    kind_strict: [u64; KIND_COUNT],
+}
+
+/// The columns of one event class.
+#[derive(Default)]
+struct Columns {
+    rows: usize,
+    line: I64Col,
+    ts: I64Col,
+    tz: StrCol,
+    kind: StrCol,
+    conn: I64Col,
+    internal: BoolCol,
+    op: I64Col,
+    op_internal: I64Col,
+    op_nested: I64Col,
+    strs: [StrCol; STRING_FIELDS.len()],
+    ints: [I64Col; INT_FIELDS.len()],
+    times: [F64Col; TIME_FIELDS.len()],
+    ssl: BoolCol,
+    truncated: BoolCol,
+}
+
+/// Event columns of each type, in `schema.EVENT_SCHEMA` order within the type.
+// (`attrs_all` and `ssl` are no columns: they fold into `attrs` and the boolean `ssl`)
+const STRING_FIELDS: [F; 24] = [
+    F::ClientIp, F::ServerIp, F::CloseCode, F::CloseReason, F::TlsVersion, F::Dn, F::Method,
+    F::Mech, F::Base, F::Filter, F::Attrs, F::Options, F::Authzid, F::Newrdn, F::Newsuperior,
+    F::Attr, F::Oid, F::Name, F::Targetop, F::Notes, F::Details, F::Csn, F::Sid, F::Text,
+];
+const INT_FIELDS: [F; 9] =
+    [F::Fd, F::Version, F::Scope, F::Msgid, F::Err, F::Tag, F::Nentries, F::PrIdx, F::PrCookie];
+const TIME_FIELDS: [F; 5] = [F::Wqtime, F::Wtime, F::Optime, F::Writetime, F::Etime];
+
+/// The kinds whose free text keeps no trailing white space.
+fn strips_text(kind: Kind) -> bool {
+    matches!(kind, Kind::Vlv | Kind::Sort | Kind::Stat | Kind::Tls | Kind::Referral | Kind::ExtInfo)
+}
+
+impl Builder {
+    /// Room for the columns every event fills, from the block's size (lines of ~130
+    /// bytes, a third of them requests and a third results).
+    fn with_capacity(bytes: usize) -> Self {
+        let rows = bytes / 128 + 16;
+        Builder {
+            classes: [rows / 3, rows / 3, rows / 8, rows / 4].map(Columns::with_capacity),
+            ..Builder::default()
+        }
+    }
+
+    fn line(&mut self, text: &str, number: i64, complete: bool, use_strict: bool) {
+        self.counts.total += 1;
+        if !complete {
+            return self.reject(number, text, Cow::Borrowed(
+                "truncated last line: no newline (file being written or cut)"));
+        }
+        let ids = match parse_head_cached(text, &mut self.stamps) {
+            Head::Event(ids) => ids,
+            Head::Bad(reason) => return self.reject(number, text, Cow::Borrowed(reason)),
+            Head::NotEvent => {
+                let stripped = text.trim_end_matches(['\r', '\n']);
+                if stripped.trim().is_empty() {
+                    self.counts.blank += 1;
+                } else if stripped.starts_with('\t') {
+                    self.counts.header += 1; // the title block (§1)
+                } else {
+                    self.reject(number, text, Cow::Borrowed(
+                        "not an access-log event: expected '[timestamp] conn=N ...'"));
+                }
+                return;
+            }
+        };
+        let body = &text[ids.body_at..];
+        let Some(kind) = kind_of(body) else {
+            return self.reject(number, text, word_reason("unknown event keyword", body));
+        };
+        let mut fields: Fields<'_> = [None; FIELD_COUNT];
+        let from_strict = use_strict && strict(kind, body, &mut fields);
+        if !from_strict {
+            fields = [None; FIELD_COUNT];
+            if !general(kind, body, &mut fields) {
+                let what = format!("malformed {} line", kind.name());
+                return self.reject(number, text, word_reason(&what, body));
+            }
+        }
+        match typed(kind, &fields) {
+            Ok(values) => {
+                self.counts.parsed += 1;
+                self.classes[class_of(kind)].event(number, text, &ids, kind, &fields, &values);
+                self.kind_events[kind as usize] += 1;
+                self.kind_strict[kind as usize] += u64::from(from_strict);
+            }
+            Err(reason) => self.reject(number, text, Cow::Owned(reason)),
+        }
+    }
+
+    fn reject(&mut self, number: i64, text: &str, reason: Cow<'_, str>) {
+        let r = &mut self.rejects;
+        let row = r.rows;
+        r.rows += 1;
+        self.counts.rejected += 1;
+        r.line.set(row, number);
+        r.text.set(row, cut(text.trim_end_matches(['\r', '\n']), REJECT_TEXT_LIMIT));
+        r.reason.set(row, &reason);
+    }
+
+    fn finish(self, carry_from: usize) -> Tokenized {
+        let r = self.rejects;
+        let m = r.rows;
+        Tokenized {
+            events: self.classes.map(Columns::finish),
+            rejects: batch(vec![
+                ("line", r.line.finish(m)),
+                ("text", r.text.finish(m)),
+                ("reason", r.reason.finish(m)),
+            ]),
+            counts: self.counts,
+            carry_from,
+            kind_events: self.kind_events,
+            kind_strict: self.kind_strict,
+        }
+    }
+}
+
+impl Columns {
+    fn with_capacity(rows: usize) -> Self {
+        Columns {
+            line: I64Col::with_capacity(rows),
+            ts: I64Col::with_capacity(rows),
+            tz: StrCol::with_capacity(rows, rows * 5),
+            kind: StrCol::with_capacity(rows, rows * 6),
+            internal: BoolCol::with_capacity(rows),
+            conn: I64Col::with_capacity(rows),
+            op: I64Col::with_capacity(rows),
+            ..Columns::default()
+        }
+    }
+
+    fn event(&mut self, number: i64, text: &str, ids: &Ids, kind: Kind, fields: &Fields<'_>,
+             values: &Typed) {
+        let row = self.rows;
+        self.rows += 1;
+        self.line.set(row, number);
+        self.ts.set(row, ids.ts);
+        self.tz.set(row, &text[ids.tz_at..ids.tz_at + 5]);
+        self.kind.set(row, kind.name());
+        if let Some(c) = ids.conn {
+            self.conn.set(row, c);
+        }
+        self.internal.set(row, ids.internal);
+        if let Some(o) = ids.op {
+            self.op.set(row, o);
+        }
+        if let (Some(i), Some(n)) = (ids.op_internal, ids.op_nested) {
+            self.op_internal.set(row, i);
+            self.op_nested.set(row, n);
+        }
+        for (i, f) in STRING_FIELDS.iter().enumerate() {
+            let value = match (*f, fields[*f as usize]) {
+                (F::Attrs, None) => fields[F::AttrsAll as usize],
+                (F::Text, Some(t)) if strips_text(kind) => Some(t.trim_end()),
+                (_, v) => v,
+            };
+            if let Some(v) = value {
+                self.strs[i].set(row, v);
+            }
+        }
+        for (i, v) in values.ints.iter().enumerate() {
+            if let Some(v) = v {
+                self.ints[i].set(row, *v);
+            }
+        }
+        for (i, v) in values.times.iter().enumerate() {
+            if let Some(v) = v {
+                self.times[i].set(row, *v);
+            }
+        }
+        if kind == Kind::Connect {
+            self.ssl.set(row, fields[F::Ssl as usize].is_some());
+        }
+        let long = text.len() >= TRUNCATION_LIMIT;
+        let end = text.strip_suffix('\n').unwrap_or(text);
+        let end = end.strip_suffix('\r').unwrap_or(end);
+        self.truncated.set(row, long && end.ends_with("..."));
+    }
+
+    /// The id columns, and the others that have a value in this class.
+    fn finish(self) -> RecordBatch {
+        let n = self.rows;
+        let mut columns: Vec<(&str, ArrayRef)> = vec![
+            ("line", self.line.finish(n)),
+            ("ts", self.ts.finish(n)),
+            ("tz", self.tz.finish(n)),
+            ("kind", self.kind.finish(n)),
+            ("conn", self.conn.finish(n)),
+            ("internal", self.internal.finish(n)),
+            ("op", self.op.finish(n)),
+            ("op_internal", self.op_internal.finish(n)),
+            ("op_nested", self.op_nested.finish(n)),
+        ];
+        let mut used = |name: &'static str, touched: bool, col: ArrayRef| {
+            if touched {
+                columns.push((name, col));
+            }
+        };
+        used("ssl", self.ssl.touched(), self.ssl.finish(n));
+        used("truncated", self.truncated.touched(), self.truncated.finish(n));
+        for (f, col) in STRING_FIELDS.iter().zip(self.strs) {
+            used(crate::fields::NAMES[*f as usize], col.touched(), col.finish(n));
+        }
+        for (f, col) in INT_FIELDS.iter().zip(self.ints) {
+            used(crate::fields::NAMES[*f as usize], col.touched(), col.finish(n));
+        }
+        for (f, col) in TIME_FIELDS.iter().zip(self.times) {
+            used(crate::fields::NAMES[*f as usize], col.touched(), col.finish(n));
+        }
+        batch(columns)
+    }
+}
+
+/// Numbers of a body's fields, or why one does not fit.
+fn typed(kind: Kind, fields: &Fields<'_>) -> Result<Typed, String> {
+    let mut out = Typed::default();
+    for (i, f) in INT_FIELDS.iter().enumerate() {
+        if let Some(v) = fields[*f as usize] {
+            out.ints[i] = Some(v.parse::<i64>().map_err(|_| {
+                format!("value out of range in {} line: {}={}", kind.name(),
+                        crate::fields::NAMES[*f as usize], cut(v, 40))
+            })?);
+        }
+    }
+    for (i, f) in TIME_FIELDS.iter().enumerate() {
+        if let Some(v) = fields[*f as usize] {
+            out.times[i] = Some(seconds(v).ok_or_else(|| {
+                format!("timing value not seconds from 0 to {MAX_SECONDS:e} in {} line: {}={}",
+                        kind.name(), crate::fields::NAMES[*f as usize], cut(v, 40))
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+
+#[derive(Default)]
+struct Typed {
+    ints: [Option<i64>; INT_FIELDS.len()],
+    times: [Option<f64>; TIME_FIELDS.len()],
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .expect("every column has the batch's row count")
+}
+
+/// The first `n` characters.
+fn cut(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+/// "WHAT: WORD", WORD being the body's first 40 non-space characters.
+fn word_reason(what: &str, body: &str) -> Cow<'static, str> {
+    let word: String = body.chars().take_while(|c| !c.is_whitespace()).take(40).collect();
+    Cow::Owned(format!("{what}: {word}"))
+}
+
+/// Seconds of a timing value; 1.4.0–1.4.2 (and ABANDON always) print a zero then nine
+/// digits, ten in all: the last nine are the nanoseconds (389ds-access-log.md §7.3).
+pub fn seconds(value: &str) -> Option<f64> {
+    let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let ten = frac.len() == 10 && digits(frac);
+    let frac = if ten { &frac[1..] } else { frac };
+    let parsed = if digits(whole) && digits(frac) && whole.len() + frac.len() <= 15
+        && !(whole.is_empty() && frac.is_empty())
+    {
+        // Clinger's fast path: an integer under 2^53 over an exact power of ten is one
+        // correctly rounded division, the same double a decimal parser gives
+        let m = whole.bytes().chain(frac.bytes()).fold(0u64, |m, b| m * 10 + u64::from(b - b'0'));
+        Some(m as f64 / POW10[frac.len()])
+    } else if ten {
+        format!("{whole}.{frac}").parse::<f64>().ok()
+    } else {
+        value.parse::<f64>().ok()
+    };
+    parsed.filter(|v| v.is_finite() && *v >= 0.0 && *v <= MAX_SECONDS)
+}
+
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+                          1e13, 1e14, 1e15];

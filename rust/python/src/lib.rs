@@ -1,0 +1,55 @@
+//! The Python face of dsaccess-core: bytes in, Arrow out (PyCapsule stream), nothing else.
+//!
+//! Only types are converted here; the work runs with the GIL released, and a
+//! malformed line is a reject row of the core, never an exception.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::PyTable;
+
+use dsaccess_core::fields::KIND_NAMES;
+use dsaccess_core::tokenize::CLASS_NAMES;
+use dsaccess_core::{tokenize, Options};
+
+/// Tokenize a newline-aligned block of a text access log.
+///
+/// Returns (classes, rejects, counts, carry_from, kinds): the events of each class
+/// (``schema.EVENT_CLASSES``) and the rejects as Arrow tables (read them with
+/// ``pl.DataFrame``), the line accounting, the offset of the bytes after the last
+/// newline of a non-final block, and per kind (events, events the strict path handled).
+#[pyfunction]
+#[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true))]
+fn tokenize_text<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    first_line: i64,
+    final_block: bool,
+    strict: bool,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let opts = Options { first_line, final_block, strict };
+    let t = py.detach(|| tokenize(data, &opts));
+    let table = |b: arrow_array::RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
+    let counts = PyDict::new(py);
+    for (k, v) in [("total", t.counts.total), ("parsed", t.counts.parsed),
+                   ("rejected", t.counts.rejected), ("header", t.counts.header),
+                   ("blank", t.counts.blank)] {
+        counts.set_item(k, v)?;
+    }
+    let classes = PyDict::new(py);
+    for (name, batch) in CLASS_NAMES.iter().zip(t.events) {
+        classes.set_item(*name, table(batch)?)?;
+    }
+    let kinds = PyDict::new(py);
+    for (i, name) in KIND_NAMES.iter().enumerate() {
+        if t.kind_events[i] > 0 {
+            kinds.set_item(*name, (t.kind_events[i], t.kind_strict[i]))?;
+        }
+    }
+    (classes, table(t.rejects)?, counts, t.carry_from, kinds).into_pyobject(py)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
+    Ok(())
+}
