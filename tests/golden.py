@@ -45,3 +45,19 @@ def corpus(tmp: Path) -> Iterator[tuple[str, bytes]]:
         data = path.read_bytes()
         yield f"synth/{path.parent.name}/{path.name}", gzip.decompress(data) \
             if path.suffix == ".gz" else data
+
+
+def servers(tmp: Path) -> Iterator[tuple[str, pl.DataFrame]]:
+    """(server, every event of its files in rotation order) of the same corpus."""
+    from pipeline.logline import parse_lines
+
+    files: dict[str, list[tuple[str, bytes]]] = {}
+    for name, data in corpus(tmp):
+        server, file = name.rsplit("/", 1)
+        files.setdefault(server, []).append((file, data))
+    for server, found in sorted(files.items()):
+        # rotated files by the stamp in their name, the live "access" last
+        found.sort(key=lambda f: (f[0].removesuffix(".gz") == "access", f[0]))
+        yield server, pl.concat([
+            parse_lines(data, server=server.rsplit("/", 1)[-1], file=file, file_seq=seq).events
+            for seq, (file, data) in enumerate(found)])

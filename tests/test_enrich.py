@@ -153,3 +153,42 @@ def test_next_request_logged_before_the_bind_result_still_runs_as_the_new_identi
         f"{_ts(1, 3)} conn=4 op=1 " + RES.format(err=0, tag=101),
     ])
     assert _op(ops, 4, 1)["bind_dn"] == "uid=a,dc=x"
+
+
+def test_operations_match_the_golden_tables_of_the_polars_join(tmp_path) -> None:
+    # digests written by the polars join before the compiled core replaced it
+    import json
+
+    from .golden import GOLDEN, digest, servers
+    golden = json.loads((GOLDEN / "operations.json").read_text())
+    seen = set()
+    for server, events in servers(tmp_path):
+        e = enrich(events)
+        assert [e.operations.height, e.connections.height] == golden[server]["rows"], server
+        assert digest(e.operations, ["server", "file", "line", "result_file", "result_line"]) \
+            == golden[server]["operations"], server
+        assert digest(e.connections, ["server", "conn", "first_seen"]) \
+            == golden[server]["connections"], server
+        seen.add(server)
+    assert seen == set(golden)
+
+
+T = "[26/Nov/2026:16:22:20.116136841 +0000] "
+
+
+def test_repeated_internal_ids_pair_with_the_result_that_follows_them() -> None:
+    # conn=Internal(0) op=0(0)(0) repeats; each request takes the next RESULT of its ids,
+    # whatever order the rows reach the join in
+    lines = []
+    for i, err in enumerate([0, 32, 0, 32, 0]):
+        lines.append(f'{T}conn=Internal(0) op=0(0)(0) SRCH base="cn=b{i}" scope=0 '
+                     f'filter="(objectClass=*)" attrs=ALL')
+        lines.append(f"{T}conn=Internal(0) op=0(0)(0) RESULT err={err} tag=48 nentries={i} "
+                     "wtime=0.1 optime=0.1 etime=0.1")
+    events = parse_lines(("\n".join(lines) + "\n").encode(), server="ds", file="f").events
+    for shuffled in (events, events.reverse(), events.sample(fraction=1.0, shuffle=True, seed=7)):
+        ops = enrich(shuffled).operations.sort("line")
+        assert ops["base"].to_list() == [f"cn=b{i}" for i in range(5)]
+        assert ops["err"].to_list() == [0, 32, 0, 32, 0]
+        assert ops["nentries"].to_list() == list(range(5))
+        assert (ops["result_line"] - ops["line"]).to_list() == [1] * 5

@@ -7,11 +7,15 @@
 //! - `head`: the frame of a line (timestamp, ids);
 //! - `fields`: the kinds, their fields and general patterns; `strict`: fast paths;
 //! - `tokenize`: a block of lines → events, rejects and line accounting;
-//! - `columns`: sparse Arrow column builders.
+//! - `columns`: sparse Arrow column builders;
+//! - `join`: one bucket's events → operations (as rows of the events) and connections;
+//! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
+pub mod arrow_in;
 pub mod columns;
 pub mod fields;
 pub mod head;
+pub mod join;
 pub mod strict;
 pub mod tokenize;
 

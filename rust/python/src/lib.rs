@@ -3,11 +3,15 @@
 //! Only types are converted here; the work runs with the GIL released, and a
 //! malformed line is a reject row of the core, never an exception.
 
+use arrow_array::RecordBatch;
+use arrow_select::concat::concat_batches;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyTable;
 
 use dsaccess_core::fields::KIND_NAMES;
+use dsaccess_core::join::{join, Classes};
 use dsaccess_core::tokenize::CLASS_NAMES;
 use dsaccess_core::{tokenize, Options};
 
@@ -28,7 +32,7 @@ fn tokenize_text<'py>(
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let opts = Options { first_line, final_block, strict };
     let t = py.detach(|| tokenize(data, &opts));
-    let table = |b: arrow_array::RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
+    let table = |b: RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
     let counts = PyDict::new(py);
     for (k, v) in [("total", t.counts.total), ("parsed", t.counts.parsed),
                    ("rejected", t.counts.rejected), ("header", t.counts.header),
@@ -48,8 +52,45 @@ fn tokenize_text<'py>(
     (classes, table(t.rejects)?, counts, t.carry_from, kinds).into_pyobject(py)
 }
 
+/// One table from an Arrow stream: its batches concatenated (polars gives one per chunk).
+fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
+    let (batches, schema) = table.into_inner();
+    match batches.len() {
+        0 => Ok(RecordBatch::new_empty(schema)),
+        1 => Ok(batches.into_iter().next().expect("one batch")),
+        _ => concat_batches(&schema, &batches).map_err(|e| PyValueError::new_err(e.to_string())),
+    }
+}
+
+/// Join one bucket: the events of each class (``schema.EVENT_CLASSES``, any Arrow
+/// stream, such as a polars DataFrame) → (operations, connections) as Arrow tables.
+///
+/// An operation row holds the rows of its ``request``, ``result`` and ``lone`` events
+/// in those tables, the row of its ``connection``, its ``verb``, ``bind_dn`` and
+/// ``abandoned``; the caller gathers the other columns. Raises ``ValueError`` naming a
+/// missing or mistyped column.
+#[pyfunction]
+fn join_bucket<'py>(
+    py: Python<'py>,
+    request: PyTable,
+    result: PyTable,
+    lone: PyTable,
+    other: PyTable,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let (request, result, lone, other) =
+        (one_batch(request)?, one_batch(result)?, one_batch(lone)?, one_batch(other)?);
+    let joined = py
+        .detach(|| {
+            join(&Classes { request: &request, result: &result, lone: &lone, other: &other })
+        })
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let table = |b: RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
+    (table(joined.operations)?, table(joined.connections)?).into_pyobject(py)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
+    m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     Ok(())
 }

@@ -1,0 +1,82 @@
+//! Reading the columns of Arrow record batches by name, whatever string layout the
+//! producer chose (polars exports `Utf8View`; others `Utf8` or `LargeUtf8`).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::DataType;
+
+/// A column that is missing or of the wrong type: names the column and what was found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ColumnError(pub String);
+
+impl std::fmt::Display for ColumnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ColumnError {}
+
+fn column<'a>(batch: &'a RecordBatch, table: &str, name: &str)
+              -> Result<&'a dyn Array, ColumnError> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| ColumnError(format!("{table}: no column {name:?}")))
+}
+
+fn wrong(table: &str, name: &str, want: &str, got: &DataType) -> ColumnError {
+    ColumnError(format!("{table}: column {name:?} is {got}, expected {want}"))
+}
+
+/// A string column of any Arrow string layout.
+pub enum Strs<'a> {
+    View(&'a arrow_array::StringViewArray),
+    Large(&'a arrow_array::LargeStringArray),
+    Small(&'a arrow_array::StringArray),
+    Absent,
+}
+
+impl<'a> Strs<'a> {
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            Strs::View(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Small(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Absent => None,
+        }
+    }
+}
+
+pub fn strs<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Strs<'a>, ColumnError> {
+    let c = column(batch, table, name)?;
+    Ok(match c.data_type() {
+        DataType::Utf8View => Strs::View(c.as_string_view()),
+        DataType::LargeUtf8 => Strs::Large(c.as_string::<i64>()),
+        DataType::Utf8 => Strs::Small(c.as_string::<i32>()),
+        DataType::Null => Strs::Absent,
+        other => return Err(wrong(table, name, "a string", other)),
+    })
+}
+
+/// An integer column (Int64 or Int32) as i64 values with nulls.
+pub fn ints(batch: &RecordBatch, table: &str, name: &str) -> Result<Vec<Option<i64>>, ColumnError> {
+    let c = column(batch, table, name)?;
+    Ok(match c.data_type() {
+        DataType::Int64 => c.as_primitive::<Int64Type>().iter().collect(),
+        DataType::Int32 => c.as_primitive::<Int32Type>().iter().map(|v| v.map(i64::from)).collect(),
+        DataType::Null => vec![None; c.len()],
+        other => return Err(wrong(table, name, "Int64", other)),
+    })
+}
+
+pub fn bools(batch: &RecordBatch, table: &str, name: &str)
+             -> Result<Vec<Option<bool>>, ColumnError> {
+    let c = column(batch, table, name)?;
+    Ok(match c.data_type() {
+        DataType::Boolean => c.as_any().downcast_ref::<BooleanArray>().map_or_else(Vec::new, |a| a.iter().collect()),
+        DataType::Null => vec![None; c.len()],
+        other => return Err(wrong(table, name, "Boolean", other)),
+    })
+}

@@ -1,0 +1,504 @@
+//! Within one bucket: sessions, request↔RESULT pairing, bind identity, connections.
+//!
+//! Every connection in a bucket is whole (the shuffle put all its lines here), so
+//! everything is local. Order is the server's own writing order, `pos` = (file's
+//! rotation order, line number), not the timestamp: lines of different threads can
+//! be a few microseconds out of time order, but a file never reorders one
+//! connection's lines (389ds-access-log.md §1).
+//!
+//! - A *session* starts at each `connection from` line, so a connection number
+//!   reused after a restart is a new connection. Lines before the first open line
+//!   form a session whose start is unknown.
+//! - Requests and RESULTs pair by (session, internal, op ids): each RESULT takes the
+//!   earliest unpaired request with the same ids logged before it. Client op numbers
+//!   are unique in a session; internal ids repeat (`conn=Internal(0) op=0(0)(0)`), and
+//!   so pair in the order the file gives them.
+//! - The bound identity changes at AUTOBIND, at a TLS `client bound as` line and at
+//!   each BIND RESULT: success binds the RESULT's `dn` (else the request's), failure
+//!   makes the connection anonymous (RFC 4511 §4.2.1). It applies to the operations
+//!   numbered after the BIND: a client sends nothing while a bind is in progress, but
+//!   the server may log the next request before the BIND's RESULT line.
+//!
+//! The result is structure, not payload: for each operation the rows of its request,
+//! RESULT or lone line (ABANDON, UNBIND), its verb, identity, abandon mark and the row
+//! of its connection; and the connections table. The caller gathers the payload.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, UInt32Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema};
+
+use crate::arrow_in::{bools, ints, strs, ColumnError, Strs};
+use crate::fields::{Kind, ALL_KINDS, KIND_NAMES};
+
+pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
+/// pos = file_seq * 2^40 + line: one order across rotated files.
+const POS_FILE_SHIFT: i64 = 1 << 40;
+/// Stands in for a null connection or op number in keys (as the polars join did).
+const UNKNOWN_ID: i64 = -1;
+
+const REQUEST: u8 = 0;
+const RESULT: u8 = 1;
+const LONE: u8 = 2;
+const OTHER: u8 = 3;
+
+/// The four event tables of one bucket, as `schema.EVENT_CLASSES` names them.
+pub struct Classes<'a> {
+    pub request: &'a RecordBatch,
+    pub result: &'a RecordBatch,
+    pub lone: &'a RecordBatch,
+    pub other: &'a RecordBatch,
+}
+
+pub struct Joined {
+    /// One row per operation, in output order: `request`, `result`, `lone` (rows of
+    /// the input tables), `connection` (row of `connections`), `verb`, `bind_dn`,
+    /// `abandoned`.
+    pub operations: RecordBatch,
+    /// One row per connection (session), ordered by server, conn, opened.
+    pub connections: RecordBatch,
+}
+
+/// The columns every class has.
+struct Ids<'a> {
+    server: Strs<'a>,
+    kind: Strs<'a>,
+    conn: Vec<Option<i64>>,
+    ts: Vec<Option<i64>>,
+    file_seq: Vec<Option<i64>>,
+    line: Vec<Option<i64>>,
+    internal: Vec<Option<bool>>,
+    op: Vec<Option<i64>>,
+    op_internal: Vec<Option<i64>>,
+    op_nested: Vec<Option<i64>>,
+}
+
+impl<'a> Ids<'a> {
+    fn read(b: &'a RecordBatch, table: &str) -> Result<Self, ColumnError> {
+        Ok(Ids {
+            server: strs(b, table, "server")?,
+            kind: strs(b, table, "kind")?,
+            conn: ints(b, table, "conn")?,
+            ts: ints(b, table, "ts")?,
+            file_seq: ints(b, table, "file_seq")?,
+            line: ints(b, table, "line")?,
+            internal: bools(b, table, "internal")?,
+            op: ints(b, table, "op")?,
+            op_internal: ints(b, table, "op_internal")?,
+            op_nested: ints(b, table, "op_nested")?,
+        })
+    }
+}
+
+/// One event, from any class.
+#[derive(Clone, Copy)]
+struct Ev {
+    class: u8,
+    row: u32,
+    server: u32,
+    conn: i64, // UNKNOWN_ID for conn=Internal(0)
+    pos: i64,
+    ts: i64,
+    kind: Kind,
+    internal: bool,
+    op: Option<i64>,
+    op_internal: Option<i64>,
+    op_nested: Option<i64>,
+}
+
+#[derive(Default)]
+struct Session<'a> {
+    server: u32,
+    conn: i64,
+    key: i64, // pos of the open line; 0: opened before the window
+    start: Option<i64>,
+    connect: Option<u32>,
+    haproxy: Option<u32>,
+    close: Option<(i64, u32)>,
+    tls: Option<&'a str>,
+    starttls: bool,
+    binds: i64,
+    operations: i64,
+    first_seen: i64,
+    last_seen: i64,
+    /// (change_op, pos, identity): where the bound identity changes.
+    changes: Vec<(i64, i64, Option<&'a str>)>,
+}
+
+struct Op {
+    request: Option<u32>, // event indices
+    result: Option<u32>,
+    lone: Option<u32>,
+    session: u32,
+}
+
+fn kind_of(name: Option<&str>, table: &str) -> Result<Kind, ColumnError> {
+    let name = name.ok_or_else(|| ColumnError(format!("{table}: null kind")))?;
+    KIND_NAMES
+        .iter()
+        .position(|k| *k == name)
+        .map(|i| ALL_KINDS[i])
+        .ok_or_else(|| ColumnError(format!("{table}: unknown kind {name:?}")))
+}
+
+fn tag_verb(tag: Option<i64>) -> Option<&'static str> {
+    Some(match tag? {
+        97 => "BIND",
+        101 => "SRCH",
+        103 => "MOD",
+        105 => "ADD",
+        107 => "DEL",
+        109 => "MODRDN",
+        111 => "CMP",
+        120 => "EXT",
+        _ => return None,
+    })
+}
+
+/// Join one bucket's events.
+pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
+    let tables = [("request", c.request), ("result", c.result), ("lone", c.lone),
+                  ("other", c.other)];
+    let ids: Vec<Ids<'_>> = tables
+        .iter()
+        .map(|(name, b)| Ids::read(b, name))
+        .collect::<Result<_, _>>()?;
+    let req_dn = strs(c.request, "request", "dn")?;
+    let req_oid = strs(c.request, "request", "oid")?;
+    let res_dn = strs(c.result, "result", "dn")?;
+    let res_err = ints(c.result, "result", "err")?;
+    let res_tag = ints(c.result, "result", "tag")?;
+    let targetop = strs(c.lone, "lone", "targetop")?;
+    let other_dn = strs(c.other, "other", "dn")?;
+    let client_ip = strs(c.other, "other", "client_ip")?;
+    let tls_version = strs(c.other, "other", "tls_version")?;
+
+    // every event, with server names as small integers
+    let mut servers: Vec<&str> = Vec::new();
+    let mut server_ids: HashMap<&str, u32> = HashMap::new();
+    let mut evs: Vec<Ev> = Vec::new();
+    for (class, (name, _)) in tables.iter().enumerate() {
+        let t = &ids[class];
+        for row in 0..t.ts.len() {
+            let server = t.server.get(row).ok_or_else(|| ColumnError(format!("{name}: null server")))?;
+            let server = *server_ids.entry(server).or_insert_with(|| {
+                servers.push(server);
+                servers.len() as u32 - 1
+            });
+            let pos = t.file_seq[row].unwrap_or(0) * POS_FILE_SHIFT + t.line[row].unwrap_or(0);
+            evs.push(Ev {
+                class: class as u8,
+                row: row as u32,
+                server,
+                conn: t.conn[row].unwrap_or(UNKNOWN_ID),
+                pos,
+                ts: t.ts[row].unwrap_or(0),
+                kind: kind_of(t.kind.get(row), name)?,
+                internal: t.internal[row].unwrap_or(false),
+                op: t.op[row],
+                op_internal: t.op_internal[row],
+                op_nested: t.op_nested[row],
+            });
+        }
+    }
+    let mut order: Vec<u32> = (0..evs.len() as u32).collect();
+    order.sort_unstable_by_key(|i| {
+        let e = &evs[*i as usize];
+        (e.server, e.conn, e.pos)
+    });
+
+    // sessions, connection context, identity changes from AUTOBIND and TLS lines
+    let mut sessions: Vec<Session<'_>> = Vec::new();
+    let mut session_of = vec![0u32; evs.len()];
+    let mut last_group: Option<(u32, i64)> = None;
+    let mut last_op: Option<Option<i64>> = None; // op of the last client request line
+    for &i in &order {
+        let e = evs[i as usize];
+        let new_group = last_group != Some((e.server, e.conn));
+        if new_group || e.kind == Kind::Connect {
+            last_group = Some((e.server, e.conn));
+            last_op = None;
+            let (key, start) = if e.kind == Kind::Connect { (e.pos, Some(e.ts)) } else { (0, None) };
+            sessions.push(Session {
+                server: e.server, conn: e.conn, key, start, first_seen: e.ts, last_seen: e.ts,
+                ..Session::default()
+            });
+        }
+        let sid = sessions.len() as u32 - 1;
+        session_of[i as usize] = sid;
+        let s = sessions.last_mut().expect("a session was opened above");
+        s.first_seen = s.first_seen.min(e.ts);
+        s.last_seen = s.last_seen.max(e.ts);
+        let row = e.row as usize;
+        match (e.class, e.kind) {
+            (OTHER, Kind::Connect) => s.connect = s.connect.or(Some(e.row)),
+            (OTHER, Kind::Haproxy) if client_ip.get(row).is_some() => {
+                s.haproxy = s.haproxy.or(Some(e.row));
+            }
+            (OTHER, Kind::Close) => s.close = s.close.or(Some((e.ts, e.row))),
+            (OTHER, Kind::Tls) => {
+                s.tls = s.tls.or(tls_version.get(row));
+                if let Some(dn) = other_dn.get(row) {
+                    s.changes.push((last_op.flatten().unwrap_or(UNKNOWN_ID), e.pos, Some(dn)));
+                }
+            }
+            (OTHER, Kind::Autobind) => {
+                let dn = other_dn.get(row);
+                s.changes.push((last_op.flatten().unwrap_or(UNKNOWN_ID), e.pos, dn));
+            }
+            (REQUEST, kind) if !e.internal => {
+                s.operations += 1;
+                s.binds += i64::from(kind == Kind::Bind);
+                s.starttls |= kind == Kind::Ext && req_oid.get(row) == Some(STARTTLS_OID);
+                last_op = Some(e.op);
+            }
+            (REQUEST, Kind::Ext) => s.starttls |= req_oid.get(row) == Some(STARTTLS_OID),
+            (LONE, _) if !e.internal => {
+                s.operations += 1;
+                last_op = Some(e.op);
+            }
+            _ => {}
+        }
+    }
+
+    // requests and RESULTs by (session, internal, op ids), in writing order
+    type Key = (u32, bool, i64, i64, i64);
+    let mut pending: HashMap<Key, Vec<u32>> = HashMap::new();
+    let mut ops: Vec<Op> = Vec::with_capacity(evs.len() / 2);
+    for &i in &order {
+        let e = &evs[i as usize];
+        let session = session_of[i as usize];
+        let key: Key = (session, e.internal, e.op.unwrap_or(UNKNOWN_ID),
+                        e.op_internal.unwrap_or(UNKNOWN_ID), e.op_nested.unwrap_or(UNKNOWN_ID));
+        match e.class {
+            REQUEST => pending.entry(key).or_default().push(i),
+            RESULT => {
+                let queue = pending.entry(key).or_default();
+                // the earliest unpaired request before this RESULT
+                if let Some(at) = queue.iter().position(|q| evs[*q as usize].class == REQUEST) {
+                    let request = queue.remove(at);
+                    ops.push(Op { request: Some(request), result: Some(i), lone: None, session });
+                } else {
+                    ops.push(Op { request: None, result: Some(i), lone: None, session });
+                }
+            }
+            LONE => ops.push(Op { request: None, result: None, lone: Some(i), session }),
+            _ => {}
+        }
+    }
+    for queue in pending.into_values() {
+        for request in queue {
+            let session = session_of[request as usize];
+            ops.push(Op { request: Some(request), result: None, lone: None, session });
+        }
+    }
+
+    // ABANDON targets: (session, op) of client ABANDONs whose targetop is a number
+    let mut targets: HashSet<(u32, i64)> = HashSet::new();
+    for op in &ops {
+        if let Some(l) = op.lone {
+            let e = &evs[l as usize];
+            if e.kind == Kind::Abandon && !e.internal {
+                if let Some(t) = targetop.get(e.row as usize).and_then(|t| t.parse::<i64>().ok()) {
+                    targets.insert((op.session, t));
+                }
+            }
+        }
+    }
+
+    // identity changes at BIND RESULTs
+    let op_number = |op: &Op| -> Option<i64> {
+        op.request.or(op.lone).and_then(|i| evs[i as usize].op)
+            .or_else(|| op.result.and_then(|i| evs[i as usize].op))
+    };
+    let verb_of = |op: &Op| -> Option<&'static str> {
+        match op.request.or(op.lone) {
+            Some(i) => Some(KIND_NAMES[evs[i as usize].kind as usize]),
+            None => op.result.and_then(|i| tag_verb(res_tag[evs[i as usize].row as usize])),
+        }
+    };
+    let bound = |op: &Op| -> Option<&str> {
+        let r = evs[op.result? as usize].row as usize;
+        if res_err[r] == Some(0) {
+            res_dn.get(r).or_else(|| op.request.and_then(|q| req_dn.get(evs[q as usize].row as usize)))
+        } else {
+            Some("")
+        }
+    };
+    let internal_of = |op: &Op| evs[op.request.or(op.lone).or(op.result).expect("an op has a line") as usize].internal;
+    for op in &ops {
+        if let (Some(r), Some(n)) = (op.result, op_number(op)) {
+            if verb_of(op) == Some("BIND") && !internal_of(op) {
+                let pos = evs[r as usize].pos;
+                sessions[op.session as usize].changes.push((n, pos, bound(op)));
+            }
+        }
+    }
+    for s in &mut sessions {
+        s.changes.sort_by_key(|(op, pos, _)| (*op, *pos));
+    }
+
+    // connections: sessions of numbered connections, by server, conn, opened
+    let mut conn_order: Vec<u32> = (0..sessions.len() as u32)
+        .filter(|s| sessions[*s as usize].conn != UNKNOWN_ID)
+        .collect();
+    let opened_cmp = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less, // nulls last
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    conn_order.sort_by(|a, b| {
+        let (x, y) = (&sessions[*a as usize], &sessions[*b as usize]);
+        servers[x.server as usize].cmp(servers[y.server as usize])
+            .then(x.conn.cmp(&y.conn))
+            .then(opened_cmp(x.start, y.start))
+            .then(x.key.cmp(&y.key))
+    });
+    let mut conn_row = vec![None; sessions.len()];
+    for (row, s) in conn_order.iter().enumerate() {
+        conn_row[*s as usize] = Some(row as u32);
+    }
+
+    // operations in output order: server, conn, session (opened), ts, pos, result pos
+    let sort_key = |op: &Op| {
+        let s = &sessions[op.session as usize];
+        let conn = (s.conn != UNKNOWN_ID).then_some(s.conn);
+        let line = op.request.or(op.lone).map(|i| &evs[i as usize]);
+        (s.server, conn, s.start, line.map(|e| e.ts), line.map(|e| e.pos),
+         op.result.map(|i| evs[i as usize].pos))
+    };
+    let nulls_last = |a: Option<i64>, b: Option<i64>| opened_cmp(a, b);
+    ops.sort_by(|a, b| {
+        let (x, y) = (sort_key(a), sort_key(b));
+        servers[x.0 as usize].cmp(servers[y.0 as usize])
+            .then(nulls_last(x.1, y.1))
+            .then(nulls_last(x.2, y.2))
+            .then(nulls_last(x.3, y.3))
+            .then(nulls_last(x.4, y.4))
+            .then(nulls_last(x.5, y.5))
+    });
+
+    let n = ops.len();
+    let mut request = UInt32Builder::with_capacity(n);
+    let mut result = UInt32Builder::with_capacity(n);
+    let mut lone = UInt32Builder::with_capacity(n);
+    let mut connection = UInt32Builder::with_capacity(n);
+    let mut verb = LargeStringBuilder::with_capacity(n, n * 4);
+    let mut bind_dn = LargeStringBuilder::with_capacity(n, n * 16);
+    let mut abandoned = BooleanBuilder::with_capacity(n);
+    let row_of = |i: Option<u32>| i.map(|i| evs[i as usize].row);
+    for op in &ops {
+        let s = &sessions[op.session as usize];
+        request.append_option(row_of(op.request));
+        result.append_option(row_of(op.result));
+        lone.append_option(row_of(op.lone));
+        connection.append_option(conn_row[op.session as usize]);
+        let v = verb_of(op);
+        verb.append_option(v);
+        let identity = if v == Some("BIND") && op.result.is_some() {
+            bound(op)
+        } else {
+            let issued = op_number(op).unwrap_or(UNKNOWN_ID);
+            let before = s.changes.partition_point(|(change, _, _)| *change < issued);
+            let found = before.checked_sub(1).and_then(|at| s.changes[at].2);
+            found.or((s.key != 0).then_some("")) // opened in the window: anonymous
+        };
+        bind_dn.append_option(identity);
+        let target = op_number(op).is_some_and(|o| targets.contains(&(op.session, o)));
+        abandoned.append_option(match v {
+            Some("ABANDON") => Some(false),
+            Some(_) => Some(target),
+            None => (!target).then_some(false), // unknown verb: as `target & null`
+        });
+    }
+    let operations = batch(vec![
+        ("request", Arc::new(request.finish()) as ArrayRef),
+        ("result", Arc::new(result.finish())),
+        ("lone", Arc::new(lone.finish())),
+        ("connection", Arc::new(connection.finish())),
+        ("verb", Arc::new(verb.finish())),
+        ("bind_dn", Arc::new(bind_dn.finish())),
+        ("abandoned", Arc::new(abandoned.finish())),
+    ]);
+    Ok(Joined { operations, connections: connections(&sessions, &conn_order, &servers, c.other)? })
+}
+
+fn connections(sessions: &[Session<'_>], order: &[u32], servers: &[&str], other: &RecordBatch)
+               -> Result<RecordBatch, ColumnError> {
+    let client_ip = strs(other, "other", "client_ip")?;
+    let server_ip = strs(other, "other", "server_ip")?;
+    let close_code = strs(other, "other", "close_code")?;
+    let ssl = bools(other, "other", "ssl")?;
+    let fd = ints(other, "other", "fd")?;
+    let n = order.len();
+    let mut server = LargeStringBuilder::with_capacity(n, n * 8);
+    let mut conn = Int64Builder::with_capacity(n);
+    let mut opened = Int64Builder::with_capacity(n);
+    let mut closed = Int64Builder::with_capacity(n);
+    let mut client = LargeStringBuilder::with_capacity(n, n * 12);
+    let mut server_addr = LargeStringBuilder::with_capacity(n, n * 12);
+    let mut code = LargeStringBuilder::with_capacity(n, n * 2);
+    let mut tls = LargeStringBuilder::with_capacity(n, n * 6);
+    let mut ldapi = BooleanBuilder::with_capacity(n);
+    let mut ssl_col = BooleanBuilder::with_capacity(n);
+    let mut starttls = BooleanBuilder::with_capacity(n);
+    let mut fd_col = Int64Builder::with_capacity(n);
+    let mut binds = Int64Builder::with_capacity(n);
+    let mut operations = Int64Builder::with_capacity(n);
+    let mut first_seen = Int64Builder::with_capacity(n);
+    let mut last_seen = Int64Builder::with_capacity(n);
+    for &i in order {
+        let s = &sessions[i as usize];
+        let connect = s.connect.map(|r| r as usize);
+        let connect_ip = connect.and_then(|r| client_ip.get(r));
+        let to = connect.and_then(|r| server_ip.get(r));
+        server.append_value(servers[s.server as usize]);
+        conn.append_value(s.conn);
+        opened.append_option(s.start);
+        closed.append_option(s.close.map(|(ts, _)| ts));
+        // HAProxy: the real client is the address the proxy reported (§4.2)
+        client.append_option(s.haproxy.and_then(|r| client_ip.get(r as usize)).or(connect_ip));
+        server_addr.append_option(to);
+        code.append_option(s.close.and_then(|(_, r)| close_code.get(r as usize)));
+        tls.append_option(s.tls);
+        ldapi.append_value(connect_ip == Some("local") || to.is_some_and(|t| t.starts_with('/')));
+        ssl_col.append_option(connect.and_then(|r| ssl[r]));
+        starttls.append_value(s.starttls);
+        fd_col.append_option(connect.and_then(|r| fd[r]));
+        binds.append_value(s.binds);
+        operations.append_value(s.operations);
+        first_seen.append_value(s.first_seen);
+        last_seen.append_value(s.last_seen);
+    }
+    Ok(batch(vec![
+        ("server", Arc::new(server.finish()) as ArrayRef),
+        ("conn", Arc::new(conn.finish())),
+        ("opened", Arc::new(opened.finish())),
+        ("closed", Arc::new(closed.finish())),
+        ("client_ip", Arc::new(client.finish())),
+        ("server_ip", Arc::new(server_addr.finish())),
+        ("close_code", Arc::new(code.finish())),
+        ("tls", Arc::new(tls.finish())),
+        ("ldapi", Arc::new(ldapi.finish())),
+        ("ssl", Arc::new(ssl_col.finish())),
+        ("starttls", Arc::new(starttls.finish())),
+        ("fd", Arc::new(fd_col.finish())),
+        ("binds", Arc::new(binds.finish())),
+        ("operations", Arc::new(operations.finish())),
+        ("first_seen", Arc::new(first_seen.finish())),
+        ("last_seen", Arc::new(last_seen.finish())),
+    ]))
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
+        .expect("every column has the batch's row count")
+}
