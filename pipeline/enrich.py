@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -46,18 +47,24 @@ def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
     return enrich_classes(split_classes(events), sort_operands=sort_operands)
 
 
-def enrich_classes(classes: Mapping[str, pl.DataFrame], *,
-                   sort_operands: bool = False) -> Enriched:
+def enrich_classes(classes: Mapping[str, pl.DataFrame], *, sort_operands: bool = False,
+                   steps: Any = None) -> Enriched:
     """``enrich`` for events already split as ``schema.split_classes`` does (the shuffle's
-    layout); a missing class has no events."""
+    layout); a missing class has no events. ``steps``, if given, times the join and the
+    fingerprints (``stages.Steps``)."""
     tables = {name: conform(classes[name], class_schema(name)).rechunk() if name in classes
               else pl.DataFrame(schema=dict(class_schema(name))) for name in EVENT_CLASSES}
     rows, connections = (pl.DataFrame(t) for t in _core.join_bucket(
         tables["request"], tables["result"], tables["lone"], tables["other"]))
     ops = _gather(tables, rows, connections)
+    if steps:
+        steps.lap("join")
     ops = _with_fingerprints(ops, sort_operands)
-    return Enriched(operations=_operation_columns(ops),
-                    connections=_connection_columns(connections))
+    enriched = Enriched(operations=_operation_columns(ops),
+                        connections=_connection_columns(connections))
+    if steps:
+        steps.lap("fingerprint")
+    return enriched
 
 
 LINE_IDS = ("server", "conn", "op", "op_internal", "op_nested", "internal")

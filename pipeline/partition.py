@@ -14,11 +14,8 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 
 import polars as pl
-
-from .schema import class_schema, conform
 
 _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio
 
@@ -41,27 +38,3 @@ def assign_buckets(df: pl.DataFrame, buckets: int) -> pl.DataFrame:
     mixed = (conn * pl.lit(_GOLDEN, pl.UInt64)) ^ seed   # wraps modulo 2**64
     high = mixed // pl.lit(1 << 32, pl.UInt64)  # the well-mixed high bits
     return df.with_columns((high % buckets).cast(pl.UInt32).alias("bucket"))
-
-
-def split_by_bucket(classes: Mapping[str, pl.DataFrame]) -> dict[tuple[int, str], pl.DataFrame]:
-    """The rows of each bucket and event class, with only that class's columns.
-
-    Args:
-        classes: events by class (``schema.EVENT_CLASSES``), each with a ``bucket``
-            column and at least the columns the class keeps that have values.
-
-    Returns:
-        Keys ``(bucket, class)``. Each class is ordered by bucket once (a stable sort,
-        so rows keep their order inside a bucket) and each bucket is a slice of it.
-    """
-    out: dict[tuple[int, str], pl.DataFrame] = {}
-    for name, df in classes.items():
-        if not df.height:
-            continue
-        table = conform(df, class_schema(name, "bucket")).sort("bucket", maintain_order=True)
-        runs = table.group_by("bucket", maintain_order=True).len()
-        offset = 0
-        for bucket, length in runs.iter_rows():
-            out[(bucket, name)] = table.slice(offset, length).drop("bucket")
-            offset += length
-    return out

@@ -33,6 +33,7 @@ from .source import Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
     BucketReport,
     ChunkReport,
+    add_steps,
     combine_task,
     enrich_task,
     line_offsets,
@@ -120,6 +121,8 @@ def run(opts: RunOptions) -> RunResult:
         "plan": planned - started,
         "parse_cpu": sum(r.seconds for r in chunk_reports),
         "enrich_combine_cpu": reduced.seconds,
+        **{f"worker_{k}": v for k, v in add_steps(*(r.steps for r in chunk_reports),
+                                                   reduced.steps).items()},
         "compute": computed - planned,
         "write": done - computed,
         "total": done - started,

@@ -8,21 +8,47 @@ and exchange the shuffled rows through files under the staging folder.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from . import aggregate, outputs
+from . import aggregate, outputs, shuffle
 from .config import compiled
 from .enrich import enrich_classes
 from .jsonlog import is_json_log, parse_json_lines
 from .logline import ParseResult, parse_lines
-from .partition import assign_buckets, split_by_bucket
-from .schema import EVENT_CLASSES, empty_class
+from .partition import assign_buckets
+from .schema import EVENT_CLASSES
 from .source import Chunk, read_chunk, read_head
 from .workload import classify
+
+
+class Steps:
+    """Worker seconds per step of a task (``lap`` ends a step), for the stage breakdown."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._since
+        self._since = now
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def add_steps(*parts: dict[str, float]) -> dict[str, float]:
+    """Step seconds of several tasks added up."""
+    out: dict[str, float] = {}
+    for part in parts:
+        for name, seconds in part.items():
+            out[name] = out.get(name, 0.0) + seconds
+    return out
 
 
 @dataclass(frozen=True)
@@ -39,6 +65,7 @@ class ChunkReport:
     problem: str | None = None
     seconds: float = 0.0
     bytes: int = 0
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,14 +76,16 @@ class BucketReport:
     tables: dict[str, pl.DataFrame]
     operations: int
     seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
                until_ns: int | None) -> ChunkReport:
     """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
-    t0 = time.perf_counter()
+    steps = Steps()
     f = chunk.file
     got = read_chunk(chunk)
+    steps.lap("read")
     kwargs = {"server": f.server, "file": f.name, "file_seq": f.seq}
     result: ParseResult
     head = got.data[:4096] if chunk.start == 0 else read_head(f)
@@ -64,6 +93,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
         result = parse_json_lines(got.data, **kwargs)
     else:
         result = parse_lines(got.data, final=got.final, **kwargs)
+    steps.lap("tokenize")
     classes = dict(result.classes)
     for window in ((pl.col("ts") >= since_ns) if since_ns is not None else None,
                    (pl.col("ts") < until_ns) if until_ns is not None else None):
@@ -73,50 +103,54 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     root = Path(scratch)
     name = f"c{chunk.index:06d}"
     bucketed = {cls: assign_buckets(df, buckets) for cls, df in classes.items() if df.height}
-    for (bucket, cls), part in split_by_bucket(bucketed).items():
-        path = root / f"b{bucket:05d}" / f"{cls}-{name}.arrow"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part.write_ipc(path, compression="lz4")
+    steps.lap("shuffle_split")
+    for cls, df in bucketed.items():
+        shuffle.write_buckets(root, cls, chunk.index, df, buckets)
     if result.rejects.height:
         outputs.write_parquet(result.rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
                               root / "rejects" / f"{name}.parquet")
+    steps.lap("shuffle_write")
     stamps = [df.select("ts") for df in classes.values()]
     events = pl.concat(stamps) if stamps else pl.DataFrame(schema={"ts": pl.Int64})
     partial = aggregate.chunk_partial(f.server, result.counts, events)
+    steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
-                       connects, got.problem, time.perf_counter() - t0, len(got.data))
+                       connects, got.problem, steps.total, len(got.data), steps.seconds)
 
 
 def enrich_task(bucket: int, offsets: dict[int, int], scratch: str, staging: str,
                 sort_operands: bool, jsonl: bool,
                 workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
     """Stage B: one bucket's events → operations (written here) and partial aggregates."""
-    t0 = time.perf_counter()
-    folder = Path(scratch) / f"b{bucket:05d}"
-    pieces = sorted(folder.glob("*.arrow")) if folder.exists() else []
-    if not pieces:
-        return BucketReport({}, {}, 0, time.perf_counter() - t0)
+    steps = Steps()
+    root = Path(scratch)
     classes = {}
     for cls in EVENT_CLASSES:
-        frames = [pl.read_ipc(piece).with_columns(pl.col("line") + offsets[_chunk_of(piece)])
-                  for piece in pieces if piece.name.startswith(f"{cls}-")]
-        classes[cls] = pl.concat(frames, how="vertical") if frames else empty_class(cls)
-    enriched = enrich_classes(classes, sort_operands=sort_operands)
+        frames = []
+        for chunk, offset in sorted(offsets.items()):
+            got = shuffle.read_bucket(root, cls, chunk, bucket)
+            if got is not None:
+                frames.append(got.with_columns(pl.col("line") + offset))
+        if frames:
+            classes[cls] = pl.concat(frames, how="vertical")
+    if not classes:
+        return BucketReport({}, {}, 0, steps.total)
+    steps.lap("shuffle_read")
+    enriched = enrich_classes(classes, sort_operands=sort_operands, steps=steps)
     ops, conns = enriched.operations, enriched.connections
     if workloads:
         ops = classify(ops, compiled(workloads))
+    steps.lap("classify")
     out = Path(staging)
     outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
     outputs.write_parquet(conns, Path(scratch) / "connections" / f"b{bucket:05d}.parquet")
     if jsonl:
         outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
+    steps.lap("write_operations")
     partial = aggregate.bucket_partial(ops, conns)
     tables = aggregate.table_partials(ops, conns)
-    return BucketReport(partial, tables, ops.height, time.perf_counter() - t0)
-
-
-def _chunk_of(piece: Path) -> int:
-    return int(piece.stem.rsplit("-c", 1)[1])  # "<class>-c000123.arrow"
+    steps.lap("partial_aggregates")
+    return BucketReport(partial, tables, ops.height, steps.total, steps.seconds)
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
@@ -149,8 +183,10 @@ def _connect_marks(other: pl.DataFrame | None) -> tuple[int | None, int | None, 
 
 def combine_task(reports: list[BucketReport]) -> BucketReport:
     """Stage C: merge bucket reports (summary counts and aggregate partials)."""
-    t0 = time.perf_counter()
+    steps = Steps()
     partial = aggregate.combine_all([r.partial for r in reports])
     tables = aggregate.combine_tables([r.tables for r in reports if r.tables])
+    steps.lap("combine")
     return BucketReport(partial, tables, sum(r.operations for r in reports),
-                        sum(r.seconds for r in reports) + time.perf_counter() - t0)
+                        sum(r.seconds for r in reports) + steps.total,
+                        add_steps(*(r.steps for r in reports), steps.seconds))

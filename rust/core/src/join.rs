@@ -25,6 +25,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, UInt32Builder};
@@ -44,6 +45,42 @@ const REQUEST: u8 = 0;
 const RESULT: u8 = 1;
 const LONE: u8 = 2;
 const OTHER: u8 = 3;
+
+/// The multiply-rotate hash of rustc (FxHash): keys here are small integers, which
+/// SipHash (the std default, built against flooding) hashes several times slower.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 /// The four event tables of one bucket, as `schema.EVENT_CLASSES` names them.
 pub struct Classes<'a> {
@@ -137,11 +174,19 @@ struct Op {
 
 fn kind_of(name: Option<&str>, table: &str) -> Result<Kind, ColumnError> {
     let name = name.ok_or_else(|| ColumnError(format!("{table}: null kind")))?;
-    KIND_NAMES
-        .iter()
-        .position(|k| *k == name)
-        .map(|i| ALL_KINDS[i])
-        .ok_or_else(|| ColumnError(format!("{table}: unknown kind {name:?}")))
+    Ok(match name {
+        "RESULT" => Kind::Result,
+        "SRCH" => Kind::Srch,
+        "BIND" => Kind::Bind,
+        "UNBIND" => Kind::Unbind,
+        "CONNECT" => Kind::Connect,
+        "CLOSE" => Kind::Close,
+        _ => KIND_NAMES
+            .iter()
+            .position(|k| *k == name)
+            .map(|i| ALL_KINDS[i])
+            .ok_or_else(|| ColumnError(format!("{table}: unknown kind {name:?}")))?,
+    })
 }
 
 fn tag_verb(tag: Option<i64>) -> Option<&'static str> {
@@ -178,16 +223,24 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
 
     // every event, with server names as small integers
     let mut servers: Vec<&str> = Vec::new();
-    let mut server_ids: HashMap<&str, u32> = HashMap::new();
-    let mut evs: Vec<Ev> = Vec::new();
+    let mut server_ids: FxMap<&str, u32> = FxMap::default();
+    let mut evs: Vec<Ev> = Vec::with_capacity(ids.iter().map(|t| t.ts.len()).sum());
+    let mut last_server: Option<(&str, u32)> = None;
     for (class, (name, _)) in tables.iter().enumerate() {
         let t = &ids[class];
         for row in 0..t.ts.len() {
             let server = t.server.get(row).ok_or_else(|| ColumnError(format!("{name}: null server")))?;
-            let server = *server_ids.entry(server).or_insert_with(|| {
-                servers.push(server);
-                servers.len() as u32 - 1
-            });
+            let server = match last_server {
+                Some((s, id)) if s == server => id, // rows of one server come together
+                _ => {
+                    let id = *server_ids.entry(server).or_insert_with(|| {
+                        servers.push(server);
+                        servers.len() as u32 - 1
+                    });
+                    last_server = Some((server, id));
+                    id
+                }
+            };
             let pos = t.file_seq[row].unwrap_or(0) * POS_FILE_SHIFT + t.line[row].unwrap_or(0);
             evs.push(Ev {
                 class: class as u8,
@@ -264,9 +317,15 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
         }
     }
 
-    // requests and RESULTs by (session, internal, op ids), in writing order
+    // requests and RESULTs by (session, internal, op ids), in writing order; a key's
+    // unpaired requests wait in `pending` (almost always one: client op numbers are
+    // unique in a session)
     type Key = (u32, bool, i64, i64, i64);
-    let mut pending: HashMap<Key, Vec<u32>> = HashMap::new();
+    struct Waiting {
+        first: u32,
+        more: Vec<u32>,
+    }
+    let mut pending: FxMap<Key, Waiting> = FxMap::default();
     let mut ops: Vec<Op> = Vec::with_capacity(evs.len() / 2);
     for &i in &order {
         let e = &evs[i as usize];
@@ -274,30 +333,37 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
         let key: Key = (session, e.internal, e.op.unwrap_or(UNKNOWN_ID),
                         e.op_internal.unwrap_or(UNKNOWN_ID), e.op_nested.unwrap_or(UNKNOWN_ID));
         match e.class {
-            REQUEST => pending.entry(key).or_default().push(i),
-            RESULT => {
-                let queue = pending.entry(key).or_default();
-                // the earliest unpaired request before this RESULT
-                if let Some(at) = queue.iter().position(|q| evs[*q as usize].class == REQUEST) {
-                    let request = queue.remove(at);
-                    ops.push(Op { request: Some(request), result: Some(i), lone: None, session });
-                } else {
-                    ops.push(Op { request: None, result: Some(i), lone: None, session });
+            REQUEST => match pending.get_mut(&key) {
+                Some(w) => w.more.push(i),
+                None => {
+                    pending.insert(key, Waiting { first: i, more: Vec::new() });
                 }
+            },
+            RESULT => {
+                // the earliest unpaired request before this RESULT
+                let request = match pending.get_mut(&key) {
+                    Some(w) if !w.more.is_empty() => {
+                        let next = w.more.remove(0);
+                        Some(std::mem::replace(&mut w.first, next))
+                    }
+                    Some(_) => pending.remove(&key).map(|w| w.first),
+                    None => None,
+                };
+                ops.push(Op { request, result: Some(i), lone: None, session });
             }
             LONE => ops.push(Op { request: None, result: None, lone: Some(i), session }),
             _ => {}
         }
     }
-    for queue in pending.into_values() {
-        for request in queue {
+    for w in pending.into_values() {
+        for request in std::iter::once(w.first).chain(w.more) {
             let session = session_of[request as usize];
             ops.push(Op { request: Some(request), result: None, lone: None, session });
         }
     }
 
     // ABANDON targets: (session, op) of client ABANDONs whose targetop is a number
-    let mut targets: HashSet<(u32, i64)> = HashSet::new();
+    let mut targets: FxSet<(u32, i64)> = FxSet::default();
     for op in &ops {
         if let Some(l) = op.lone {
             let e = &evs[l as usize];
@@ -363,24 +429,29 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
         conn_row[*s as usize] = Some(row as u32);
     }
 
-    // operations in output order: server, conn, session (opened), ts, pos, result pos
-    let sort_key = |op: &Op| {
-        let s = &sessions[op.session as usize];
-        let conn = (s.conn != UNKNOWN_ID).then_some(s.conn);
-        let line = op.request.or(op.lone).map(|i| &evs[i as usize]);
-        (s.server, conn, s.start, line.map(|e| e.ts), line.map(|e| e.pos),
-         op.result.map(|i| evs[i as usize].pos))
-    };
-    let nulls_last = |a: Option<i64>, b: Option<i64>| opened_cmp(a, b);
-    ops.sort_by(|a, b| {
-        let (x, y) = (sort_key(a), sort_key(b));
-        servers[x.0 as usize].cmp(servers[y.0 as usize])
-            .then(nulls_last(x.1, y.1))
-            .then(nulls_last(x.2, y.2))
-            .then(nulls_last(x.3, y.3))
-            .then(nulls_last(x.4, y.4))
-            .then(nulls_last(x.5, y.5))
-    });
+    // operations in output order: server, conn, session (opened), ts, pos, result pos,
+    // nulls last; the key is computed once per operation
+    let mut by_name: Vec<u32> = (0..servers.len() as u32).collect();
+    by_name.sort_by_key(|s| servers[*s as usize]);
+    let mut server_rank = vec![0u32; servers.len()];
+    for (rank, s) in by_name.iter().enumerate() {
+        server_rank[*s as usize] = rank as u32;
+    }
+    let last = |v: Option<i64>| v.map_or((1u8, 0i64), |v| (0u8, v)); // nulls last
+    let mut keyed: Vec<_> = ops
+        .iter()
+        .enumerate()
+        .map(|(at, op)| {
+            let s = &sessions[op.session as usize];
+            let conn = (s.conn != UNKNOWN_ID).then_some(s.conn);
+            let line = op.request.or(op.lone).map(|i| &evs[i as usize]);
+            ((server_rank[s.server as usize], last(conn), last(s.start),
+              last(line.map(|e| e.ts)), last(line.map(|e| e.pos)),
+              last(op.result.map(|i| evs[i as usize].pos))), at as u32)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let ops: Vec<&Op> = keyed.iter().map(|(_, at)| &ops[*at as usize]).collect();
 
     let n = ops.len();
     let mut request = UInt32Builder::with_capacity(n);
@@ -391,7 +462,7 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     let mut bind_dn = LargeStringBuilder::with_capacity(n, n * 16);
     let mut abandoned = BooleanBuilder::with_capacity(n);
     let row_of = |i: Option<u32>| i.map(|i| evs[i as usize].row);
-    for op in &ops {
+    for op in ops {
         let s = &sessions[op.session as usize];
         request.append_option(row_of(op.request));
         result.append_option(row_of(op.result));
