@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from . import _core
-from .fingerprint import SERVER_CUT, fingerprint, fingerprint_id
+from .fingerprint import fingerprint_id, fingerprints
 from .schema import (
     EVENT_CLASSES,
     REQUEST_FIELDS,
@@ -103,32 +103,18 @@ def _gather(tables: dict[str, pl.DataFrame], rows: pl.DataFrame,
     ).drop(c for c in ops.columns if c.startswith(("l_", "r_")))
 
 
-def shape_key(filt: pl.Expr) -> pl.Expr:
-    """A cheap, vectorised refinement of the fingerprint: equal keys, equal fingerprints.
-
-    Every run of value characters after ``=`` becomes ``?`` (``*`` and parentheses
-    stay), except objectClass values, which the fingerprint keeps; filters long
-    enough to have been cut by the server keep their length class apart.
-    """
-    protected = filt.str.replace_all(r"(?i)(\(objectclass)=", "${1}\x01")
-    masked = protected.str.replace_all(r"=[^()*]+", "=?")
-    return masked + pl.when(filt.str.len_chars() >= SERVER_CUT).then(pl.lit("#cut")).otherwise(
-        pl.lit(""))
-
-
 def _with_fingerprints(ops: pl.DataFrame, sort_operands: bool) -> pl.DataFrame:
-    # Fingerprint one filter per shape (filters differ mostly in their values), map back.
-    distinct = ops.filter(pl.col("verb") == "SRCH").select(pl.col("filter").unique()).drop_nulls()
-    keyed = distinct.with_columns(shape_key(pl.col("filter")).alias("key"))
-    shapes = keyed.group_by("key").agg(pl.col("filter").min().alias("example"))
-    prints = [fingerprint(f, sort_operands) for f in shapes["example"].to_list()]
-    shapes = shapes.select("key", pl.Series("print", prints, dtype=pl.String),
-                           pl.Series("print_id", [fingerprint_id(p) for p in prints],
-                                     dtype=pl.String))
-    lookup = keyed.join(shapes, on="key").select("filter", "print", "print_id")
-    ops = ops.join(lookup, on="filter", how="left")  # a join, not a Python dict: many filters
-    notes = pl.col("notes").fill_null("")
+    # Each distinct filter is fingerprinted once (in one call into the compiled core) and
+    # mapped back by a join; a search without a filter is <unparsed:missing>.
     is_search = pl.col("verb") == "SRCH"
+    distinct = ops.filter(is_search).select(pl.col("filter").unique())["filter"]
+    prints = fingerprints(distinct.to_list(), sort_operands)
+    ids = {p: fingerprint_id(p) for p in set(prints)}
+    lookup = pl.DataFrame({"filter": distinct, "print": prints,
+                           "print_id": [ids[p] for p in prints]},
+                          schema={"filter": pl.String, "print": pl.String, "print_id": pl.String})
+    ops = ops.join(lookup, on="filter", how="left", nulls_equal=True)
+    notes = pl.col("notes").fill_null("")
     return ops.with_columns(
         pl.when(is_search).then(pl.col("print")).alias("fingerprint"),
         pl.when(is_search).then(pl.col("print_id")).alias("fingerprint_id"),

@@ -192,3 +192,21 @@ def test_repeated_internal_ids_pair_with_the_result_that_follows_them() -> None:
         assert ops["err"].to_list() == [0, 32, 0, 32, 0]
         assert ops["nentries"].to_list() == list(range(5))
         assert (ops["result_line"] - ops["line"]).to_list() == [1] * 5
+
+
+def test_each_search_gets_the_fingerprint_of_its_own_filter() -> None:
+    # one malformed filter must not turn the other (uid=...) searches into <unparsed:...>;
+    # a search without a filter is <unparsed:missing>; no reason quotes filter text
+    filters = [f"(uid=user{i:04d})" for i in range(50)] + [r"(uid=!\)", "(cn=john)(uid=jsmith)"]
+    lines = [f'{T}conn=1 op={i} SRCH base="dc=x" scope=2 filter="{f}" attrs=ALL'
+             for i, f in enumerate(filters)]
+    lines.append(f'{T}conn=1 op=99 SRCH dn="not a dn", invalid dn')
+    ops = enrich(parse_lines(("\n".join(lines) + "\n").encode(), server="ds",
+                             file="f").events).operations.sort("line")
+    prints = ops["fingerprint"].to_list()
+    assert prints[:50] == ["(uid=...)"] * 50
+    assert prints[50] == "<unparsed:expected ')'>"
+    assert prints[51] == "<unparsed:unexpected text after the filter>"
+    assert prints[52] == "<unparsed:missing>"
+    assert not any("jsmith" in p or "john" in p for p in prints)
+    assert ops["fingerprint_id"].null_count() == 0

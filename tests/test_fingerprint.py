@@ -88,21 +88,3 @@ def test_parse_errors_carry_a_position() -> None:
 
 def test_deep_nesting_is_refused_not_a_crash() -> None:
     assert fingerprint("(!" * 5000 + "(a=b)" + ")" * 5000).startswith("<unparsed:")
-
-
-def test_shape_key_never_merges_different_fingerprints() -> None:
-    import polars as pl
-
-    from pipeline.enrich import shape_key
-
-    filters = [t for _, t, _ in FINGERPRINTS] + IDENTITY + [
-        "(objectClass=person)", "(objectClass=group)", "(OBJECTCLASS=person)", "(uid=a*)",
-        "(uid=*a)", "(uid=a)", "(objectClass;x=a)", "(objectClass;x=b)", "(cn~=a)", "(cn>=a)",
-        "(|(uid=a)(uid=b))", "(|(uid=a)(cn=b))", r"(cn=a\29)", "(cn=)",
-    ]
-    keys = pl.DataFrame({"f": filters}).select(shape_key(pl.col("f")))["f"].to_list()
-    by_key: dict[str, set[str]] = {}
-    for f, k in zip(filters, keys, strict=True):
-        by_key.setdefault(k, set()).add(fingerprint(f))
-    assert all(len(v) == 1 for v in by_key.values()), by_key
-    assert len(set(keys)) < len(filters)  # and it does group: values are not in the key

@@ -9,11 +9,13 @@
 //! - `tokenize`: a block of lines → events, rejects and line accounting;
 //! - `columns`: sparse Arrow column builders;
 //! - `join`: one bucket's events → operations (as rows of the events) and connections;
+//! - `filter`: search-filter fingerprints;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
 pub mod arrow_in;
 pub mod columns;
 pub mod fields;
+pub mod filter;
 pub mod head;
 pub mod join;
 pub mod strict;

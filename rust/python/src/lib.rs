@@ -88,9 +88,19 @@ fn join_bucket<'py>(
     (table(joined.operations)?, table(joined.connections)?).into_pyobject(py)
 }
 
+/// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
+#[pyfunction]
+#[pyo3(signature = (filters, sort_operands=false))]
+fn fingerprints(py: Python<'_>, filters: Vec<Option<String>>, sort_operands: bool) -> Vec<String> {
+    py.detach(|| {
+        filters.iter().map(|f| dsaccess_core::filter::fingerprint(f.as_deref(), sort_operands)).collect()
+    })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     Ok(())
 }

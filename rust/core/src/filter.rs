@@ -1,0 +1,295 @@
+//! Search-filter fingerprints: the shape of an RFC 4515 filter with its values taken
+//! out (ARCHITECTURE.md §4; the rules and the rejected ones are listed in
+//! `pipeline/fingerprint.py`).
+//!
+//! A recursive-descent parser over the string, as `pipeline/ldapfilter.py` reads
+//! filters (the same grammar, limits and error phrases), then the shape:
+//! values become `...` except `objectClass` equality values; presence stays `=*`;
+//! substrings keep their stars; extensible matches keep attribute, `:dn` and rule;
+//! with `sort_operands` the children of `&`/`|` are ordered and attribute names
+//! folded; runs of equal siblings collapse into one followed by `+`.
+//! A filter that does not parse is `<unparsed:REASON>`, REASON a fixed phrase
+//! that never quotes the filter (values identify people).
+
+pub const VALUE: &str = "...";
+/// 389 DS cuts logged filters at 512 characters and appends "...".
+pub const SERVER_CUT: usize = 512;
+/// Longer text is refused before parsing (a cheap guard).
+pub const MAX_FILTER_LENGTH: usize = 16_384;
+/// Deeper nesting is refused (a recursion guard).
+pub const MAX_DEPTH: usize = 200;
+
+enum Node<'a> {
+    And(Vec<Node<'a>>),
+    Or(Vec<Node<'a>>),
+    Not(Box<Node<'a>>),
+    Compare { attr: &'a str, op: &'static str, value: &'a str },
+    Present(&'a str),
+    Substring { attr: &'a str, pieces: Vec<bool> }, // whether each piece is non-empty
+    Extensible { attr: &'a str, dn: bool, rule: &'a str },
+}
+
+type Parsed<'a, T> = Result<(T, usize), &'static str>;
+
+/// Python's `str.isspace` (what the filter's `strip` removes): Unicode white space
+/// and the four ASCII separators \x1c-\x1f.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+fn attr_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b';' | b'_')
+}
+
+fn rule_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
+}
+
+struct Parser<'a> {
+    t: &'a str,
+}
+
+impl<'a> Parser<'a> {
+    fn byte(&self, at: usize) -> Option<u8> {
+        self.t.as_bytes().get(at).copied()
+    }
+
+    fn filter(&self, pos: usize, depth: usize) -> Parsed<'a, Node<'a>> {
+        if depth > MAX_DEPTH {
+            return Err("filter nested deeper than 200");
+        }
+        if self.byte(pos) != Some(b'(') {
+            return Err("expected '('");
+        }
+        let mut pos = pos + 1;
+        let node = match self.byte(pos) {
+            None => return Err("filter ends after '('"),
+            Some(op @ (b'&' | b'|')) => {
+                let mut children = Vec::new();
+                pos += 1;
+                while self.byte(pos) == Some(b'(') {
+                    let (child, next) = self.filter(pos, depth + 1)?;
+                    children.push(child);
+                    pos = next;
+                }
+                if op == b'|' && children.is_empty() {
+                    return Err("'|' needs at least one filter");
+                }
+                if op == b'&' { Node::And(children) } else { Node::Or(children) }
+            }
+            Some(b'!') => {
+                let (child, next) = self.filter(pos + 1, depth + 1)?;
+                pos = next;
+                Node::Not(Box::new(child))
+            }
+            Some(_) => {
+                let (node, next) = self.item(pos)?;
+                pos = next;
+                node
+            }
+        };
+        if self.byte(pos) != Some(b')') {
+            return Err("expected ')'");
+        }
+        Ok((node, pos + 1))
+    }
+
+    fn run(&self, from: usize, ok: fn(u8) -> bool) -> usize {
+        let b = self.t.as_bytes();
+        from + b[from.min(b.len())..].iter().take_while(|c| ok(**c)).count()
+    }
+
+    /// `attr? (:dn)? (:rule)? :=` as the regex tries it: attr is the longest run, then
+    /// the four choices of `:dn` and `:rule` in the regex's order.
+    fn extensible(&self, pos: usize) -> Option<(&'a str, bool, &'a str, usize)> {
+        let t = self.t;
+        let attr_end = if self.byte(pos).is_some_and(|b| b.is_ascii_alphanumeric()) {
+            self.run(pos + 1, attr_char)
+        } else {
+            pos
+        };
+        for dn in [true, false] {
+            let mut at = attr_end;
+            if dn {
+                if !t[at..].starts_with(":dn") {
+                    continue;
+                }
+                at += 3;
+            }
+            for rule in [true, false] {
+                let mut end = at;
+                let mut rule_text = "";
+                if rule {
+                    if self.byte(end) != Some(b':') {
+                        continue;
+                    }
+                    let stop = self.run(end + 1, rule_char);
+                    if stop == end + 1 {
+                        continue;
+                    }
+                    rule_text = &t[end + 1..stop];
+                    end = stop;
+                }
+                if t[end..].starts_with(":=") {
+                    return Some((&t[pos..attr_end], dn, rule_text, end + 2));
+                }
+            }
+        }
+        None
+    }
+
+    fn item(&self, pos: usize) -> Parsed<'a, Node<'a>> {
+        let t = self.t;
+        if let Some((attr, dn, rule, end)) = self.extensible(pos) {
+            if !attr.is_empty() || !rule.is_empty() {
+                let (_, end) = self.value(end)?;
+                return Ok((Node::Extensible { attr, dn, rule }, end));
+            }
+        }
+        if !self.byte(pos).is_some_and(|b| b.is_ascii_alphanumeric()) {
+            return Err("expected an attribute description");
+        }
+        let attr_end = self.run(pos + 1, attr_char);
+        let attr = &t[pos..attr_end];
+        for op in ["~=", ">=", "<="] {
+            if t[attr_end..].starts_with(op) {
+                let (value, end) = self.value(attr_end + 2)?;
+                return Ok((Node::Compare { attr, op, value }, end));
+            }
+        }
+        if self.byte(attr_end) != Some(b'=') {
+            return Err("expected '=', '~=', '>=' or '<='");
+        }
+        let (value, end) = self.value(attr_end + 1)?;
+        Ok((match value {
+            "*" => Node::Present(attr),
+            _ if value.contains('*') => {
+                Node::Substring { attr, pieces: value.split('*').map(|p| !p.is_empty()).collect() }
+            }
+            _ => Node::Compare { attr, op: "=", value },
+        }, end))
+    }
+
+    /// An assertion value: up to the next parenthesis; `\XX` escapes, and older clients'
+    /// `\c`, which servers accept (and which may escape a parenthesis).
+    fn value(&self, pos: usize) -> Parsed<'a, &'a str> {
+        let t = self.t;
+        let b = t.as_bytes();
+        let mut end = pos;
+        while end < b.len() && b[end] != b'(' && b[end] != b')' {
+            if b[end] == b'\\' {
+                let Some(next) = t[end + 1..].chars().next() else {
+                    return Err("escape at the end of the filter");
+                };
+                let hex = b.get(end + 1..end + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                end += if hex { 3 } else { 1 + next.len_utf8() };
+                continue;
+            }
+            end += t[end..].chars().next().map_or(1, char::len_utf8);
+        }
+        let end = end.min(b.len());
+        Ok((&t[pos..end], end))
+    }
+}
+
+/// The fingerprint of one logged filter (`None`: `<unparsed:missing>`).
+pub fn fingerprint(text: Option<&str>, sort_operands: bool) -> String {
+    let Some(text) = text else {
+        return "<unparsed:missing>".to_string();
+    };
+    let parsed = if text.len() > MAX_FILTER_LENGTH && text.chars().count() > MAX_FILTER_LENGTH {
+        Err("filter longer than 16384 characters")
+    } else {
+        let t = text.trim_matches(py_space);
+        // 389 DS logs some internal searches without the outer parentheses
+        let wrapped = (!t.is_empty() && !t.starts_with('(')).then(|| format!("({t})"));
+        let t = wrapped.as_deref().unwrap_or(t);
+        Parser { t }.filter(0, 0).and_then(|(node, pos)| {
+            if pos == t.len() {
+                Ok(shape(&node, sort_operands))
+            } else {
+                Err("unexpected text after the filter")
+            }
+        })
+    };
+    match parsed {
+        Ok(shaped) => shaped,
+        // cut by the server, not the client's fault
+        Err(_) if text.ends_with("...") && text.chars().count() >= SERVER_CUT => {
+            "<unparsed:truncated>".to_string()
+        }
+        Err(reason) => format!("<unparsed:{reason}>"),
+    }
+}
+
+fn attr_of(name: &str, fold: bool) -> String {
+    if fold { name.to_ascii_lowercase() } else { name.to_string() }
+}
+
+fn shape(node: &Node<'_>, sort: bool) -> String {
+    match node {
+        Node::And(children) | Node::Or(children) => {
+            let op = if matches!(node, Node::And(_)) { "&" } else { "|" };
+            let mut parts: Vec<String> = children.iter().map(|c| shape(c, sort)).collect();
+            if sort {
+                parts.sort();
+            }
+            let mut out = format!("({op}");
+            let mut i = 0;
+            while i < parts.len() {
+                let mut j = i + 1;
+                while j < parts.len() && parts[j] == parts[i] {
+                    j += 1;
+                }
+                out.push_str(&parts[i]);
+                if j - i > 1 {
+                    out.push('+'); // a run of equal siblings: a list of any length is one class
+                }
+                i = j;
+            }
+            out.push(')');
+            out
+        }
+        Node::Not(child) => format!("(!{})", shape(child, sort)),
+        Node::Compare { attr, op, value } => {
+            let keep = *op == "=" && attr.eq_ignore_ascii_case("objectclass");
+            format!("({}{op}{})", attr_of(attr, sort), if keep { value } else { VALUE })
+        }
+        Node::Present(attr) => format!("({}=*)", attr_of(attr, sort)),
+        Node::Substring { attr, pieces } => {
+            let body: Vec<&str> = pieces.iter().map(|p| if *p { VALUE } else { "" }).collect();
+            format!("({}={})", attr_of(attr, sort), body.join("*"))
+        }
+        Node::Extensible { attr, dn, rule } => format!(
+            "({}{}{}:={VALUE})",
+            attr_of(attr, sort),
+            if *dn { ":dn" } else { "" },
+            if rule.is_empty() { String::new() } else { format!(":{rule}") }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn rules() {
+        for (text, want) in [
+            ("(&(objectClass=inetOrgPerson)(|(cn=ckerr)(uid=ckerr)(mail=ckerr)))",
+             "(&(objectClass=inetOrgPerson)(|(cn=...)(uid=...)(mail=...)))"),
+            ("(|(uid=a)(uid=b)(uid=c))", "(|(uid=...)+)"),
+            ("(cn=jo*)", "(cn=...*)"),
+            ("(description=*foo*)", "(description=*...*)"),
+            ("(sn:caseExactMatch:=x)", "(sn:caseExactMatch:=...)"),
+            ("(cn:dn:=x)", "(cn:dn:=...)"),
+            ("objectclass=vlvsearch", "(objectclass=vlvsearch)"),
+            ("(uid=!\\)", "<unparsed:expected ')'>"),
+            ("(cn=john)(uid=jsmith)", "<unparsed:unexpected text after the filter>"),
+        ] {
+            assert_eq!(fingerprint(Some(text), false), want, "{text}");
+        }
+        assert_eq!(fingerprint(None, false), "<unparsed:missing>");
+        assert_eq!(fingerprint(Some("(|(B=1)(a=2))"), true), "(|(a=...)(b=...))");
+    }
+}
