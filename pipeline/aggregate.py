@@ -250,9 +250,14 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl
     return out
 
 
+NS_SUM = pl.Decimal(38, 0)  # exact, and every Parquet reader reads it (Int128 is not)
+
+
 def _ns_sum(column: str) -> pl.Expr:
-    # Sums of integer nanoseconds are exact, so any partitioning gives identical totals.
-    return (pl.col(column) * 1e9).round().cast(pl.Int64).sum().alias(f"{column}_sum_ns")
+    # Sums of integer nanoseconds are exact, so any partitioning gives identical totals;
+    # 128 bits, so no fleet's total overflows (each value is at most 1e9 s, ~2^60 ns).
+    return (pl.col(column) * 1e9).round().cast(pl.Int128).sum().cast(NS_SUM) \
+        .alias(f"{column}_sum_ns")
 
 
 def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
@@ -311,7 +316,8 @@ def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
             df = df.join(histogram.summarize(hist, keys_, latency), on=keys_, how="left",
                          nulls_equal=True)
         if "etime_sum_ns" in df.columns:
-            df = df.with_columns((pl.col("etime_sum_ns") / 1e9).alias("etime_sum"))
+            df = df.with_columns((pl.col("etime_sum_ns").cast(pl.Float64) / 1e9)
+                                 .alias("etime_sum"))
         if table == "fingerprints":
             df = df.with_columns(
                 pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),

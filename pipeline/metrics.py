@@ -103,7 +103,8 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
         total = sum(counts)
         cumulative[key] = ([sum(c for v, c in zip(values, counts, strict=True) if v <= le)
                             for le in LE], total)
-    sums = {tuple(r[k] for k in keys): r["etime_sum_ns"] / 1e9 for r in ops.iter_rows(named=True)}
+    sums = {tuple(r[k] for k in keys): float(r["etime_sum_ns"]) / 1e9
+            for r in ops.iter_rows(named=True)}
     name = w.family("operation_etime_seconds", "histogram",
                     "etime of client operations with a RESULT.")
     for key in sorted(cumulative):
@@ -146,7 +147,7 @@ def _top_fingerprints(w: _Writer, fps: pl.DataFrame) -> None:
                     f"Total etime of the top {TOP_N} search fingerprints; the rest as '{OTHER}'.")
     for r in ranked.head(TOP_N).iter_rows(named=True):
         w.sample(name, {"fingerprint_id": r["fingerprint_id"], "fingerprint": r["fingerprint"]},
-                 float(r["etime_sum_ns"] / 1e9))
+                 float(r["etime_sum_ns"]) / 1e9)
     rest = ranked.slice(TOP_N)["etime_sum_ns"].sum()
     if rest:
-        w.sample(name, {"fingerprint_id": OTHER, "fingerprint": OTHER}, float(rest / 1e9))
+        w.sample(name, {"fingerprint_id": OTHER, "fingerprint": OTHER}, float(rest) / 1e9)

@@ -65,7 +65,7 @@ def _mean(work: pl.DataFrame, latency: str) -> float:
     key = [work.columns[0]]
     if latency == "etime":
         total = histogram.from_lists(work, key, "etime")["count"].sum()
-        return float(work["etime_sum_ns"].sum() / 1e9 / total) if total else 0.0
+        return float(work["etime_sum_ns"].sum()) / 1e9 / total if total else 0.0
     hist = histogram.from_lists(work, key, latency)  # within 1%, from the buckets
     if not hist.height:
         return 0.0

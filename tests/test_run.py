@@ -187,3 +187,43 @@ def test_json_log_in_several_ranges_and_a_text_server_in_one_run(tmp_path: Path)
     assert s["ds3"]["operations"]["BIND"] == 3000 and s["ds3"]["connections"] == 3000
     assert s["real389b"]["lines"]["rejected"] == 0
 
+
+
+def _bad_values_fleet(root: Path) -> Path:
+    t = "[26/Nov/2026:16:22:{s:02d}.116136841 +0000] "
+    lines = [t.format(s=0) + "conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2"]
+    for op in range(20):  # valid, and together 2e10 s: more than 64-bit nanoseconds hold
+        lines += [t.format(s=1) + f'conn=1 op={op} SRCH base="dc=x" scope=2 '
+                  'filter="(uid=a)" attrs=ALL',
+                  t.format(s=2) + f"conn=1 op={op} RESULT err=0 tag=101 nentries=1 "
+                  "wtime=0.1 optime=0.1 etime=1000000000.0"]
+    lines += [
+        "[31/Feb/2026:16:22:03.116136841 +0000] conn=1 op=30 UNBIND",       # no such day
+        t.format(s=4) + "conn=1 op=31 RESULT err=0 tag=101 nentries=1 etime=10000000000.0",
+        t.format(s=5) + "conn=1 op=32 RESULT err=0 tag=101 nentries=1 wtime=" + "9" * 400
+        + " etime=0.1",
+    ]
+    server = root / "fleet" / "ds1"
+    server.mkdir(parents=True)
+    # a rotated file whose every timestamp is impossible: a chunk with no valid time at all
+    (server / "access.20261126-160000").write_text(
+        "".join(f"[30/Feb/2026:16:22:0{i}.116136841 +0000] conn=9 op={i} UNBIND\n"
+                for i in range(3)))
+    (server / "access").write_text("\n".join(lines) + "\n")
+    return root / "fleet"
+
+
+def test_impossible_timestamps_and_timings_are_rejects_and_sums_do_not_overflow(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(_bad_values_fleet(tmp_path)),), out=out, scheduler="synchronous"))
+    s = _summary(out)
+    assert s["lines"]["rejected"] == 6 and s["lines"]["total"] == 47
+    reasons = pl.read_parquet(out / "rejects.parquet")["reason"].to_list()
+    assert sum(r.startswith("impossible timestamp") for r in reasons) == 4
+    assert sum(r.startswith("timing value not seconds") for r in reasons) == 2
+    workloads = pl.read_parquet(out / "workloads.parquet").filter(pl.col("verb") == "SRCH")
+    assert workloads["count"].sum() == 20
+    assert int(workloads["etime_sum_ns"].sum()) == 20 * 10**18   # exact, past 2^63
+    assert workloads["etime_sum"].sum() == pytest.approx(2e10)
+    assert (out / "report.html").stat().st_size > 0 and (out / "metrics.prom").stat().st_size > 0
