@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 SAMPLE := tests/fixtures/real389
 
-.PHONY: install system-deps ds-deps run test unit integration bench lint check clean
+.PHONY: install system-deps ds-deps run test unit integration bench fuzz lint check clean
 
 # Debian packages the real-component tests use: OpenSSH's sshd (collect over SFTP),
 # Chromium (the report in a real browser) and promtool (from prometheus: metrics.prom).
@@ -60,6 +60,15 @@ integration: install ds-deps  ## real 389 DS servers → sshd → collect → Da
 
 bench: install  ## throughput (MB/s, lines/s), peak memory and scaling against in-run baselines
 	$(BIN)/python tests/bench/bench.py
+
+FUZZ_SECONDS ?= 120
+FUZZ := cd rust/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --release
+
+fuzz: install  ## cargo fuzz: tokenizer + join, and the filter parser, seeded from the fixtures (not in CI)
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	$(BIN)/python tests/fuzz_seeds.py rust/fuzz/corpus
+	$(FUZZ) tokenize corpus/tokenize -- -max_total_time=$(FUZZ_SECONDS)
+	$(FUZZ) filter corpus/filter -- -max_total_time=$(FUZZ_SECONDS)
 
 lint: install
 	cargo clippy --quiet --release --manifest-path rust/Cargo.toml --workspace -- -D warnings

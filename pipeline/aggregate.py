@@ -309,9 +309,12 @@ def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
             hist = combined.get(f"{table}:{latency}")
             if hist is not None:
                 hist = hist.with_columns(pl.col(pl.Categorical).cast(pl.String))
-            if hist is None or not hist.height:
+            if hist is None or not hist.height:  # no value at all: empty histograms
                 qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
-                df = df.with_columns([pl.lit(None, pl.Float64).alias(q) for q in qs])
+                df = df.with_columns(
+                    *(pl.lit(None, pl.Float64).alias(q) for q in qs),
+                    pl.lit([], pl.List(pl.Int32)).alias(f"{latency}_hist_bucket"),
+                    pl.lit([], pl.List(pl.Int64)).alias(f"{latency}_hist_count"))
                 continue
             df = df.join(histogram.summarize(hist, keys_, latency), on=keys_, how="left",
                          nulls_equal=True)

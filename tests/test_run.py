@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
 from pipeline.run import RunOptions, run
@@ -226,4 +228,48 @@ def test_impossible_timestamps_and_timings_are_rejects_and_sums_do_not_overflow(
     assert workloads["count"].sum() == 20
     assert int(workloads["etime_sum_ns"].sum()) == 20 * 10**18   # exact, past 2^63
     assert workloads["etime_sum"].sum() == pytest.approx(2e10)
+    assert (out / "report.html").stat().st_size > 0 and (out / "metrics.prom").stat().st_size > 0
+
+
+def _real_lines() -> list[bytes]:
+    import gzip
+    lines: list[bytes] = []
+    for path in sorted(SAMPLE.glob("real389*/access*")):
+        data = path.read_bytes()
+        lines += (gzip.decompress(data) if path.suffix == ".gz" else data).split(b"\n")[:400]
+    return [ln for ln in lines if ln]
+
+
+REAL_LINES = _real_lines()
+NOISE = list(b' "=-.,()\\\t\r0123456789AZaz:/[]+') + [0xC3, 0xA9, 0xFF]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(REAL_LINES) - 1),
+                          st.lists(st.tuples(st.integers(0, 2), st.integers(0, 400),
+                                             st.sampled_from(NOISE)), max_size=3)),
+                min_size=1, max_size=60))
+def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks) -> None:
+    # real lines, shuffled and damaged: parse -> join -> aggregate -> report, no exception
+    lines = []
+    for index, edits in picks:
+        line = bytearray(REAL_LINES[index])
+        for kind, at, byte in edits:
+            at = min(at, len(line))
+            if kind == 0:
+                line[at:at] = bytes([byte])
+            elif kind == 1:
+                del line[at:at + 3]
+            elif line:
+                line[min(at, len(line) - 1)] = byte
+        lines.append(bytes(line))
+    root = tmp_path_factory.mktemp("fuzz")
+    (root / "logs" / "ds1").mkdir(parents=True)
+    (root / "logs" / "ds1" / "access").write_bytes(b"\n".join(lines) + b"\n")
+    out = root / "out"
+    run(RunOptions(inputs=(str(root / "logs"),), out=out, scheduler="synchronous"))
+    s = _summary(out)
+    c = s["lines"]
+    assert c["total"] == len(lines) == c["parsed"] + c["rejected"] + c["header"] + c["blank"]
+    assert pl.read_parquet(out / "rejects.parquet").height == c["rejected"]
     assert (out / "report.html").stat().st_size > 0 and (out / "metrics.prom").stat().st_size > 0
