@@ -49,11 +49,12 @@ def combine_all(parts: list[Counts]) -> Counts:
     return total
 
 
-def chunk_partial(server: str, counts: dict[str, int], events: pl.DataFrame) -> Counts:
+def chunk_partial(server: str, counts: dict[str, int], first_ts: int | None,
+                  last_ts: int | None) -> Counts:
     """What the parse stage knows: line accounting and the time range."""
     part: Counts = {"lines": dict(counts)}
-    if events.height:
-        part["time_range"] = {"first": int(events["ts"].min()), "last": int(events["ts"].max())}
+    if first_ts is not None and last_ts is not None:
+        part["time_range"] = {"first": int(first_ts), "last": int(last_ts)}
     return {server: part}
 
 

@@ -73,6 +73,38 @@ class ParseResult:
         return cls({name: df for (name,), df in parts.items()}, rejects, counts)
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """The compiled tokenizer's answer, still in Arrow (what stage A hands on as it is).
+
+    Attributes:
+        classes: the events of each class as Arrow tables (PyCapsule streams), without
+            the server, file and file order columns.
+        rejects: the rejected lines (line, text, reason), an Arrow table.
+        counts: line accounting, ``total = parsed + rejected + header + blank``.
+        carry_from: where the bytes after the last newline begin when not final.
+    """
+
+    classes: Mapping[str, object]
+    rejects: object
+    counts: dict[str, int]
+    carry_from: int
+
+
+def tokenize(data: bytes, *, first_line: int = 1, final: bool = True,
+             strict: bool = True) -> Tokens:
+    """Tokenize a newline-aligned block (arguments as for ``parse_lines``)."""
+    classes, rejects, counts, carry_from, _ = _core.tokenize_text(
+        bytes(data), first_line=first_line, final_block=final, strict=strict)
+    return Tokens(classes, rejects, counts, carry_from)
+
+
+def reject_table(rejects: object, server: str, file: str) -> pl.DataFrame:
+    """The tokenizer's rejects as ``schema.REJECT_SCHEMA`` rows."""
+    df = pl.DataFrame(rejects).with_columns(server=pl.lit(server), file=pl.lit(file))
+    return df.select(pl.col(name).cast(dtype) for name, dtype in REJECT_SCHEMA.items())
+
+
 def parse_lines(
     data: bytes,
     *,
@@ -102,10 +134,10 @@ def parse_lines(
     Returns:
         A ``ParseResult``; events come in line order.
     """
-    classes, rejects, counts, carry_from, _ = _core.tokenize_text(
-        bytes(data), first_line=first_line, final_block=final, strict=strict)
-    if counts["rejected"] and errors == "raise":
-        first = pl.DataFrame(rejects).row(0, named=True)
+    tokens = tokenize(data, first_line=first_line, final=final, strict=strict)
+    rejects = reject_table(tokens.rejects, server, file)
+    if rejects.height and errors == "raise":
+        first = rejects.row(0, named=True)
         raise LogParseError(
             f"unparsable line: {first['text'][:200]!r} ({server}:{file} line {first['line']}): "
             f"{first['reason']}"
@@ -113,19 +145,15 @@ def parse_lines(
     provenance = {"server": pl.lit(server), "file": pl.lit(file),
                   "file_seq": pl.lit(file_seq, pl.Int32)}
     tables = {}
-    for name, table in classes.items():
+    for name, table in tokens.classes.items():
         df = pl.DataFrame(table)
         if df.height:
             df = df.with_columns(**provenance)
             tables[name] = df.select(
                 pl.col(c).cast(dtype) for c, dtype in EVENT_SCHEMA.items() if c in df.columns)
-    rejects = pl.DataFrame(rejects).with_columns(server=provenance["server"],
-                                                 file=provenance["file"])
-    if errors == "ignore":
-        rejects = rejects.clear()
     return ParseResult(
         classes=tables,
-        rejects=rejects.select(pl.col(name).cast(dtype) for name, dtype in REJECT_SCHEMA.items()),
-        counts=counts,
-        carry=bytes(data[carry_from:]) if not final else b"",
+        rejects=rejects.clear() if errors == "ignore" else rejects,
+        counts=tokens.counts,
+        carry=bytes(data[tokens.carry_from:]) if not final else b"",
     )

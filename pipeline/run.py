@@ -157,7 +157,7 @@ def _plan(opts: RunOptions) -> list[Chunk]:
     if not files:
         raise ConfigError("no access logs found in the inputs (expected files named access, "
                           "access.YYYYMMDD-HHMMSS or access.YYYYMMDD-HHMMSS.gz)")
-    return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb // 2) << 20)
+    return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb) << 20)
 
 
 def _bucket_count(total_bytes: int, partition_mb: int, threads: int) -> int:

@@ -2,8 +2,10 @@
 record batch per bucket (batch *b* is bucket *b*, empty where the task had none).
 
 A parse task writes ``SCRATCH/<class>/c<chunk>.arrow``; the join task of bucket *b*
-reads batch *b* of each of them. The number of files grows with the input, not with
-its square (one file per chunk, bucket and class did), and a batch is found through the
+reads batch *b* of each of them. The files are encoded by the compiled core
+(``rust/core/src/shuffle.rs``: time window, bucket hash, order by bucket, LZ4 frames),
+straight from the tokenizer's Arrow tables. The number of files grows with the input,
+not with its square (one file per chunk, bucket and class did), and a batch is found through the
 file's footer without reading the others (the files are memory-mapped). A task that
 runs again writes its file anew (under a temporary name, then renamed), never appends.
 """
@@ -11,40 +13,57 @@ runs again writes its file anew (under a temporary name, then renamed), never ap
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from .schema import class_schema, conform
-
-# LZ4 keeps the scratch area near the size of the logs at little cost (~2 GB/s to read).
-OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+from . import _core
+from .partition import server_seed
+from .schema import EVENT_CLASSES, class_schema
 
 
 def path_of(scratch: Path, cls: str, chunk: int) -> Path:
     return scratch / cls / f"c{chunk:06d}.arrow"
 
 
-def write_buckets(scratch: Path, cls: str, chunk: int, df: pl.DataFrame, buckets: int) -> None:
-    """Write one class's events of one chunk, a batch per bucket (``df`` has ``bucket``)."""
-    schema = dict(class_schema(cls))
-    df = conform(df, class_schema(cls, "bucket"))  # the columns this class had no value in
-    parts = df.partition_by("bucket", as_dict=True, include_key=False) if df.height else {}
-    empty = pl.DataFrame(schema=schema).to_arrow()
-    path = path_of(scratch, cls, chunk)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.part")
-    with pa.OSFile(str(part), "wb") as sink, \
-            ipc.new_file(sink, empty.schema, options=OPTIONS) as writer:
-        for bucket in range(buckets):
-            got = parts.get((bucket,))
-            table = empty if got is None else got.to_arrow().cast(empty.schema)
-            batches = table.combine_chunks().to_batches()  # one batch: its index is the bucket
-            writer.write_batch(batches[0] if batches else pa.RecordBatch.from_pylist(
-                [], schema=empty.schema))
-    os.replace(part, path)
+@dataclass(frozen=True)
+class Written:
+    """What the client needs of a parse task's events (the rows went to the files)."""
+
+    first_ts: int | None
+    last_ts: int | None
+    connects: list[int | None]   # connection numbers of `connection from` lines, in order
+
+
+def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, server: str,
+                  file: str, file_seq: int, buckets: int, since_ns: int | None = None,
+                  until_ns: int | None = None) -> Written:
+    """Write one parse task's events (a table per class: Arrow streams or polars frames),
+    keeping ``since_ns <= ts < until_ns``, one file per class with a batch per bucket."""
+    names = list(EVENT_CLASSES)
+    inputs = [tables[n] if n in tables else pl.DataFrame(schema=dict(class_schema(n)))
+              for n in names]
+    files, first, last, connects = _core.shuffle_encode(
+        inputs, [_arrow_schema(n) for n in names], server=server, file=file,
+        file_seq=file_seq, buckets=buckets, seed=server_seed(server), since=since_ns,
+        until=until_ns)
+    for name, data in zip(names, files, strict=True):
+        path = path_of(scratch, name, chunk)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.part")
+        part.write_bytes(data)
+        os.replace(part, path)
+    return Written(first, last, connects)
+
+
+@cache
+def _arrow_schema(name: str) -> pa.Schema:
+    return pl.DataFrame(schema=dict(class_schema(name))).to_arrow().schema
 
 
 def read_bucket(scratch: Path, cls: str, chunk: int, bucket: int) -> pl.DataFrame | None:

@@ -18,8 +18,7 @@ from . import aggregate, outputs, shuffle
 from .config import compiled
 from .enrich import enrich_classes
 from .jsonlog import is_json_log, parse_json_lines
-from .logline import ParseResult, parse_lines
-from .partition import assign_buckets
+from .logline import reject_table, tokenize
 from .schema import EVENT_CLASSES
 from .source import Chunk, read_chunk, read_head
 from .workload import classify
@@ -86,35 +85,27 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     f = chunk.file
     got = read_chunk(chunk)
     steps.lap("read")
-    kwargs = {"server": f.server, "file": f.name, "file_seq": f.seq}
-    result: ParseResult
     head = got.data[:4096] if chunk.start == 0 else read_head(f)
     if is_json_log(head):  # 3.x JSON logs: detected per file, whichever range this is
-        result = parse_json_lines(got.data, **kwargs)
+        result = parse_json_lines(got.data, server=f.server, file=f.name, file_seq=f.seq)
+        tables, rejects, counts = result.classes, result.rejects, result.counts
     else:
-        result = parse_lines(got.data, final=got.final, **kwargs)
+        tokens = tokenize(got.data, final=got.final)
+        tables, counts = tokens.classes, tokens.counts
+        rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
     steps.lap("tokenize")
-    classes = dict(result.classes)
-    for window in ((pl.col("ts") >= since_ns) if since_ns is not None else None,
-                   (pl.col("ts") < until_ns) if until_ns is not None else None):
-        if window is not None:
-            classes = {name: df.filter(window) for name, df in classes.items()}
-    connects = _connect_marks(classes.get("other"))
     root = Path(scratch)
-    name = f"c{chunk.index:06d}"
-    bucketed = {cls: assign_buckets(df, buckets) for cls, df in classes.items() if df.height}
-    steps.lap("shuffle_split")
-    for cls, df in bucketed.items():
-        shuffle.write_buckets(root, cls, chunk.index, df, buckets)
-    if result.rejects.height:
-        outputs.write_parquet(result.rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
-                              root / "rejects" / f"{name}.parquet")
+    written = shuffle.write_buckets(root, chunk.index, tables, server=f.server, file=f.name,
+                                    file_seq=f.seq, buckets=buckets, since_ns=since_ns,
+                                    until_ns=until_ns)
     steps.lap("shuffle_write")
-    stamps = [df.select("ts") for df in classes.values()]
-    events = pl.concat(stamps) if stamps else pl.DataFrame(schema={"ts": pl.Int64})
-    partial = aggregate.chunk_partial(f.server, result.counts, events)
+    if rejects is not None and rejects.height:
+        outputs.write_parquet(rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
+                              root / "rejects" / f"c{chunk.index:06d}.parquet")
+    connects = _connect_marks(written.connects)
+    partial = aggregate.chunk_partial(f.server, counts, written.first_ts, written.last_ts)
     steps.lap("partial_aggregates")
-    return ChunkReport(chunk.index, f.server, f.name, f.seq, result.counts["total"], partial,
+    return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
                        connects, got.problem, steps.total, len(got.data), steps.seconds)
 
 
@@ -168,13 +159,11 @@ def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
     return offsets
 
 
-def _connect_marks(other: pl.DataFrame | None) -> tuple[int | None, int | None, int]:
-    if other is None:
+def _connect_marks(values: list[int | None]) -> tuple[int | None, int | None, int]:
+    """First and last connection number opened, and the restarts inside (a conn=1, or a
+    drop in the counter)."""
+    if not values:
         return (None, None, 0)
-    conns = other.filter(pl.col("kind") == "CONNECT").sort("line")["conn"]
-    if conns.is_empty():
-        return (None, None, 0)
-    values = conns.to_list()
     restarts = sum(1 for i, c in enumerate(values)
                    if c == 1 or (i > 0 and c is not None and values[i - 1] is not None
                                  and c < values[i - 1]))

@@ -5,6 +5,10 @@ use std::time::Instant;
 
 use dsaccess_core::{tokenize, Options};
 
+// the allocator of the Python module (rust/python), so the figures are the module's
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut bytes = 0usize;
     let mut lines = 0i64;

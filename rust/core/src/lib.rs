@@ -9,6 +9,7 @@
 //! - `tokenize`: a block of lines → events, rejects and line accounting;
 //! - `columns`: sparse Arrow column builders;
 //! - `join`: one bucket's events → operations (as rows of the events) and connections;
+//! - `shuffle`: one parse task's events → IPC files with a record batch per bucket;
 //! - `filter`: search-filter fingerprints;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
@@ -18,6 +19,7 @@ pub mod fields;
 pub mod filter;
 pub mod head;
 pub mod join;
+pub mod shuffle;
 pub mod strict;
 pub mod tokenize;
 

@@ -7,12 +7,16 @@ use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
-use pyo3_arrow::PyTable;
+use pyo3::types::{PyBytes, PyDict};
+use pyo3_arrow::{PySchema, PyTable};
 
 use dsaccess_core::fields::KIND_NAMES;
 use dsaccess_core::join::{join, Classes};
+use dsaccess_core::shuffle::{encode, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use dsaccess_core::{tokenize, Options};
 
 /// Tokenize a newline-aligned block of a text access log.
@@ -88,6 +92,39 @@ fn join_bucket<'py>(
     (table(joined.operations)?, table(joined.connections)?).into_pyobject(py)
 }
 
+/// One parse task's events, a table per class (any Arrow stream), into the bytes of one
+/// Arrow IPC file per class with a record batch per bucket (``rust/core/src/shuffle.rs``).
+///
+/// Returns (files, first_ts, last_ts, connects): the files' bytes in the classes'
+/// order, the time range of the events kept (``since <= ts < until``) and the connection
+/// numbers of their ``connection from`` lines in line order.
+#[pyfunction]
+#[pyo3(signature = (tables, schemas, *, server, file, file_seq, buckets, seed, since=None,
+                    until=None))]
+#[allow(clippy::too_many_arguments)]
+fn shuffle_encode<'py>(
+    py: Python<'py>,
+    tables: Vec<PyTable>,
+    schemas: Vec<PySchema>,
+    server: &str,
+    file: &str,
+    file_seq: i32,
+    buckets: u32,
+    seed: u64,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let tables = tables.into_iter().map(one_batch).collect::<PyResult<Vec<_>>>()?;
+    let schemas: Vec<_> = schemas.into_iter().map(|s| s.into_inner()).collect();
+    let provenance = Provenance { server, file, file_seq };
+    let encoded = py
+        .detach(|| encode(&tables, &schemas, &provenance, (since, until), buckets, seed))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let files: Vec<Bound<'py, PyBytes>> =
+        encoded.files.iter().map(|f| PyBytes::new(py, f)).collect();
+    (files, encoded.first_ts, encoded.last_ts, encoded.connects).into_pyobject(py)
+}
+
 /// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
 #[pyfunction]
 #[pyo3(signature = (filters, sort_operands=false))]
@@ -102,5 +139,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
+    m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     Ok(())
 }
