@@ -97,10 +97,19 @@ def parse_json_lines(
                 counts["blank"] += 1
                 continue
             start = line_no
+        elif raw.startswith("{"):  # a new top-level object: the pending one was broken
+            for k, text in enumerate(pending):
+                rejects.append({"line": start + k, "text": text,
+                                "reason": "JSON event without its closing brace"})
+            pending, depth, start = [], 0, line_no
+        # One line that opens and closes an object is one event (the `json` format), even
+        # where a value was cut inside its quotes; json-pretty objects span lines until
+        # their braces balance.
+        whole_line = not pending and stripped.startswith("{") and stripped.endswith("}")
         pending.append(raw)
         depth += _depth_change(raw)
-        if depth > 0 and i + 1 < len(lines):
-            continue  # json-pretty: an object spans lines until its braces balance
+        if not whole_line and depth > 0 and i + 1 < len(lines):
+            continue
         chunk = "\n".join(pending)
         n_lines = len(pending)
         pending, depth = [], 0
@@ -120,6 +129,12 @@ def parse_json_lines(
             counts["header"] += n_lines
             continue
         row, problem = _event_row(obj)
+        if problem:
+            for k in range(n_lines):
+                rejects.append({"line": start + k, "text": lines[start - first_line + k],
+                                "reason": problem})
+            continue
+        problem = _wrong_type(row)
         if problem:
             for k in range(n_lines):
                 rejects.append({"line": start + k, "text": lines[start - first_line + k],
@@ -146,6 +161,23 @@ def parse_json_lines(
     if errors == "ignore":
         reject_df = reject_df.clear()
     return ParseResult.of_events(events, conform(reject_df, REJECT_SCHEMA), counts)
+
+
+_PYTHON_TYPES = MappingProxyType({pl.Int64: (int,), pl.Int32: (int,), pl.String: (str,),
+                                  pl.Float64: (float, int), pl.Boolean: (bool,)})
+
+
+def _wrong_type(row: dict[str, Any]) -> str | None:
+    """Why a value does not fit its column (e.g. ``"conn_id":"x"``), or None."""
+    for key, value in row.items():
+        if value is None or key not in EVENT_SCHEMA:
+            continue
+        kinds = _PYTHON_TYPES[EVENT_SCHEMA[key]]
+        if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+            return f"wrong type for {key}: {type(value).__name__} {str(value)[:40]!r}"
+        if isinstance(value, int) and not -2**63 <= value < 2**63:
+            return f"wrong type for {key}: {value} does not fit 64 bits"
+    return None
 
 
 def _depth_change(line: str) -> int:

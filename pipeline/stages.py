@@ -87,6 +87,13 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     steps.lap("read")
     head = got.data[:4096] if chunk.start == 0 else read_head(f)
     if is_json_log(head):  # 3.x JSON logs: detected per file, whichever range this is
+        # json-pretty objects span lines, so a JSON file is not cut: the task of its first
+        # range parses it whole, the others have no lines
+        if chunk.start > 0:
+            return ChunkReport(chunk.index, f.server, f.name, f.seq, 0, {f.server: {}},
+                               (None, None, 0), None, steps.total, 0, steps.seconds)
+        if chunk.end != -1:
+            got = read_chunk(Chunk(f, chunk.index, 0, -1))
         result = parse_json_lines(got.data, server=f.server, file=f.name, file_seq=f.seq)
         tables, rejects, counts = result.classes, result.rejects, result.counts
     else:

@@ -92,3 +92,23 @@ def test_unknown_operation_and_bad_time_are_rejects() -> None:
 
 def test_detection_by_first_bytes() -> None:
     assert is_json_log(b'  \n{"header":1}') and not is_json_log(b"\t389-Directory/2.3.1")
+
+
+def test_an_event_cut_inside_a_string_is_one_reject_and_the_next_events_parse() -> None:
+    # the server cuts events over 2048 bytes and ends them with "...}" (§9): invalid JSON
+    cut = EXAMPLES[12][:-40].replace('"filter":"(objectClass=*)"', '"filter":"(cn=' + "a" * 2000)
+    cut = cut[:2040] + "...}"
+    r = _parse([EXAMPLES[1], cut, *EXAMPLES[2:9]])
+    assert r.counts["rejected"] == 1 and r.counts["parsed"] == 8
+    assert r.rejects["reason"][0] == "JSON event cut at the server's 2048-byte limit"
+    assert r.events["kind"].to_list() == ["CONNECT", "HAPROXY", "TLS", "BIND", "RESULT", "MOD",
+                                          "CMP", "EXT"]
+
+
+def test_a_wrongly_typed_value_is_a_reject_not_a_crash() -> None:
+    bad = EXAMPLES[4].replace('"conn_id":1', '"conn_id":"x"')
+    worse = EXAMPLES[6].replace('"op_id":1', '"op_id":[1]').replace('"conn_id":1', '"conn_id":true')
+    r = _parse([EXAMPLES[1], bad, worse, EXAMPLES[10]])
+    assert r.counts == {"total": 4, "parsed": 2, "rejected": 2, "header": 0, "blank": 0}
+    assert all(reason.startswith("wrong type") for reason in r.rejects["reason"])
+    assert r.events["kind"].to_list() == ["CONNECT", "UNBIND"]

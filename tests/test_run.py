@@ -191,6 +191,21 @@ def test_json_log_in_several_ranges_and_a_text_server_in_one_run(tmp_path: Path)
 
 
 
+def test_a_json_pretty_log_cut_into_ranges_loses_no_object(tmp_path: Path) -> None:
+    from .test_jsonlog import EXAMPLES
+    objects = [json.loads(e) for e in EXAMPLES]
+    pretty = "\n".join(json.dumps(o, indent=2) for o in objects[:1] + objects[1:13] * 1500)
+    (tmp_path / "logs" / "ds3").mkdir(parents=True)
+    (tmp_path / "logs" / "ds3" / "access").write_text(pretty + "\n")  # ~4 MB: 4 ranges
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(tmp_path / "logs"),), out=out, scheduler="synchronous",
+                   partition_mb=1))
+    s = _summary(out)["servers"]["ds3"]
+    assert s["lines"]["rejected"] == 0
+    assert s["lines"]["total"] == pretty.count("\n") + 1
+    assert s["operations"]["BIND"] == 1500 and s["connections"] == 1500
+
+
 def _bad_values_fleet(root: Path) -> Path:
     t = "[26/Nov/2026:16:22:{s:02d}.116136841 +0000] "
     lines = [t.format(s=0) + "conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2"]
