@@ -58,7 +58,8 @@ unit: install
 integration: install ds-deps  ## real 389 DS servers → sshd → collect → Dask cluster → report
 	$(BIN)/pytest -q -m ds389 -rs tests/integration
 
-bench: install  ## throughput (MB/s, lines/s), peak memory and scaling against in-run baselines
+bench: install ds-deps  ## throughput, memory, scaling; baselines: naive Python, logconv -V (389-ds-base)
+	cargo build --quiet --release --manifest-path rust/Cargo.toml --example tokenize_file
 	$(BIN)/python tests/bench/bench.py
 
 FUZZ_SECONDS ?= 120

@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--server", action="append", default=[], metavar="NAME",
                      help="only this server (repeatable)")
     run.add_argument("--partition-mb", type=int, default=64,
-                     help="target size of one partition of parsed events in MB (default 64; "
-                          "a task peaks at about 12x this)")
+                     help="MB of log per parse task, and target size of one bucket of "
+                          "parsed events (default 64); smaller bounds worker memory")
     run.add_argument("--sort-operands", action="store_true",
                      help="fingerprint &/| operands in canonical order")
     run.add_argument("--jsonl", action="store_true", help="also write OUT/operations.jsonl")

@@ -5,9 +5,10 @@ This is the only module that imports Dask. The graph is built from
 LocalCluster, on an existing cluster (``tcp://host:8786``) or in one process
 (``synchronous``, for debugging).
 
-The shuffle goes through files: each parse task writes its rows of bucket
-*b* to ``STAGING/_shuffle/b/…`` and each enrich task reads one bucket's
-pieces. Memory is then bounded by the partition size, not the input size.
+The shuffle goes through files (``shuffle``): each parse task writes one file
+per event class with a record batch per bucket, and each enrich task reads its
+bucket's batch from each. Memory is then bounded by the partition size, not the
+input size.
 On a remote cluster OUT's parent must be a filesystem every worker mounts.
 """
 
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RULES = tuple((name, when, None) for name, when in DEFAULT_WORKLOADS)
 DEFAULT_PARTITION_MB = 64
-# Arrow bytes per log byte after parsing (measured: 1.4 on real logs). Enrich peaks at
-# about 12x its bucket's Arrow size, so 64 MB partitions keep a task under 1 GB.
+# Arrow bytes per log byte after parsing (measured: 1.4 on real logs): buckets hold about
+# --partition-mb of Arrow data each.
 EXPANSION = 1.5
 # Access logs compress about 6:1 (the bundled sample); planning with 8 errs toward
 # more, smaller partitions, so a fleet of .gz files does not overload a worker.

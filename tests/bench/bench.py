@@ -1,13 +1,17 @@
-"""`make bench`: throughput, peak memory and scaling, each against a baseline of the same run.
+"""`make bench`: throughput, peak memory and scaling, each against baselines of the same run.
 
-The machine is noisy, so every figure comes with a ratio to a baseline measured
-in the same invocation: a naive single-process, per-line Python parser that
-does the same join and bind tracking with dicts.
+The machine is noisy, so every figure comes with a ratio to baselines measured in
+the same invocation: a naive single-process, per-line Python parser that does the
+same join and bind tracking with dicts, and Debian's ``logconv -V`` on the same
+single-server log as a ``dsaccess run``. The compiled tokenizer and join are also
+measured alone on one core, and in instructions per line (callgrind), which are
+repeatable where seconds are not.
 
-    python tests/bench/bench.py [--gb 2] [--base-mb 128] [--data bench-data]
+    python tests/bench/bench.py [--gb 2] [--base-mb 128] [--single-mb 400] [--data bench-data]
 
-Data are generated once (tests/synth.py, four distinct servers) and then
-hard-linked under more server names until the input reaches --gb.
+Data are generated once (tests/synth.py, four distinct servers, and one single
+server of --single-mb) and then hard-linked under more server names until the input
+reaches --gb.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -36,9 +41,12 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=float(os.environ.get("BENCH_GB", 2)))
     parser.add_argument("--base-mb", type=float, default=128, help="MB generated per server")
     parser.add_argument("--data", type=Path, default=ROOT / "bench-data")
+    parser.add_argument("--single-mb", type=float, default=400,
+                        help="size of the single-server log for the logconv comparison")
     args = parser.parse_args()
 
     fleet = prepare(args.data, args.gb, args.base_mb)
+    single = prepare_single(args.data, args.single_mb)
     one_server = sorted(fleet.iterdir())[0]
     sample_bytes = dir_bytes(one_server)
     results: dict[str, dict] = {}
@@ -49,6 +57,18 @@ def main() -> None:
     results["parse_1_thread"] = timed_subprocess(
         [PY, __file__, "--parse", str(one_server)], env={"POLARS_MAX_THREADS": "1"})
     results["parse_2_processes"] = parse_in_parallel(sorted(fleet.iterdir())[:2])
+    results["tokenizer_1_core"] = timed_subprocess([PY, __file__, "--tokenize", str(one_server)])
+    results["join_1_core"] = timed_subprocess([PY, __file__, "--join", str(one_server)])
+    for name in ("tokenizer_1_core", "join_1_core"):
+        results[name]["bytes"] = sample_bytes
+    results["logconv_single_server"] = timed_subprocess(
+        ["logconv", "-V", *map(str, log_files(single / "ldap1"))], quiet=True)
+    results["run_single_server_2_workers"] = timed_subprocess(
+        [PY, __file__, "--run", str(single), str(args.data / "out-single"), "2"])
+    for name in ("logconv_single_server", "run_single_server_2_workers"):
+        results[name]["bytes"] = dir_bytes(single)
+        results[name]["lines"] = sum(1 for f in log_files(single / "ldap1")
+                                     for _ in f.open("rb"))
     half = make_half(fleet)
     for name, inputs, workers in [("run_2_workers_full", fleet, 2),
                                   ("run_2_workers_half", half, 2),
@@ -86,6 +106,22 @@ def prepare(data: Path, gb: float, base_mb: float) -> Path:
     return fleet
 
 
+def prepare_single(data: Path, mb: float) -> Path:
+    """One server of ``mb`` MB (for logconv, which reads one server's files)."""
+    root = data / f"single-{mb:g}mb"
+    if not (root / "done").exists():
+        print(f"generating one server of {mb:g} MB into {root} ...")
+        generate(root / "logs", servers=1, mb_per_server=mb, rotate_mb=64, gzip_rotated=False,
+                 restarts=2, keep_requests=False)
+        (root / "done").write_text("ok")
+    return root / "logs"
+
+
+def log_files(server: Path) -> list[Path]:
+    """A server's files in rotation order, the live access last (as logconv wants them)."""
+    return sorted(server.glob("access*"), key=lambda p: (p.name == "access", p.name))
+
+
 def parse_in_parallel(servers: list[Path]) -> dict:
     """The parse stage on every core: one process per server, started together."""
     env = {**os.environ, "POLARS_MAX_THREADS": "1"}
@@ -111,10 +147,12 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).resolve().rglob("access*") if f.is_file())
 
 
-def timed_subprocess(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+def timed_subprocess(cmd: list[str], env: dict[str, str] | None = None,
+                     quiet: bool = False) -> dict:
     """Wall time of a command and the peak RSS (VmHWM) of each process it starts."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     peaks: dict[int, tuple[str, int]] = {}
     stop = threading.Event()
@@ -144,6 +182,7 @@ def timed_subprocess(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     seconds = time.perf_counter() - start
     workers = [p for role, p in peaks.values() if role == "worker"]
     main_ = [p for role, p in peaks.values() if role == "main"]
+    out = out or ""
     extra = json.loads(out.strip().splitlines()[-1]) if out.strip().startswith("{") else {}
     return {"seconds": seconds, "peak_rss_main": max(main_, default=0),
             "peak_rss_worker_max": max(workers, default=0), "workers": len(workers), **extra}
@@ -171,13 +210,13 @@ def report(results: dict[str, dict]) -> None:
     base = results["naive_python"]
     base_rate = base["bytes"] / base.get("inner_seconds", base["seconds"])
     print()
-    print(f"{'measure':24s} {'MB/s':>8s} {'lines/s':>12s} {'x naive':>8s} {'peak RSS':>10s} "
+    print(f"{'measure':28s} {'MB/s':>8s} {'lines/s':>12s} {'x naive':>8s} {'peak RSS':>10s} "
           f"{'worker RSS':>10s}")
     for name, r in results.items():
         seconds = r.get("inner_seconds", r["seconds"])
         rate = r["bytes"] / seconds
         lines = r.get("lines", 0) / seconds
-        print(f"{name:24s} {rate / 2**20:8.1f} {lines:12,.0f} {rate / base_rate:8.2f} "
+        print(f"{name:28s} {rate / 2**20:8.1f} {lines:12,.0f} {rate / base_rate:8.2f} "
               f"{human(r['peak_rss_main']):>10s} {human(r['peak_rss_worker_max']):>10s}")
     full, half = results["run_2_workers_full"], results["run_2_workers_half"]
     one = results["run_1_worker_half"]
@@ -186,9 +225,21 @@ def report(results: dict[str, dict]) -> None:
     print(f"input x{full['bytes'] / half['bytes']:.2f}: time "
           f"x{full['seconds'] / half['seconds']:.2f}, peak worker RSS x{rss_ratio:.2f}")
     print(f"2 workers vs 1 on the same input: speed-up x{one['seconds'] / half['seconds']:.2f}")
+    logconv, ours = results["logconv_single_server"], results["run_single_server_2_workers"]
+    print(f"dsaccess run vs logconv -V on the same {human(ours['bytes'])} single-server log: "
+          f"x{logconv['seconds'] / ours['seconds']:.1f}")
+    tok = results["tokenizer_1_core"]
+    if tok.get("instructions_per_line"):
+        print(f"tokenizer: {tok['instructions_per_line']:.0f} instructions per line "
+              f"(callgrind, {tok['callgrind_lines']:,} lines)")
     stages = full.get("stages", {})
     if stages:
-        print("stages of the full run (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+        workers = {k.removeprefix("worker_"): v for k, v in stages.items()
+                   if k.startswith("worker_")}
+        print("worker seconds by step, full run: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(workers.items(), key=lambda kv: -kv[1])))
+        print("wall seconds, full run: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in stages.items() if not k.startswith("worker_")))
 
 
 def human(n: float) -> str:
@@ -251,6 +302,60 @@ def parse_only(folder: str) -> None:
     print(json.dumps({"lines": lines, "inner_seconds": time.perf_counter() - began}))
 
 
+def tokenize_alone(folder: str) -> None:
+    """The compiled tokenizer alone, one core: 64 MB blocks, as the run's chunks."""
+    from pipeline import _core
+    blocks = []
+    for path in log_files(Path(folder)):
+        data = path.read_bytes()
+        blocks += [data[i:i + (64 << 20)] for i in range(0, len(data), 64 << 20)]
+    _core.tokenize_text(blocks[0][:1 << 20])  # compile the patterns once, outside the timing
+    best = float("inf")
+    for _ in range(3):  # best of three: the machine is noisy
+        began = time.perf_counter()
+        lines = sum(_core.tokenize_text(b, final_block=False)[2]["total"] for b in blocks)
+        best = min(best, time.perf_counter() - began)
+    print(json.dumps({"lines": lines, "inner_seconds": best, **callgrind(folder)}))
+
+
+def callgrind(folder: str) -> dict:
+    """Instructions per line of the tokenizer on 8 MB of the folder (repeatable): the run on
+    the sample less the run on nothing (start-up and compiling the patterns)."""
+    binary = ROOT / "rust/target/release/examples/tokenize_file"
+    if not binary.exists() or not shutil.which("valgrind"):
+        return {}
+    sample = Path(folder).parent.parent / "callgrind-sample.log"
+    if not sample.exists():
+        sample.write_bytes(log_files(Path(folder))[0].read_bytes()[: 8 << 20])
+    base = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                           str(binary)], capture_output=True, text=True)
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                           str(binary), str(sample)], capture_output=True, text=True)
+    refs = [int(m.replace(",", "")) for m in re.findall(r"refs:\s+([\d,]+)", base.stderr +
+                                                         done.stderr)]
+    lines = json.loads(done.stdout)["lines"]
+    return {"instructions_per_line": (refs[1] - refs[0]) / lines, "callgrind_lines": lines}
+
+
+def join_alone(folder: str) -> None:
+    """The compiled join alone, one core, on every event of one server (stage B's input)."""
+    import polars as pl
+
+    from pipeline import _core
+    from pipeline.logline import parse_lines
+    from pipeline.schema import EVENT_CLASSES, class_schema, conform
+    parts = [parse_lines(p.read_bytes(), server="s", file=p.name, file_seq=i).classes
+             for i, p in enumerate(log_files(Path(folder)))]
+    tables = [conform(pl.concat([c[n] for c in parts if n in c], how="diagonal_relaxed"),
+                      class_schema(n)).rechunk() for n in EVENT_CLASSES]
+    best = float("inf")
+    for _ in range(3):  # best of three: the machine is noisy
+        began = time.perf_counter()
+        _core.join_bucket(*tables)
+        best = min(best, time.perf_counter() - began)
+    print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best}))
+
+
 def run_job(inputs: str, out: str, workers: int) -> None:
     """`dsaccess run` in this process, printing the stage timings as JSON."""
     from pipeline.run import RunOptions, run
@@ -265,5 +370,9 @@ if __name__ == "__main__":
         naive(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "--parse":
         parse_only(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--tokenize":
+        tokenize_alone(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--join":
+        join_alone(sys.argv[2])
     else:
         main()

@@ -573,3 +573,70 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
         .expect("every column has the batch's row count")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::{tokenize, Options};
+    use arrow_array::cast::AsArray;
+    use arrow_array::{new_null_array, Array, Int32Array, StringArray};
+    use arrow_schema::DataType;
+
+    /// Tokenized classes with the columns the shuffle adds (server, file order, nulls).
+    fn classes(text: &str) -> Vec<RecordBatch> {
+        let t = tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict: true });
+        t.events.iter().map(|b| {
+            let n = b.num_rows();
+            let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+            fields.push(Field::new("server", DataType::Utf8, true));
+            cols.push(Arc::new(StringArray::from(vec!["s"; n])));
+            fields.push(Field::new("file_seq", DataType::Int32, true));
+            cols.push(Arc::new(Int32Array::from(vec![0; n])));
+            for (name, ty) in [("dn", DataType::LargeUtf8), ("oid", DataType::LargeUtf8),
+                               ("err", DataType::Int64), ("tag", DataType::Int64),
+                               ("targetop", DataType::LargeUtf8), ("client_ip", DataType::LargeUtf8),
+                               ("server_ip", DataType::LargeUtf8), ("tls_version", DataType::LargeUtf8),
+                               ("close_code", DataType::LargeUtf8), ("ssl", DataType::Boolean),
+                               ("fd", DataType::Int64)] {
+                if b.column_by_name(name).is_none() {
+                    fields.push(Field::new(name, ty.clone(), true));
+                    cols.push(new_null_array(&ty, n));
+                }
+            }
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+        }).collect()
+    }
+
+    #[test]
+    fn identity_follows_op_numbers_and_restarts_start_new_sessions() {
+        let t = "[26/Nov/2026:16:22:20 +0000] ";
+        let text = format!(
+            "{t}conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2\n\
+             {t}conn=1 op=0 BIND dn=\"uid=a\" method=128 version=3\n\
+             {t}conn=1 op=1 SRCH base=\"dc=x\" scope=2 filter=\"(uid=b)\" attrs=ALL\n\
+             {t}conn=1 op=0 RESULT err=0 tag=97 nentries=0 etime=0.1 dn=\"uid=a\"\n\
+             {t}conn=1 op=1 RESULT err=0 tag=101 nentries=1 etime=0.1\n\
+             {t}conn=1 op=2 BIND dn=\"uid=c\" method=128 version=3\n\
+             {t}conn=1 op=2 RESULT err=49 tag=97 nentries=0 etime=0.1\n\
+             {t}conn=1 op=3 SRCH base=\"dc=x\" scope=2 filter=\"(uid=d)\" attrs=ALL\n\
+             {t}conn=1 fd=64 slot=64 connection from 10.0.0.9 to 10.0.0.2\n\
+             {t}conn=1 op=3 RESULT err=0 tag=101 nentries=0 etime=0.1\n"
+        );
+        let c = classes(&text);
+        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
+        let ops = &j.operations;
+        let verb = ops.column_by_name("verb").unwrap().as_string::<i64>();
+        let dn = ops.column_by_name("bind_dn").unwrap().as_string::<i64>();
+        let got: Vec<(&str, Option<&str>)> = (0..ops.num_rows())
+            .map(|i| (verb.value(i), dn.is_valid(i).then(|| dn.value(i)))).collect();
+        // the search logged before the BIND's RESULT is numbered after it: bound as uid=a;
+        // a failed bind makes the connection anonymous; the RESULT after the second open
+        // line belongs to a new session and has no request there
+        assert_eq!(got, vec![("BIND", Some("uid=a")), ("SRCH", Some("uid=a")), ("BIND", Some("")),
+                             ("SRCH", Some("")), ("SRCH", Some(""))]);
+        let request = ops.column_by_name("request").unwrap();
+        assert_eq!((request.null_count(), ops.column_by_name("result").unwrap().null_count()), (1, 1));
+        assert_eq!(j.connections.num_rows(), 2);
+    }
+}
