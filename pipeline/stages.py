@@ -24,12 +24,29 @@ from .source import Chunk, read_chunk, read_head
 from .workload import classify
 
 
+def peak_mb() -> int:
+    """This process's peak resident memory so far, in MB (0 where /proc does not say)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) // 1024
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class Steps:
-    """Worker seconds per step of a task (``lap`` ends a step), for the stage breakdown."""
+    """Worker seconds per step of a task (``lap`` ends a step), for the stage breakdown,
+    and the peak memory of the process when it starts and when it ends."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._since = time.perf_counter()
+        self.peak_before = peak_mb()
+
+    def raised(self, kind: str) -> dict[str, float]:
+        """The seconds, and ``peak_mb_<kind>``: the process's peak if this task raised it."""
+        after = peak_mb()
+        return {**self.seconds, **({f"peak_mb_{kind}": after} if after > self.peak_before
+                                   else {})}
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
@@ -42,11 +59,12 @@ class Steps:
 
 
 def add_steps(*parts: dict[str, float]) -> dict[str, float]:
-    """Step seconds of several tasks added up."""
+    """Step seconds of several tasks added up (peaks: the largest)."""
     out: dict[str, float] = {}
     for part in parts:
-        for name, seconds in part.items():
-            out[name] = out.get(name, 0.0) + seconds
+        for name, value in part.items():
+            out[name] = max(out.get(name, 0.0), value) if name.startswith("peak_mb_") \
+                else out.get(name, 0.0) + value
     return out
 
 
@@ -113,7 +131,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     partial = aggregate.chunk_partial(f.server, counts, written.first_ts, written.last_ts)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
-                       connects, got.problem, steps.total, len(got.data), steps.seconds)
+                       connects, got.problem, steps.total, len(got.data), steps.raised("parse"))
 
 
 def enrich_task(bucket: int, offsets: dict[int, int], scratch: str, staging: str,
@@ -124,13 +142,9 @@ def enrich_task(bucket: int, offsets: dict[int, int], scratch: str, staging: str
     root = Path(scratch)
     classes = {}
     for cls in EVENT_CLASSES:
-        frames = []
-        for chunk, offset in sorted(offsets.items()):
-            got = shuffle.read_bucket(root, cls, chunk, bucket)
-            if got is not None:
-                frames.append(got.with_columns(pl.col("line") + offset))
-        if frames:
-            classes[cls] = pl.concat(frames, how="vertical")
+        got = shuffle.read_bucket(root, cls, offsets, bucket)
+        if got is not None:
+            classes[cls] = got
     if not classes:
         return BucketReport({}, {}, 0, steps.total)
     steps.lap("shuffle_read")
@@ -148,7 +162,7 @@ def enrich_task(bucket: int, offsets: dict[int, int], scratch: str, staging: str
     partial = aggregate.bucket_partial(ops, conns)
     tables = aggregate.table_partials(ops, conns)
     steps.lap("partial_aggregates")
-    return BucketReport(partial, tables, ops.height, steps.total, steps.seconds)
+    return BucketReport(partial, tables, ops.height, steps.total, steps.raised("enrich"))
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
@@ -185,4 +199,4 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
     steps.lap("combine")
     return BucketReport(partial, tables, sum(r.operations for r in reports),
                         sum(r.seconds for r in reports) + steps.total,
-                        add_steps(*(r.steps for r in reports), steps.seconds))
+                        add_steps(*(r.steps for r in reports), steps.raised("combine")))

@@ -60,23 +60,69 @@ pub fn strs<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Strs<
     })
 }
 
-/// An integer column (Int64 or Int32) as i64 values with nulls.
-pub fn ints(batch: &RecordBatch, table: &str, name: &str) -> Result<Vec<Option<i64>>, ColumnError> {
+/// An integer column (Int64 or Int32) read in place, as i64 values with nulls.
+pub enum Ints<'a> {
+    I64(&'a arrow_array::Int64Array),
+    I32(&'a arrow_array::Int32Array),
+    Absent(usize),
+}
+
+impl Ints<'_> {
+    pub fn get(&self, i: usize) -> Option<i64> {
+        match self {
+            Ints::I64(a) => a.is_valid(i).then(|| a.value(i)),
+            Ints::I32(a) => a.is_valid(i).then(|| i64::from(a.value(i))),
+            Ints::Absent(_) => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Ints::I64(a) => a.len(),
+            Ints::I32(a) => a.len(),
+            Ints::Absent(n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<i64>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+pub fn ints<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Ints<'a>, ColumnError> {
     let c = column(batch, table, name)?;
     Ok(match c.data_type() {
-        DataType::Int64 => c.as_primitive::<Int64Type>().iter().collect(),
-        DataType::Int32 => c.as_primitive::<Int32Type>().iter().map(|v| v.map(i64::from)).collect(),
-        DataType::Null => vec![None; c.len()],
+        DataType::Int64 => Ints::I64(c.as_primitive::<Int64Type>()),
+        DataType::Int32 => Ints::I32(c.as_primitive::<Int32Type>()),
+        DataType::Null => Ints::Absent(c.len()),
         other => return Err(wrong(table, name, "Int64", other)),
     })
 }
 
-pub fn bools(batch: &RecordBatch, table: &str, name: &str)
-             -> Result<Vec<Option<bool>>, ColumnError> {
+/// A boolean column read in place.
+pub enum Bools<'a> {
+    Values(&'a BooleanArray),
+    Absent,
+}
+
+impl Bools<'_> {
+    pub fn get(&self, i: usize) -> Option<bool> {
+        match self {
+            Bools::Values(a) => a.is_valid(i).then(|| a.value(i)),
+            Bools::Absent => None,
+        }
+    }
+}
+
+pub fn bools<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Bools<'a>, ColumnError> {
     let c = column(batch, table, name)?;
     Ok(match c.data_type() {
-        DataType::Boolean => c.as_any().downcast_ref::<BooleanArray>().map_or_else(Vec::new, |a| a.iter().collect()),
-        DataType::Null => vec![None; c.len()],
+        DataType::Boolean => Bools::Values(c.as_boolean()),
+        DataType::Null => Bools::Absent,
         other => return Err(wrong(table, name, "Boolean", other)),
     })
 }

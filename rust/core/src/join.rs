@@ -32,7 +32,7 @@ use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, UIn
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 
-use crate::arrow_in::{bools, ints, strs, ColumnError, Strs};
+use crate::arrow_in::{bools, ints, strs, Bools, ColumnError, Ints, Strs};
 use crate::fields::{Kind, ALL_KINDS, KIND_NAMES};
 
 pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
@@ -103,14 +103,14 @@ pub struct Joined {
 struct Ids<'a> {
     server: Strs<'a>,
     kind: Strs<'a>,
-    conn: Vec<Option<i64>>,
-    ts: Vec<Option<i64>>,
-    file_seq: Vec<Option<i64>>,
-    line: Vec<Option<i64>>,
-    internal: Vec<Option<bool>>,
-    op: Vec<Option<i64>>,
-    op_internal: Vec<Option<i64>>,
-    op_nested: Vec<Option<i64>>,
+    conn: Ints<'a>,
+    ts: Ints<'a>,
+    file_seq: Ints<'a>,
+    line: Ints<'a>,
+    internal: Bools<'a>,
+    op: Ints<'a>,
+    op_internal: Ints<'a>,
+    op_nested: Ints<'a>,
 }
 
 impl<'a> Ids<'a> {
@@ -241,19 +241,20 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
                     id
                 }
             };
-            let pos = t.file_seq[row].unwrap_or(0) * POS_FILE_SHIFT + t.line[row].unwrap_or(0);
+            let pos = t.file_seq.get(row).unwrap_or(0) * POS_FILE_SHIFT
+                + t.line.get(row).unwrap_or(0);
             evs.push(Ev {
                 class: class as u8,
                 row: row as u32,
                 server,
-                conn: t.conn[row].unwrap_or(UNKNOWN_ID),
+                conn: t.conn.get(row).unwrap_or(UNKNOWN_ID),
                 pos,
-                ts: t.ts[row].unwrap_or(0),
+                ts: t.ts.get(row).unwrap_or(0),
                 kind: kind_of(t.kind.get(row), name)?,
-                internal: t.internal[row].unwrap_or(false),
-                op: t.op[row],
-                op_internal: t.op_internal[row],
-                op_nested: t.op_nested[row],
+                internal: t.internal.get(row).unwrap_or(false),
+                op: t.op.get(row),
+                op_internal: t.op_internal.get(row),
+                op_nested: t.op_nested.get(row),
             });
         }
     }
@@ -383,12 +384,12 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     let verb_of = |op: &Op| -> Option<&'static str> {
         match op.request.or(op.lone) {
             Some(i) => Some(KIND_NAMES[evs[i as usize].kind as usize]),
-            None => op.result.and_then(|i| tag_verb(res_tag[evs[i as usize].row as usize])),
+            None => op.result.and_then(|i| tag_verb(res_tag.get(evs[i as usize].row as usize))),
         }
     };
     let bound = |op: &Op| -> Option<&str> {
         let r = evs[op.result? as usize].row as usize;
-        if res_err[r] == Some(0) {
+        if res_err.get(r) == Some(0) {
             res_dn.get(r).or_else(|| op.request.and_then(|q| req_dn.get(evs[q as usize].row as usize)))
         } else {
             Some("")
@@ -537,9 +538,9 @@ fn connections(sessions: &[Session<'_>], order: &[u32], servers: &[&str], other:
         code.append_option(s.close.and_then(|(_, r)| close_code.get(r as usize)));
         tls.append_option(s.tls);
         ldapi.append_value(connect_ip == Some("local") || to.is_some_and(|t| t.starts_with('/')));
-        ssl_col.append_option(connect.and_then(|r| ssl[r]));
+        ssl_col.append_option(connect.and_then(|r| ssl.get(r)));
         starttls.append_value(s.starttls);
-        fd_col.append_option(connect.and_then(|r| fd[r]));
+        fd_col.append_option(connect.and_then(|r| fd.get(r)));
         binds.append_value(s.binds);
         operations.append_value(s.operations);
         first_seen.append_value(s.first_seen);

@@ -70,14 +70,14 @@ pub fn encode(
     for (table, schema) in tables.iter().zip(schemas) {
         let table = in_window(table, window)?;
         let ts = int_column(&table, "ts")?;
-        for &t in ts.iter().flatten() {
+        for t in ts.iter().flatten() {
             out.first_ts = Some(out.first_ts.map_or(t, |f| f.min(t)));
             out.last_ts = Some(out.last_ts.map_or(t, |l| l.max(t)));
         }
         connects(&table, &mut out.connects)?;
         let conn = int_column(&table, "conn")?;
         // rows by bucket: a counting sort, stable, so rows keep their order in a bucket
-        let of_row: Vec<u32> = conn.iter().map(|c| bucket_of(*c, seed, buckets)).collect();
+        let of_row: Vec<u32> = conn.iter().map(|c| bucket_of(c, seed, buckets)).collect();
         let mut starts = vec![0u32; buckets as usize + 1];
         for b in &of_row {
             starts[*b as usize + 1] += 1;
@@ -114,7 +114,8 @@ pub fn encode(
     Ok(out)
 }
 
-fn int_column(table: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>, ColumnError> {
+fn int_column<'a>(table: &'a RecordBatch, name: &str)
+                  -> Result<crate::arrow_in::Ints<'a>, ColumnError> {
     crate::arrow_in::ints(table, "events", name)
 }
 
@@ -141,7 +142,7 @@ fn connects(table: &RecordBatch, out: &mut Vec<Option<i64>>) -> Result<(), Colum
     let line = int_column(table, "line")?;
     let mut found: Vec<(Option<i64>, Option<i64>)> = (0..table.num_rows())
         .filter(|r| kind.get(*r) == Some("CONNECT"))
-        .map(|r| (line[r], conn[r]))
+        .map(|r| (line.get(r), conn.get(r)))
         .collect();
     found.sort_by_key(|(l, _)| *l);
     out.extend(found.into_iter().map(|(_, c)| c));
