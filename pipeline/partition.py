@@ -13,8 +13,48 @@ True
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 
 
 def server_seed(server: str) -> int:
     """A 63-bit seed per server name, the same in every process."""
     return int.from_bytes(hashlib.blake2b(server.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def bucket_layout(server_bytes: Mapping[str, int], target: float, at_least: int = 1,
+                  at_most: int = 1 << 30) -> dict[str, tuple[int, int]]:
+    """Buckets per server: ``server → (first bucket, how many)``.
+
+    A server of more than ``target`` (bytes of parsed events) owns a range of buckets, so
+    a bucket holds one server: its join task reads only that server's shuffle files and
+    writes one operations file. Smaller servers share one bucket, in name order, until it
+    holds ``target``. The target shrinks until there are ``at_least`` buckets (one per
+    worker thread) where the servers allow, and grows so there are at most ``at_most``.
+
+    >>> bucket_layout({"a": 250, "b": 10, "c": 20, "d": 90}, target=100)
+    {'a': (0, 3), 'b': (3, 1), 'c': (3, 1), 'd': (4, 1)}
+    >>> bucket_layout({"a": 10}, target=100, at_least=2)
+    {'a': (0, 2)}
+    """
+    total = sum(server_bytes.values())
+    if total and at_least > 1:
+        target = min(target, total / at_least)
+    while True:
+        layout: dict[str, tuple[int, int]] = {}
+        base, shared, filled = 0, None, 0.0
+        for server in sorted(server_bytes):
+            size = server_bytes[server]
+            count = max(1, math.ceil(size / target)) if target > 0 else 1
+            if count == 1:  # shares a bucket with its small neighbours
+                if shared is None or filled + size > target:
+                    shared, filled = base, 0.0
+                    base += 1
+                layout[server] = (shared, 1)
+                filled += size
+            else:
+                layout[server] = (base, count)
+                base, shared = base + count, None
+        if base <= at_most:
+            return layout
+        target *= base / at_most * 1.01

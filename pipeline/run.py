@@ -15,7 +15,6 @@ On a remote cluster OUT's parent must be a filesystem every worker mounts.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from . import aggregate, histogram, outputs
 from .config import DEFAULT_WORKLOADS
 from .enrich import enrich
 from .errors import ConfigError, PipelineError
+from .partition import bucket_layout
 from .schema import REJECT_SCHEMA, empty_events
 from .source import Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
@@ -92,22 +92,20 @@ def run(opts: RunOptions) -> RunResult:
     """
     started = time.perf_counter()
     chunks = _plan(opts)
-    total_bytes = sum(c.file.size * (GZIP_RATIO if c.file.gz else 1)
-                      for c in chunks if c.start == 0)
     staging = outputs.staging_dir(opts.out)
     try:
         with _scheduler(opts) as compute:
-            threads = compute.threads
-            buckets = _bucket_count(total_bytes, opts.partition_mb, threads)
+            layout = _layout(chunks, opts.partition_mb, compute.threads)
             scratch = staging / "_shuffle"
-            parse = [dask.delayed(parse_task, pure=False)(c, buckets, str(scratch),
-                                                          opts.since_ns, opts.until_ns)
+            parse = [dask.delayed(parse_task, pure=False)(c, layout[c.file.server][1],
+                                                          str(scratch), opts.since_ns,
+                                                          opts.until_ns)
                      for c in chunks]
             offsets = dask.delayed(line_offsets, pure=False)(parse)  # waits for every parse
-            enrich_ = [dask.delayed(enrich_task, pure=False)(b, offsets, str(scratch), str(staging),
-                                                             opts.sort_operands, opts.jsonl,
-                                                             opts.workloads)
-                       for b in range(buckets)]
+            enrich_ = [dask.delayed(enrich_task, pure=False)(b, sources, offsets, str(scratch),
+                                                             str(staging), opts.sort_operands,
+                                                             opts.jsonl, opts.workloads)
+                       for b, sources in enumerate(_sources(chunks, layout))]
             combined = _tree(enrich_)  # partials merge on the workers; the client gets one
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
@@ -161,9 +159,26 @@ def _plan(opts: RunOptions) -> list[Chunk]:
     return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb) << 20)
 
 
-def _bucket_count(total_bytes: int, partition_mb: int, threads: int) -> int:
-    by_size = math.ceil(total_bytes * EXPANSION / (partition_mb << 20))
-    return max(1, min(MAX_BUCKETS, max(by_size, threads)))
+def _layout(chunks: list[Chunk], partition_mb: int, threads: int) -> dict[str, tuple[int, int]]:
+    """Each server's buckets (``partition.bucket_layout``), from the size of its logs."""
+    sizes: dict[str, int] = {}
+    for c in chunks:
+        if c.start == 0:
+            size = c.file.size * (GZIP_RATIO if c.file.gz else 1) * EXPANSION
+            sizes[c.file.server] = sizes.get(c.file.server, 0) + int(size)
+    return bucket_layout(sizes, partition_mb << 20, at_least=threads, at_most=MAX_BUCKETS)
+
+
+def _sources(chunks: list[Chunk], layout: dict[str, tuple[int, int]]
+             ) -> list[tuple[tuple[int, int], ...]]:
+    """Per bucket, the (chunk, batch) pairs holding its events: the chunks of its servers."""
+    buckets = max((base + count for base, count in layout.values()), default=1)
+    out: list[list[tuple[int, int]]] = [[] for _ in range(buckets)]
+    for c in chunks:
+        base, count = layout[c.file.server]
+        for batch in range(count):
+            out[base + batch].append((c.index, batch))
+    return [tuple(s) for s in out]
 
 
 class _Compute:

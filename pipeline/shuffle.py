@@ -1,8 +1,11 @@
 """The shuffle's files: one Arrow IPC file per parse task and event class, holding one
-record batch per bucket (batch *b* is bucket *b*, empty where the task had none).
+record batch per bucket of its server (batch *b* is the server's bucket *b*, empty where
+the task had none).
 
-A parse task writes ``SCRATCH/<class>/c<chunk>.arrow``; the join task of bucket *b*
-reads batch *b* of each of them. The files are encoded by the compiled core
+A parse task writes ``SCRATCH/<class>/c<chunk>.arrow`` with a batch for each bucket of
+its server (``partition.bucket_layout``: a large server owns a range of buckets, small
+ones share one); the join task of a bucket reads its batch from the files of its
+servers' chunks only. The files are encoded by the compiled core
 (``rust/core/src/shuffle.rs``: time window, bucket hash, order by bucket, LZ4 frames),
 straight from the tokenizer's Arrow tables. The number of files grows with the input,
 not with its square (one file per chunk, bucket and class did), and a batch is found through the
@@ -13,7 +16,7 @@ runs again writes its file anew (under a temporary name, then renamed), never ap
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -67,21 +70,23 @@ def _arrow_schema(name: str) -> pa.Schema:
     return pl.DataFrame(schema=dict(class_schema(name))).to_arrow().schema
 
 
-def read_bucket(scratch: Path, cls: str, offsets: Mapping[int, int],
-                bucket: int) -> pl.DataFrame | None:
-    """Bucket ``bucket``'s events of one class from every chunk's file, with absolute line
-    numbers (``offsets``: chunk → lines before it in its file); None: no events.
+def read_bucket(scratch: Path, cls: str, sources: Iterable[tuple[int, int]],
+                offsets: Mapping[int, int]) -> pl.DataFrame | None:
+    """A bucket's events of one class: batch *b* of the file of each (chunk, b) in
+    ``sources``, with absolute line numbers (``offsets``: chunk → lines before it in its
+    file); None: no events.
 
     The batches are gathered as Arrow and become one polars table: hundreds of small
     tables (one per chunk) cost time and fragment memory (+150 MB a task, measured).
     """
     batches = []
-    for chunk, offset in sorted(offsets.items()):
+    for chunk, index in sorted(sources):
         path = path_of(scratch, cls, chunk)
-        if not path.exists():
+        if not path.exists():  # a JSON file's later ranges write nothing
             continue
         with pa.OSFile(str(path)) as source:  # reads the footer and this batch only
-            batch = ipc.open_file(source).get_batch(bucket)
+            batch = ipc.open_file(source).get_batch(index)
+        offset = offsets[chunk]
         if batch.num_rows:
             at = batch.schema.get_field_index("line")
             batches.append(batch.set_column(at, "line", pc.add(batch.column(at), offset)))

@@ -134,15 +134,18 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
                        connects, got.problem, steps.total, len(got.data), steps.raised("parse"))
 
 
-def enrich_task(bucket: int, offsets: dict[int, int], scratch: str, staging: str,
-                sort_operands: bool, jsonl: bool,
+def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], offsets: dict[int, int],
+                scratch: str, staging: str, sort_operands: bool, jsonl: bool,
                 workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
-    """Stage B: one bucket's events → operations (written here) and partial aggregates."""
+    """Stage B: one bucket's events → operations (written here) and partial aggregates.
+
+    ``sources`` are the (chunk, batch) pairs that hold the bucket: batch *i* of the files
+    of each chunk of the bucket's servers."""
     steps = Steps()
     root = Path(scratch)
     classes = {}
     for cls in EVENT_CLASSES:
-        got = shuffle.read_bucket(root, cls, offsets, bucket)
+        got = shuffle.read_bucket(root, cls, sources, offsets)
         if got is not None:
             classes[cls] = got
     if not classes:

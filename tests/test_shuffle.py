@@ -34,7 +34,7 @@ def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
     seen = []
     for cls in EVENT_CLASSES:
         for b in range(buckets):
-            got = shuffle.read_bucket(tmp_path, cls, {3: 0}, b)
+            got = shuffle.read_bucket(tmp_path, cls, [(3, b)], {3: 0})
             if got is None:
                 continue
             assert {_reference_bucket("ldap9", c, buckets) for c in got["conn"]} == {b}

@@ -1,6 +1,7 @@
 //! Stage A's side of the shuffle: the events of one parse task, by class, into the bytes
-//! of one Arrow IPC file per class with a record batch per bucket (batch *b* is bucket
-//! *b*, empty where the task had none). `pipeline/shuffle.py` writes and reads them.
+//! of one Arrow IPC file per class with a record batch per bucket of the task's server
+//! (batch *b* is its bucket *b*, empty where the task had none); `pipeline/shuffle.py`
+//! writes and reads them, and `partition.bucket_layout` places the server's buckets.
 //!
 //! Per class: rows outside the time window are dropped; each row gets its bucket from a
 //! stable hash of (server, conn): `((conn * 2^64/φ) ^ seed(server)) >> 32 mod buckets`,
