@@ -153,6 +153,7 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], offsets: dict
     steps.lap("shuffle_read")
     enriched = enrich_classes(classes, sort_operands=sort_operands, steps=steps)
     ops, conns = enriched.operations, enriched.connections
+    del classes, enriched  # the events are in the operations now: free them before writing
     if workloads:
         ops = classify(ops, compiled(workloads))
     steps.lap("classify")
