@@ -155,9 +155,17 @@ fn connects(table: &RecordBatch, out: &mut Vec<Option<i64>>) -> Result<(), Colum
 fn column(table: &RecordBatch, name: &str, want: &DataType, p: &Provenance<'_>)
           -> Result<ArrayRef, ColumnError> {
     let n = table.num_rows();
+    let constant = |value: &str| -> Result<ArrayRef, ColumnError> {
+        Ok(match want {
+            DataType::LargeUtf8 => Arc::new(LargeStringArray::from(vec![value; n])),
+            DataType::Utf8 => Arc::new(arrow_array::StringArray::from(vec![value; n])),
+            DataType::Utf8View => Arc::new(arrow_array::StringViewArray::from(vec![value; n])),
+            other => return Err(ColumnError(format!("events: column {name:?} as {other}"))),
+        })
+    };
     Ok(match name {
-        "server" => Arc::new(LargeStringArray::from(vec![p.server; n])),
-        "file" => Arc::new(LargeStringArray::from(vec![p.file; n])),
+        "server" => constant(p.server)?,
+        "file" => constant(p.file)?,
         "file_seq" => Arc::new(Int32Array::from(vec![p.file_seq; n])),
         _ => match table.column_by_name(name) {
             None => new_null_array(want, n),

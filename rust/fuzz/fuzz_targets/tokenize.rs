@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow_array::{new_null_array, ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use dsaccess_core::join::{join, Classes};
+use dsaccess_core::shuffle::{encode, Provenance};
 use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
 
@@ -62,5 +63,12 @@ fuzz_target!(|data: &[u8]| {
         // every request, RESULT and lone line is in exactly one operation row (or two
         // lines in one row: a pair)
         assert!(joined.operations.num_rows() <= events);
+        // and the shuffle encodes them: every class's columns, any bucket count
+        let tables = [request, result, lone, other];
+        let schemas: Vec<_> = tables.iter().map(|b| b.schema()).collect();
+        let p = Provenance { server: "s", file: "f", file_seq: 0 };
+        let buckets = 1 + (data.len() % 7) as u32;
+        let encoded = encode(&tables, &schemas, &p, (None, None), buckets, 42).expect("encodes");
+        assert_eq!(encoded.files.len(), 4);
     }
 });
