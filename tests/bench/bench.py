@@ -235,9 +235,13 @@ def report(results: dict[str, dict]) -> None:
     stages = full.get("stages", {})
     if stages:
         workers = {k.removeprefix("worker_"): v for k, v in stages.items()
-                   if k.startswith("worker_")}
+                   if k.startswith("worker_") and "peak_mb" not in k}
+        peaks = {k.removeprefix("worker_peak_mb_"): v for k, v in stages.items()
+                 if k.startswith("worker_peak_mb_")}
         print("worker seconds by step, full run: " + ", ".join(
             f"{k} {v:.1f}" for k, v in sorted(workers.items(), key=lambda kv: -kv[1])))
+        print("worker peak memory as each task type raised it (MB): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in peaks.items()))
         print("wall seconds, full run: " + ", ".join(
             f"{k} {v:.1f}" for k, v in stages.items() if not k.startswith("worker_")))
 
