@@ -10,7 +10,19 @@ use std::sync::Arc;
 
 use arrow_array::builder::{ArrayBuilder, BooleanBuilder, LargeStringBuilder, PrimitiveBuilder};
 use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int64Type};
-use arrow_array::ArrayRef;
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema};
+
+/// A record batch of named columns of one length (every field nullable).
+pub fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), arrays)
+        .expect("every column has the batch's row count")
+}
 
 /// A nullable string column.
 pub struct StrCol(LargeStringBuilder);

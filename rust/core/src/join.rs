@@ -30,9 +30,9 @@ use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field, Schema};
 
 use crate::arrow_in::{bools, ints, strs, Bools, ColumnError, Ints, Strs};
+use crate::columns::batch;
 use crate::fields::{Kind, ALL_KINDS, KIND_NAMES};
 
 pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
@@ -566,22 +566,13 @@ fn connections(sessions: &[Session<'_>], order: &[u32], servers: &[&str], other:
     ]))
 }
 
-fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
-        .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
-        .expect("every column has the batch's row count")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tokenize::{tokenize, Options};
     use arrow_array::cast::AsArray;
     use arrow_array::{new_null_array, Array, Int32Array, StringArray};
-    use arrow_schema::DataType;
+    use arrow_schema::{DataType, Field, Schema};
 
     /// Tokenized classes with the columns the shuffle adds (server, file order, nulls).
     fn classes(text: &str) -> Vec<RecordBatch> {

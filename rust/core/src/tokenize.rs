@@ -7,12 +7,10 @@
 //! count over 64 bits, a timing over `MAX_SECONDS`) makes its line a reject.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field, Schema};
 
-use crate::columns::{BoolCol, F64Col, I64Col, StrCol};
+use crate::columns::{batch, BoolCol, F64Col, I64Col, StrCol};
 use crate::fields::{general, kind_of, Fields, Kind, F, FIELD_COUNT, KIND_COUNT};
 use crate::head::{parse_head_cached, Head, Ids, StampCache};
 use crate::strict::strict;
@@ -357,16 +355,6 @@ fn typed(kind: Kind, fields: &Fields<'_>) -> Result<Typed, String> {
 struct Typed {
     ints: [Option<i64>; INT_FIELDS.len()],
     times: [Option<f64>; TIME_FIELDS.len()],
-}
-
-fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
-        .collect();
-    let arrays = columns.into_iter().map(|(_, a)| a).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .expect("every column has the batch's row count")
 }
 
 /// The first `n` characters.
