@@ -25,6 +25,7 @@ from .schema import (
     RESULT_FIELDS,
     class_schema,
     conform,
+    empty_class,
     split_classes,
 )
 
@@ -53,7 +54,7 @@ def enrich_classes(classes: Mapping[str, pl.DataFrame], *, sort_operands: bool =
     layout); a missing class has no events. ``steps``, if given, times the join and the
     fingerprints (``stages.Steps``)."""
     tables = {name: conform(classes[name], class_schema(name)).rechunk() if name in classes
-              else pl.DataFrame(schema=dict(class_schema(name))) for name in EVENT_CLASSES}
+              else empty_class(name) for name in EVENT_CLASSES}
     rows, connections = (pl.DataFrame(t) for t in _core.join_bucket(
         tables["request"], tables["result"], tables["lone"], tables["other"]))
     ops = _gather(tables, rows, connections)

@@ -36,7 +36,7 @@ import polars as pl
 
 from . import _core
 from .errors import LogParseError
-from .schema import EVENT_SCHEMA, REJECT_SCHEMA, conform, event_class
+from .schema import EVENT_SCHEMA, REJECT_SCHEMA, conform, split_classes
 
 Errors = Literal["raise", "collect", "ignore"]
 
@@ -68,9 +68,7 @@ class ParseResult:
     def of_events(cls, events: pl.DataFrame, rejects: pl.DataFrame,
                   counts: dict[str, int]) -> ParseResult:
         """A result from one table of events (``schema.EVENT_SCHEMA``)."""
-        parts = events.with_columns(event_class(pl.col("kind")).alias("_class")).partition_by(
-            "_class", as_dict=True, include_key=False, maintain_order=True)
-        return cls({name: df for (name,), df in parts.items()}, rejects, counts)
+        return cls(split_classes(events, narrow=False), rejects, counts)
 
 
 @dataclass(frozen=True)

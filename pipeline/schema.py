@@ -104,18 +104,24 @@ def event_class(kind: pl.Expr) -> pl.Expr:
             .otherwise(pl.lit("other")))
 
 
-def split_classes(events: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Events → one table per ``EVENT_CLASSES`` entry, with that entry's columns only."""
+def split_classes(events: pl.DataFrame, narrow: bool = True) -> dict[str, pl.DataFrame]:
+    """Events → one table per ``EVENT_CLASSES`` entry, rows in the events' order.
+
+    ``narrow``: with that entry's columns only (the shuffle's layout), an empty table for
+    a class without events; otherwise with every column, and classes without events left
+    out.
+    """
     parts = events.with_columns(event_class(pl.col("kind")).alias("_class")).partition_by(
-        "_class", as_dict=True, include_key=False)
+        "_class", as_dict=True, include_key=False, maintain_order=True)
+    if not narrow:
+        return {name: parts[(name,)] for name in EVENT_CLASSES if (name,) in parts}
     return {name: parts[(name,)].select(columns) if (name,) in parts
             else empty_class(name) for name, columns in EVENT_CLASSES.items()}
 
 
-def class_schema(name: str, *extra: str) -> MappingProxyType:
-    """The columns and types one event class keeps in the shuffle (and ``extra`` ones)."""
-    types = {**EVENT_SCHEMA, "bucket": pl.UInt32}
-    return MappingProxyType({c: types[c] for c in (*EVENT_CLASSES[name], *extra)})
+def class_schema(name: str) -> MappingProxyType:
+    """The columns and types one event class keeps in the shuffle."""
+    return MappingProxyType({c: EVENT_SCHEMA[c] for c in EVENT_CLASSES[name]})
 
 
 def empty_class(name: str) -> pl.DataFrame:

@@ -28,7 +28,7 @@ import pyarrow.ipc as ipc
 
 from . import _core
 from .partition import server_seed
-from .schema import EVENT_CLASSES, class_schema
+from .schema import EVENT_CLASSES, empty_class
 
 
 def path_of(scratch: Path, cls: str, chunk: int) -> Path:
@@ -50,8 +50,7 @@ def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, se
     """Write one parse task's events (a table per class: Arrow streams or polars frames),
     keeping ``since_ns <= ts < until_ns``, one file per class with a batch per bucket."""
     names = list(EVENT_CLASSES)
-    inputs = [tables[n] if n in tables else pl.DataFrame(schema=dict(class_schema(n)))
-              for n in names]
+    inputs = [tables[n] if n in tables else empty_class(n) for n in names]
     files, first, last, connects = _core.shuffle_encode(
         inputs, [_arrow_schema(n) for n in names], server=server, file=file,
         file_seq=file_seq, buckets=buckets, seed=server_seed(server), since=since_ns,
@@ -67,7 +66,7 @@ def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, se
 
 @cache
 def _arrow_schema(name: str) -> pa.Schema:
-    return pl.DataFrame(schema=dict(class_schema(name))).to_arrow().schema
+    return empty_class(name).to_arrow().schema
 
 
 def read_bucket(scratch: Path, cls: str, sources: Iterable[tuple[int, int]],
