@@ -129,34 +129,15 @@ def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
     for rule in rules:
         if not todo.any():
             break
-        if rule.expr is not None:
-            hits = ops.select(pl.int_range(pl.len()).alias("_row"),
-                              rule.expr.alias("_hit")).filter(todo & pl.col("_hit"))["_row"]
-            if hits.len():
-                result = result.scatter(hits, rule.name)
-                todo = todo.scatter(hits, False)
-            continue
         columns = [VARIABLES[v][0] for v in rule.variables]
         view = ops.select(
             pl.int_range(pl.len()).alias("_row"),
             *(_column(ops, v) for v in rule.variables),
         ).filter(todo)
-        distinct = view.select(columns).unique()
-        answers = []
-        for values in (distinct.iter_rows() if columns else [()]):
-            if values not in rule.answers:
-                if on_evaluate:
-                    on_evaluate(rule)
-                if len(rule.answers) >= ANSWER_CACHE_LIMIT:
-                    rule.answers.clear()
-                rule.answers[values] = _evaluate(rule, values)
-            answers.append(rule.answers[values])
-        if columns:
-            matched = view.join(distinct.with_columns(pl.Series("_hit", answers)),
-                                on=columns, how="left", nulls_equal=True)
-            hit_rows = matched.filter(pl.col("_hit"))["_row"]
+        if rule.expr is not None:  # over the variables' columns, as the interpreter sees them
+            hit_rows = view.filter(rule.expr)["_row"]
         else:
-            hit_rows = view["_row"] if answers[0] else view["_row"].clear()
+            hit_rows = _interpreted(rule, view, columns, on_evaluate)
         if hit_rows.len():
             result = result.scatter(hit_rows, rule.name)
             todo = todo.scatter(hit_rows, False)
@@ -246,18 +227,11 @@ def _typed(node: Any) -> tuple[pl.Expr, str]:
         return (fn(literal, literal=False) if str(method) in ("matches",) else
                 fn(literal, literal=True) if str(method) == "contains" else fn(literal)), "bool"
     if kind == "ident" and len(children) == 1 and str(children[0]) in VARIABLES:
-        variable = str(children[0])
-        return _variable(variable), _TYPES[variable]
+        variable = str(children[0])  # its column, as ``_column`` gives it to the rules
+        return pl.col(VARIABLES[variable][0]), _TYPES[variable]
     if kind == "literal" and len(children) == 1:
         return _literal(str(children[0]))
     raise _Unsupported(str(kind))
-
-
-def _variable(name: str) -> pl.Expr:
-    column, _, missing = VARIABLES[name]
-    if name == "tls":  # the column holds the TLS version; the variable is whether any
-        return pl.col(column).is_not_null()
-    return pl.col(column).fill_null(missing)
 
 
 def _literal(token: str) -> tuple[pl.Expr, str]:
@@ -290,6 +264,27 @@ def _literal_list(node: Any, kind: str) -> list[Any]:
             raise _Unsupported("in")
         values.append(pl.select(expr).item())
     return values
+
+
+def _interpreted(rule: Rule, view: pl.DataFrame, columns: list[str],
+                 on_evaluate: Callable[[Rule], None] | None) -> pl.Series:
+    """The rows of ``view`` the rule holds for, by the CEL interpreter: once per distinct
+    tuple of its variables, remembered across calls."""
+    distinct = view.select(columns).unique()
+    answers = []
+    for values in (distinct.iter_rows() if columns else [()]):
+        if values not in rule.answers:
+            if on_evaluate:
+                on_evaluate(rule)
+            if len(rule.answers) >= ANSWER_CACHE_LIMIT:
+                rule.answers.clear()
+            rule.answers[values] = _evaluate(rule, values)
+        answers.append(rule.answers[values])
+    if not columns:
+        return view["_row"] if answers[0] else view["_row"].clear()
+    matched = view.join(distinct.with_columns(pl.Series("_hit", answers)),
+                        on=columns, how="left", nulls_equal=True)
+    return matched.filter(pl.col("_hit"))["_row"]
 
 
 def _evaluate(rule: Rule, values: tuple[Any, ...]) -> bool:
