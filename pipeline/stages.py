@@ -101,16 +101,16 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
     steps = Steps()
     f = chunk.file
+    # 3.x JSON logs are detected per file, whichever range this is. json-pretty objects
+    # span lines, so a JSON file is not cut: the task of its first range parses it
+    # whole, and the others have no lines (and read none of them).
+    if chunk.start > 0 and is_json_log(read_head(f)):
+        return ChunkReport(chunk.index, f.server, f.name, f.seq, 0, {f.server: {}},
+                           (None, None, 0), None, steps.total, 0, steps.seconds)
     got = read_chunk(chunk)
     steps.lap("read")
-    head = got.data[:4096] if chunk.start == 0 else read_head(f)
-    if is_json_log(head):  # 3.x JSON logs: detected per file, whichever range this is
-        # json-pretty objects span lines, so a JSON file is not cut: the task of its first
-        # range parses it whole, the others have no lines
-        if chunk.start > 0:
-            return ChunkReport(chunk.index, f.server, f.name, f.seq, 0, {f.server: {}},
-                               (None, None, 0), None, steps.total, 0, steps.seconds)
-        if chunk.end != -1:
+    if chunk.start == 0 and is_json_log(got.data[:4096]):
+        if chunk.end != -1:  # the file was cut into ranges: read all of it
             got = read_chunk(Chunk(f, chunk.index, 0, -1))
         result = parse_json_lines(got.data, server=f.server, file=f.name, file_seq=f.seq)
         tables, rejects, counts = result.classes, result.rejects, result.counts
