@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from . import histogram
+from .dn import canonical_column, most_frequent
 from .schema import PAIRED_VERBS, SUMMARY_VERBS
 
 Counts = dict[str, Any]
@@ -34,7 +35,7 @@ def combine(a: Counts, b: Counts) -> Counts:
             out[key] = combine(out[key], value)
         elif key == "first":
             out[key] = min(out[key], value)
-        elif key == "last":
+        elif key == "last" or key.startswith("peak_"):
             out[key] = max(out[key], value)
         else:
             out[key] = out[key] + value
@@ -115,6 +116,7 @@ def _complete(part: Counts, restarts: int) -> Counts:
     return {
         "lines": {k: int(part.get("lines", {}).get(k, 0)) for k in LINE_KEYS},
         "connections": int(part.get("connections", 0)),
+        "peak_connections": int(part.get("peak_connections", 0)),
         "restarts": restarts,
         "operations": {"total": int(ops.get("total", 0)),
                        **{v: int(ops.get(v, 0)) for v in SUMMARY_VERBS}},
@@ -156,12 +158,15 @@ TABLE_KEYS = MappingProxyType({
     "timeseries": ("server", "minute", "verb"),
     "clients": ("server", "client_ip", "transport", "close_code"),   # connections, counted
     "restarts": ("server", "ts"),                                      # server starts seen
+    "binds": ("server", "dn", "err"),                # BIND requests by target DN and result
+    "load": ("server", "start", "seconds"),          # client operations per period
 })
+PARTIAL_KEYS = MappingProxyType({**TABLE_KEYS, "dn_spellings": ("dn", "spelling")})
 # wtime and optime only per fingerprint: per bind DN they would triple the largest
 # partials (histogram rows grow with distinct keys x buckets) for little insight.
 TABLE_LATENCIES = MappingProxyType({
     "fingerprints": LATENCIES, "workloads": ("etime",), "timeseries": ("etime",),
-    "clients": (), "restarts": (),
+    "clients": (), "restarts": (), "binds": (), "load": (),
 })
 TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, then the rest
     "fingerprints": ("fingerprint", "fingerprint_id", "count", "errors", "unindexed",
@@ -176,14 +181,22 @@ TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, the
     "timeseries": ("server", "minute", "verb", "count", "errors", "etime_sum", "etime_p95"),
     "clients": ("server", "client_ip", "transport", "close_code", "connections", "operations"),
     "restarts": ("server", "ts"),
+    "binds": ("server", "dn", "err", "count"),
+    "load": ("server", "start", "seconds", "covered_seconds", "operations", "rate"),
 })
+# DNs in the aggregates are grouped by their comparison form (``dn.canonical``) and shown
+# in their most frequent spelling: these tables' DN columns, and the partial counting them.
+DN_COLUMNS = MappingProxyType({"workloads": "bind_dn", "binds": "dn"})
+SPELLINGS = "dn_spellings"
 TOP_LIST_LIMIT = 10_000  # distinct bind DNs kept per fingerprint (the count is exact below it)
 
 
-def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
+                   period_s: int = 60) -> dict[str, pl.DataFrame]:
     """One bucket's partial aggregates: scalar rows, and histogram rows per latency.
 
-    Keys are strings ``"<table>"`` and ``"<table>:<latency>"``.
+    Keys are strings ``"<table>"`` and ``"<table>:<latency>"``, and ``SPELLINGS``.
+    ``period_s``: the length of the ``load`` table's periods (``load_period``).
     """
     transport = (pl.when(pl.col("ldapi")).then(pl.lit("LDAPI"))
                  .when(pl.col("ssl")).then(pl.lit("LDAPS"))
@@ -193,15 +206,19 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl
     # narrow first: the filters below copy the columns they keep
     ops = ops.select("server", "workload", "bind_dn", "verb", "internal", "ts", "result_ts",
                      "fingerprint", "fingerprint_id", "err", "unindexed", "partially_unindexed",
-                     "paged", "nentries", "filter", "base", "scope", *LATENCIES)
+                     "paged", "nentries", "filter", "base", "scope", "dn", *LATENCIES)
+    spelled = ops.select(pl.col("bind_dn").alias("spelling"), pl.col("dn").alias("target"))
+    ops = ops.with_columns(canonical_column(ops["bind_dn"]).alias("bind_dn"),
+                           canonical_column(ops["dn"]).alias("dn"))
     failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
     notes = {"unindexed": pl.col("unindexed").sum(),
              "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}
     searches = ops.filter(pl.col("verb") == "SRCH").with_columns(
         pl.coalesce("ts", "result_ts").alias("seen"))
     client = ops.filter(~pl.col("internal"))
-    minute = pl.coalesce("ts", "result_ts").dt.truncate("1m").alias("minute")
-    series = client.with_columns(minute)
+    seen = pl.coalesce("ts", "result_ts")
+    series = client.with_columns(seen.dt.truncate("1m").alias("minute"))
+    binds = client.filter(pl.col("verb") == "BIND")
     out = {
         "fingerprints": searches.group_by("fingerprint").agg(
             pl.col("fingerprint_id").first(),
@@ -211,6 +228,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl
             pl.col("partially_unindexed").sum().cast(pl.Int64),
             pl.col("paged").sum().cast(pl.Int64),
             _ns_sum("etime"),
+            _ns_sum("etime", pl.col("unindexed"), "unindexed_etime_sum_ns"),
+            _ns_sum("etime", pl.col("partially_unindexed"), "partially_unindexed_etime_sum_ns"),
             pl.col("etime").max().alias("etime_max"),
             notes["nentries_sum"].cast(pl.Int64),
             pl.col("bind_dn").drop_nulls().unique().sort().head(TOP_LIST_LIMIT)
@@ -241,6 +260,15 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl
             pl.col("operations").sum().cast(pl.Int64)),
         "restarts": opened.filter(pl.col("conn") == 1).select(
             "server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int64).alias("count")),
+        "binds": binds.group_by(*TABLE_KEYS["binds"]).agg(pl.len().cast(pl.Int64)
+                                                          .alias("count")),
+        "load": client.group_by("server", seen.dt.truncate(f"{period_s}s").alias("start"))
+        .agg(pl.len().cast(pl.Int64).alias("operations"))
+        .with_columns(pl.lit(period_s, pl.Int64).alias("seconds")),
+        SPELLINGS: _spellings(pl.concat([
+            pl.DataFrame({"dn": ops["bind_dn"], "spelling": spelled["spelling"]}),
+            pl.DataFrame({"dn": binds["dn"], "spelling": spelled["target"].filter(
+                ~ops["internal"] & (ops["verb"] == "BIND"))})])),
     }
     sources = {"fingerprints": searches, "workloads": client, "timeseries": series}
     for table, keys in TABLE_KEYS.items():
@@ -251,14 +279,39 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame) -> dict[str, pl
     return out
 
 
+def _spellings(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Rows ``(dn, spelling, count)``: how often each comparison form was written each way."""
+    return pairs.filter(pl.col("dn").is_not_null()).group_by("dn", "spelling").agg(
+        pl.len().cast(pl.Int64).alias("count"))
+
+
+# The load table's period: per second for short windows, per minute up to a few days,
+# then per hour (rows per server stay under ~5,000 whatever the window).
+LOAD_PERIODS = ((30 * 60, 1), (4 * 86400, 60))
+
+
+def load_period(first_ns: int | None, last_ns: int | None) -> int:
+    """Seconds per period of the ``load`` table for a window.
+
+    >>> load_period(0, 148 * 10**9), load_period(0, 86400 * 10**9), load_period(0, 10**15)
+    (1, 60, 3600)
+    """
+    if first_ns is None or last_ns is None:
+        return 60
+    span = (last_ns - first_ns) / 1e9
+    return next((period for longest, period in LOAD_PERIODS if span < longest), 3600)
+
+
 NS_SUM = pl.Decimal(38, 0)  # exact, and every Parquet reader reads it (Int128 is not)
 
 
-def _ns_sum(column: str) -> pl.Expr:
+def _ns_sum(column: str, where: pl.Expr | None = None, name: str = "") -> pl.Expr:
     # Sums of integer nanoseconds are exact, so any partitioning gives identical totals;
     # 128 bits, so no fleet's total overflows (each value is at most 1e9 s, ~2^60 ns).
-    return (pl.col(column) * 1e9).round().cast(pl.Int128).sum().cast(NS_SUM) \
-        .alias(f"{column}_sum_ns")
+    ns = (pl.col(column) * 1e9).round().cast(pl.Int128)
+    if where is not None:
+        ns = ns.filter(where)
+    return ns.sum().cast(NS_SUM).alias(name or f"{column}_sum_ns")
 
 
 def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
@@ -268,7 +321,7 @@ def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFra
     for name in sorted(names):
         frames = [p[name] for p in parts if name in p and p[name].height]
         table, _, latency = name.partition(":")
-        keys = list(TABLE_KEYS[table])
+        keys = list(PARTIAL_KEYS[table])
         if not frames:
             out[name] = next(p[name] for p in parts if name in p)
         elif latency:
@@ -298,8 +351,17 @@ def _combine_scalars(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df.group_by(keys).agg(aggs)
 
 
-def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """Percentiles from the merged histograms, histograms kept as list columns, rows sorted."""
+Ranges = dict[str, tuple[int, int]]  # server → (first, last) event time, UTC nanoseconds
+
+
+def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = None,
+                    period_s: int = 60) -> dict[str, pl.DataFrame]:
+    """Percentiles from the merged histograms, histograms kept as list columns, DNs in their
+    most frequent spelling, load rates over the seconds each period covers, rows sorted.
+
+    ``ranges`` and ``period_s``: each server's window and the load table's period, for a
+    run (a merge's load rows carry the seconds they cover)."""
+    spelling = most_frequent(combined.get(SPELLINGS, pl.DataFrame()))
     tables = {}
     for table, keys in TABLE_KEYS.items():
         df = combined.get(table)
@@ -319,9 +381,9 @@ def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
                 continue
             df = df.join(histogram.summarize(hist, keys_, latency), on=keys_, how="left",
                          nulls_equal=True)
-        if "etime_sum_ns" in df.columns:
-            df = df.with_columns((pl.col("etime_sum_ns").cast(pl.Float64) / 1e9)
-                                 .alias("etime_sum"))
+        for column in [c for c in df.columns if c.endswith("etime_sum_ns")]:
+            df = df.with_columns((pl.col(column).cast(pl.Float64) / 1e9)
+                                 .alias(column.removesuffix("_ns")))
         if table == "fingerprints":
             df = df.with_columns(
                 pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),
@@ -329,26 +391,101 @@ def finalize_tables(combined: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
             )
         if table == "timeseries":
             df = df.drop([c for c in df.columns if c in ("etime_p50", "etime_p99")])
+        if table == "load":
+            df = _load(df, ranges or {}, period_s)
+        if table in DN_COLUMNS and spelling:
+            column = DN_COLUMNS[table]
+            df = df.with_columns(pl.col(column).replace(spelling))
         first = [c for c in TABLE_COLUMNS[table] if c in df.columns]
         df = df.select(first + [c for c in df.columns if c not in first])
         tables[table] = df.sort(keys_, nulls_last=True)
     return tables
 
 
+def _load(df: pl.DataFrame, ranges: Ranges, period_s: int) -> pl.DataFrame:
+    """Operations per period → with ``covered_seconds`` (the part of the period inside the
+    server's window: the first and last periods are partial) and ``rate`` (ops/s)."""
+    if "covered_seconds" not in df.columns:  # a run's periods: every one in its window
+        df = _periods(df, ranges, period_s)
+    period = int(df["seconds"].max() or period_s)  # merged runs: the coarsest period
+    df = df.group_by("server", pl.col("start").dt.truncate(f"{period}s")).agg(
+        pl.col("operations").sum(), pl.col("covered_seconds").sum())
+    # a period covering a sliver of a second would show a spike: divide by at least 1 s
+    return df.with_columns(
+        pl.lit(period, pl.Int64).alias("seconds"),
+        pl.col("covered_seconds").clip(upper_bound=float(period)),
+    ).with_columns((pl.col("operations") / pl.col("covered_seconds")
+                    .clip(lower_bound=min(1.0, period))).alias("rate"))
+
+
+def _periods(counts: pl.DataFrame, ranges: Ranges, period_s: int) -> pl.DataFrame:
+    utc = pl.Datetime("ns", "UTC")
+    step = period_s * 1_000_000_000
+    frames = []
+    for server, (first, last) in sorted(ranges.items()):
+        start = first - first % step
+        frames.append(pl.DataFrame({
+            "server": server,
+            "start": pl.Series(range(start, last + 1, step), dtype=pl.Int64).cast(utc),
+        }).with_columns(
+            ((pl.min_horizontal(pl.col("start").cast(pl.Int64) + step, pl.lit(last))
+              - pl.max_horizontal(pl.col("start").cast(pl.Int64), pl.lit(first)))
+             / 1e9).alias("covered_seconds")))
+    if not frames:
+        return counts.with_columns(pl.lit(0.0).alias("covered_seconds"))
+    periods = pl.concat(frames)
+    counts = counts.select("server", pl.col("start").cast(utc), "operations")
+    return periods.join(counts, on=["server", "start"], how="left").with_columns(
+        pl.col("operations").fill_null(0), pl.lit(period_s, pl.Int64).alias("seconds"))
+
+
+def peak_connections(connections: pl.LazyFrame) -> dict[str, int]:
+    """Per server, the most connections open at once, counted as logconv does: +1 at each
+    open line, -1 at its close; a restart closes what was still open.
+
+    A connection opened before the window is not counted (its open is not seen)."""
+    opened = connections.select("server", "conn", "opened", "closed").filter(
+        pl.col("opened").is_not_null()).sort("opened")
+    starts = opened.filter(pl.col("conn") == 1).select("server", pl.col("opened")
+                                                       .alias("restart")).sort("restart")
+    ends = opened.join_asof(starts, left_on="opened", right_on="restart", by="server",
+                            strategy="forward", allow_exact_matches=False,
+                            check_sortedness=False)  # both sorted by time, so per server too
+    events = pl.concat([
+        ends.select("server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int8).alias("d")),
+        ends.select("server", pl.coalesce("closed", "restart").alias("ts"),
+                    pl.lit(-1, pl.Int8).alias("d")).filter(pl.col("ts").is_not_null()),
+    ])
+    peaks = events.sort("server", "ts", "d").with_columns(
+        pl.col("d").cast(pl.Int64).cum_sum().over("server").alias("level")).group_by(
+        "server").agg(pl.col("level").max()).collect()
+    return {s: int(n) for s, n in peaks.iter_rows()}
+
+
 def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Finished tables (from an earlier run) back into combinable partials, for ``merge``."""
     out: dict[str, pl.DataFrame] = {}
+    spellings = []
     for table, keys in TABLE_KEYS.items():
         if table not in tables:
             continue
         df = tables[table]
         keys_ = list(keys)
+        if table in DN_COLUMNS:  # keyed by the comparison form again, as a run's partials
+            column = DN_COLUMNS[table]
+            rows = df.filter(pl.col(column).is_not_null())
+            spellings.append(pl.DataFrame({"dn": canonical_column(rows[column]),
+                                           "spelling": rows[column], "count": rows["count"]}))
+            df = df.with_columns(canonical_column(df[column]).alias(column))
         for latency in TABLE_LATENCIES[table]:
             if f"{latency}_hist_bucket" in df.columns:
                 out[f"{table}:{latency}"] = histogram.from_lists(df, keys_, latency)
         drop = [c for c in df.columns if "_hist_" in c or any(
             c == f"{lat}_p{q}" for lat in LATENCIES for q in (50, 95, 99))]
         drop += [c for c in ("bind_dns", "servers") if c in df.columns and table == "fingerprints"]
-        drop += [c for c in ("etime_sum",) if c in df.columns]  # recomputed from etime_sum_ns
+        # recomputed from the nanosecond sums, or from the counts
+        drop += [c for c in df.columns if c.endswith("etime_sum") or c == "rate"]
         out[table] = df.drop(drop)
+    if spellings:  # each run's spelling, weighted by what it counted
+        out[SPELLINGS] = pl.concat(spellings)
     return out

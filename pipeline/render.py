@@ -9,15 +9,17 @@ page, whether in a table or a chart label.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from typing import Any
 
 import polars as pl
 
-from . import histogram
+from . import histogram, views
 from .errors import FilterParseError
-from .ldapfilter import Compare, Extensible, Node, Present, Substring, parse_filter
+from .ldapfilter import Compare, Extensible, Node, Not, Present, Substring, parse_filter
+from .names import close_name, err_name, ms, scope_name, when
 
 TOP = 15
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -30,6 +32,7 @@ td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;vertical-align:top}
 td.t,th.t{text-align:left;min-width:14em;max-width:60em;word-break:break-all}
 .chart{width:100%;height:380px}.kpi{display:inline-block;margin:0 2em 1em 0}
 .kpi b{display:block;font-size:20px}.flag{color:#b00;font-weight:bold}
+td.n,th.n{white-space:nowrap}.note{color:#555}
 #report-errors:empty{display:none}#report-errors{color:#b00;border:1px solid #b00}
 """
 # Collects script errors and blocked fetches before anything else runs.
@@ -45,25 +48,40 @@ DRAW = """
 var D=JSON.parse(document.getElementById('report-data').textContent);
 var cfg={displaylogo:false,responsive:true,modeBarButtonsToRemove:['sendDataToCloud']};
 var drawn=0;
+// what each chart shows, for tests and for the eye: traces with data, and drawn marks
+function seen(el){var traces=0,empty=0;(el.data||[]).forEach(function(t){
+  if(t.visible===false||t.visible==='legendonly')return;traces++;
+  var n=t.type==='pie'?(t.values||[]).length:Math.min((t.x||[]).length,(t.y||[]).length);
+  if(!n)empty++;});
+  var marks=0,flat=0;el.querySelectorAll('.bars path, .slice path, .scatterlayer .js-line')
+  .forEach(function(p){var b=p.getBBox();if(b.width>0&&b.height>0)marks++;else flat++;});
+  var bars=el.querySelectorAll('.barlayer .trace').length,full=0;
+  el.querySelectorAll('.barlayer .trace').forEach(function(t){var any=false;
+    t.querySelectorAll('path').forEach(function(p){var b=p.getBBox();
+      if(b.width>0&&b.height>0)any=true;});if(any)full++;});
+  return traces+' '+empty+' '+marks+' '+bars+' '+full;}
 D.charts.forEach(function(c){var el=document.getElementById(c.id);
-  if(!el)return;Plotly.newPlot(el,c.data,c.layout,cfg);drawn++;});
+  if(!el)return;Plotly.newPlot(el,c.data,c.layout,cfg);drawn++;
+  el.setAttribute('data-seen',seen(el));});
 document.body.setAttribute('data-charts-drawn',String(drawn));
 """
 
 
 def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
                 info: dict[str, Any], plotly_js: str, show_examples: bool = False) -> str:
-    """The report page (a string; the shell writes it).
+    """The report page (a string; the shell writes it). Times are in milliseconds in every
+    table and chart, except the run's window and totals named in seconds.
 
     Args:
         show_examples: show one raw example filter per fingerprint. Off by default:
             filter values are identities, and reports travel further than logs.
     """
     charts: list[dict[str, Any]] = []
+    colours = server_colours(summary["servers"])
     sections = [
-        _accounting(summary, info),
-        _load(tables, charts),
-        _latency(tables, charts),
+        _accounting(summary, tables, info),
+        _load(summary, tables, charts, colours),
+        _latency(tables, charts, colours),
         _fingerprints(tables, charts, show_examples),
         _workloads(tables, charts),
         _errors(summary, tables, charts),
@@ -76,7 +94,7 @@ def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        f"<title>dsaccess report {_e(first or '')} – {_e(last or '')}</title>",
+        f"<title>dsaccess report {_e(when(first))} – {_e(when(last))}</title>",
         f"<style>{STYLE}</style>", f"<script>{GUARD}</script>",
         f"<script>{plotly_js}</script>", "</head><body>",
         "<h1>389 Directory Server access: capacity report</h1>",
@@ -86,31 +104,48 @@ def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     ])
 
 
+# distinct on white, and for the common colour-vision deficiencies (Tableau 20's strong half
+# then its light half)
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+           "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
+
+
+def server_colours(servers: Any) -> dict[str, str]:
+    """One colour per server name, the same in every report (single, merged, any order):
+    picked by a stable hash of the name (two of a large fleet may share one)."""
+    return {name: PALETTE[int.from_bytes(hashlib.sha256(str(name).encode()).digest()[:4],
+                                         "big") % len(PALETTE)] for name in servers}
+
+
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
 def _label(value: Any) -> str:
-    # chart labels: escaped like HTML (plotly reads a few tags), cut to a readable length
-    text = "(anonymous)" if value == "" else ("(unknown)" if value is None else str(value))
-    text = text if len(text) <= 90 else text[:87] + "..."
-    return html.escape(text, quote=False)
+    # chart labels only: plotly reads a few tags in them, so they are escaped here; table
+    # cells get plain text and are escaped once, by _cell
+    return html.escape(_short(views.dn_text(value)), quote=False)
 
 
 def _table(headers: list[str], rows: list[list[Any]], text_cols: int = 1,
            element_id: str = "") -> str:
     ident = f' id="{element_id}"' if element_id else ""
-    head = "".join(f'<th class="{"t" if i < text_cols else ""}">{_e(h)}</th>'
+    head = "".join(f'<th class="{"t" if i < text_cols else "n"}">{_e(h)}</th>'
                    for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"t" if i < text_cols else ""}">{_cell(v)}</td>'
+        "<tr>" + "".join(f'<td class="{"t" if i < text_cols else "n"}">{_cell(v)}</td>'
                          for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table{ident}><tr>{head}</tr>{body}</table>"
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.4f}"
+        return f"{value:,.3f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, _Raw):
@@ -130,83 +165,142 @@ def _chart(charts: list[dict[str, Any]], chart_id: str, data: list[dict[str, Any
     return f'<div class="chart" id="{chart_id}"></div>'
 
 
-def _accounting(summary: dict[str, Any], info: dict[str, Any]) -> str:
+def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+                info: dict[str, Any]) -> str:
     lines = summary["lines"]
-    kpis = [("lines", lines["total"]), ("parsed", lines["parsed"]),
-            ("rejected", lines["rejected"]), ("connections", summary["connections"]),
-            ("operations", summary["operations"]["total"]), ("restarts", summary["restarts"]),
-            ("unmatched requests", summary["unmatched"]["requests"]),
-            ("unmatched results", summary["unmatched"]["results"])]
-    cards = "".join(f'<div class="kpi" id="kpi-{_e(k.replace(" ", "-"))}">{_e(k)}'
-                    f"<b>{v:,}</b></div>" for k, v in kpis)
+    peak_rate, peak_at = views.fleet_peak_rate(tables)
+    kpis = [("lines", f"{lines['total']:,}"), ("parsed", f"{lines['parsed']:,}"),
+            ("rejected", f"{lines['rejected']:,}"), ("connections", f"{summary['connections']:,}"),
+            ("peak concurrent connections", f"{summary['peak_connections']:,}"),
+            ("operations", f"{summary['operations']['total']:,}"),
+            ("peak ops/s", f"{peak_rate:,.1f}"), ("restarts", f"{summary['restarts']:,}"),
+            ("unmatched requests", f"{summary['unmatched']['requests']:,}"),
+            ("unmatched results", f"{summary['unmatched']['results']:,}")]
+    cards = "".join(f'<div class="kpi" id="kpi-{_e(k.replace(" ", "-").replace("/", ""))}">'
+                    f"{_e(k)}<b>{v}</b></div>" for k, v in kpis)
+    rates = {r["server"]: r for r in views.server_rates(tables).iter_rows(named=True)}
     rows = [[name, s["lines"]["total"], s["lines"]["rejected"], s["connections"],
-             s["operations"]["total"], s["restarts"], s["time_range"]["first"] or "",
-             s["time_range"]["last"] or ""] for name, s in summary["servers"].items()]
+             s["peak_connections"], s["operations"]["total"],
+             rates[name]["peak_rate"] if name in rates else 0.0, s["restarts"],
+             when(s["time_range"]["first"]), when(s["time_range"]["last"])]
+            for name, s in summary["servers"].items()]
+    verb_rows = [[r["verb"], r["operations"], r["errors"], ms(r["etime_p95"])]
+                 for r in views.verbs(summary, tables).iter_rows(named=True)]
     files = [[f["server"], f["file"], f["bytes"]] for f in info.get("inputs", [])]
     problems = "".join(f"<li>{_e(p)}</li>" for p in summary.get("problems", []))
+    at = f" (at {_e(when(peak_at.isoformat().replace('+00:00', 'Z')))})" if peak_at else ""
     return "".join([
         "<h2>Run</h2>",
-        f"<p>From {_e(summary['time_range']['first'])} to "
-        f"{_e(summary['time_range']['last'])} (UTC).</p>", cards,
-        _table(["server", "lines", "rejected", "connections", "operations", "restarts",
-                "first", "last"], rows, element_id="servers"),
+        f"<p>From {_e(when(summary['time_range']['first']))} to "
+        f"{_e(when(summary['time_range']['last']))} (UTC). Peak rate: the busiest "
+        f"{_period_name(tables)}{at}; times are in milliseconds.</p>", cards,
+        _table(["server", "lines", "rejected", "connections", "peak concurrent",
+                "operations", "peak ops/s", "restarts", "first (UTC)", "last (UTC)"], rows,
+               element_id="servers"),
+        "<p>Operations by verb</p>",
+        _table(["verb", "operations", "errors", "etime p95 (ms)"], verb_rows,
+               element_id="verbs"),
         f"<ul>{problems}</ul>" if problems else "",
         "<details><summary>input files</summary>" +
         _table(["server", "file", "bytes"], files, 2) + "</details>" if files else "",
     ])
 
 
-def _load(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:
-    series = tables.get("timeseries")
-    if series is None or not series.height:
+def _period_name(tables: dict[str, pl.DataFrame]) -> str:
+    load = tables.get("load")
+    seconds = int(load["seconds"].max()) if load is not None and load.height else 60
+    return {1: "second", 60: "minute", 3600: "hour"}.get(seconds, f"{seconds} s")
+
+
+def _iso(values: pl.Series) -> list[str]:
+    return [v.isoformat() for v in values]
+
+
+def _load(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+          charts: list[dict[str, Any]], colours: dict[str, str]) -> str:
+    load = tables.get("load")
+    if load is None or not load.height:
         return ""
-    per_server = series.group_by("server", "minute").agg(pl.col("count").sum()).sort("minute")
-    restarts = tables.get("restarts")
-    shapes, notes = [], []
-    if restarts is not None:
-        for server, ts in restarts.select("server", "ts").iter_rows():
-            stamp = ts.isoformat()
-            shapes.append({"type": "line", "x0": stamp, "x1": stamp, "yref": "paper", "y0": 0,
-                           "y1": 1, "line": {"dash": "dot", "color": "#b00"}})
-            notes.append({"x": stamp, "yref": "paper", "y": 1, "text": f"restart {_label(server)}",
-                          "showarrow": False, "font": {"color": "#b00", "size": 10}})
+    period = _period_name(tables)
     traces = [{"type": "scatter", "mode": "lines", "name": _label(server),
-               "x": [m.isoformat() for m in part["minute"]],
-               "y": [round(c / 60, 3) for c in part["count"]]}
-              for (server,), part in per_server.partition_by("server", as_dict=True,
-                                                             maintain_order=True).items()]
-    by_verb = series.group_by("verb", "minute").agg(pl.col("count").sum()).sort("minute")
+               "line": {"color": colours.get(server, "#444"), "width": 1.5},
+               "x": _iso(part["start"]), "y": [round(r, 3) for r in part["rate"]]}
+              for (server,), part in sorted(load.sort("start").partition_by(
+                  "server", as_dict=True).items())]
+    shapes, restart_trace = _restart_marks(tables, float(load["rate"].max() or 1.0))
+    by_verb = views.minute_rates_by_verb(summary, tables)
     verb_traces = [{"type": "scatter", "mode": "lines", "stackgroup": "v", "name": _label(verb),
-                    "x": [m.isoformat() for m in part["minute"]],
-                    "y": [round(c / 60, 3) for c in part["count"]]}
+                    "x": _iso(part["minute"]), "y": [round(r, 3) for r in part["rate"]]}
                    for (verb,), part in sorted(by_verb.partition_by("verb", as_dict=True).items(),
                                                key=lambda kv: str(kv[0][0]))]
+    axis = {"title": {"text": "time (UTC)"}}
     return "".join([
         "<h2>Load</h2>",
-        _chart(charts, "chart-ops-server", traces,
-               {"title": {"text": "operations per second, per server"},
-                "shapes": shapes, "annotations": notes, "yaxis": {"title": "ops/s"}}),
+        _chart(charts, "chart-ops-server", traces + restart_trace,
+               {"title": {"text": f"operations per second, per server (per {period}; "
+                                  "partial periods over the seconds they cover)"},
+                "shapes": shapes, "xaxis": axis, "yaxis": {"title": {"text": "ops/s"}}}),
         _chart(charts, "chart-ops-verb", verb_traces,
-               {"title": {"text": "operations per second, by verb"},
-                "yaxis": {"title": "ops/s"}}),
+               {"title": {"text": "operations per second, by verb (per minute)"},
+                "xaxis": axis, "yaxis": {"title": {"text": "ops/s"}}}) if verb_traces else "",
     ])
 
 
-def _latency(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:
+def _restart_marks(tables: dict[str, pl.DataFrame], top: float
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A dotted line per server start, and one marker per second with starts whose hover
+    lists the servers (labels side by side would print over each other)."""
+    restarts = tables.get("restarts")
+    if restarts is None or not restarts.height:
+        return [], []
+    shapes = [{"type": "line", "x0": ts.isoformat(), "x1": ts.isoformat(), "yref": "paper",
+               "y0": 0, "y1": 1, "line": {"dash": "dot", "color": "#b00", "width": 1}}
+              for ts in restarts["ts"]]
+    grouped = restarts.group_by(pl.col("ts").dt.truncate("1s").alias("at")).agg(
+        pl.col("server").sort()).sort("at")
+    marker = {"type": "scatter", "mode": "markers", "name": "restart",
+              "marker": {"symbol": "triangle-down", "color": "#b00", "size": 10},
+              "x": _iso(grouped["at"]), "y": [round(top * 1.05, 3)] * grouped.height,
+              "hovertemplate": "%{text}<extra>restart</extra>",
+              "text": [html.escape("restart: " + ", ".join(s), quote=False)
+                       for s in grouped["server"]]}
+    return shapes, [marker]
+
+
+def _latency(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
+             colours: dict[str, str]) -> str:
     series = tables.get("timeseries")
     if series is None or "etime_hist_bucket" not in series.columns or not series.height:
         return ""
-    hist = histogram.from_lists(series, ["minute"], "etime")
-    hist = hist.group_by("minute", "bucket").agg(pl.col("count").sum())
-    pct = histogram.percentiles(hist, ["minute"]).sort("minute")
-    x = [m.isoformat() for m in pct["minute"]]
-    traces = [{"type": "scatter", "mode": "lines", "name": name, "x": x,
-               "y": [None if v is None else round(v * 1000, 3) for v in pct[name]]}
-              for name in ("p50", "p95", "p99")]
+    hist = histogram.from_lists(series, ["server", "minute", "verb"], "etime")
+    traces: list[dict[str, Any]] = []
+    groups: list[str] = []
+    for view, keys in (("all", []), ("server", ["server"]), ("verb", ["verb"])):
+        part = hist.group_by(*keys, "minute", "bucket").agg(pl.col("count").sum())
+        pct = histogram.percentiles(part, [*keys, "minute"]).sort(*keys, "minute")
+        quantiles = ("p50", "p95", "p99") if view == "all" else ("p95",)
+        parts = pct.partition_by(keys, as_dict=True) if keys else {("all",): pct}
+        for (name,), rows in sorted(parts.items(), key=lambda kv: str(kv[0][0])):
+            for q in quantiles:
+                trace = {"type": "scatter", "mode": "lines", "x": _iso(rows["minute"]),
+                         "y": [None if v is None else round(v * 1000, 3) for v in rows[q]],
+                         "name": q if view == "all" else f"{_label(name)} {q}",
+                         "visible": view == "all"}
+                if view == "server":
+                    trace["line"] = {"color": colours.get(name, "#444")}
+                traces.append(trace)
+                groups.append(view)
+    buttons = [{"label": label, "method": "update",
+                "args": [{"visible": [g == view for g in groups]}]}
+               for view, label in (("all", "all servers: p50, p95, p99"),
+                                   ("server", "p95 per server"), ("verb", "p95 per verb"))]
     return "<h2>Latency</h2>" + _chart(
         charts, "chart-latency", traces,
-        {"title": {"text": "etime percentiles per minute, all servers (ms)"},
-         "yaxis": {"title": "ms", "type": "log"}})
+        {"title": {"text": "etime percentiles per minute (ms)"},
+         "xaxis": {"title": {"text": "time (UTC)"}},
+         "yaxis": {"title": {"text": "etime (ms)"}, "type": "log"},
+         "updatemenus": [{"buttons": buttons, "direction": "down", "x": 1, "xanchor": "right",
+                          "y": 1.15, "yanchor": "top"}]})
 
 
 def _fingerprints(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
@@ -215,34 +309,37 @@ def _fingerprints(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
     if fps is None or not fps.height:
         return ""
     out = ["<h2>Search fingerprints</h2>"]
-    for order, title, chart_id in (("etime_sum", "total etime (s)", "chart-fp-etime"),
-                                   ("count", "searches", "chart-fp-count")):
+    for order, title, chart_id, scale in (("etime_sum", "total etime (ms)", "chart-fp-etime",
+                                           1000.0),
+                                          ("count", "searches", "chart-fp-count", 1.0)):
         top = fps.sort(order, "fingerprint", descending=[True, False]).head(TOP)
         labels = [("⚠ " if u else "") + _label(f)
                   for f, u in zip(top["fingerprint"], top["unindexed"], strict=True)]
         out.append(_chart(charts, chart_id, [{
             "type": "bar", "orientation": "h", "y": labels[::-1],
-            "x": [round(float(v), 6) for v in top[order]][::-1],
+            "x": [round(float(v) * scale, 3) for v in top[order]][::-1],
             "marker": {"color": ["#c33" if u else "#47a" for u in top["unindexed"]][::-1]}}],
             {"title": {"text": f"top fingerprints by {title} (⚠ unindexed)"},
-             "margin": {"l": 420, "r": 20, "t": 40, "b": 40}}))
+             "xaxis": {"title": {"text": title}},
+             "margin": {"l": 420, "r": 20, "t": 40, "b": 50}}))
     top = fps.sort("etime_sum", "fingerprint", descending=[True, False]).head(TOP * 2)
     flag = '<span class="flag">A</span> '
+    headers = ["fingerprint", "count", "errors", "unindexed", "partially", "paged",
+               "etime total (ms)", "p50 (ms)", "p95 (ms)", "p99 (ms)", "bind DNs"]
+    headers += ["example filter", "base", "scope"] if show_examples else []
     rows = [[_Raw((flag if r["unindexed"] else "") + _e(r["fingerprint"])),
              r["count"], r["errors"], r["unindexed"], r["partially_unindexed"], r["paged"],
-             float(r["etime_sum"]), _ms(r["etime_p50"]), _ms(r["etime_p95"]),
-             _ms(r["etime_p99"]), r["bind_dns"],
-             r["example"] if show_examples else "(hidden; --show-examples)",
-             r["example_base"], r["example_scope"]]
+             ms(float(r["etime_sum"])), ms(r["etime_p50"]), ms(r["etime_p95"]),
+             ms(r["etime_p99"]), r["bind_dns"]] +
+            ([r["example"], r["example_base"], scope_name(r["example_scope"])]
+             if show_examples else [])
             for r in top.iter_rows(named=True)]
-    out.append(_table(["fingerprint", "count", "errors", "unindexed", "partially", "paged",
-                       "etime s", "p50 ms", "p95 ms", "p99 ms", "bind DNs", "example filter",
-                       "base", "scope"], rows, element_id="fingerprints"))
+    if not show_examples:
+        out.append('<p class="note">Example filters, bases and scopes are hidden: their '
+                   "values identify people (<code>dsaccess report OUT --show-examples</code> "
+                   "shows them).</p>")
+    out.append(_table(headers, rows, element_id="fingerprints"))
     return "".join(out)
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 3)
 
 
 def _workloads(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:
@@ -252,27 +349,31 @@ def _workloads(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) ->
     classes = work.group_by("workload").agg(pl.col("count").sum(), pl.col("etime_sum").sum()) \
         .sort("workload")
     labels = [_label(w) for w in classes["workload"]]
-    dns = work.group_by("bind_dn").agg(pl.col("count").sum(), pl.col("etime_sum").sum()) \
-        .sort("count", "bind_dn", descending=[True, False], nulls_last=True).head(TOP)
+    dns = views.bind_dns(tables, TOP)
+    names = [_label(d) for d in dns["bind_dn"]][::-1]
     return "".join([
         "<h2>Workloads and identities</h2>",
         _chart(charts, "chart-workloads", [
             {"type": "pie", "labels": labels, "values": classes["count"].to_list(),
              "domain": {"column": 0}, "name": "operations", "title": {"text": "operations"}},
             {"type": "pie", "labels": labels,
-             "values": [round(v, 6) for v in classes["etime_sum"]], "domain": {"column": 1},
-             "name": "etime", "title": {"text": "total etime"}}],
+             "values": [round(v * 1000, 3) for v in classes["etime_sum"]],
+             "domain": {"column": 1}, "name": "etime", "title": {"text": "total etime"}}],
             {"title": {"text": "workload classes: share of operations and of etime"},
              "grid": {"rows": 1, "columns": 2}}),
+        # two panels side by side on one y axis (the DNs), each with its own x axis
         _chart(charts, "chart-binddns", [
-            {"type": "bar", "orientation": "h", "name": "operations",
-             "y": [_label(d) for d in dns["bind_dn"]][::-1], "x": dns["count"].to_list()[::-1]},
-            {"type": "bar", "orientation": "h", "name": "etime s", "xaxis": "x2",
-             "y": [_label(d) for d in dns["bind_dn"]][::-1],
-             "x": [round(v, 4) for v in dns["etime_sum"]][::-1]}],
-            {"title": {"text": "top bind DNs: operations and total etime"},
-             "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
-             "margin": {"l": 330, "r": 20, "t": 40, "b": 40}}),
+            {"type": "bar", "orientation": "h", "name": "operations", "y": names,
+             "x": dns["count"].to_list()[::-1], "xaxis": "x", "yaxis": "y"},
+            {"type": "bar", "orientation": "h", "name": "total etime (ms)", "y": names,
+             "x": [round(v * 1000, 3) for v in dns["etime_sum"]][::-1], "xaxis": "x2",
+             "yaxis": "y"}],
+            {"title": {"text": "top bind DNs: operations and total etime (ms)"},
+             "xaxis": {"domain": [0, 0.47], "title": {"text": "operations"}},
+             "xaxis2": {"domain": [0.53, 1], "anchor": "y",
+                        "title": {"text": "total etime (ms)"}},
+             "yaxis": {"automargin": True}, "showlegend": False,
+             "margin": {"l": 330, "r": 20, "t": 40, "b": 50}}),
     ])
 
 
@@ -282,17 +383,15 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     out = ["<h2>Errors</h2>"]
     if codes:
         out.append(_chart(charts, "chart-errors", [{
-            "type": "bar", "x": [f"err={k}" for k in codes], "y": list(codes.values())}],
-            {"title": {"text": "results by error code (err=0 left out)"}}))
-    work = tables.get("workloads")
-    if work is not None and work.height:
-        failed = work.filter((pl.col("verb") == "BIND") & (pl.col("errors") > 0)).group_by(
-            "bind_dn").agg(pl.col("errors").sum(), pl.col("count").sum()) \
-            .sort("errors", "bind_dn", descending=[True, False], nulls_last=True).head(TOP)
-        out.append("<p>Failed binds by DN</p>" + _table(
-            ["bind DN", "failed", "binds"],
-            [[_label(r["bind_dn"]), r["errors"], r["count"]] for r in failed.iter_rows(named=True)],
-            element_id="failed-binds"))
+            "type": "bar", "x": [err_name(k) for k in codes], "y": list(codes.values())}],
+            {"title": {"text": "results by LDAP result code (0 success left out)"},
+             "yaxis": {"title": {"text": "results"}}, "margin": {"b": 140}}))
+    failed = views.failed_binds(tables, TOP)
+    if failed.height:
+        out.append("<p>Failed binds by the DN they tried</p>" + _table(
+            ["target DN", "result codes", "failed", "binds"],
+            [[views.dn_text(r["dn"]), r["codes"], r["failed"], r["binds"]]
+             for r in failed.iter_rows(named=True)], text_cols=2, element_id="failed-binds"))
     return "".join(out)
 
 
@@ -309,17 +408,19 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
     return "".join([
         "<h2>Connections</h2>",
         _chart(charts, "chart-close-codes", [{
-            "type": "bar", "x": [_label(c or "open") for c in codes["close_code"]],
+            "type": "bar", "x": [html.escape(close_name(c), quote=False)
+                                 for c in codes["close_code"]],
             "y": codes["connections"].to_list()}],
-            {"title": {"text": "connection close codes (open: still open at the end)"}}),
+            {"title": {"text": "how connections ended (close codes)"},
+             "yaxis": {"title": {"text": "connections"}}, "margin": {"b": 140}}),
         _chart(charts, "chart-transport", [{
             "type": "pie", "labels": [_label(t) for t in transport["transport"]],
             "values": transport["connections"].to_list()}],
             {"title": {"text": "LDAP, LDAPS, StartTLS and LDAPI connections"}}),
         "<p>Top client IPs</p>" + _table(
             ["client IP", "connections", "operations"],
-            [[_label(r["client_ip"]), r["connections"], r["operations"]]
-             for r in ips.iter_rows(named=True)], element_id="clients"),
+            [["(unknown)" if r["client_ip"] is None else r["client_ip"], r["connections"],
+              r["operations"]] for r in ips.iter_rows(named=True)], element_id="clients"),
     ])
 
 
@@ -347,6 +448,8 @@ def index_candidates(filt: str | None) -> str:
 
 
 def _walk(node: Node, found: dict[str, set[str]]) -> None:
+    if isinstance(node, Not):
+        return  # no index serves a negation: the server scans what the rest selects
     children = getattr(node, "children", None)
     if children is not None:
         for child in children:
@@ -370,12 +473,15 @@ def _unindexed(tables: dict[str, pl.DataFrame]) -> str:
     if fps is None or not fps.height:
         return ""
     slow = fps.filter((pl.col("unindexed") > 0) | (pl.col("partially_unindexed") > 0)).sort(
-        "etime_sum", "fingerprint", descending=[True, False])
-    rows = [[r["fingerprint"], r["unindexed"], r["partially_unindexed"], float(r["etime_sum"]),
-             r["example_base"], r["example_scope"], index_candidates(r["example"])]
+        "unindexed_etime_sum", "partially_unindexed_etime_sum", "fingerprint",
+        descending=[True, True, False])
+    rows = [[r["fingerprint"], r["unindexed"], ms(float(r["unindexed_etime_sum"])),
+             r["partially_unindexed"], ms(float(r["partially_unindexed_etime_sum"])),
+             index_candidates(r["example"])]
             for r in slow.iter_rows(named=True)]
     return ("<h2>Unindexed searches</h2><p>notes=A: the whole search was a scan; notes=U: "
-            "part of it. Candidates list the attributes of the filter and the index type "
-            "each needs (check the attribute's existing indexes first).</p>" +
-            _table(["fingerprint", "unindexed (A)", "partially (U)", "etime s", "base",
-                    "scope", "index candidates"], rows, element_id="unindexed"))
+            "part of it. Counts and etimes are those searches' own. Candidates list the "
+            "attributes of the filter and the index type each needs (check the attribute's "
+            "existing indexes first; a negation has none).</p>" +
+            _table(["fingerprint", "unindexed (A)", "A etime total (ms)", "partially (U)",
+                    "U etime total (ms)", "index candidates"], rows, element_id="unindexed"))

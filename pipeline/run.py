@@ -35,6 +35,7 @@ from .stages import (
     BucketReport,
     ChunkReport,
     add_steps,
+    between_stages,
     combine_task,
     enrich_task,
     line_offsets,
@@ -101,8 +102,8 @@ def run(opts: RunOptions) -> RunResult:
                                                           str(scratch), opts.since_ns,
                                                           opts.until_ns)
                      for c in chunks]
-            offsets = dask.delayed(line_offsets, pure=False)(parse)  # waits for every parse
-            enrich_ = [dask.delayed(enrich_task, pure=False)(b, sources, offsets, str(scratch),
+            between = dask.delayed(between_stages, pure=False)(parse)  # waits for every parse
+            enrich_ = [dask.delayed(enrich_task, pure=False)(b, sources, between, str(scratch),
                                                              str(staging), opts.sort_operands,
                                                              opts.jsonl, opts.workloads)
                        for b, sources in enumerate(_sources(chunks, layout))]
@@ -265,20 +266,27 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
         per_server.setdefault(r.server, {})
-    summary = aggregate.finalize(per_server, _restarts(chunk_reports))
-    problems = sorted({r.problem for r in chunk_reports if r.problem})
-    summary["problems"] = problems
     _write_rejects(scratch, staging, chunk_reports)
     empty = enrich(empty_events())  # the schemas of a run that found no events
     # one file from the buckets' pieces, a piece at a time: memory stays flat
     outputs.concat_parquet(sorted((scratch / "connections").glob("*.parquet")),
                            staging / "connections.parquet", empty=empty.connections)
+    peaks = aggregate.peak_connections(pl.scan_parquet(staging / "connections.parquet"))
+    for server, peak in peaks.items():
+        per_server.setdefault(server, {})["peak_connections"] = peak
     if opts.jsonl:
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")
+    summary = aggregate.finalize(per_server, _restarts(chunk_reports))
+    problems = sorted({r.problem for r in chunk_reports if r.problem})
+    summary["problems"] = problems
     (staging / "operations").mkdir(exist_ok=True)
+    ranges = {s: (p["time_range"]["first"], p["time_range"]["last"])
+              for s, p in per_server.items() if "time_range" in p}
+    period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
+                                   max((t for _, t in ranges.values()), default=None))
     tables = aggregate.finalize_tables(reduced.tables or aggregate.table_partials(
-        empty.operations, empty.connections))
+        empty.operations, empty.connections, period), ranges, period)
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports)
     write_aggregates(staging, summary, tables, info, opts.histocrutch)

@@ -134,7 +134,24 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
                        connects, got.problem, steps.total, len(got.data), steps.raised("parse"))
 
 
-def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], offsets: dict[int, int],
+@dataclass(frozen=True)
+class Between:
+    """What stage B needs from all of stage A: line-number offsets, and the load period."""
+
+    offsets: dict[int, int]
+    load_period: int
+
+
+def between_stages(reports: list[ChunkReport]) -> Between:
+    """The barrier between the stages: the one task that waits for every parse task, so
+    the graph has chunks + buckets edges, not chunks x buckets."""
+    ranges = [p["time_range"] for r in reports for p in r.partial.values() if "time_range" in p]
+    first = min((t["first"] for t in ranges), default=None)
+    last = max((t["last"] for t in ranges), default=None)
+    return Between(line_offsets(reports), aggregate.load_period(first, last))
+
+
+def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Between,
                 scratch: str, staging: str, sort_operands: bool, jsonl: bool,
                 workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
     """Stage B: one bucket's events → operations (written here) and partial aggregates.
@@ -145,7 +162,7 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], offsets: dict
     root = Path(scratch)
     classes = {}
     for cls in EVENT_CLASSES:
-        got = shuffle.read_bucket(root, cls, sources, offsets)
+        got = shuffle.read_bucket(root, cls, sources, between.offsets)
         if got is not None:
             classes[cls] = got
     if not classes:
@@ -164,17 +181,13 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], offsets: dict
         outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
     steps.lap("write_operations")
     partial = aggregate.bucket_partial(ops, conns)
-    tables = aggregate.table_partials(ops, conns)
+    tables = aggregate.table_partials(ops, conns, between.load_period)
     steps.lap("partial_aggregates")
     return BucketReport(partial, tables, ops.height, steps.total, steps.raised("enrich"))
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
-    """Chunk index → the number of lines before it in its file.
-
-    Also the barrier between the stages: the one task that waits for every parse task,
-    so the graph has chunks + buckets edges, not chunks x buckets.
-    """
+    """Chunk index → the number of lines before it in its file."""
     offsets: dict[int, int] = {}
     seen: dict[tuple[str, int], int] = {}
     for r in sorted(reports, key=lambda r: r.index):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -161,7 +162,13 @@ def test_text_summary_matches_summary_json(sample_out: Path, capsys) -> None:
 
 
 def test_example_filters_only_when_asked(sample_out: Path) -> None:
-    assert "(hidden; --show-examples)" in (sample_out / "report.html").read_text()
+    fps = pl.read_parquet(sample_out / "fingerprints.parquet").sort("etime_sum",
+                                                                     descending=True).head(30)
+    example = fps.filter(pl.col("example") != pl.col("fingerprint"))["example"][0]
+    page = (sample_out / "report.html").read_text()
+    assert "--show-examples</code> shows them" in page and "<th" in page
+    assert "example filter</th>" not in page and f">{html.escape(example)}<" not in page
     assert main(["report", str(sample_out), "--show-examples"]) == 0
-    assert "(hidden; --show-examples)" not in (sample_out / "report.html").read_text()
+    page = (sample_out / "report.html").read_text()
+    assert "example filter</th>" in page and f">{html.escape(example)}<" in page
     assert main(["report", str(sample_out)]) == 0

@@ -1,0 +1,128 @@
+"""The figures every view shows (HTML report, terminal summary, text report), computed
+once here from summary.json and the aggregate tables, so the views cannot disagree.
+
+Times are seconds here; the views format them (``names.ms``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from . import histogram
+from .aggregate import OK_ERRORS
+from .names import err_name
+from .schema import SUMMARY_VERBS
+
+# a load period counts toward the peak rate only when the window covers most of it
+PEAK_MIN_COVER = 0.5
+
+
+def dn_text(value: str | None) -> str:
+    """A bind DN as people read it: ``""`` is anonymous, null a connection opened before
+    the window (its identity is not in the logs)."""
+    return "(anonymous)" if value == "" else ("(unknown)" if value is None else value)
+
+
+def verbs(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Per verb: operations (summary.json's count of request lines), failed results and
+    the etime p95 (seconds), busiest first."""
+    counts = pl.DataFrame({"verb": list(SUMMARY_VERBS),
+                           "operations": [summary["operations"][v] for v in SUMMARY_VERBS]})
+    work = tables.get("workloads")
+    if work is None or not work.height:
+        return counts.with_columns(pl.lit(0, pl.Int64).alias("errors"),
+                                   pl.lit(None, pl.Float64).alias("etime_p95"))
+    errors = work.group_by("verb").agg(pl.col("errors").sum())
+    hist = histogram.from_lists(work, ["verb"], "etime").group_by("verb", "bucket").agg(
+        pl.col("count").sum())
+    p95 = histogram.percentiles(hist, ["verb"], (0.95,)).rename({"p95": "etime_p95"})
+    return counts.join(errors, on="verb", how="left").join(p95, on="verb", how="left") \
+        .with_columns(pl.col("errors").fill_null(0)).filter(pl.col("operations") > 0) \
+        .sort("operations", "verb", descending=[True, False])
+
+
+def failed_binds(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
+    """BINDs that failed, by the DN they tried (the request's target, not the identity in
+    force, which a failed BIND resets to anonymous): failed, binds, and the result codes."""
+    binds = tables.get("binds")
+    if binds is None or not binds.height:
+        return pl.DataFrame(schema={"dn": pl.String, "failed": pl.Int64, "binds": pl.Int64,
+                                    "codes": pl.String})
+    failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
+    by_code = binds.filter(failed).group_by("dn", "err").agg(pl.col("count").sum()).sort(
+        "count", "err", descending=[True, False])
+    codes = {dn: ", ".join(f"{err_name(e)} ×{n:,}" for e, n in zip(
+        part["err"], part["count"], strict=True))
+        for (dn,), part in by_code.partition_by("dn", as_dict=True, maintain_order=True).items()}
+    per_dn = binds.group_by("dn").agg(pl.col("count").filter(failed).sum().alias("failed"),
+                                      pl.col("count").sum().alias("binds"))
+    per_dn = per_dn.filter(pl.col("failed") > 0).sort("failed", "dn", descending=[True, False],
+                                                      nulls_last=True).head(top)
+    return per_dn.with_columns(pl.col("dn").replace_strict(codes, default="",
+                                                           return_dtype=pl.String)
+                               .alias("codes"))
+
+
+def bind_dns(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
+    """The identities that issue the most operations: operations, errors, total etime (s)."""
+    work = tables.get("workloads")
+    if work is None or not work.height:
+        return pl.DataFrame(schema={"bind_dn": pl.String, "count": pl.Int64,
+                                    "etime_sum": pl.Float64, "errors": pl.Int64})
+    return work.group_by("bind_dn").agg(pl.col("count").sum(), pl.col("etime_sum").sum(),
+                                        pl.col("errors").sum()) \
+        .sort("count", "bind_dn", descending=[True, False], nulls_last=True).head(top)
+
+
+def server_rates(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Per server: the peak rate (ops/s) over the load periods the window covers mostly,
+    and when it was."""
+    load = tables.get("load")
+    if load is None or not load.height:
+        return pl.DataFrame(schema={"server": pl.String, "peak_rate": pl.Float64,
+                                    "peak_at": pl.Datetime("ns", "UTC")})
+    full = load.filter(pl.col("covered_seconds") >= PEAK_MIN_COVER * pl.col("seconds"))
+    full = full if full.height else load
+    return full.sort("rate", "start", descending=[True, False]).group_by(
+        "server", maintain_order=True).first().select(
+        "server", pl.col("rate").alias("peak_rate"), pl.col("start").alias("peak_at")) \
+        .sort("server")
+
+
+def fleet_peak_rate(tables: dict[str, pl.DataFrame]) -> tuple[float, Any]:
+    """The fleet's peak rate (the servers' rates added per period) and its period start."""
+    load = tables.get("load")
+    if load is None or not load.height:
+        return 0.0, None
+    full = load.filter(pl.col("covered_seconds") >= PEAK_MIN_COVER * pl.col("seconds"))
+    full = full if full.height else load
+    per = full.group_by("start").agg(pl.col("rate").sum()).sort("rate", "start",
+                                                                descending=[True, False])
+    return float(per["rate"][0]), per["start"][0]
+
+
+def minute_rates_by_verb(summary: dict[str, Any], tables: dict[str, pl.DataFrame]
+                         ) -> pl.DataFrame:
+    """Per (minute, verb): operations per second over the seconds of the minute each
+    server's window covers (the first and last minutes are partial), added over servers."""
+    series = tables.get("timeseries")
+    if series is None or not series.height:
+        return pl.DataFrame(schema={"minute": pl.Datetime("ns", "UTC"), "verb": pl.String,
+                                    "rate": pl.Float64})
+    ranges = pl.DataFrame({
+        "server": list(summary["servers"]),
+        "first": [s["time_range"]["first"] for s in summary["servers"].values()],
+        "last": [s["time_range"]["last"] for s in summary["servers"].values()],
+    }, schema={"server": pl.String, "first": pl.String, "last": pl.String}).with_columns(
+        pl.col("first", "last").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns",
+                                                time_zone="UTC"))
+    minute = pl.col("minute").cast(pl.Datetime("ns", "UTC"))
+    covered = (pl.min_horizontal(minute + pl.duration(minutes=1), pl.col("last"))
+               - pl.max_horizontal(minute, pl.col("first"))).dt.total_nanoseconds() / 1e9
+    rows = series.select("server", minute.alias("minute"), "verb", "count").join(
+        ranges, on="server", how="left").with_columns(
+        covered.fill_null(60.0).clip(lower_bound=1.0, upper_bound=60.0).alias("covered"))
+    return rows.group_by("minute", "verb").agg((pl.col("count") / pl.col("covered")).sum()
+                                               .alias("rate")).sort("minute", "verb")
