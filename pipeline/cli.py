@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import load_workloads
 from .errors import ConfigError, PipelineError
-from .terminal import print_summary
+from .terminal import RunProgress, done_line, print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 
@@ -24,10 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dsaccess`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # distributed logs every scheduler and worker start at INFO
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+    set_up_logging(args.verbose)
     try:
         return int(args.func(args))
     except ConfigError as e:
@@ -41,14 +40,40 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# Libraries whose INFO and DEBUG lines are theirs, not ours: shown only with -vv.
+NOISY = ("distributed", "dask", "celpy", "paramiko", "fsspec", "asyncio", "tornado", "bokeh")
+
+
+def set_up_logging(verbose: int) -> None:
+    """-v: dsaccess's own debug lines (plan, stages, tasks, files); -vv: every library's."""
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if verbose >= 1:
+        logging.getLogger("pipeline").setLevel(logging.DEBUG)
+    if verbose < 2:
+        for name in NOISY:  # distributed logs every scheduler and worker start at INFO
+            logging.getLogger(name).setLevel(logging.ERROR if name == "distributed"
+                                             else logging.WARNING)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dsaccess",
         description="Analyse 389 Directory Server access logs: who loads the directory, "
                     "with which queries, how slowly.")
     parser.add_argument("--version", action="version", version=f"dsaccess {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbose = {"action": "count", "help": "dsaccess's debug messages (-vv: also Dask's, "
+                                          "paramiko's and the CEL interpreter's)"}
+    parser.add_argument("-v", "--verbose", default=0, **verbose)
+    # -v also after the command (`dsaccess run -v ...`); SUPPRESS keeps the one given before
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", default=argparse.SUPPRESS, **verbose)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def with_common(*a: Any, **k: Any) -> argparse.ArgumentParser:
+        return add_parser(*a, parents=[common], **k)
+    sub.add_parser = with_common  # type: ignore[method-assign]
 
     run = sub.add_parser(
         "run", help="parse, join and summarise access logs into OUT",
@@ -81,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workloads", type=Path, metavar="FILE",
                      help="workload classes as CEL rules (default: the built-in classes, "
                           "the same as conf/workloads.yaml)")
+    run.add_argument("--force", action="store_true",
+                     help="replace OUT even when the run has warnings (over 1%% of lines "
+                          "rejected, no event in the window, a workload rule failing)")
     noise = run.add_mutually_exclusive_group()
     noise.add_argument("--progress", action="store_true", default=None,
                        help="show progress even when not on a terminal")
@@ -153,19 +181,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--until must be after --since")
     progress = bool(args.progress) or (not args.quiet and sys.stderr.isatty())
     workloads = load_workloads(args.workloads)
+    started = time.perf_counter()
     opts = RunOptions(
         inputs=tuple(args.inputs), out=args.out, scheduler=args.scheduler,
         workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
         partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
         progress=progress, workloads=workloads, histocrutch=args.histocrutch,
-        storage_options=_ssh_options(args.known_hosts, args.key_file),
+        storage_options=_ssh_options(args.known_hosts, args.key_file), force=args.force,
     )
-    result = run(opts)
-    if not args.quiet:
+    display = RunProgress() if progress else None
+    try:
+        result = run(opts, display)
+    finally:
+        if display is not None:
+            display.close()
+    if not args.quiet and result.published:
         print_summary(result.summary, result.tables, args.out)
     for problem in result.problems:
         print(f"dsaccess: warning: {problem}", file=sys.stderr)
-    return EXIT_PARTIAL if result.problems else EXIT_OK
+    for warning in result.warnings:
+        print(f"dsaccess: warning: {warning}", file=sys.stderr)
+    if not result.published:
+        print(f"dsaccess: warning: kept the previous output in {args.out} because of the "
+              "warnings above; --force replaces it", file=sys.stderr)
+    if not args.quiet:
+        print(done_line(time.perf_counter() - started, result.bytes, result.summary),
+              file=sys.stderr)
+    return EXIT_PARTIAL if result.problems or result.warnings else EXIT_OK
 
 
 def _ssh_options(known_hosts: str, key_file: str | None) -> dict:
@@ -224,7 +266,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     summary, tables = merge_runs([Path(r) for r in args.runs], args.out, args.histocrutch)
     if not args.quiet:
         print_summary(summary, tables, args.out)
-    return EXIT_OK
+    for warning in summary.get("warnings", []):
+        print(f"dsaccess: warning: {warning}", file=sys.stderr)
+    return EXIT_PARTIAL if summary.get("warnings") else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from . import aggregate, outputs
+from . import aggregate, outputs, views
 from .errors import ConfigError
 from .run import write_aggregates
 
@@ -39,6 +39,7 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
     partials: dict[str, Any] = {}
     restarts: dict[str, int] = {}
     problems: list[str] = []
+    rule_errors: dict[str, int] = {}
     parts = []
     for run in runs:
         summary = _read_json(run, "summary.json")
@@ -46,11 +47,14 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
             partials = aggregate.combine(partials, {server: _as_partial(section)})
             restarts[server] = restarts.get(server, 0) + int(section.get("restarts", 0))
         problems += summary.get("problems", [])
+        rule_errors = aggregate.combine(rule_errors, summary.get("workload_rule_errors", {}))
         tables = {name: pl.read_parquet(run / f"{name}.parquet")
                   for name in aggregate.TABLE_KEYS if (run / f"{name}.parquet").exists()}
         parts.append(aggregate.tables_to_partials(tables))
     summary = aggregate.finalize(partials, restarts)
+    summary["workload_rule_errors"] = dict(sorted(rule_errors.items()))
     summary["problems"] = sorted(set(problems))
+    summary["warnings"] = views.run_warnings(summary)
     tables = aggregate.finalize_tables(aggregate.combine_tables(parts))
     info = {**infos[0], "merged_from": [str(r) for r in runs],
             "inputs": [i for info in infos for i in info.get("inputs", [])]}

@@ -390,7 +390,7 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     if failed.height:
         out.append("<p>Failed binds by the DN they tried</p>" + _table(
             ["target DN", "result codes", "failed", "binds"],
-            [[views.dn_text(r["dn"]), r["codes"], r["failed"], r["binds"]]
+            [[views.target_text(r["dn"]), r["codes"], r["failed"], r["binds"]]
              for r in failed.iter_rows(named=True)], text_cols=2, element_id="failed-binds"))
     return "".join(out)
 

@@ -19,12 +19,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import dask
 import polars as pl
 
-from . import aggregate, histogram, outputs
+from . import aggregate, histogram, outputs, views
 from .config import DEFAULT_WORKLOADS
 from .enrich import enrich
 from .errors import ConfigError, PipelineError
@@ -71,6 +71,7 @@ class RunOptions:
     jsonl: bool = False
     histocrutch: bool = False
     progress: bool = False
+    force: bool = False               # replace OUT even when this run has warnings
     # checked CEL rules (config.load_workloads); the built-in classes by default
     workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
     storage_options: dict[str, Any] = field(default_factory=dict)
@@ -82,9 +83,20 @@ class RunResult:
     tables: dict[str, pl.DataFrame]
     problems: list[str]
     stage_seconds: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+    published: bool = True            # False: warnings, and OUT kept its previous output
+    bytes: int = 0                    # log bytes read (after decompression)
 
 
-def run(opts: RunOptions) -> RunResult:
+class Observer(Protocol):
+    """What a progress display hears of a run (``terminal.RunProgress`` is one)."""
+
+    def planned(self, chunks: int, bytes_: int, buckets: int, combines: int) -> None: ...
+    def event(self, message: dict[str, Any]) -> None: ...
+    def stage(self, name: str) -> None: ...
+
+
+def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
     """Run the whole job and publish ``opts.out``.
 
     Raises:
@@ -94,25 +106,34 @@ def run(opts: RunOptions) -> RunResult:
     started = time.perf_counter()
     chunks = _plan(opts)
     staging = outputs.staging_dir(opts.out)
+    observer = _Logged(observer)
     try:
-        with _scheduler(opts) as compute:
+        with _scheduler(opts, observer) as compute:
             layout = _layout(chunks, opts.partition_mb, compute.threads)
             scratch = staging / "_shuffle"
-            parse = [dask.delayed(parse_task, pure=False)(c, layout[c.file.server][1],
-                                                          str(scratch), opts.since_ns,
-                                                          opts.until_ns)
+            parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1],
+                                                      str(scratch), opts.since_ns, opts.until_ns)
                      for c in chunks]
             between = dask.delayed(between_stages, pure=False)(parse)  # waits for every parse
-            enrich_ = [dask.delayed(enrich_task, pure=False)(b, sources, between, str(scratch),
-                                                             str(staging), opts.sort_operands,
-                                                             opts.jsonl, opts.workloads)
+            enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, str(scratch),
+                                                         str(staging), opts.sort_operands,
+                                                         opts.jsonl, opts.workloads)
                        for b, sources in enumerate(_sources(chunks, layout))]
-            combined = _tree(enrich_)  # partials merge on the workers; the client gets one
+            combined, combines = _tree(enrich_)  # partials merge on the workers
+            observer.planned(len(chunks), sum((c.file.size if c.end == -1 else c.end) - c.start
+                                                 for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
         computed = time.perf_counter()
+        observer.stage("write")
         summary, tables, problems = _finish(opts, staging, chunk_reports, reduced)
-        outputs.publish(staging, opts.out)
+        warnings = summary["warnings"]
+        # a suspect run does not replace a previous output, unless asked to
+        published = not (warnings and opts.out.exists() and not opts.force)
+        if published:
+            outputs.publish(staging, opts.out)
+        else:
+            outputs.discard(staging)
     except BaseException:
         outputs.discard(staging)
         raise
@@ -127,19 +148,84 @@ def run(opts: RunOptions) -> RunResult:
         "write": done - computed,
         "total": done - started,
     }
-    return RunResult(summary=summary, tables=tables, problems=problems, stage_seconds=stage)
+    return RunResult(summary=summary, tables=tables, problems=problems, stage_seconds=stage,
+                     warnings=warnings, published=published,
+                     bytes=sum(r.bytes for r in chunk_reports))
 
 
 COMBINE_FAN_IN = 4  # partial tables merged per combine task (memory ~ fan-in x partial)
+PROGRESS_TOPIC = "dsaccess-progress"
 
 
-def _tree(reports: list[Any]) -> Any:
-    """A tree of ``combine_task`` calls over delayed reports (associative merge)."""
-    level = reports
+def _tree(reports: list[Any]) -> tuple[Any, int]:
+    """A tree of ``combine_task`` calls over delayed reports (associative merge), and the
+    number of combine tasks."""
+    level, tasks = reports, 0
     while len(level) > 1:
-        level = [dask.delayed(combine_task, pure=False)(level[i:i + COMBINE_FAN_IN])
+        level = [dask.delayed(_combine, pure=False)(level[i:i + COMBINE_FAN_IN])
                  for i in range(0, len(level), COMBINE_FAN_IN)]
-    return level[0] if len(level) == 1 else dask.delayed(combine_task)(level)
+        tasks += len(level)
+    if len(level) == 1:
+        return level[0], tasks
+    return dask.delayed(_combine)(level), tasks + 1
+
+
+# The tasks as the graph runs them: each tells the client it is done (bytes, lines,
+# seconds), for the progress display and -v. On a worker through Dask's event log; in one
+# process (synchronous) straight to the observer.
+_LOCAL: list[Any] = []
+
+
+def _tell(message: dict[str, Any]) -> None:
+    try:
+        from distributed import get_worker
+        get_worker().log_event(PROGRESS_TOPIC, message)
+    except ValueError:  # not on a worker
+        for observer in _LOCAL:
+            observer.event(message)
+
+
+def _parse(chunk: Chunk, *args: Any) -> ChunkReport:
+    report = parse_task(chunk, *args)
+    _tell({"stage": "parse", "server": report.server, "file": report.file,
+           "bytes": report.bytes, "lines": report.lines, "seconds": round(report.seconds, 3)})
+    return report
+
+
+def _enrich(bucket: int, *args: Any) -> BucketReport:
+    report = enrich_task(bucket, *args)
+    _tell({"stage": "join", "bucket": bucket, "operations": report.operations,
+           "seconds": round(report.seconds, 3)})
+    return report
+
+
+def _combine(reports: list[BucketReport]) -> BucketReport:
+    report = combine_task(reports)
+    _tell({"stage": "aggregate", "parts": len(reports)})
+    return report
+
+
+class _Logged:
+    """The observer, and -v's debug lines of the same events."""
+
+    def __init__(self, inner: Observer | None) -> None:
+        self.inner = inner
+
+    def planned(self, chunks: int, bytes_: int, buckets: int, combines: int) -> None:
+        log.debug("plan: %d parse tasks over %s bytes, %d join tasks, %d combine tasks",
+                  chunks, f"{bytes_:,}", buckets, combines)
+        if self.inner:
+            self.inner.planned(chunks, bytes_, buckets, combines)
+
+    def event(self, message: dict[str, Any]) -> None:
+        log.debug("done: %s", message)
+        if self.inner:
+            self.inner.event(message)
+
+    def stage(self, name: str) -> None:
+        log.debug("stage: %s", name)
+        if self.inner:
+            self.inner.stage(name)
 
 
 def _plan(opts: RunOptions) -> list[Chunk]:
@@ -186,29 +272,27 @@ class _Compute:
     def __init__(self, threads: int, client: Any = None) -> None:
         self.threads = threads
         self.client = client
-        self.progress = False
 
     def __call__(self, *graphs: Any) -> Any:
         if self.client is None:
             return dask.compute(*graphs, scheduler="synchronous")
         futures = self.client.compute(list(graphs))
-        if self.progress:
-            from distributed import progress
-            progress(futures)
         return tuple(self.client.gather(futures))
 
 
 class _scheduler:
     """Choose where the graph runs: exactly one place makes that choice."""
 
-    def __init__(self, opts: RunOptions) -> None:
+    def __init__(self, opts: RunOptions, observer: Observer) -> None:
         self.opts = opts
+        self.observer = observer
         self.cluster: Any = None
         self.client: Any = None
 
     def __enter__(self) -> _Compute:
         opts = self.opts
         if opts.scheduler == "synchronous":  # polars keeps its own thread pool in-process
+            _LOCAL.append(self.observer)
             return _Compute(1)
         from distributed import Client, LocalCluster
         if not log.isEnabledFor(logging.DEBUG):  # it logs every worker start at INFO
@@ -233,11 +317,13 @@ class _scheduler:
             self.client = Client(self.cluster)
         info = self.client.scheduler_info()
         threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
-        compute = _Compute(threads, self.client)
-        compute.progress = opts.progress
-        return compute
+        observer = self.observer
+        self.client.subscribe_topic(PROGRESS_TOPIC, lambda event: observer.event(event[1]))
+        return _Compute(threads, self.client)
 
     def __exit__(self, *exc: Any) -> None:
+        if self.observer in _LOCAL:
+            _LOCAL.remove(self.observer)
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
@@ -278,8 +364,11 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")
     summary = aggregate.finalize(per_server, _restarts(chunk_reports))
+    summary["workload_rule_errors"] = dict(sorted(reduced.rule_errors.items()))
     problems = sorted({r.problem for r in chunk_reports if r.problem})
     summary["problems"] = problems
+    summary["warnings"] = views.run_warnings(summary, windowed=opts.since_ns is not None
+                                             or opts.until_ns is not None)
     (staging / "operations").mkdir(exist_ok=True)
     ranges = {s: (p["time_range"]["first"], p["time_range"]["last"])
               for s, p in per_server.items() if "time_range" in p}

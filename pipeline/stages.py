@@ -94,6 +94,7 @@ class BucketReport:
     operations: int
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
+    rule_errors: dict[str, int] = field(default_factory=dict)  # rows a workload rule failed on
 
 
 def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
@@ -171,8 +172,9 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Betw
     enriched = enrich_classes(classes, sort_operands=sort_operands, steps=steps)
     ops, conns = enriched.operations, enriched.connections
     del classes, enriched  # the events are in the operations now: free them before writing
+    rule_errors: dict[str, int] = {}
     if workloads:
-        ops = classify(ops, compiled(workloads))
+        ops = classify(ops, compiled(workloads), errors=rule_errors)
     steps.lap("classify")
     out = Path(staging)
     outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
@@ -183,7 +185,8 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Betw
     partial = aggregate.bucket_partial(ops, conns)
     tables = aggregate.table_partials(ops, conns, between.load_period)
     steps.lap("partial_aggregates")
-    return BucketReport(partial, tables, ops.height, steps.total, steps.raised("enrich"))
+    return BucketReport(partial, tables, ops.height, steps.total, steps.raised("enrich"),
+                        rule_errors)
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
@@ -216,4 +219,5 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
     steps.lap("combine")
     return BucketReport(partial, tables, sum(r.operations for r in reports),
                         sum(r.seconds for r in reports) + steps.total,
-                        add_steps(*(r.steps for r in reports), steps.raised("combine")))
+                        add_steps(*(r.steps for r in reports), steps.raised("combine")),
+                        aggregate.combine_all([r.rule_errors for r in reports]))

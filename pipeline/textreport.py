@@ -6,7 +6,8 @@ from typing import Any
 
 import polars as pl
 
-from . import histogram
+from . import histogram, views
+from .names import RESULT_CODES, close_name, when
 
 VERB_NAMES = (("SRCH", "Searches"), ("MOD", "Modifications"), ("ADD", "Adds"),
               ("DEL", "Deletes"), ("MODRDN", "Mod RDNs"), ("CMP", "Compares"),
@@ -17,9 +18,10 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str
     """A logconv-like summary (counts, averages, unindexed summary)."""
     ops = summary["operations"]
     out = ["----------- Access Log Output ------------", "",
-           f"Start of Logs:    {summary['time_range']['first']}",
-           f"End of Logs:      {summary['time_range']['last']}", "",
-           _row("Restarts", summary["restarts"])]
+           f"Start of Logs:    {when(summary['time_range']['first'])} UTC",
+           f"End of Logs:      {when(summary['time_range']['last'])} UTC", "",
+           _row("Restarts", summary["restarts"]),
+           _row("Peak Concurrent Connections", summary["peak_connections"])]
     clients = tables.get("clients")
     out.append(_row("Total Connections", summary["connections"]))
     if clients is not None and clients.height:
@@ -47,7 +49,20 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str
             _row("Extended Operations", ops["EXT"]), "", "----- Errors -----"]
     for err, count in sorted(summary["results"]["by_err"].items(),
                              key=lambda kv: (-kv[1], kv[0])):
-        out.append(f"err={err:<17s}{count:>8,}")
+        name = RESULT_CODES.get(int(err), "") if err.lstrip("-").isdigit() else ""
+        out.append(f"err={err:<6s}{count:>10,}    {name}")
+    failed = views.failed_binds(tables, 20)
+    if failed.height:
+        out += ["", "----- Failed Binds by Target DN -----"]
+        for r in failed.iter_rows(named=True):
+            out.append(f"{r['failed']:>8,} of {r['binds']:<8,} {views.target_text(r['dn'])}  "
+                       f"({r['codes']})")
+    if clients is not None and clients.height:
+        out += ["", "----- Connection Close Codes -----"]
+        codes = clients.group_by("close_code").agg(pl.col("connections").sum()).sort(
+            "connections", "close_code", descending=[True, False], nulls_last=True)
+        for code, count in codes.iter_rows():
+            out.append(f"{count:>8,}  {close_name(code)}")
     if fps is not None and fps.height:
         out += ["", "----- Unindexed Search Summary -----"]
         slow = fps.filter(pl.col("unindexed") > 0).sort("unindexed", "fingerprint",

@@ -25,6 +25,13 @@ def dn_text(value: str | None) -> str:
     return "(anonymous)" if value == "" else ("(unknown)" if value is None else value)
 
 
+def target_text(value: str | None) -> str:
+    """A BIND's target DN as people read it: SASL binds name no DN (the identity is in
+    the credentials), and neither do anonymous simple binds."""
+    return "(no DN: SASL or anonymous)" if value == "" else (
+        "(unknown)" if value is None else value)
+
+
 def verbs(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Per verb: operations (summary.json's count of request lines), failed results and
     the etime p95 (seconds), busiest first."""
@@ -126,3 +133,25 @@ def minute_rates_by_verb(summary: dict[str, Any], tables: dict[str, pl.DataFrame
         covered.fill_null(60.0).clip(lower_bound=1.0, upper_bound=60.0).alias("covered"))
     return rows.group_by("minute", "verb").agg((pl.col("count") / pl.col("covered")).sum()
                                                .alias("rate")).sort("minute", "verb")
+
+
+REJECTED_WARN_SHARE = 0.01  # more rejected lines than this is a warning: a format we miss
+
+
+def run_warnings(summary: dict[str, Any], windowed: bool = False) -> list[str]:
+    """What makes a finished run suspect (it exits 2): a server with over 1% of its lines
+    rejected, a server with no event in the window, workload rules that failed on rows."""
+    out = []
+    for name, s in summary["servers"].items():
+        lines = s["lines"]
+        read = lines["parsed"] + lines["rejected"]
+        if read and lines["rejected"] / read > REJECTED_WARN_SHARE:
+            out.append(f"{name}: {lines['rejected'] / read:.1%} of its lines were rejected "
+                       f"({lines['rejected']:,} of {read:,}; see rejects.parquet)")
+        if lines["parsed"] and not s["time_range"]["first"]:
+            where = "in the --since/--until window" if windowed else "in its logs"
+            out.append(f"{name}: no events {where} ({lines['parsed']:,} lines parsed)")
+    for rule, rows in sorted(summary.get("workload_rule_errors", {}).items()):
+        out.append(f"workload rule {rule!r} failed on {rows:,} operations (treated as no "
+                   "match; fix the rule)")
+    return out

@@ -116,13 +116,19 @@ def compile_rules(rules: list[tuple[str, str]] | list[tuple[str, str, int | None
 
 
 def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
-             on_evaluate: Callable[[Rule], None] | None = None) -> pl.DataFrame:
+             on_evaluate: Callable[[Rule], None] | None = None,
+             errors: dict[str, int] | None = None) -> pl.DataFrame:
     """Add a ``workload`` column: the first rule that holds for each row.
+
+    A rule that fails on a row at run time (``int(base) > 3`` on a base that is no
+    number) does not hold for it, and the row is counted in ``errors`` under the rule's
+    name, so the run can say so.
 
     Args:
         ops: operations (columns as in ``enrich.OPERATION_COLUMNS``).
         rules: from ``compile_rules``.
         on_evaluate: called once per rule evaluation (tests count them).
+        errors: rows each rule failed on, added to.
     """
     result = pl.Series("workload", [], dtype=pl.String).extend_constant(None, ops.height)
     todo = pl.Series([], dtype=pl.Boolean).extend_constant(True, ops.height)
@@ -137,7 +143,9 @@ def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
         if rule.expr is not None:  # over the variables' columns, as the interpreter sees them
             hit_rows = view.filter(rule.expr)["_row"]
         else:
-            hit_rows = _interpreted(rule, view, columns, on_evaluate)
+            hit_rows, failed = _interpreted(rule, view, columns, on_evaluate)
+            if failed and errors is not None:
+                errors[rule.name] = errors.get(rule.name, 0) + failed
         if hit_rows.len():
             result = result.scatter(hit_rows, rule.name)
             todo = todo.scatter(hit_rows, False)
@@ -267,9 +275,9 @@ def _literal_list(node: Any, kind: str) -> list[Any]:
 
 
 def _interpreted(rule: Rule, view: pl.DataFrame, columns: list[str],
-                 on_evaluate: Callable[[Rule], None] | None) -> pl.Series:
+                 on_evaluate: Callable[[Rule], None] | None) -> tuple[pl.Series, int]:
     """The rows of ``view`` the rule holds for, by the CEL interpreter: once per distinct
-    tuple of its variables, remembered across calls."""
+    tuple of its variables, remembered across calls; and how many rows it failed on."""
     distinct = view.select(columns).unique()
     answers = []
     for values in (distinct.iter_rows() if columns else [()]):
@@ -281,19 +289,23 @@ def _interpreted(rule: Rule, view: pl.DataFrame, columns: list[str],
             rule.answers[values] = _evaluate(rule, values)
         answers.append(rule.answers[values])
     if not columns:
-        return view["_row"] if answers[0] else view["_row"].clear()
-    matched = view.join(distinct.with_columns(pl.Series("_hit", answers)),
+        return (view["_row"] if answers[0] else view["_row"].clear(),
+                view.height if answers[0] is None else 0)
+    matched = view.join(distinct.with_columns(pl.Series("_hit", answers, dtype=pl.Boolean)),
                         on=columns, how="left", nulls_equal=True)
-    return matched.filter(pl.col("_hit"))["_row"]
+    return matched.filter(pl.col("_hit"))["_row"], int(matched["_hit"].null_count())
 
 
-def _evaluate(rule: Rule, values: tuple[Any, ...]) -> bool:
+def _evaluate(rule: Rule, values: tuple[Any, ...]) -> bool | None:
+    """Whether the rule holds for these values; None when it fails on them."""
     activation = {v: _cel(VARIABLES[v][1], x)
                   for v, x in zip(rule.variables, values, strict=True)}
     try:
         out = rule.program.evaluate(activation)
     except Exception:
-        return False  # a runtime error (e.g. a bad regex on one value) is no match
+        return None  # a runtime error (e.g. a bad regex on one value): no match, counted
+    if isinstance(out, Exception):  # celpy returns some errors instead of raising them
+        return None
     return out is True or (isinstance(out, celtypes.BoolType) and bool(out))
 
 

@@ -98,13 +98,18 @@ def test_merge_of_three_time_slices_equals_one_run(corpus, tmp_path: Path) -> No
     merged = tmp_path / "merged"
     summary, tables = merge_runs(slices, merged)
     expected = json.loads((whole / "summary.json").read_text())
-    for key in ("connections", "restarts", "operations", "internal_operations", "results",
-                "searches", "unmatched", "time_range"):
+    for key in ("connections", "peak_connections", "restarts", "operations",
+                "internal_operations", "results", "searches", "unmatched", "time_range"):
         assert summary[key] == expected[key], key
-    for name in ("fingerprints", "workloads", "timeseries"):
+    for name in ("fingerprints", "workloads", "timeseries", "binds"):
         one = pl.read_parquet(whole / f"{name}.parquet")
         assert pl.read_parquet(merged / f"{name}.parquet").equals(one), name
         assert tables[name].equals(one)
+    # load periods with operations agree (a merge adds no empty periods between its runs)
+    busy = pl.col("operations") > 0
+    one = pl.read_parquet(whole / "load.parquet").filter(busy).select("start", "operations")
+    merged_load = tables["load"].filter(busy).select("start", "operations")
+    assert tables["load"]["seconds"][0] == 1 and merged_load.equals(one) and one.height
 
 
 def test_merge_refuses_different_fingerprint_options(corpus, tmp_path: Path) -> None:

@@ -128,9 +128,9 @@ def test_contract_columns(sample_run: Path) -> None:
     for name in ("report.html", "metrics.prom"):
         assert (sample_run / name).stat().st_size > 1000
     s = _summary(sample_run)
-    assert list(s)[:12] == ["lines", "connections", "peak_connections", "restarts", "operations",
-                            "internal_operations", "results", "searches", "unmatched",
-                            "time_range", "servers", "problems"]
+    assert list(s) == ["lines", "connections", "peak_connections", "restarts", "operations",
+                       "internal_operations", "results", "searches", "unmatched", "time_range",
+                       "servers", "workload_rule_errors", "problems", "warnings"]
     assert s["time_range"] == {"first": "2026-11-26T16:20:10.475026726Z",
                                "last": "2026-11-26T16:22:38.851101107Z"}
 
