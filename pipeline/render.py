@@ -55,11 +55,20 @@ function seen(el){var traces=0,empty=0;(el.data||[]).forEach(function(t){
   if(!n)empty++;});
   var marks=0,flat=0;el.querySelectorAll('.bars path, .slice path, .scatterlayer .js-line')
   .forEach(function(p){var b=p.getBBox();if(b.width>0&&b.height>0)marks++;else flat++;});
+  // a bar trace counts as drawn when its longest bar spans a tenth of the plot area
+  var size=el._fullLayout._size,least=Math.min(size.w,size.h)/10;
   var bars=el.querySelectorAll('.barlayer .trace').length,full=0;
-  el.querySelectorAll('.barlayer .trace').forEach(function(t){var any=false;
+  el.querySelectorAll('.barlayer .trace').forEach(function(t){var longest=0;
     t.querySelectorAll('path').forEach(function(p){var b=p.getBBox();
-      if(b.width>0&&b.height>0)any=true;});if(any)full++;});
-  return traces+' '+empty+' '+marks+' '+bars+' '+full;}
+      if(b.width>0&&b.height>0)longest=Math.max(longest,b.width,b.height);});
+    if(longest>=least)full++;});
+  // axis labels printed over each other (two axes on one place) are not readable
+  var overlaps=0;['.xaxislayer-above text','.yaxislayer-above text'].forEach(function(q){
+    var boxes=[];el.querySelectorAll(q).forEach(function(t){var r=t.getBoundingClientRect();
+      if(r.width>0)boxes.push(r);});
+    for(var i=0;i<boxes.length;i++)for(var j=i+1;j<boxes.length;j++){var a=boxes[i],b=boxes[j];
+      if(a.left<b.right-1&&b.left<a.right-1&&a.top<b.bottom-1&&b.top<a.bottom-1)overlaps++;}});
+  return traces+' '+empty+' '+marks+' '+bars+' '+full+' '+overlaps;}
 D.charts.forEach(function(c){var el=document.getElementById(c.id);
   if(!el)return;Plotly.newPlot(el,c.data,c.layout,cfg);drawn++;
   el.setAttribute('data-seen',seen(el));});
@@ -298,8 +307,8 @@ def _latency(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
         charts, "chart-latency", traces,
         {"title": {"text": "etime percentiles per minute (ms)"},
          "xaxis": {"title": {"text": "time (UTC)"}},
-         "yaxis": {"title": {"text": "etime (ms)"}, "type": "log"},
-         "updatemenus": [{"buttons": buttons, "direction": "down", "x": 1, "xanchor": "right",
+         "yaxis": {"title": {"text": "etime (ms)"}, "type": "log", "dtick": 1},  # decades
+         "updatemenus": [{"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left",
                           "y": 1.15, "yanchor": "top"}]})
 
 
@@ -382,10 +391,11 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     codes = {k: v for k, v in summary["results"]["by_err"].items() if k != "0"}
     out = ["<h2>Errors</h2>"]
     if codes:
-        out.append(_chart(charts, "chart-errors", [{
-            "type": "bar", "x": [err_name(k) for k in codes], "y": list(codes.values())}],
+        out.append(_chart(charts, "chart-errors", [{  # across: the names read level
+            "type": "bar", "orientation": "h", "y": [err_name(k) for k in codes][::-1],
+            "x": list(codes.values())[::-1]}],
             {"title": {"text": "results by LDAP result code (0 success left out)"},
-             "yaxis": {"title": {"text": "results"}}, "margin": {"b": 140}}))
+             "xaxis": {"title": {"text": "results"}}, "yaxis": {"automargin": True}}))
     failed = views.failed_binds(tables, TOP)
     if failed.height:
         out.append("<p>Failed binds by the DN they tried</p>" + _table(
@@ -408,11 +418,11 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
     return "".join([
         "<h2>Connections</h2>",
         _chart(charts, "chart-close-codes", [{
-            "type": "bar", "x": [html.escape(close_name(c), quote=False)
-                                 for c in codes["close_code"]],
-            "y": codes["connections"].to_list()}],
+            "type": "bar", "orientation": "h",
+            "y": [html.escape(close_name(c), quote=False) for c in codes["close_code"]][::-1],
+            "x": codes["connections"].to_list()[::-1]}],
             {"title": {"text": "how connections ended (close codes)"},
-             "yaxis": {"title": {"text": "connections"}}, "margin": {"b": 140}}),
+             "xaxis": {"title": {"text": "connections"}}, "yaxis": {"automargin": True}}),
         _chart(charts, "chart-transport", [{
             "type": "pie", "labels": [_label(t) for t in transport["transport"]],
             "values": transport["connections"].to_list()}],

@@ -295,7 +295,9 @@ class _scheduler:
             _LOCAL.append(self.observer)
             return _Compute(1)
         from distributed import Client, LocalCluster
-        if not log.isEnabledFor(logging.DEBUG):  # it logs every worker start at INFO
+        # it logs every worker start at INFO, and sets its loggers' levels on import:
+        # quiet again, unless -vv asked for every library's messages (the root at DEBUG)
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
             logging.getLogger("distributed").setLevel(logging.ERROR)
         if opts.scheduler:
             if not opts.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):

@@ -46,12 +46,17 @@ def hostile_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f'{stamp.format(4)} conn=1 op=1 SRCH base="dc=x" scope=2 '
         f'filter="(cn=<img src=x onerror=alert(2)>)" attrs=ALL',
         f"{stamp.format(5)} conn=1 op=1 RESULT err=0 tag=101 nentries=1 etime=0.002 notes=A",
+        f"{stamp.format(6)} conn=2 fd=65 slot=65 connection from 10.0.0.3 to 10.0.0.2",
+        f'{stamp.format(7)} conn=2 op=0 BIND dn="{AMP_DN}" method=128 version=3',
+        f"{stamp.format(8)} conn=2 op=0 RESULT err=49 tag=97 nentries=0 etime=0.001",
     ]
     (logs / "access").write_text("\n".join(lines) + "\n")
     out = root / "out"
     run(RunOptions(inputs=(str(root / "logs"),), out=out, scheduler="synchronous"))
     return out
 
+
+AMP_DN = "uid=a&b<c>,dc=x"  # text that must read as written, escaped exactly once
 
 needs_chromium = pytest.mark.skipif(not browser.available(),
                                     reason="chromium is not installed (make test installs it)")
@@ -63,19 +68,64 @@ def test_report_renders_in_chromium_with_no_errors(sample_out: Path) -> None:
     dom = browser.dump_dom(page)
     summary = json.loads((sample_out / "summary.json").read_text())
     charts = len(re.findall(r'<div class="chart" id="chart-', page.read_text()))
-    assert charts >= 9
+    assert charts >= 10
     assert f'data-charts-drawn="{charts}"' in dom
     assert re.search(r'<pre id="report-errors"></pre>', dom), "script errors or blocked fetches"
-    assert dom.count('class="main-svg"') >= charts  # plotly drew an SVG for each chart
-    assert len(re.findall(r"<path[^>]+class=\"(?:point|bars?|surface|js-line)", dom)) > 0 \
-        or dom.count("<path") > 100
+    # every chart shows data: visible traces none of them empty, drawn marks, in bar charts
+    # a bar spanning a tenth of the plot in every trace, and no axis labels over each other
+    seen = dict(re.findall(r'<div class="chart[^"]*" id="(chart-[a-z-]+)"[^>]*data-seen="([^"]*)"',
+                           dom))
+    assert len(seen) == charts
+    for chart, figures in seen.items():
+        traces, empty, marks, bar_traces, full_bar_traces, overlaps = map(int, figures.split())
+        assert traces > 0 and empty == 0 and marks > 0, (chart, figures)
+        assert full_bar_traces == bar_traces and overlaps == 0, (chart, figures)
+    assert seen["chart-binddns"].split()[3:] == ["2", "2", "0"]  # operations and etime bars
     for kpi, value in [("lines", summary["lines"]["total"]),
                        ("connections", summary["connections"]),
+                       ("peak-concurrent-connections", summary["peak_connections"]),
                        ("operations", summary["operations"]["total"]),
                        ("restarts", summary["restarts"])]:
-        assert re.search(rf'id="kpi-{kpi}">{kpi}<b>{value:,}</b>', dom), kpi
-    browser.screenshot(page, ARTIFACTS / "report.png")
-    assert (ARTIFACTS / "report.png").stat().st_size > 50_000
+        assert re.search(rf'id="kpi-{kpi}">[^<]*<b>{value:,}</b>', dom), kpi
+    verbs = _table_rows(dom, "verbs")
+    assert verbs[0][:2] == ["SRCH", f"{summary['operations']['SRCH']:,}"]
+    # failed binds: by the DN the BIND tried, counts from the operations themselves
+    ops = pl.read_parquet(sample_out / "operations", hive_partitioning=True)
+    failed = ops.filter((pl.col("verb") == "BIND") & ~pl.col("internal")
+                        & pl.col("err").is_not_null() & ~pl.col("err").is_in([0, 5, 6, 14]))
+    want = dict(failed.group_by("dn").len().iter_rows())
+    rows = _table_rows(dom, "failed-binds")
+    assert rows and sum(r[0].startswith("uid=") for r in rows) >= len(rows) - 1
+    for dn, codes, count, _ in rows:
+        if dn.startswith("uid="):
+            assert int(count.replace(",", "")) == want[dn], dn
+            assert "49 invalidCredentials" in codes
+    header = _table_rows(dom, "servers")
+    assert [r[4] for r in header] == [f"{s['peak_connections']:,}"
+                                      for s in summary["servers"].values()]
+    for png, size in (("report.png", "1400,9000"), ("report-top.png", "1400,1400")):
+        browser.screenshot(page, ARTIFACTS / png, size)
+        assert (ARTIFACTS / png).stat().st_size > 50_000
+
+
+def _table_rows(dom: str, element_id: str) -> list[list[str]]:
+    """The text of each body row's cells of the table with this id."""
+    table = re.search(rf'<table id="{element_id}">(.*?)</table>', dom, re.S)
+    assert table, element_id
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)[1:]
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+             for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)] for r in rows]
+
+
+def test_times_read_in_milliseconds_and_codes_by_name(sample_out: Path) -> None:
+    page = (sample_out / "report.html").read_text()
+    visible = page.split('<script type="application/json"')[0]
+    visible = visible.split("</head>")[1]
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d{4,}", visible)  # no nanoseconds shown
+    assert "2026-11-26 16:20:10.475" in visible
+    assert "49 invalidCredentials" in page and "B1 client closed without UNBIND" in page
+    for header in re.findall(r"<th[^>]*>([^<]*(?:etime|p50|p95|p99)[^<]*)</th>", visible):
+        assert "(ms)" in header, header
 
 
 def test_report_is_self_contained(sample_out: Path) -> None:
@@ -94,6 +144,9 @@ def test_hostile_values_are_escaped_everywhere(hostile_out: Path) -> None:
     assert "\\u0026lt;script\\u0026gt;alert(1)" in page
     dom = browser.dump_dom(hostile_out / "report.html")
     assert '<pre id="report-errors"></pre>' in dom and "<script>alert" not in dom
+    # escaped once: the source holds the entities once, and the cell reads as logged
+    assert "uid=a&amp;b&lt;c&gt;,dc=x" in page and "&amp;amp;" not in page
+    assert [r[0] for r in _table_rows(dom, "failed-binds")] == [AMP_DN]
     prom = (hostile_out / "metrics.prom").read_text()
     assert 'server="ds\\"<b>"' in prom
     assert 'bind_dn="uid=<script>alert(1)</script>\\",ou=x\\\\\\"y"' in prom
