@@ -22,7 +22,8 @@ from .dn import canonical_column, most_frequent
 from .schema import PAIRED_VERBS, SUMMARY_VERBS
 
 Counts = dict[str, Any]
-LINE_KEYS = ("total", "parsed", "rejected", "header", "blank")
+# total = parsed + outside_window + rejected + header + blank: every line read, once
+LINE_KEYS = ("total", "parsed", "outside_window", "rejected", "header", "blank")
 
 
 def combine(a: Counts, b: Counts) -> Counts:
@@ -50,10 +51,14 @@ def combine_all(parts: list[Counts]) -> Counts:
     return total
 
 
-def chunk_partial(server: str, counts: dict[str, int], first_ts: int | None,
+def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int | None,
                   last_ts: int | None) -> Counts:
-    """What the parse stage knows: line accounting and the time range."""
-    part: Counts = {"lines": dict(counts)}
+    """What the parse stage knows: line accounting and the time range. ``kept``: the parsed
+    lines inside the window (``parsed`` counts those; the rest are ``outside_window``)."""
+    lines = dict(counts)
+    lines["outside_window"] = lines.get("parsed", 0) - kept
+    lines["parsed"] = kept
+    part: Counts = {"lines": lines}
     if first_ts is not None and last_ts is not None:
         part["time_range"] = {"first": int(first_ts), "last": int(last_ts)}
     return {server: part}
@@ -202,7 +207,6 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
                  .when(pl.col("ssl")).then(pl.lit("LDAPS"))
                  .when(pl.col("starttls")).then(pl.lit("StartTLS"))
                  .otherwise(pl.lit("LDAP")))
-    opened = connections.filter(pl.col("opened").is_not_null())
     # narrow first: the filters below copy the columns they keep
     ops = ops.select("server", "workload", "bind_dn", "verb", "internal", "ts", "result_ts",
                      "fingerprint", "fingerprint_id", "err", "unindexed", "partially_unindexed",
@@ -258,8 +262,6 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
             *TABLE_KEYS["clients"]).agg(
             pl.col("opened").is_not_null().sum().cast(pl.Int64).alias("connections"),
             pl.col("operations").sum().cast(pl.Int64)),
-        "restarts": opened.filter(pl.col("conn") == 1).select(
-            "server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int64).alias("count")),
         "binds": binds.group_by(*TABLE_KEYS["binds"]).agg(pl.len().cast(pl.Int64)
                                                           .alias("count")),
         "load": client.group_by("server", seen.dt.truncate(f"{period_s}s").alias("start"))
@@ -437,6 +439,17 @@ def _periods(counts: pl.DataFrame, ranges: Ranges, period_s: int) -> pl.DataFram
     counts = counts.select("server", pl.col("start").cast(utc), "operations")
     return periods.join(counts, on=["server", "start"], how="left").with_columns(
         pl.col("operations").fill_null(0), pl.lit(period_s, pl.Int64).alias("seconds"))
+
+
+def restarts(connections: pl.LazyFrame) -> pl.DataFrame:
+    """Server starts seen, one row each (server, ts): a ``conn=1`` open line, or a drop in
+    the connection counter without one (counted once when it drops to 1). The first
+    connection of the window counts only if it is ``conn=1``."""
+    opened = connections.select("server", "conn", "opened").filter(
+        pl.col("opened").is_not_null()).sort("server", "opened", "conn")
+    previous = pl.col("conn").shift(1).over("server")
+    return opened.filter((pl.col("conn") == 1) | (pl.col("conn") < previous)).select(
+        "server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int64).alias("count")).collect()
 
 
 def peak_connections(connections: pl.LazyFrame) -> dict[str, int]:

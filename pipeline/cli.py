@@ -7,16 +7,19 @@ written, but some input could not be read), 64 usage error.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .config import load_workloads
 from .errors import ConfigError, PipelineError
+from .names import printable, problem_text
 from .terminal import RunProgress, done_line, print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
@@ -25,19 +28,53 @@ EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dsaccess`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) and usage errors (64, see _Parser)
+        return int(e.code or 0)
     set_up_logging(args.verbose)
     try:
         return int(args.func(args))
-    except ConfigError as e:
-        print(f"dsaccess: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except PipelineError as e:
-        print(f"dsaccess: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print("dsaccess: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # every failure is one line; the traceback only with -v
+        if args.verbose:
+            traceback.print_exc()
+        message, code = explain(e)
+        print(f"dsaccess: error: {message}", file=sys.stderr)
+        return code
+
+
+def explain(e: BaseException) -> tuple[str, int]:
+    """A failure → its one-line message and exit code."""
+    if isinstance(e, ConfigError):
+        return str(e), EXIT_USAGE
+    if isinstance(e, PipelineError):
+        return str(e), EXIT_FAILED
+    kind = type(e).__name__
+    if kind == "KilledWorker":  # distributed's, named so the CLI need not import Dask
+        return (f"a Dask worker died running a task, more than once ({e}): killed, or out of "
+                "memory; give the workers more memory or lower --partition-mb"), EXIT_FAILED
+    if kind in ("CommClosedError", "FutureCancelledError") or (
+            isinstance(e, (OSError, TimeoutError)) and "scheduler" in str(e).lower()):
+        return (f"lost the Dask scheduler or its workers ({kind}: {e}); check that the "
+                "scheduler and the workers are running"), EXIT_FAILED
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        fix = ("free space there" if e.errno == errno.ENOSPC else
+               "check that path and its permissions")
+        return f"{e.strerror or e}{where}; {fix}", EXIT_FAILED
+    return (f"internal error: {kind}: {e} (run with -v for the traceback, and report it)",
+            EXIT_FAILED)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64 (EX_USAGE), not 2 (which means partial)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"dsaccess: error: {message}\n")
 
 
 # Libraries whose INFO and DEBUG lines are theirs, not ours: shown only with -vv.
@@ -57,7 +94,7 @@ def set_up_logging(verbose: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dsaccess",
         description="Analyse 389 Directory Server access logs: who loads the directory, "
                     "with which queries, how slowly.")
@@ -66,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "paramiko's and the CEL interpreter's)"}
     parser.add_argument("-v", "--verbose", default=0, **verbose)
     # -v also after the command (`dsaccess run -v ...`); SUPPRESS keeps the one given before
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", default=argparse.SUPPRESS, **verbose)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parser = sub.add_parser
@@ -198,9 +235,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet and result.published:
         print_summary(result.summary, result.tables, args.out)
     for problem in result.problems:
-        print(f"dsaccess: warning: {problem}", file=sys.stderr)
+        print(f"dsaccess: warning: {problem_text(problem)}", file=sys.stderr)
     for warning in result.warnings:
-        print(f"dsaccess: warning: {warning}", file=sys.stderr)
+        print(f"dsaccess: warning: {printable(warning)}", file=sys.stderr)
     if not result.published:
         print(f"dsaccess: warning: kept the previous output in {args.out} because of the "
               "warnings above; --force replaces it", file=sys.stderr)
@@ -266,9 +303,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     summary, tables = merge_runs([Path(r) for r in args.runs], args.out, args.histocrutch)
     if not args.quiet:
         print_summary(summary, tables, args.out)
+    for problem in summary.get("problems", []):
+        print(f"dsaccess: warning: {problem_text(problem)}", file=sys.stderr)
     for warning in summary.get("warnings", []):
-        print(f"dsaccess: warning: {warning}", file=sys.stderr)
-    return EXIT_PARTIAL if summary.get("warnings") else EXIT_OK
+        print(f"dsaccess: warning: {printable(warning)}", file=sys.stderr)
+    # a merge of runs that had problems is partial too
+    return EXIT_PARTIAL if summary.get("problems") or summary.get("warnings") else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

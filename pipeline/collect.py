@@ -117,7 +117,7 @@ def collect_server(server: ServerConfig, stage: Path, outcome: ServerOutcome,
             outcome.refused.append(name)
             log.warning("refused remote name %r on %s", name, server.name)
             continue
-        m = LOG_NAME.match(name)
+        m = LOG_NAME.fullmatch(name)
         if not m:
             continue
         if m["stamp"] is None:

@@ -29,3 +29,7 @@ class ConfigError(PipelineError, ValueError):
 
 class SourceError(PipelineError, OSError):
     """A log file or server could not be read."""
+
+
+class OutputError(PipelineError, OSError):
+    """The output (or its staging folder) could not be written."""

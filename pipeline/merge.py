@@ -2,6 +2,9 @@
 
 Counts add; histograms add bucket by bucket, so percentiles of the merged
 groups are exact to the histogram's 1%, as if one run had read every log.
+Runs that read the same file for overlapping windows would count its lines twice,
+so they are refused; the same file read for disjoint windows (time slices) counts
+each of its lines once.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import polars as pl
 
 from . import aggregate, outputs, views
 from .errors import ConfigError
-from .run import write_aggregates
 
-MUST_AGREE = ("histogram", "fingerprint")
+MUST_AGREE = ("histogram", "fingerprint", "workloads")
+FOREVER = (float("-inf"), float("inf"))
 
 
 def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
@@ -25,9 +28,11 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
     """Merge run outputs into ``out`` (replaced atomically).
 
     Raises:
-        ConfigError: a folder is not a run's output, or runs disagree on the
-            histogram layout or the fingerprint options.
+        ConfigError: a folder is not a run's output; runs disagree on the histogram
+            layout, the fingerprint options or the workload rules; two runs read the
+            same file for overlapping windows (or one run is given twice).
     """
+    outputs.check_target(out, runs)
     infos = [_read_json(run, "run.json") for run in runs]
     for key in MUST_AGREE:
         first = infos[0].get(key)
@@ -36,9 +41,10 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
                 raise ConfigError(
                     f"cannot merge: {run} was made with {key} {info.get(key)} but {runs[0]} "
                     f"with {first}; re-run one of them with the same options")
+    _refuse_overlaps(runs, infos)
     partials: dict[str, Any] = {}
     restarts: dict[str, int] = {}
-    problems: list[str] = []
+    problems: list[Any] = []
     rule_errors: dict[str, int] = {}
     parts = []
     for run in runs:
@@ -51,21 +57,69 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
         tables = {name: pl.read_parquet(run / f"{name}.parquet")
                   for name in aggregate.TABLE_KEYS if (run / f"{name}.parquet").exists()}
         parts.append(aggregate.tables_to_partials(tables))
+    for server, lines in _line_accounting(infos).items():  # each line once
+        partials.setdefault(server, {})["lines"] = lines
     summary = aggregate.finalize(partials, restarts)
     summary["workload_rule_errors"] = dict(sorted(rule_errors.items()))
-    summary["problems"] = sorted(set(problems))
+    summary["problems"] = [p for i, p in enumerate(problems) if p not in problems[:i]]
     summary["warnings"] = views.run_warnings(summary)
     tables = aggregate.finalize_tables(aggregate.combine_tables(parts))
     info = {**infos[0], "merged_from": [str(r) for r in runs],
             "inputs": [i for info in infos for i in info.get("inputs", [])]}
+    info.pop("window", None)  # each input keeps its own
     staging = outputs.staging_dir(out)
     try:
-        write_aggregates(staging, summary, tables, info, histocrutch)
+        outputs.write_aggregates(staging, summary, tables, info, histocrutch)
         outputs.publish(staging, out)
     except BaseException:
         outputs.discard(staging)
         raise
     return summary, tables
+
+
+def _window(entry: dict[str, Any], info: dict[str, Any]) -> tuple[float, float]:
+    window = info.get("window") or {}
+    since = entry.get("since", window.get("since"))
+    until = entry.get("until", window.get("until"))
+    return (FOREVER[0] if since is None else since, FOREVER[1] if until is None else until)
+
+
+def _refuse_overlaps(runs: list[Path], infos: list[dict[str, Any]]) -> None:
+    seen: dict[tuple[str, str], list[tuple[tuple[float, float], Path]]] = {}
+    for run, info in zip(runs, infos, strict=True):
+        for entry in info.get("inputs", []):
+            key = (entry["server"], entry.get("url") or entry["file"])
+            window = _window(entry, info)
+            for other_window, other in seen.get(key, []):
+                if window[0] < other_window[1] and other_window[0] < window[1]:
+                    same = " (the same run, twice?)" if other.resolve() == run.resolve() else ""
+                    raise ConfigError(
+                        f"cannot merge: {other} and {run} both read {key[1]} of server "
+                        f"{entry['server']} for overlapping times{same}: its lines would count "
+                        "twice; merge runs of other files, or of disjoint --since/--until "
+                        "windows")
+            seen.setdefault(key, []).append((window, run))
+
+
+def _line_accounting(infos: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per server, each line of each file counted once: a file read by several time
+    slices has the same total, rejected, header and blank lines in each, and its parsed
+    lines split between them (the rest were outside every window)."""
+    per_file: dict[tuple[str, str], list[dict[str, int]]] = {}
+    for info in infos:
+        for entry in info.get("inputs", []):
+            if isinstance(entry.get("lines"), dict):
+                key = (entry["server"], entry.get("url") or entry["file"])
+                per_file.setdefault(key, []).append(entry["lines"])
+    out: dict[str, dict[str, int]] = {}
+    for (server, _), reads in per_file.items():
+        once = {k: max(r.get(k, 0) for r in reads) for k in ("total", "rejected", "header",
+                                                              "blank")}
+        once["parsed"] = sum(r.get("parsed", 0) for r in reads)
+        once["outside_window"] = (once["total"] - once["parsed"] - once["rejected"]
+                                  - once["header"] - once["blank"])
+        out[server] = aggregate.combine(out.get(server, {}), once)
+    return out
 
 
 def _read_json(run: Path, name: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def render_prometheus(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     servers = summary["servers"]
     name = w.family("log_lines_total", "counter", "Access-log lines read, by outcome.")
     for server, s in servers.items():
-        for kind in ("parsed", "rejected", "header", "blank"):
+        for kind in ("parsed", "outside_window", "rejected", "header", "blank"):
             w.sample(name, {"server": server, "kind": kind}, int(s["lines"][kind]))
     name = w.family("restarts_total", "counter", "Server starts seen in the logs.")
     for server, s in servers.items():

@@ -79,6 +79,23 @@ def ms(seconds: float | None) -> str:
     return f"{value:,.0f}"
 
 
+def printable(text: Any) -> str:
+    """Text from a log or a remote server, safe on a terminal: control characters (a
+    newline, an escape sequence) shown as escapes, so a name cannot fake or hide lines.
+
+    >>> printable("access\\nldap02  ok"), printable("a\\x1b[2Jb")
+    ('access\\\\nldap02  ok', 'a\\\\x1b[2Jb')
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def problem_text(p: Any) -> str:
+    """One problem of summary.json (``{"server", "file", "problem"}``) as a line."""
+    if isinstance(p, dict):
+        return printable(f"{p.get('server', '')}: {p.get('problem', '')}")
+    return printable(p)
+
+
 def when(iso: str | None) -> str:
     """An ISO 8601 UTC stamp to the millisecond, for reading (the JSON keeps nanoseconds)."""
     if not iso:

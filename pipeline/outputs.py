@@ -2,11 +2,14 @@
 
 A run writes everything into a temporary folder beside OUT and renames it
 into place at the end, so a failed run never leaves half an output over a
-good one.
+good one. OUT is only ever replaced when it is absent, an empty directory, or a
+dsaccess output (``run.json`` names its format): never the inputs, never a folder
+of other files.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -17,30 +20,89 @@ from typing import Any
 
 import polars as pl
 
+from .errors import ConfigError, OutputError
+
 log = logging.getLogger(__name__)
+
+FORMAT = "dsaccess-output/1"   # run.json's "format": what marks a folder as an output
 
 PARQUET_COMPRESSION = "zstd"
 # level 1: 20% faster than zstd's default for 10% more bytes on the operations table
 PARQUET_LEVEL = 1
 
 
+def is_output(folder: Path) -> bool:
+    """Whether a folder is what run or merge writes (its run.json says so; outputs of
+    versions before the marker have run.json with the histogram layout)."""
+    try:
+        info = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and (str(info.get("format", "")).startswith("dsaccess-output")
+                                       or ("version" in info and "histogram" in info))
+
+
+def check_target(out: Path, inputs: list[Path]) -> None:
+    """Refuse an OUT that a run must not replace, before any work.
+
+    Raises:
+        ConfigError: OUT is a file, a folder of other files, or equal to, inside or
+            above an input.
+    """
+    target = out.expanduser().resolve()
+    for given in inputs:
+        source = given.expanduser().resolve()
+        if target == source or source in target.parents or target in source.parents:
+            where = ("is" if target == source else "is inside" if source in target.parents
+                     else "holds")
+            raise ConfigError(f"-o: {out} {where} the input {given}; choose an empty or new "
+                              "directory outside the inputs")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ConfigError(f"-o: {out} is a file, not an output directory; choose an empty or "
+                          "new directory")
+    try:
+        entries = sum(1 for _ in target.iterdir())
+    except OSError as e:
+        raise ConfigError(f"-o: cannot read {out}: {e.strerror}; choose an empty or new "
+                          "directory") from None
+    if entries and not is_output(target):
+        raise ConfigError(f"-o: {out} is not empty and not a dsaccess output (no run.json; "
+                          f"{entries} entries would be lost); choose an empty or new directory")
+
+
 def staging_dir(out: Path) -> Path:
     """A fresh temporary folder beside ``out`` (same filesystem, so rename is atomic)."""
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise _unwritable(out.parent, e) from None
     return tmp
+
+
+def _unwritable(path: Path, e: OSError) -> OutputError:
+    fix = ("free space there, or choose another directory for -o" if e.errno == errno.ENOSPC
+           else "choose a directory you can write for -o")
+    return OutputError(f"cannot write the output: {e.strerror or e}: {e.filename or path}; {fix}")
 
 
 def publish(tmp: Path, out: Path) -> None:
     """Replace ``out`` with ``tmp``: the old output stays until the new one is in place."""
     out = out.resolve()
     old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-        os.rename(out, old)
-    os.rename(tmp, out)
+    try:
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except OSError as e:
+        if old is not None and not out.exists():
+            os.rename(old, out)  # the previous output back in its place
+        raise _unwritable(out, e) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -52,9 +114,15 @@ def discard(tmp: Path) -> None:
 
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Write one Parquet file (parents created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL,
-                     statistics=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.write_parquet(path, compression=PARQUET_COMPRESSION,
+                         compression_level=PARQUET_LEVEL, statistics=True)
+    except OSError as e:
+        raise _unwritable(path, e) from None
+    except pl.exceptions.PolarsError as e:  # polars reports a full disk in its own type
+        raise _unwritable(path, OSError(errno.EIO, str(e).splitlines()[0], str(path))) \
+            from None
 
 
 def write_operations(ops: pl.DataFrame, root: Path, part: str) -> None:
@@ -100,9 +168,31 @@ def concat_files(parts: list[Path], dest: Path) -> None:
 
 def write_json(doc: Any, path: Path) -> None:
     """Deterministic JSON: sorted as given, 2-space indent, trailing newline."""
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise _unwritable(path, e) from None
 
 
 def _hive_value(value: str) -> str:
     # Keep partition folder names safe: a server name is config, but never trust a path.
     return "".join(ch if ch.isalnum() or ch in "-_." else f"%{ord(ch):02X}" for ch in value)
+
+
+def write_text(text: str, path: Path) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise _unwritable(path, e) from None
+
+
+def write_aggregates(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+                     info: dict[str, Any], histocrutch: bool = False) -> None:
+    """What run and merge both write: summary.json, run.json, the aggregate tables,
+    report.html and metrics.prom."""
+    from .report import write_reports
+    for name, table in tables.items():
+        write_parquet(table, out / f"{name}.parquet")
+    write_json(info, out / "run.json")
+    write_json(summary, out / "summary.json")
+    write_reports(out, summary, tables, info, histocrutch)

@@ -19,7 +19,7 @@ import polars as pl
 from . import histogram, views
 from .errors import FilterParseError
 from .ldapfilter import Compare, Extensible, Node, Not, Present, Substring, parse_filter
-from .names import close_name, err_name, ms, scope_name, when
+from .names import close_name, err_name, ms, problem_text, scope_name, when
 
 TOP = 15
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -178,7 +178,10 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
                 info: dict[str, Any]) -> str:
     lines = summary["lines"]
     peak_rate, peak_at = views.fleet_peak_rate(tables)
-    kpis = [("lines", f"{lines['total']:,}"), ("parsed", f"{lines['parsed']:,}"),
+    kpis = [("lines", f"{lines['total']:,}"), ("parsed", f"{lines['parsed']:,}")]
+    if lines["outside_window"]:
+        kpis.append(("outside the window", f"{lines['outside_window']:,}"))
+    kpis += [
             ("rejected", f"{lines['rejected']:,}"), ("connections", f"{summary['connections']:,}"),
             ("peak concurrent connections", f"{summary['peak_connections']:,}"),
             ("operations", f"{summary['operations']['total']:,}"),
@@ -196,7 +199,7 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     verb_rows = [[r["verb"], r["operations"], r["errors"], ms(r["etime_p95"])]
                  for r in views.verbs(summary, tables).iter_rows(named=True)]
     files = [[f["server"], f["file"], f["bytes"]] for f in info.get("inputs", [])]
-    problems = "".join(f"<li>{_e(p)}</li>" for p in summary.get("problems", []))
+    problems = "".join(f"<li>{_e(problem_text(p))}</li>" for p in summary.get("problems", []))
     at = f" (at {_e(when(peak_at.isoformat().replace('+00:00', 'Z')))})" if peak_at else ""
     return "".join([
         "<h2>Run</h2>",

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from . import aggregate
+from . import aggregate, outputs
 from .errors import ConfigError
 from .metrics import render_prometheus
 from .render import render_html
@@ -26,9 +26,8 @@ def write_reports(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataF
                   show_examples: bool = False) -> None:
     """report.html and metrics.prom, from what run or merge just computed."""
     page = render_html(summary, tables, info, plotly_js(), show_examples)
-    (out / "report.html").write_text(page, encoding="utf-8")
-    (out / "metrics.prom").write_text(render_prometheus(summary, tables, histocrutch),
-                                      encoding="utf-8")
+    outputs.write_text(page, out / "report.html")
+    outputs.write_text(render_prometheus(summary, tables, histocrutch), out / "metrics.prom")
 
 
 def load_output(out: Path) -> tuple[dict[str, Any], dict[str, pl.DataFrame], dict[str, Any]]:

@@ -27,7 +27,7 @@ import polars as pl
 from . import aggregate, histogram, outputs, views
 from .config import DEFAULT_WORKLOADS
 from .enrich import enrich
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, PipelineError, SourceError
 from .partition import bucket_layout
 from .schema import REJECT_SCHEMA, empty_events
 from .source import Chunk, discover, parse_inputs, plan_chunks
@@ -81,7 +81,7 @@ class RunOptions:
 class RunResult:
     summary: dict[str, Any]
     tables: dict[str, pl.DataFrame]
-    problems: list[str]
+    problems: list[Problem]
     stage_seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     published: bool = True            # False: warnings, and OUT kept its previous output
@@ -104,7 +104,8 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
         PipelineError: a failure that left no output.
     """
     started = time.perf_counter()
-    chunks = _plan(opts)
+    outputs.check_target(opts.out, _local_inputs(opts.inputs))
+    chunks, unread = _plan(opts)
     staging = outputs.staging_dir(opts.out)
     observer = _Logged(observer)
     try:
@@ -126,7 +127,7 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
             chunk_reports, reduced = compute(parse, combined)
         computed = time.perf_counter()
         observer.stage("write")
-        summary, tables, problems = _finish(opts, staging, chunk_reports, reduced)
+        summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
         published = not (warnings and opts.out.exists() and not opts.force)
@@ -228,7 +229,29 @@ class _Logged:
             self.inner.stage(name)
 
 
-def _plan(opts: RunOptions) -> list[Chunk]:
+def _local_inputs(inputs: tuple[str, ...]) -> list[Path]:
+    """The local folders and files the inputs name (``NAME=PATH``, globs by their folder)."""
+    out = []
+    for item in inputs:
+        name, sep, path = item.partition("=")
+        path = path if sep and "/" not in name and "://" not in name else item
+        if "://" in path and not path.startswith("file://"):
+            continue
+        path = path.removeprefix("file://")
+        out.append(Path(path).parent if any(c in Path(path).name for c in "*?[") else Path(path))
+    return out
+
+
+Problem = dict[str, str]  # {"server", "file", "problem"}: what could not be read, and why
+
+
+def problem(server: str, file: str, text: str) -> Problem:
+    return {"server": server, "file": file, "problem": text}
+
+
+def _plan(opts: RunOptions) -> tuple[list[Chunk], list[Problem]]:
+    """The chunks to parse, and the servers or folders that could not be listed (their
+    servers are a problem of the run, the others go on)."""
     pairs = parse_inputs(list(opts.inputs), opts.storage_options)
     if len(opts.servers) == 1 and len(pairs) == 1 and "://" in pairs[0][1]:
         pairs = [(opts.servers[0], pairs[0][1])]  # `run sftp://host/... --server NAME`
@@ -239,11 +262,24 @@ def _plan(opts: RunOptions) -> list[Chunk]:
             raise ConfigError(f"--server not among the inputs: {', '.join(missing)} "
                               f"(inputs name: {', '.join(sorted(known))})")
         pairs = [(n, u) for n, u in pairs if n in opts.servers]
-    files = [f for name, url in pairs for f in discover(name, url, opts.storage_options)]
+    files, problems = [], []
+    for name, url in pairs:
+        try:
+            found = discover(name, url, opts.storage_options)
+        except SourceError as e:
+            problems.append(problem(name, url, str(e)))
+            continue
+        if not found and len(pairs) > 1:
+            problems.append(problem(name, url, "no access logs in this folder (expected "
+                                               "access, access.YYYYMMDD-HHMMSS[.gz])"))
+        files += found
+    if not files and problems:
+        raise SourceError("no input could be read: " + "; ".join(
+            f"{p['server']}: {p['problem']}" for p in problems))
     if not files:
         raise ConfigError("no access logs found in the inputs (expected files named access, "
                           "access.YYYYMMDD-HHMMSS or access.YYYYMMDD-HHMMSS.gz)")
-    return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb) << 20)
+    return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb) << 20), problems
 
 
 def _layout(chunks: list[Chunk], partition_mb: int, threads: int) -> dict[str, tuple[int, int]]:
@@ -332,42 +368,32 @@ class _scheduler:
             self.cluster.close()
 
 
-def _restarts(reports: list[ChunkReport]) -> dict[str, int]:
-    """Server starts seen: a ``conn=1`` open line, or a drop in the connection counter."""
-    out: dict[str, int] = {}
-    last: dict[str, int | None] = {}
-    for r in sorted(reports, key=lambda r: (r.server, r.file_seq, r.index)):
-        first, final, inside = r.connects
-        count = out.get(r.server, 0) + inside
-        prev = last.get(r.server)
-        if first is not None and first != 1 and prev is not None and first < prev:
-            count += 1
-        out[r.server] = count
-        if final is not None:
-            last[r.server] = final
-    return out
-
-
 def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
-            reduced: BucketReport) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[str]]:
+            reduced: BucketReport, unread: list[Problem]
+            ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[Problem]]:
     scratch = staging / "_shuffle"
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
         per_server.setdefault(r.server, {})
+    for p in unread:  # and so do servers that could not be read at all
+        per_server.setdefault(p["server"], {})
     _write_rejects(scratch, staging, chunk_reports)
     empty = enrich(empty_events())  # the schemas of a run that found no events
     # one file from the buckets' pieces, a piece at a time: memory stays flat
     outputs.concat_parquet(sorted((scratch / "connections").glob("*.parquet")),
                            staging / "connections.parquet", empty=empty.connections)
-    peaks = aggregate.peak_connections(pl.scan_parquet(staging / "connections.parquet"))
-    for server, peak in peaks.items():
+    connections = pl.scan_parquet(staging / "connections.parquet")
+    for server, peak in aggregate.peak_connections(connections).items():
         per_server.setdefault(server, {})["peak_connections"] = peak
+    starts = aggregate.restarts(connections)
     if opts.jsonl:
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")
-    summary = aggregate.finalize(per_server, _restarts(chunk_reports))
+    summary = aggregate.finalize(per_server, dict(starts.group_by("server").len().iter_rows()))
     summary["workload_rule_errors"] = dict(sorted(reduced.rule_errors.items()))
-    problems = sorted({r.problem for r in chunk_reports if r.problem})
+    problems = unread + [problem(r.server, r.file, r.problem) for r in
+                         sorted(chunk_reports, key=lambda r: r.index) if r.problem]
+    problems = [dict(t) for t in dict.fromkeys(tuple(p.items()) for p in problems)]
     summary["problems"] = problems
     summary["warnings"] = views.run_warnings(summary, windowed=opts.since_ns is not None
                                              or opts.until_ns is not None)
@@ -376,11 +402,12 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
               for s, p in per_server.items() if "time_range" in p}
     period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
                                    max((t for _, t in ranges.values()), default=None))
-    tables = aggregate.finalize_tables(reduced.tables or aggregate.table_partials(
-        empty.operations, empty.connections, period), ranges, period)
+    partials = reduced.tables or aggregate.table_partials(empty.operations, empty.connections,
+                                                          period)
+    tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
     info = run_info(opts)
-    info["inputs"] = _inputs(chunk_reports)
-    write_aggregates(staging, summary, tables, info, opts.histocrutch)
+    info["inputs"] = _inputs(chunk_reports, opts)
+    outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)
     outputs.discard(scratch)
     return summary, tables, problems
 
@@ -389,32 +416,27 @@ def run_info(opts: RunOptions) -> dict[str, Any]:
     """What a later ``merge`` must agree on to combine this run with others."""
     from . import __version__
     return {
+        "format": outputs.FORMAT,
         "version": __version__,
+        "window": {"since": opts.since_ns, "until": opts.until_ns},
         "histogram": histogram.LAYOUT,
         "fingerprint": {"sort_operands": opts.sort_operands},
         "workloads": [{"name": n, "when": w} for n, w, _ in opts.workloads],
     }
 
 
-def write_aggregates(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
-                     info: dict[str, Any], histocrutch: bool = False) -> None:
-    """What run and merge both write: summary.json, run.json, the aggregate tables,
-    report.html and metrics.prom."""
-    from .report import write_reports
-    for name, table in tables.items():
-        outputs.write_parquet(table, out / f"{name}.parquet")
-    outputs.write_json(info, out / "run.json")
-    outputs.write_json(summary, out / "summary.json")
-    write_reports(out, summary, tables, info, histocrutch)
-
-
-def _inputs(reports: list[ChunkReport]) -> list[dict[str, Any]]:
+def _inputs(reports: list[ChunkReport], opts: RunOptions) -> list[dict[str, Any]]:
+    """Each file read: its line accounting, bytes, and the window it was read for (what a
+    merge needs to count each line once, and to refuse runs that overlap)."""
     files: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r in reports:
-        entry = files.setdefault((r.server, r.file_seq, r.file),
-                                 {"server": r.server, "file": r.file, "lines": 0, "bytes": 0})
-        entry["lines"] += r.lines
+        entry = files.setdefault((r.server, r.file_seq, r.file), {
+            "server": r.server, "file": r.file, "url": r.url, "bytes": 0,
+            "since": opts.since_ns,
+            "until": opts.until_ns, "lines": dict.fromkeys(aggregate.LINE_KEYS, 0)})
         entry["bytes"] += r.bytes
+        for key, n in r.partial.get(r.server, {}).get("lines", {}).items():
+            entry["lines"][key] += n
     return [files[k] for k in sorted(files)]
 
 

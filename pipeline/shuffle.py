@@ -41,7 +41,7 @@ class Written:
 
     first_ts: int | None
     last_ts: int | None
-    connects: list[int | None]   # connection numbers of `connection from` lines, in order
+    kept: int                    # events inside the window (the rest are outside it)
 
 
 def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, server: str,
@@ -51,7 +51,7 @@ def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, se
     keeping ``since_ns <= ts < until_ns``, one file per class with a batch per bucket."""
     names = list(EVENT_CLASSES)
     inputs = [tables[n] if n in tables else empty_class(n) for n in names]
-    files, first, last, connects = _core.shuffle_encode(
+    files, first, last, kept = _core.shuffle_encode(
         inputs, [_arrow_schema(n) for n in names], server=server, file=file,
         file_seq=file_seq, buckets=buckets, seed=server_seed(server), since=since_ns,
         until=until_ns)
@@ -61,7 +61,7 @@ def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, se
         part = path.with_name(f".{path.name}.part")
         part.write_bytes(data)
         os.replace(part, path)
-    return Written(first, last, connects)
+    return Written(first, last, kept)
 
 
 @cache

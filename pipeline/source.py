@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # access, access.YYYYMMDD-HHMMSS, optionally .gz; everything else (rotationinfo,
 # errors, audit, editor backups) is not an access log.
-LOG_NAME = re.compile(r"^access(?:\.(?P<stamp>\d{8}-\d{6}))?(?P<gz>\.gz)?$")
+LOG_NAME = re.compile(r"access(?:\.(?P<stamp>\d{8}-\d{6}))?(?P<gz>\.gz)?")  # fullmatch only
 READ_AHEAD = 1 << 16  # bytes read at a time past a range's end to find its last newline
 DEFAULT_CHUNK_BYTES = 64 << 20
 # What a connection dropped mid-transfer raises: paramiko's SSHException ("Server
@@ -149,7 +149,7 @@ def rotation_key(name: str) -> tuple[int, str]:
     ...        key=rotation_key)
     ['access.20261126-162009', 'access.20261126-162107.gz', 'access']
     """
-    m = LOG_NAME.match(name)
+    m = LOG_NAME.fullmatch(name)
     if m and m["stamp"]:
         return (0, m["stamp"])
     return (1, name)
@@ -173,8 +173,17 @@ def parse_inputs(inputs: list[str], storage_options: dict[str, Any] | None = Non
         if any(ch in item.rsplit("/", 1)[-1] for ch in "*?["):
             pairs.append((_basename(_parent(item.split("://", 1)[-1])), item))
             continue
-        fs, root = fsspec.core.url_to_fs(item, **options_for(item, storage_options))
-        if not fs.exists(root):
+        try:
+            fs, root = fsspec.core.url_to_fs(item, **options_for(item, storage_options))
+            exists = fs.exists(root)
+        except (SourceError, *TRANSIENT_ERRORS):
+            if "://" not in item:
+                raise
+            # an unreachable server: one server named after the folder; listing it later
+            # says why, and the other inputs go on
+            pairs.append((_basename(item.split("://", 1)[-1]), item))
+            continue
+        if not exists:
             raise ConfigError(f"input not found: {item} (give a log directory, a fleet "
                               "directory of server sub-directories, or NAME=PATH)")
         if fs.isfile(root):
@@ -184,7 +193,7 @@ def parse_inputs(inputs: list[str], storage_options: dict[str, Any] | None = Non
         # a symlinked server directory lists as a link: ask isdir, which follows it
         subdirs = [e["name"] for e in entries
                    if e["type"] == "directory" or (e.get("islink") and fs.isdir(e["name"]))]
-        has_logs = any(LOG_NAME.match(_basename(e["name"])) for e in entries
+        has_logs = any(LOG_NAME.fullmatch(_basename(e["name"])) for e in entries
                        if e["name"] not in subdirs)
         if subdirs and not has_logs:
             pairs.extend((_basename(d), _join_url(item, _basename(d))) for d in sorted(subdirs))
@@ -226,7 +235,7 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
     logs = []
     for info in infos:
         name = _basename(info["name"])
-        m = LOG_NAME.match(name)
+        m = LOG_NAME.fullmatch(name)
         if not m:
             log.debug("not an access log, skipped: %s", info["name"])
             continue
@@ -274,18 +283,27 @@ def read_chunk(chunk: Chunk) -> ChunkData:
             return _read_gzip(fs, path, f)
         with fs.open(path, "rb") as fh:
             return _read_range(fh, chunk)
-    except FileNotFoundError as e:
-        raise SourceError(f"log file vanished: {f.url} (server {f.server})") from e
-    except PermissionError as e:
-        raise SourceError(f"log file not readable: {f.url} (server {f.server}); "
-                          "check its permissions") from e
+    except FileNotFoundError:
+        problem = "log file vanished since it was listed"
+    except PermissionError:
+        problem = "log file not readable; check its permissions"
+    except SourceError as e:  # the server could not be reached (sftp://)
+        problem = str(e)
+    except TRANSIENT_ERRORS as e:
+        problem = f"cannot read: {e}"
+    # one unreadable file is a problem of its server: the run goes on and says so
+    return ChunkData(b"", final=True, problem=f"{problem}: {f.url} (server {f.server})")
 
 
 def read_head(f: LogFile, size: int = 4096) -> bytes:
-    """The first bytes of a log (decompressed), to tell its format."""
-    fs, path = fsspec.core.url_to_fs(f.url, **f.storage_options)
-    with fs.open(path, "rb", compression="gzip" if f.gz else None) as fh:
-        return fh.read(size)
+    """The first bytes of a log (decompressed), to tell its format; none when it cannot be
+    read (``read_chunk`` then reports why)."""
+    try:
+        fs, path = fsspec.core.url_to_fs(f.url, **f.storage_options)
+        with fs.open(path, "rb", compression="gzip" if f.gz else None) as fh:
+            return fh.read(size)
+    except (SourceError, *TRANSIENT_ERRORS):
+        return b""
 
 
 def _read_range(fh: Any, chunk: Chunk) -> ChunkData:

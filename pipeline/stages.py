@@ -78,11 +78,11 @@ class ChunkReport:
     file_seq: int
     lines: int                      # lines this chunk owns (for line-number offsets)
     partial: dict[str, Any]
-    connects: tuple[int | None, int | None, int]   # first conn, last conn, restarts inside
     problem: str | None = None
     seconds: float = 0.0
     bytes: int = 0
     steps: dict[str, float] = field(default_factory=dict)
+    url: str = ""                   # the file's location, which names it among runs
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     # whole, and the others have no lines (and read none of them).
     if chunk.start > 0 and is_json_log(read_head(f)):
         return ChunkReport(chunk.index, f.server, f.name, f.seq, 0, {f.server: {}},
-                           (None, None, 0), None, steps.total, 0, steps.seconds)
+                           None, steps.total, 0, steps.seconds, f.url)
     got = read_chunk(chunk)
     steps.lap("read")
     if chunk.start == 0 and is_json_log(got.data[:4096]):
@@ -128,11 +128,11 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
     if rejects is not None and rejects.height:
         outputs.write_parquet(rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
                               root / "rejects" / f"c{chunk.index:06d}.parquet")
-    connects = _connect_marks(written.connects)
-    partial = aggregate.chunk_partial(f.server, counts, written.first_ts, written.last_ts)
+    partial = aggregate.chunk_partial(f.server, counts, written.kept, written.first_ts,
+                                      written.last_ts)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
-                       connects, got.problem, steps.total, len(got.data), steps.raised("parse"))
+                       got.problem, steps.total, len(got.data), steps.raised("parse"), f.url)
 
 
 @dataclass(frozen=True)
@@ -198,17 +198,6 @@ def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
         offsets[r.index] = seen.get(key, 0)
         seen[key] = offsets[r.index] + r.lines
     return offsets
-
-
-def _connect_marks(values: list[int | None]) -> tuple[int | None, int | None, int]:
-    """First and last connection number opened, and the restarts inside (a conn=1, or a
-    drop in the counter)."""
-    if not values:
-        return (None, None, 0)
-    restarts = sum(1 for i, c in enumerate(values)
-                   if c == 1 or (i > 0 and c is not None and values[i - 1] is not None
-                                 and c < values[i - 1]))
-    return (values[0], values[-1], restarts)
 
 
 def combine_task(reports: list[BucketReport]) -> BucketReport:

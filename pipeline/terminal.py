@@ -19,7 +19,7 @@ from rich.table import Table
 
 from . import views
 from .aggregate import OK_ERRORS
-from .names import err_name, ms, when
+from .names import err_name, ms, problem_text, when
 
 TOP = 5
 SUMMARY_LINES = 50
@@ -103,8 +103,10 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
     first, last = summary["time_range"]["first"], summary["time_range"]["last"]
     console.print(f"wrote {out}")
     console.print(
-        f"lines {lines['total']:,}: parsed {lines['parsed']:,}, rejected {lines['rejected']:,}, "
-        f"header {lines['header']:,}, blank {lines['blank']:,}")
+        f"lines {lines['total']:,}: parsed {lines['parsed']:,}, "
+        + (f"outside the window {lines['outside_window']:,}, " if lines["outside_window"]
+           else "")
+        + f"rejected {lines['rejected']:,}, header {lines['header']:,}, blank {lines['blank']:,}")
     console.print(f"{when(first)} to {when(last)} UTC; servers {len(summary['servers'])}, "
                   f"connections {summary['connections']:,} (peak concurrent "
                   f"{summary['peak_connections']:,}), restarts {summary['restarts']:,}; "
@@ -150,7 +152,7 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
         more = f" and {len(ranked) - 6} more" if len(ranked) > 6 else ""
         console.print(f"failed results: {text}{more}")
     for problem in summary.get("problems", [])[:5]:
-        console.print(f"[yellow]problem:[/] {_esc(problem)}")
+        console.print(f"[yellow]problem:[/] {_esc(problem_text(problem))}")
     console.print(f"details: dsaccess report {_esc(str(out))} --text; "
                   f"{_esc(str(out / 'report.html'))}")
 

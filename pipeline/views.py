@@ -144,13 +144,14 @@ def run_warnings(summary: dict[str, Any], windowed: bool = False) -> list[str]:
     out = []
     for name, s in summary["servers"].items():
         lines = s["lines"]
-        read = lines["parsed"] + lines["rejected"]
+        parsed = lines["parsed"] + lines.get("outside_window", 0)
+        read = parsed + lines["rejected"]
         if read and lines["rejected"] / read > REJECTED_WARN_SHARE:
             out.append(f"{name}: {lines['rejected'] / read:.1%} of its lines were rejected "
                        f"({lines['rejected']:,} of {read:,}; see rejects.parquet)")
-        if lines["parsed"] and not s["time_range"]["first"]:
+        if not lines["parsed"] and (parsed or windowed):
             where = "in the --since/--until window" if windowed else "in its logs"
-            out.append(f"{name}: no events {where} ({lines['parsed']:,} lines parsed)")
+            out.append(f"{name}: no events {where} ({parsed:,} lines parsed)")
     for rule, rows in sorted(summary.get("workload_rule_errors", {}).items()):
         out.append(f"workload rule {rule!r} failed on {rows:,} operations (treated as no "
                    "match; fix the rule)")

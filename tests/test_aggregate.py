@@ -119,8 +119,10 @@ def test_merge_refuses_different_fingerprint_options(corpus, tmp_path: Path) -> 
                    sort_operands=True))
     with pytest.raises(ConfigError, match="made with fingerprint"):
         merge_runs([out, other], tmp_path / "m")
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
     with pytest.raises(ConfigError, match="not the output of dsaccess run"):
-        merge_runs([out, tmp_path], tmp_path / "m")
+        merge_runs([out, not_a_run], tmp_path / "m")
 
 
 def test_tables_round_trip_through_partials(corpus) -> None:

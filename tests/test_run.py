@@ -184,8 +184,8 @@ def test_json_log_in_several_ranges_and_a_text_server_in_one_run(tmp_path: Path)
     out = tmp_path / "out"
     run(RunOptions(inputs=(str(fleet),), out=out, scheduler="synchronous", partition_mb=2))
     s = json.loads((out / "summary.json").read_text())["servers"]
-    assert s["ds3"]["lines"] == {"total": 36001, "parsed": 36000, "rejected": 0,
-                                 "header": 1, "blank": 0}
+    assert s["ds3"]["lines"] == {"total": 36001, "parsed": 36000, "outside_window": 0,
+                                 "rejected": 0, "header": 1, "blank": 0}
     assert s["ds3"]["operations"]["BIND"] == 3000 and s["ds3"]["connections"] == 3000
     assert s["real389b"]["lines"]["rejected"] == 0
 

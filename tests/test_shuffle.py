@@ -42,5 +42,4 @@ def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
             seen += got["line"].to_list()
     assert sorted(seen) == sorted(events["line"].to_list())
     assert (written.first_ts, written.last_ts) == (events["ts"].min(), events["ts"].max())
-    connects = events.filter(pl.col("kind") == "CONNECT").sort("line")["conn"].to_list()
-    assert written.connects == connects and len(connects) > 10
+    assert written.kept == events.height

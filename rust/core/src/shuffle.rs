@@ -41,8 +41,8 @@ pub struct Encoded {
     /// Earliest and latest time of the events kept.
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
-    /// Connection numbers of the `connection from` lines kept, in line order.
-    pub connects: Vec<Option<i64>>,
+    /// Events kept (inside the window): the rest are parsed lines outside it.
+    pub kept: u64,
 }
 
 /// The bucket of a connection of a server.
@@ -67,7 +67,7 @@ pub fn encode(
     if buckets == 0 {
         return Err(ColumnError("buckets must be at least 1".into()));
     }
-    let mut out = Encoded { files: Vec::new(), first_ts: None, last_ts: None, connects: Vec::new() };
+    let mut out = Encoded { files: Vec::new(), first_ts: None, last_ts: None, kept: 0 };
     for (table, schema) in tables.iter().zip(schemas) {
         let table = in_window(table, window)?;
         let ts = int_column(&table, "ts")?;
@@ -75,7 +75,7 @@ pub fn encode(
             out.first_ts = Some(out.first_ts.map_or(t, |f| f.min(t)));
             out.last_ts = Some(out.last_ts.map_or(t, |l| l.max(t)));
         }
-        connects(&table, &mut out.connects)?;
+        out.kept += table.num_rows() as u64;
         let conn = int_column(&table, "conn")?;
         // rows by bucket: a counting sort, stable, so rows keep their order in a bucket
         let of_row: Vec<u32> = conn.iter().map(|c| bucket_of(c, seed, buckets)).collect();
@@ -135,19 +135,6 @@ fn in_window(table: &RecordBatch, (since, until): (Option<i64>, Option<i64>))
         .map(|t| Some(t.is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u))))
         .collect();
     filter_record_batch(table, &keep).map_err(error)
-}
-
-fn connects(table: &RecordBatch, out: &mut Vec<Option<i64>>) -> Result<(), ColumnError> {
-    let kind = strs(table, "events", "kind")?;
-    let conn = int_column(table, "conn")?;
-    let line = int_column(table, "line")?;
-    let mut found: Vec<(Option<i64>, Option<i64>)> = (0..table.num_rows())
-        .filter(|r| kind.get(*r) == Some("CONNECT"))
-        .map(|r| (line.get(r), conn.get(r)))
-        .collect();
-    found.sort_by_key(|(l, _)| *l);
-    out.extend(found.into_iter().map(|(_, c)| c));
-    Ok(())
 }
 
 /// A column of the class's layout: provenance, the table's own (as LargeUtf8 where the

@@ -95,9 +95,8 @@ fn join_bucket<'py>(
 /// One parse task's events, a table per class (any Arrow stream), into the bytes of one
 /// Arrow IPC file per class with a record batch per bucket (``rust/core/src/shuffle.rs``).
 ///
-/// Returns (files, first_ts, last_ts, connects): the files' bytes in the classes'
-/// order, the time range of the events kept (``since <= ts < until``) and the connection
-/// numbers of their ``connection from`` lines in line order.
+/// Returns (files, first_ts, last_ts, kept): the files' bytes in the classes'
+/// order, the time range of the events kept (``since <= ts < until``) and how many were.
 #[pyfunction]
 #[pyo3(signature = (tables, schemas, *, server, file, file_seq, buckets, seed, since=None,
                     until=None))]
@@ -122,7 +121,7 @@ fn shuffle_encode<'py>(
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let files: Vec<Bound<'py, PyBytes>> =
         encoded.files.iter().map(|f| PyBytes::new(py, f)).collect();
-    (files, encoded.first_ts, encoded.last_ts, encoded.connects).into_pyobject(py)
+    (files, encoded.first_ts, encoded.last_ts, encoded.kept).into_pyobject(py)
 }
 
 /// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
