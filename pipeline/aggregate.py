@@ -155,6 +155,17 @@ def _iso(ns: int | None) -> str | None:
 
 # ---- aggregate tables: fingerprints, workloads, timeseries (ARCHITECTURE.md §3) ----
 
+# The etime bounds metrics.prom exposes as ``le``: counted exactly per workloads row
+# (a histogram bucket straddling 5.0 could not say how many values are <= 5.0 exactly)
+PROM_LE = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+           1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def le_column(le: float) -> str:
+    """``etime_le_5``, ``etime_le_0.0001``: the column counting etimes <= ``le``."""
+    return f"etime_le_{le:.9g}"
+
+
 OK_ERRORS = (0, 5, 6, 14)  # success, compare false/true, SASL bind in progress: not failures
 LATENCIES = ("etime", "wtime", "optime")
 TABLE_KEYS = MappingProxyType({
@@ -252,6 +263,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
             _ns_sum("etime"),
             pl.col("etime").max().alias("etime_max"),
             notes["nentries_sum"].cast(pl.Int64),
+            *((pl.col("etime") <= le).sum().cast(pl.Int64).alias(le_column(le))
+              for le in PROM_LE),
         ),
         "timeseries": series.group_by(*TABLE_KEYS["timeseries"]).agg(
             pl.len().cast(pl.Int64).alias("count"),

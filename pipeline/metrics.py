@@ -16,10 +16,10 @@ from typing import Any
 import polars as pl
 
 from . import histogram
+from .aggregate import PROM_LE, le_column
 
 PREFIX = "dsaccess"
-LE = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-      1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LE = PROM_LE
 TOP_N = 20
 OTHER = "other"
 
@@ -94,15 +94,7 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
     name = w.family("operations_total", "counter", "Client operations, by workload class and verb.")
     for r in ops.iter_rows(named=True):
         w.sample(name, {k: r[k] for k in keys}, int(r["count"]))
-    hist = histogram.from_lists(work, list(keys), "etime")
-    hist = hist.group_by(*keys, "bucket").agg(pl.col("count").sum())
-    hist = hist.with_columns(histogram.representative(pl.col("bucket")).alias("value"))
-    cumulative = {}
-    for key, part in hist.partition_by(keys, as_dict=True).items():
-        values, counts = part["value"].to_list(), part["count"].to_list()
-        total = sum(counts)
-        cumulative[key] = ([sum(c for v, c in zip(values, counts, strict=True) if v <= le)
-                            for le in LE], total)
+    cumulative = _cumulative(work, keys)
     sums = {tuple(r[k] for k in keys): float(r["etime_sum_ns"]) / 1e9
             for r in ops.iter_rows(named=True)}
     name = w.family("operation_etime_seconds", "histogram",
@@ -124,6 +116,29 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
                 counts, total = cumulative[key]
                 w.sample(gauge, dict(zip(keys, key, strict=True)),
                          total if le is None else counts[i])
+
+
+def _cumulative(work: pl.DataFrame, keys: list[str]
+                ) -> dict[tuple[Any, ...], tuple[list[int], int]]:
+    """Per key: the count of etimes <= each ``le``, and of all etimes. Exact from the
+    workloads' ``etime_le_*`` counters; outputs written before them fall back to the
+    histogram, where a value within 1% below a bound may land above it."""
+    hist = histogram.from_lists(work, list(keys), "etime").group_by(*keys, "bucket").agg(
+        pl.col("count").sum())
+    totals = {k: int(v) for *k_, v in hist.group_by(keys).agg(pl.col("count").sum())
+              .iter_rows() for k in [tuple(k_)]}
+    columns = [le_column(le) for le in LE]
+    if all(c in work.columns for c in columns):
+        exact = work.group_by(keys).agg(pl.col(c).sum() for c in columns)
+        return {tuple(r[:len(keys)]): (list(r[len(keys):]), totals.get(tuple(r[:len(keys)]), 0))
+                for r in exact.iter_rows() if tuple(r[:len(keys)]) in totals}
+    hist = hist.with_columns(histogram.representative(pl.col("bucket")).alias("value"))
+    out = {}
+    for key, part in hist.partition_by(keys, as_dict=True).items():
+        values, counts = part["value"].to_list(), part["count"].to_list()
+        out[key] = ([sum(c for v, c in zip(values, counts, strict=True) if v <= le)
+                     for le in LE], sum(counts))
+    return out
 
 
 def _top_bind_dns(w: _Writer, work: pl.DataFrame) -> None:

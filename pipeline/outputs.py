@@ -15,6 +15,8 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,29 @@ def staging_dir(out: Path) -> Path:
     return tmp
 
 
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Writes under this name: a failure (full disk, read-only) names the path."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        raise _unwritable(path, e) from None
+    except pl.exceptions.PolarsError as e:  # polars reports a full disk in its own type
+        raise _unwritable(path, OSError(errno.EIO, str(e).splitlines()[0], str(path))) \
+            from None
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    """One file, whole or not at all: written beside, then renamed."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.part")
+        part.write_bytes(data)
+        os.replace(part, path)
+
+
 def _unwritable(path: Path, e: OSError) -> OutputError:
     fix = ("free space there, or choose another directory for -o" if e.errno == errno.ENOSPC
            else "choose a directory you can write for -o")
@@ -114,15 +139,10 @@ def discard(tmp: Path) -> None:
 
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Write one Parquet file (parents created)."""
-    try:
+    with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         df.write_parquet(path, compression=PARQUET_COMPRESSION,
                          compression_level=PARQUET_LEVEL, statistics=True)
-    except OSError as e:
-        raise _unwritable(path, e) from None
-    except pl.exceptions.PolarsError as e:  # polars reports a full disk in its own type
-        raise _unwritable(path, OSError(errno.EIO, str(e).splitlines()[0], str(path))) \
-            from None
 
 
 def write_operations(ops: pl.DataFrame, root: Path, part: str) -> None:
@@ -139,6 +159,11 @@ def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame) -> None:
     if not parts:
         write_parquet(empty, dest)
         return
+    with writing(dest):
+        _concat_parquet(parts, dest, pq)
+
+
+def _concat_parquet(parts: list[Path], dest: Path, pq: Any) -> None:
     writer = None
     try:
         for part in parts:
@@ -154,13 +179,15 @@ def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame) -> None:
 
 def write_jsonl(ops: pl.DataFrame, path: Path) -> None:
     """Operations as JSON Lines: one joined operation per line, timestamps in ISO 8601."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ops.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")).write_ndjson(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ops.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")) \
+            .write_ndjson(path)
 
 
 def concat_files(parts: list[Path], dest: Path) -> None:
     """Concatenate text pieces into one file."""
-    with open(dest, "wb") as out:
+    with writing(dest), open(dest, "wb") as out:
         for part in sorted(parts):
             with open(part, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
@@ -168,10 +195,8 @@ def concat_files(parts: list[Path], dest: Path) -> None:
 
 def write_json(doc: Any, path: Path) -> None:
     """Deterministic JSON: sorted as given, 2-space indent, trailing newline."""
-    try:
+    with writing(path):
         path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise _unwritable(path, e) from None
 
 
 def _hive_value(value: str) -> str:
@@ -180,10 +205,8 @@ def _hive_value(value: str) -> str:
 
 
 def write_text(text: str, path: Path) -> None:
-    try:
+    with writing(path):
         path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise _unwritable(path, e) from None
 
 
 def write_aggregates(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame],

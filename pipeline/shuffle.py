@@ -15,7 +15,6 @@ runs again writes its file anew (under a temporary name, then renamed), never ap
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -26,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from . import _core
+from . import _core, outputs
 from .partition import server_seed
 from .schema import EVENT_CLASSES, empty_class
 
@@ -56,11 +55,7 @@ def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, se
         file_seq=file_seq, buckets=buckets, seed=server_seed(server), since=since_ns,
         until=until_ns)
     for name, data in zip(names, files, strict=True):
-        path = path_of(scratch, name, chunk)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.part")
-        part.write_bytes(data)
-        os.replace(part, path)
+        outputs.write_bytes(data, path_of(scratch, name, chunk))
     return Written(first, last, kept)
 
 

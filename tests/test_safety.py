@@ -1,0 +1,238 @@
+"""Lose no data: OUT that is not ours is never replaced, exit codes say what happened,
+partial runs finish, merges cannot double-count, metrics buckets are exact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import ConfigError
+from pipeline.merge import merge_runs
+from pipeline.run import RunOptions, run
+from pipeline.source import Chunk, LogFile, read_chunk
+
+from .conftest import SAMPLE
+from .test_views import T0, session, stamp, write_log
+
+LOCAL = ["--scheduler", "synchronous"]
+
+
+def tree_digest(root: Path) -> str:
+    """Every path, mode and byte under root: equal digests, untouched trees."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        h.update(str(path.relative_to(root)).encode() + oct(path.stat().st_mode).encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture()
+def logs(tmp_path: Path) -> Path:
+    root = tmp_path / "logs"
+    shutil.copytree(SAMPLE / "real389b", root / "b")
+    return root
+
+
+@pytest.mark.parametrize("target", ["input", "inside", "above", "foreign", "file"])
+def test_out_that_is_not_ours_is_refused_and_untouched(logs: Path, tmp_path: Path,
+                                                       target: str, capsys) -> None:
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine too")
+    out = {"input": logs / "b", "inside": logs / "b" / "out", "above": tmp_path,
+           "foreign": foreign, "file": a_file}[target]
+    before = tree_digest(tmp_path)
+    assert main(["run", str(logs), "-o", str(out), *LOCAL]) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dsaccess: error: -o: ")
+    assert "choose an empty or new directory" in err and "Traceback" not in err
+    assert tree_digest(tmp_path) == before
+
+
+def test_an_empty_folder_or_a_previous_output_is_replaced(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["run", str(logs), "-o", str(out), *LOCAL, "--quiet"]) == 0
+    assert json.loads((out / "run.json").read_text())["format"] == "dsaccess-output/1"
+    assert main(["run", str(logs), "-o", str(out), *LOCAL, "--quiet"]) == 0
+
+
+@contextmanager
+def tmpfs(where: Path, options: str):
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True)
+    if done.returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_read_only_and_full_targets_are_one_line_errors(logs: Path, tmp_path: Path,
+                                                        capsys) -> None:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
+        assert main(["run", str(logs), "-o", str(ro / "out"), *LOCAL]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Read-only file system" in err and str(ro) in err
+    with tmpfs(tmp_path / "full", "size=256k") as full:
+        assert main(["run", str(logs), "-o", str(full / "out"), *LOCAL, "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "No space left on device" in err
+        assert str(full) in err and "Traceback" not in err
+        assert os.listdir(full) == []  # the staging folder is gone
+
+
+@pytest.mark.parametrize("argv", [[], ["run", "x"], ["run", "x", "-o", "y", "--workers", "abc"],
+                                  ["merge"], ["nosuchcommand"]])
+def test_usage_errors_exit_64(argv: list[str], capsys) -> None:
+    assert main(argv) == 64
+    assert "dsaccess: error:" in capsys.readouterr().err
+
+
+def test_unreachable_server_and_vanished_file_are_partial(logs: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    # a dangling link where a rotated log was, and an sftp:// server nobody listens on
+    (logs / "gone").mkdir()
+    (logs / "gone" / "access.20261126-000000").symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "out"
+    code = main(["run", str(logs), "dead=sftp://127.0.0.1:1/var/log/access*", "-o", str(out),
+                 *LOCAL, "--quiet"])
+    assert code == 2
+    summary = json.loads((out / "summary.json").read_text())
+    failed = {p["server"]: p["problem"] for p in summary["problems"]}
+    assert set(failed) == {"gone", "dead"}
+    assert "cannot connect" in failed["dead"] and "127.0.0.1:1" in failed["dead"]
+    assert summary["servers"]["b"]["lines"]["total"] == 48_671  # the rest complete
+    err = capsys.readouterr().err
+    assert "dsaccess: warning: gone:" in err and "dsaccess: warning: dead:" in err
+
+
+def test_a_file_that_cannot_be_read_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    f = LogFile("s", str(tmp_path / "access"), "access", 0, 10, False)
+    got = read_chunk(Chunk(f, 0, 0, -1))
+    assert got.data == b"" and "vanished" in got.problem and "(server s)" in got.problem
+
+
+def test_names_are_matched_whole(tmp_path: Path) -> None:
+    folder = write_log(tmp_path / "s", session(1, T0, "", "", ops=1))
+    (folder / "access\n").write_text((folder / "access").read_text())
+    (folder / "access.20261126-000000.gz.bak").write_text("x\n")
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(f"s={folder}",), out=out, scheduler="synchronous"))
+    info = json.loads((out / "run.json").read_text())
+    assert [i["file"] for i in info["inputs"]] == ["access"]
+
+
+def test_merge_refuses_a_run_twice_and_different_rules(tmp_path: Path, capsys) -> None:
+    logs = write_log(tmp_path / "logs", session(1, T0, "", "", ops=2))
+    one, other = tmp_path / "one", tmp_path / "other"
+    run(RunOptions(inputs=(f"s={logs}",), out=one, scheduler="synchronous"))
+    with pytest.raises(ConfigError, match="the same run, twice"):
+        merge_runs([one, one], tmp_path / "m")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text('classes:\n  - name: all\n    when: "true"\n')
+    assert main(["run", f"s={logs}", "-o", str(other), *LOCAL, "--quiet",
+                 "--workloads", str(rules)]) == 0
+    assert main(["merge", str(one), str(other), "-o", str(tmp_path / "m"), "--quiet"]) == 64
+    err = capsys.readouterr().err
+    assert "made with workloads" in err and str(one) in err and str(other) in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_merged_time_slices_count_each_line_once(tmp_path: Path) -> None:
+    lines = []
+    for minute in range(3):
+        lines += session(minute + 1, T0 + timedelta(minutes=minute), "", "", ops=40)
+    lines.insert(0, (T0 - timedelta(seconds=1), "garbage that does not parse"))
+    logs = write_log(tmp_path / "logs", lines)
+    text = (logs / "access").read_text()
+    (logs / "access").write_text("\n" + text)  # a blank line too
+    cuts = [None, T0 + timedelta(seconds=59), T0 + timedelta(seconds=119), None]
+    slices = []
+    for i in range(3):
+        out = tmp_path / f"slice{i}"
+        since = None if cuts[i] is None else stamp(cuts[i]).strip("[]")
+        until = None if cuts[i + 1] is None else stamp(cuts[i + 1]).strip("[]")
+        argv = ["run", f"s={logs}", "-o", str(out), *LOCAL, "--quiet"]
+        argv += ["--since", since] if since else []
+        argv += ["--until", until] if until else []
+        assert main(argv) == 0, i
+        slices.append(out)
+    whole = tmp_path / "whole"
+    run(RunOptions(inputs=(f"s={logs}",), out=whole, scheduler="synchronous"))
+    merged, _ = merge_runs(slices, tmp_path / "merged")
+    expected = json.loads((whole / "summary.json").read_text())
+    assert merged["lines"] == expected["lines"]
+    assert expected["lines"]["total"] == len(lines) + 1 and expected["lines"]["blank"] == 1
+    for s in slices:
+        lines_of = json.loads((s / "summary.json").read_text())["lines"]
+        assert lines_of["total"] == expected["lines"]["total"]  # every run read every line
+        assert lines_of["parsed"] + lines_of["outside_window"] == len(lines) - 1
+    assert merged["operations"] == expected["operations"]
+
+
+def test_a_merge_of_runs_with_problems_exits_2(tmp_path: Path, capsys) -> None:
+    logs = write_log(tmp_path / "logs" / "good", session(1, T0, "", "", ops=1))
+    bad = tmp_path / "logs" / "bad"
+    bad.mkdir()
+    (bad / "access.20261126-000000.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    partial = tmp_path / "partial"
+    assert main(["run", str(logs.parent), "-o", str(partial), *LOCAL, "--quiet"]) == 2
+    assert main(["merge", str(partial), "-o", str(tmp_path / "m"), "--quiet"]) == 2
+    assert "corrupt gzip" in capsys.readouterr().err
+
+
+def test_whole_second_etimes_of_5_land_in_le_5(tmp_path: Path) -> None:
+    lines = [(T0, "conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2")]
+    for op in range(4):
+        lines += [(T0, f'conn=1 op={op} SRCH base="dc=x" scope=2 filter="(uid=a)" attrs=ALL'),
+                  (T0, f"conn=1 op={op} RESULT err=0 tag=101 nentries=0 etime=5")]
+    lines += [(T0, "conn=1 op=4 SRCH base=\"dc=x\" scope=2 filter=\"(uid=a)\" attrs=ALL"),
+              (T0, "conn=1 op=4 RESULT err=0 tag=101 nentries=0 etime=4.99")]
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(f"s={write_log(tmp_path / 'logs', lines)}",), out=out,
+                   scheduler="synchronous"))
+    prom = (out / "metrics.prom").read_text()
+    le = {m[0]: int(m[1]) for m in re.findall(
+        r'dsaccess_operation_etime_seconds_bucket\{[^}]*verb="SRCH",le="([^"]+)"\} (\d+)', prom)}
+    assert le["2.5"] == 0 and le["5"] == 5 and le["+Inf"] == 5
+    assert re.search(r'dsaccess_operation_etime_seconds_count\{[^}]*verb="SRCH"\} 5$', prom, re.M)
+
+
+def test_restarts_are_one_definition_in_summary_and_table(tmp_path: Path) -> None:
+    # conn 5, 6, 7; a drop to 3 with no conn=1 (a start whose first connection is not
+    # logged); then a conn=1 start: two restarts, in summary.json and restarts.parquet
+    conns = [5, 6, 7, 3, 4, 1, 2]
+    lines = [(T0 + timedelta(seconds=i), f"conn={c} fd=64 slot=64 connection from "
+                                         f"10.0.0.1 to 10.0.0.2") for i, c in enumerate(conns)]
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(f"s={write_log(tmp_path / 'logs', lines)}",), out=out,
+                   scheduler="synchronous"))
+    summary = json.loads((out / "summary.json").read_text())
+    table = pl.read_parquet(out / "restarts.parquet")
+    assert summary["restarts"] == table.height == 2
+    assert [t.second for t in table["ts"]] == [3, 5]
+
+
+def test_merge_imports_no_dask() -> None:
+    code = "import sys, pipeline.merge, pipeline.report; print('dask' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
