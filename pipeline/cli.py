@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--accept-new-host-keys", action="store_true",
                      help="record unknown host keys in known_hosts (a changed key is still "
                           "refused)")
-    col.add_argument("--since", help="skip rotated files older than this time (by their name)")
+    col.add_argument("--since", help="skip rotated files older than this time (by the stamp in "
+                                     "their name, in the server's local time)")
     col.add_argument("--parallel", type=int, default=4, help="servers at once (default 4)")
     col.add_argument("--quiet", action="store_true", help="no progress, no table")
     col.set_defaults(func=cmd_collect)
@@ -262,29 +263,29 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1: {args.parallel}")
-    since = None
-    if args.since:
-        since = datetime.fromtimestamp(parse_time(args.since, "--since") // 10**9,
-                                       tz=UTC).strftime("%Y%m%d-%H%M%S")
+    since = parse_time(args.since, "--since") if args.since else None
     servers = load_servers(args.config)
     show = not args.quiet and sys.stderr.isatty()
     outcomes = collect(servers, args.stage, accept_new_host_keys=args.accept_new_host_keys,
                        since=since, parallel=args.parallel,
                        progress=_progress_printer() if show else None)
+    if show:
+        print(file=sys.stderr)  # end the progress line
     failed = [o for o in outcomes if not o.ok]
-    if not args.quiet or failed:
+    partial = [o for o in outcomes if not o.ok or o.refused]
+    if not args.quiet or partial:
         for o in outcomes:
             state = "ok" if o.ok else "FAILED"
             line = (f"{o.server:20s} {state:6s} fetched {len(o.fetched)} files, "
                     f"{o.bytes:,} bytes; unchanged {o.skipped}")
-            if o.refused:
-                line += f"; refused {', '.join(o.refused)}"
+            if o.refused:  # remote names, escaped: a name cannot fake a line of this table
+                line += f"; refused {', '.join(printable(r) for r in o.refused)}"
             if o.error:
-                line += f"\n{'':20s} {o.error}"
-            print(line, file=sys.stderr if failed else sys.stdout)
+                line += f"\n{'':20s} {printable(o.error)}"
+            print(line, file=sys.stderr if partial else sys.stdout)
     if len(failed) == len(outcomes):
         return EXIT_FAILED
-    return EXIT_PARTIAL if failed else EXIT_OK
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 def _progress_printer():  # type: ignore[no-untyped-def]

@@ -264,8 +264,10 @@ def _plan(opts: RunOptions) -> tuple[list[Chunk], list[Problem]]:
         pairs = [(n, u) for n, u in pairs if n in opts.servers]
     files, problems = [], []
     for name, url in pairs:
+        notes: list[str] = []
         try:
-            found = discover(name, url, opts.storage_options)
+            found = discover(name, url, opts.storage_options, notes)
+            problems += [problem(name, url, note) for note in notes]
         except SourceError as e:
             problems.append(problem(name, url, str(e)))
             continue

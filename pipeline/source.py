@@ -7,12 +7,15 @@ chunk sent to a Dask worker is read there.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 import paramiko
@@ -68,7 +71,7 @@ class VerifiedSFTPFileSystem(SFTPFileSystem):
     always refused. Pickles as a recipe, so a Dask worker reconnects itself.
     """
 
-    protocol = ("sftp", "ssh")
+    protocol = ("dssftp",)
 
     def __init__(self, host: str, known_hosts: str = "~/.ssh/known_hosts",
                  accept_new_host_keys: bool = False, **ssh_kwargs: Any) -> None:
@@ -85,8 +88,10 @@ class VerifiedSFTPFileSystem(SFTPFileSystem):
 
     def _connect(self) -> None:
         client = paramiko.SSHClient()
-        if os.path.exists(self.known_hosts):
-            client.load_host_keys(self.known_hosts)
+        known, revoked = load_known_hosts(self.known_hosts)
+        for hostname, keys in known.items():
+            for key in keys.values():
+                client.get_host_keys().add(hostname, key.get_name(), key)
         policy: paramiko.MissingHostKeyPolicy = (
             _AcceptNew(self.known_hosts) if self.accept_new_host_keys
             else paramiko.RejectPolicy())
@@ -110,6 +115,10 @@ class VerifiedSFTPFileSystem(SFTPFileSystem):
             raise SourceError(f"SSH failed for {where}: {e}") from e
         except OSError as e:
             raise SourceError(f"cannot connect to {where}: {e.strerror or e}") from e
+        if client.get_transport().get_remote_server_key().get_base64() in revoked:
+            client.close()
+            raise SourceError(f"host key REVOKED for {where}: {self.known_hosts} marks it "
+                              "@revoked; ask the server's owner for its new key")
         self.client = client
         self.ftp = client.open_sftp()
         self.ftp.get_channel().settimeout(ssh_kwargs_timeout(self.ssh_kwargs))
@@ -121,25 +130,107 @@ def ssh_kwargs_timeout(kwargs: dict[str, Any]) -> float:
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):
-    """Record an unknown host key in known_hosts (OpenSSH's accept-new)."""
+    """Record an unknown host key in known_hosts (OpenSSH's accept-new): one line appended,
+    the user's file never rewritten (its comments, ``@revoked`` and ``@cert-authority``
+    lines stay as they are)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        keys = paramiko.HostKeys()
-        if os.path.exists(self.path):
-            keys.load(self.path)
-        keys.add(hostname, key.get_name(), key)
-        keys.save(self.path)
-        log.warning("recorded new host key for %s in %s", hostname, self.path)
+        if append_host_key(self.path, hostname, key):
+            log.warning("recorded new host key for %s in %s", hostname, self.path)
 
 
-# Every sftp:// URL this process opens goes through the verified filesystem.
-fsspec.register_implementation("sftp", VerifiedSFTPFileSystem, clobber=True)
-fsspec.register_implementation("ssh", VerifiedSFTPFileSystem, clobber=True)
+_HOSTS_LOCK = threading.Lock()  # collect's threads share one known_hosts
+
+
+def load_known_hosts(path: str) -> tuple[paramiko.HostKeys, set[str]]:
+    """A known_hosts file as OpenSSH reads it: the host keys, and the keys marked
+    ``@revoked`` (refused for every host). ``@cert-authority`` lines are skipped (host
+    certificates are not supported), and so are lines paramiko cannot read; paramiko's
+    own loader fails on the whole file at the first marker line."""
+    keys, revoked = paramiko.HostKeys(), set()
+    if not os.path.exists(path):
+        return keys, revoked
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("@revoked"):
+                fields = line.split()
+                if len(fields) >= 4:
+                    revoked.add(fields[3])
+                continue
+            if line.startswith("@"):
+                continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+            except (paramiko.hostkeys.InvalidHostKey, ValueError):
+                log.warning("%s: a line that is no host key, skipped: %s", path, line[:60])
+                continue
+            if entry is not None:
+                for hostname in entry.hostnames:
+                    keys.add(hostname, entry.key.get_name(), entry.key)
+    return keys, revoked
+
+
+def append_host_key(path: str, hostname: str, key: paramiko.PKey) -> bool:
+    """Append ``hostname keytype base64`` to known_hosts, once: under a lock (this
+    process's threads) and an flock (other processes), as one write to a file opened for
+    appending. False when another thread or process recorded it first."""
+    line = f"{hostname} {key.get_name()} {key.get_base64()}\n".encode()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with _HOSTS_LOCK:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(path, "rb") as fh:
+                current = fh.read()
+            if load_known_hosts(path)[0].check(hostname, key):
+                return False
+            if current and not current.endswith(b"\n"):
+                line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+            return True
+        finally:
+            os.close(fd)  # releases the flock
+
+
+# The project's SFTP filesystem has its own protocol name: fsspec's own sftp:// stays as it
+# is for anything else in the process. URLs the user gives as sftp:// are opened as dssftp://.
+PROTOCOL = "dssftp"
+fsspec.register_implementation(PROTOCOL, VerifiedSFTPFileSystem, clobber=True)
+
+
+def fs_url(url: str) -> str:
+    """The URL to open: ``sftp://`` and ``ssh://`` through the verified filesystem.
+
+    >>> fs_url("sftp://u@h:22/var/log/access"), fs_url("/var/log/access")
+    ('dssftp://u@h:22/var/log/access', '/var/log/access')
+    """
+    for scheme in ("sftp://", "ssh://"):
+        if url.startswith(scheme):
+            return f"{PROTOCOL}://" + url[len(scheme):]
+    return url
+
+
+def refuse_password(url: str) -> None:
+    """A password in an input URL would travel in the task graph and error messages.
+
+    Raises:
+        ConfigError: naming the URL without its password, and the fix.
+    """
+    if "://" not in url:
+        return
+    parts = urlsplit(url)
+    if parts.password is not None:
+        shown = url.replace(f":{parts.password}@", ":***@", 1)
+        raise ConfigError(f"input URL with a password: {shown}; passwords are never used: "
+                          "give a key (--key-file) or load it into the SSH agent")
 
 
 def rotation_key(name: str) -> tuple[int, str]:
@@ -166,6 +257,7 @@ def parse_inputs(inputs: list[str], storage_options: dict[str, Any] | None = Non
     """
     pairs: list[tuple[str, str]] = []
     for item in inputs:
+        refuse_password(item)
         name, sep, path = item.partition("=")
         if sep and "/" not in name and "://" not in name:
             pairs.append((name, path))
@@ -174,7 +266,8 @@ def parse_inputs(inputs: list[str], storage_options: dict[str, Any] | None = Non
             pairs.append((_basename(_parent(item.split("://", 1)[-1])), item))
             continue
         try:
-            fs, root = fsspec.core.url_to_fs(item, **options_for(item, storage_options))
+            fs, root = fsspec.core.url_to_fs(fs_url(item),
+                                             **options_for(item, storage_options))
             exists = fs.exists(root)
         except (SourceError, *TRANSIENT_ERRORS):
             if "://" not in item:
@@ -207,17 +300,19 @@ def parse_inputs(inputs: list[str], storage_options: dict[str, Any] | None = Non
 
 
 def discover(server: str, url: str, storage_options: dict[str, Any] | None = None,
-             ) -> list[LogFile]:
-    """List one server's access logs in rotation order.
+             notes: list[str] | None = None) -> list[LogFile]:
+    """List one server's access logs in rotation order. A ``.gz`` beside the plain file of
+    the same rotation is left out (and said in ``notes``): its lines would count twice.
 
     Args:
         server: the server's name.
         url: a directory, a single file, or a glob (``sftp://host/var/log/.../access*``).
         storage_options: passed to fsspec (never a password).
+        notes: what was left out, and why, is added here.
     """
     options = options_for(url, storage_options)
     try:
-        fs, path = fsspec.core.url_to_fs(url, **options)
+        fs, path = fsspec.core.url_to_fs(fs_url(url), **options)
         if fs.isdir(path):
             infos = [i if not i.get("islink") else fs.info(i["name"])  # follow file links
                      for i in fs.ls(path, detail=True)]
@@ -241,6 +336,12 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
             continue
         full = info["name"] if protocol in ("file", "local") else _remote_url(url, info["name"])
         logs.append((name, full, int(info.get("size") or 0), bool(m["gz"])))
+    plain = {name for name, _, _, gz in logs if not gz}
+    for name, full, _, gz in logs:
+        if gz and name.removesuffix(".gz") in plain and notes is not None:
+            notes.append(f"{full}: the same rotation as {name.removesuffix('.gz')}, which "
+                         "was read instead (each line once)")
+    logs = [t for t in logs if not (t[3] and t[0].removesuffix(".gz") in plain)]
     logs.sort(key=lambda t: rotation_key(t[0]))
     return [LogFile(server, full, name, seq, size, gz, options)
             for seq, (name, full, size, gz) in enumerate(logs)]
@@ -278,7 +379,7 @@ def read_chunk(chunk: Chunk) -> ChunkData:
     """
     f = chunk.file
     try:
-        fs, path = fsspec.core.url_to_fs(f.url, **f.storage_options)
+        fs, path = fsspec.core.url_to_fs(fs_url(f.url), **f.storage_options)
         if f.gz:
             return _read_gzip(fs, path, f)
         with fs.open(path, "rb") as fh:
@@ -299,7 +400,7 @@ def read_head(f: LogFile, size: int = 4096) -> bytes:
     """The first bytes of a log (decompressed), to tell its format; none when it cannot be
     read (``read_chunk`` then reports why)."""
     try:
-        fs, path = fsspec.core.url_to_fs(f.url, **f.storage_options)
+        fs, path = fsspec.core.url_to_fs(fs_url(f.url), **f.storage_options)
         with fs.open(path, "rb", compression="gzip" if f.gz else None) as fh:
             return fh.read(size)
     except (SourceError, *TRANSIENT_ERRORS):

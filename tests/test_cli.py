@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,5 +88,9 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, (name, action.option_strings)
-                assert any(opt in readme for opt in action.option_strings), \
+                # each long option named in backquotes, as a whole word: "-s" is inside
+                # every "--since", and "--out" inside "--outside"
+                longs = [o for o in action.option_strings if o.startswith("--")] or \
+                    action.option_strings
+                assert any(re.search(rf"`{re.escape(o)}(?![\w-])", readme) for o in longs), \
                     (name, action.option_strings)

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import paramiko
@@ -251,3 +253,153 @@ def test_since_skips_older_rotated_files_by_name(fleet) -> None:
 ])
 def test_remote_names_that_could_escape_stage_are_refused(name: str, ok: bool) -> None:
     assert collect_mod._safe_name(name) is ok
+
+
+def test_since_is_compared_in_the_servers_local_time(fleet) -> None:
+    root, config, _ = fleet
+    stage = root / "stage"
+    # ds2 logs in -0500: 16:21:00 UTC is 11:21:00 there, after 112018 and before 112119
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet",
+                 "--since", "2026-11-26T16:21:00Z"]) == 0
+    got = sorted(p.name for p in (stage / "ds2").iterdir() if p.name.startswith("access"))
+    assert got == ["access", "access.20261126-112119"]
+
+
+LIVE_LINE = "[26/Nov/2026:11:30:{:02d}.000000001 -0500] conn=9{:03d} op=1 UNBIND\n"
+
+
+@pytest.mark.parametrize("step", collect_mod.CRASH_STEPS)
+def test_a_kill_at_any_step_of_a_live_update_loses_and_duplicates_nothing(fleet, step) -> None:
+    root, config, servers = fleet
+    stage = root / "stage"
+    cfg = yaml.safe_load(config.read_text())
+    cfg["servers"] = cfg["servers"][1:2]  # ds2
+    config.write_text(yaml.safe_dump(cfg))
+    live = servers["ds2"].logs / "access"
+    assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet"]) == 0
+    for round_ in range(3):
+        with open(live, "a") as fh:  # the server writes more, then the collect is killed
+            fh.writelines(LIVE_LINE.format(round_ * 10 + i, round_ * 10 + i) for i in range(5))
+        env = {**os.environ, "DSACCESS_COLLECT_KILL_AT": step}
+        done = subprocess.run([sys.executable, "-m", "pipeline", "collect", "-c", str(config),
+                               "-s", str(stage), "--quiet"], env=env, capture_output=True)
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        with open(live, "a") as fh:
+            fh.write(LIVE_LINE.format(round_ * 10 + 9, round_ * 10 + 9))
+        assert main(["collect", "-c", str(config), "-s", str(stage), "--quiet"]) == 0
+        assert (stage / "ds2" / "access").read_bytes() == live.read_bytes(), (step, round_)
+    manifest = json.loads((stage / "ds2" / "MANIFEST.json").read_text())
+    assert manifest["live"]["sha256"] == _digest(live) and "live_pending" not in manifest
+
+
+def test_a_live_copy_that_does_not_match_its_manifest_is_fetched_anew(fleet) -> None:
+    root, config, servers = fleet
+    stage = root / "stage"
+    collect(load_servers(config)[1:2], stage)
+    staged = stage / "ds2" / "access"
+    data = bytearray(staged.read_bytes())
+    data[100] ^= 0x20  # a flipped bit, same size
+    staged.write_bytes(bytes(data))
+    with open(servers["ds2"].logs / "access", "a") as fh:
+        fh.write(LIVE_LINE.format(1, 1))
+    out = collect(load_servers(config)[1:2], stage)
+    assert out[0].ok and staged.read_bytes() == (servers["ds2"].logs / "access").read_bytes()
+    retired = list((stage / "ds2" / ".retired").iterdir())
+    assert [p.read_bytes() for p in retired] == [bytes(data)]  # kept aside, not deleted
+
+
+def test_the_old_live_copy_stays_until_the_rotated_file_is_in(fleet, monkeypatch) -> None:
+    root, config, servers = fleet
+    stage = root / "stage"
+    collect(load_servers(config)[:1], stage)
+    before = (stage / "ds1" / "access").read_bytes()
+    logs = servers["ds1"].logs
+    os.rename(logs / "access", logs / "access.20261126-162300")  # the server rotates
+    (logs / "access").write_text(LIVE_LINE.format(1, 1))
+    monkeypatch.setattr(collect_mod, "RETRIES", 1)
+    real = collect_mod._collect_rotated
+
+    def fails(fs, remote, name, *args):
+        if name == "access.20261126-162300":
+            raise OSError("connection lost")
+        return real(fs, remote, name, *args)
+    monkeypatch.setattr(collect_mod, "_collect_rotated", fails)
+    out = collect(load_servers(config)[:1], stage)
+    assert not out[0].ok
+    assert (stage / "ds1" / "access").read_bytes() == before  # its lines are still seen
+    monkeypatch.setattr(collect_mod, "_collect_rotated", real)
+    assert collect(load_servers(config)[:1], stage)[0].ok
+    assert (stage / "ds1" / "access.20261126-162300").read_bytes() == before
+    assert (stage / "ds1" / "access").read_text() == LIVE_LINE.format(1, 1)
+
+
+def test_new_host_keys_are_appended_and_the_file_kept(fleet) -> None:
+    root, config, servers = fleet
+    known = root / "known_hosts"
+    revoked = Path(str(sshd.keygen(root / "revoked_key")) + ".pub").read_text().split()
+    keep = ("# managed by hand: keep this comment\n"
+            f"@revoked * {revoked[0]} {revoked[1]}\n" + servers["ds2"].known_hosts_line())
+    known.write_text(keep)
+    out = collect(load_servers(config), root / "stage", accept_new_host_keys=True,
+                  parallel=3)  # three threads at once on one known_hosts
+    assert all(o.ok for o in out), [o.error for o in out]
+    text = known.read_text()
+    assert text.startswith(keep)  # nothing rewritten
+    added = text[len(keep):].splitlines()
+    assert sorted(line.split()[0] for line in added) == sorted(
+        f"[127.0.0.1]:{servers[n].port}" for n in ("ds1", "ds3"))
+
+
+def test_a_revoked_host_key_is_refused(fleet) -> None:
+    root, config, servers = fleet
+    line = servers["ds1"].known_hosts_line().split()
+    (root / "known_hosts").write_text(f"@revoked * {line[1]} {line[2]}\n" + " ".join(line)
+                                      + "\n")
+    out = collect(load_servers(config)[:1], root / "stage")
+    assert "host key REVOKED" in out[0].error and not (root / "stage" / "ds1" / "access").exists()
+
+
+def test_the_projects_sftp_leaves_fsspecs_alone() -> None:
+    import fsspec
+    from fsspec.implementations.sftp import SFTPFileSystem
+
+    from pipeline.source import VerifiedSFTPFileSystem
+    assert fsspec.get_filesystem_class("sftp") is SFTPFileSystem
+    assert fsspec.get_filesystem_class("dssftp") is VerifiedSFTPFileSystem
+
+
+def test_a_url_with_a_password_is_refused_without_showing_it(tmp_path: Path, capsys) -> None:
+    assert main(["run", "sftp://reader:s3cret@127.0.0.1/var/log/access*", "-o",
+                 str(tmp_path / "out")]) == 64
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "reader:***@" in err and "--key-file" in err
+
+
+def test_refused_remote_names_are_shown_escaped_and_exit_2(fleet, capsys) -> None:
+    root, config, servers = fleet
+    (servers["ds1"].logs / "access\nldap02  ok     fetched 99 files").write_text("x\n")
+    stage = root / "stage"
+    assert main(["collect", "-c", str(config), "-s", str(stage)]) == 2
+    printed = capsys.readouterr()
+    lines = (printed.out + printed.err).splitlines()
+    assert not any(line.startswith("ldap02") for line in lines)  # no fake table row
+    assert any("refused access\\nldap02" in line for line in lines)
+    assert sorted(p.name for p in (stage / "ds1").iterdir() if "\n" in p.name) == []
+
+
+def test_counters_count_each_file_once_after_a_retry(fleet, monkeypatch) -> None:
+    root, config, servers = fleet
+    monkeypatch.setattr(collect_mod, "BACKOFF_SECONDS", 0.01)
+    calls = []
+
+    def drop_late(name: str, n: int) -> None:
+        calls.append(n)
+        if len(calls) == 20:  # well into the files: some are in, the rest come next try
+            raise paramiko.SSHException("Server connection dropped: ")
+    monkeypatch.setattr(collect_mod, "BLOCK", 64 * 1024)
+    out = collect(load_servers(config)[:1], root / "stage", progress=drop_late)[0]
+    remote = sorted(p.name for p in servers["ds1"].logs.iterdir())
+    assert out.ok and len(calls) > 20
+    assert sorted(out.fetched) == remote and out.skipped == 0
+    again = collect(load_servers(config)[:1], root / "stage")[0]
+    assert again.fetched == [] and again.skipped == len(remote)

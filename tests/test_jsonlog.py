@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -73,8 +74,21 @@ def test_json_pretty_objects_span_lines() -> None:
     assert r.events["line"].to_list()[0] == 1
 
 
-def test_event_cut_at_2048_bytes_is_a_reject() -> None:
-    cut = EXAMPLES[12][:120] + "...}"
+def _cuts() -> list[int]:
+    """Cut points in every kind of place: inside a key, inside a string value, between
+    tokens, inside a number (the server cuts where the 2048 bytes end, anywhere)."""
+    e = EXAMPLES[12]
+    key = e.index('"operation"') + 4
+    value = e.index('"', e.index(":", key) + 2) - 3
+    between = e.index(",") + 1
+    number = re.search(r'"op_internal_id":\d', e).end()  # after a number's first digit
+    return [key, value, between, number, 120, len(e) - 5]
+
+
+@pytest.mark.parametrize("at", _cuts(), ids=["in a key", "in a value", "between", "in a number",
+                                              "at 120", "near the end"])
+def test_event_cut_at_2048_bytes_is_a_reject(at: int) -> None:
+    cut = EXAMPLES[12][:at] + "...}"
     r = _parse([EXAMPLES[1], cut, EXAMPLES[10]])
     assert r.counts == {"total": 3, "parsed": 2, "rejected": 1, "header": 0, "blank": 0}
     assert r.rejects.row(0, named=True)["reason"] == \

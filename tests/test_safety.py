@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -231,8 +230,3 @@ def test_restarts_are_one_definition_in_summary_and_table(tmp_path: Path) -> Non
     assert [t.second for t in table["ts"]] == [3, 5]
 
 
-def test_merge_imports_no_dask() -> None:
-    code = "import sys, pipeline.merge, pipeline.report; print('dask' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "False"
