@@ -230,3 +230,54 @@ def test_restarts_are_one_definition_in_summary_and_table(tmp_path: Path) -> Non
     assert [t.second for t in table["ts"]] == [3, 5]
 
 
+
+
+def test_an_empty_server_folder_is_a_warning_and_exit_2(logs: Path, tmp_path: Path,
+                                                        capsys) -> None:
+    (logs / "empty").mkdir()  # what a failed first collect leaves
+    out = tmp_path / "out"
+    assert main(["run", str(logs), "-o", str(out), *LOCAL, "--quiet"]) == 2
+    assert "dsaccess: warning: empty: no access logs in this folder" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert [p["server"] for p in summary["problems"]] == ["empty"]
+    assert summary["servers"]["b"]["lines"]["total"] == 48_671
+
+
+def test_a_plain_rotated_file_and_its_gz_are_read_once(tmp_path: Path) -> None:
+    import gzip
+    folder = write_log(tmp_path / "s", session(1, T0, "", "", ops=2))
+    os.rename(folder / "access", folder / "access.20261126-160000")
+    data = (folder / "access.20261126-160000").read_bytes()
+    (folder / "access.20261126-160000.gz").write_bytes(gzip.compress(data))
+    out = tmp_path / "out"
+    assert main(["run", f"s={folder}", "-o", str(out), *LOCAL, "--quiet"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lines"]["total"] == data.count(b"\n")
+    assert "the same rotation as access.20261126-160000" in summary["problems"][0]["problem"]
+
+
+def test_failures_that_are_not_the_users_are_one_line(capsys) -> None:
+    from pipeline.cli import explain
+
+    class KilledWorker(Exception):  # distributed's, by name
+        pass
+
+    class CommClosedError(OSError):
+        pass
+    message, code = explain(KilledWorker("('parse_task-1', <WorkerState 'tcp://w:1'>)"))
+    assert code == 1 and "worker died" in message and "--partition-mb" in message
+    message, code = explain(CommClosedError("in <TCP (closed) ConnectionPool.gather>"))
+    assert code == 1 and "lost the Dask scheduler" in message
+    message, code = explain(OSError(28, "No space left on device", "/data/out/x.parquet"))
+    assert message == "No space left on device: /data/out/x.parquet; free space there"
+    message, _ = explain(ZeroDivisionError("division by zero"))
+    assert message.startswith("internal error: ZeroDivisionError") and "-v" in message
+
+
+def test_verbose_shows_the_traceback(tmp_path: Path, capsys) -> None:
+    assert main(["-v", "run", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o"),
+                 *LOCAL]) == 64
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("dsaccess: error:")
+    assert main(["run", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o"), *LOCAL]) == 64
+    assert "Traceback" not in capsys.readouterr().err
