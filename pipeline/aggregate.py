@@ -222,9 +222,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
     ops = ops.select("server", "workload", "bind_dn", "verb", "internal", "ts", "result_ts",
                      "fingerprint", "fingerprint_id", "err", "unindexed", "partially_unindexed",
                      "paged", "nentries", "filter", "base", "scope", "dn", *LATENCIES)
-    spelled = ops.select(pl.col("bind_dn").alias("spelling"), pl.col("dn").alias("target"))
-    ops = ops.with_columns(canonical_column(ops["bind_dn"]).alias("bind_dn"),
-                           canonical_column(ops["dn"]).alias("dn"))
+    spelling = ops["bind_dn"]
+    ops = ops.with_columns(canonical_column(spelling).alias("bind_dn"))
     failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
     notes = {"unindexed": pl.col("unindexed").sum(),
              "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}
@@ -233,7 +232,10 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
     client = ops.filter(~pl.col("internal"))
     seen = pl.coalesce("ts", "result_ts")
     series = client.with_columns(seen.dt.truncate("1m").alias("minute"))
+    # target DNs only of BINDs: every operation has one, and most are distinct entries
     binds = client.filter(pl.col("verb") == "BIND")
+    target = binds["dn"]
+    binds = binds.with_columns(canonical_column(target).alias("dn"))
     out = {
         "fingerprints": searches.group_by("fingerprint").agg(
             pl.col("fingerprint_id").first(),
@@ -281,9 +283,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
         .agg(pl.len().cast(pl.Int64).alias("operations"))
         .with_columns(pl.lit(period_s, pl.Int64).alias("seconds")),
         SPELLINGS: _spellings(pl.concat([
-            pl.DataFrame({"dn": ops["bind_dn"], "spelling": spelled["spelling"]}),
-            pl.DataFrame({"dn": binds["dn"], "spelling": spelled["target"].filter(
-                ~ops["internal"] & (ops["verb"] == "BIND"))})])),
+            pl.DataFrame({"dn": ops["bind_dn"], "spelling": spelling}),
+            pl.DataFrame({"dn": binds["dn"], "spelling": target})])),
     }
     sources = {"fingerprints": searches, "workloads": client, "timeseries": series}
     for table, keys in TABLE_KEYS.items():
