@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 SAMPLE := tests/fixtures/real389
 
-.PHONY: install system-deps ds-deps run test unit integration bench fuzz lint check clean
+.PHONY: install build-deps system-deps ds-deps run test unit integration bench fuzz lint check clean
 
 # Debian packages the real-component tests use: OpenSSH's sshd (collect over SFTP),
 # Chromium (the report in a real browser) and promtool (from prometheus: metrics.prom).
@@ -17,11 +17,22 @@ SYSTEM_COMMANDS := /usr/sbin/sshd /usr/bin/chromium /usr/bin/promtool
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \
                   | grep -v -e '^rust/target/' -e '^rust/fuzz/')
 
+# What python-ldap (the exporter's LDAP client) compiles against.
+BUILD_PACKAGES := libldap-dev libsasl2-dev
+BUILD_HEADERS := /usr/include/ldap.h /usr/include/sasl/sasl.h
+
+build-deps:  ## install the C headers python-ldap builds against, when root with apt
+	@missing=""; for h in $(BUILD_HEADERS); do [ -e $$h ] || missing=1; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BUILD_PACKAGES); \
+	else echo "not root or no apt-get: install $(BUILD_PACKAGES) for python-ldap"; fi
+
 $(BIN)/maturin:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 'maturin>=1.7,<2'
 
-$(BIN)/dsaccess: pyproject.toml $(RUST_SOURCES) | $(BIN)/maturin
+$(BIN)/dsaccess: pyproject.toml $(RUST_SOURCES) | $(BIN)/maturin build-deps
 	$(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
 	@touch $@
 

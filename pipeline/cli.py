@@ -193,6 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
                           "stores without a histogram type")
     rep.set_defaults(func=cmd_report)
 
+    exp = sub.add_parser(
+        "exporter", help="serve Prometheus metrics from each server's cn=monitor, live",
+        description="Serve /metrics (read at each scrape from every server's cn=monitor, its "
+                    "snmp and backend monitor entries, with the live connections counted by "
+                    "workload class) and a status page /.")
+    exp.add_argument("-c", "--config", required=True, type=Path,
+                     help="servers file; the servers with an 'ldap' block are read")
+    exp.add_argument("--workloads", type=Path, metavar="FILE",
+                     help="workload classes as CEL rules over the live variables (default: "
+                          "the built-in classes that need only them)")
+    exp.add_argument("--listen", default="127.0.0.1:9389", metavar="HOST:PORT",
+                     help="address to serve on (default 127.0.0.1:9389)")
+    exp.add_argument("--histocrutch", action="store_true",
+                     help="also one gauge per histogram bucket")
+    exp.add_argument("--once", action="store_true",
+                     help="print one scrape's metrics and exit (2 when a server is down)")
+    exp.set_defaults(func=cmd_exporter)
+
     fp = sub.add_parser(
         "fingerprint", help="print the fingerprint of LDAP filters",
         description="Print one fingerprint per filter (arguments, or one per line on stdin).")
@@ -320,6 +338,32 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_OK
     regenerate(args.out, args.histocrutch, args.show_examples)
     print(f"wrote {args.out / 'report.html'} and {args.out / 'metrics.prom'}")
+    return EXIT_OK
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from .config import compiled, load_servers
+    from .exporter import Exporter, serve
+
+    host, sep, port = args.listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--listen: not HOST:PORT: {args.listen!r} (e.g. 127.0.0.1:9389)")
+    servers = load_servers(args.config, need="ldap")
+    rules = compiled(load_workloads(args.workloads, live=True), live=True)
+    exporter = Exporter(servers, rules, args.histocrutch)
+    if args.once:
+        sys.stdout.write(exporter.metrics().decode())
+        down = [r for r in exporter.last.values() if not r.ok]
+        for r in down:
+            print(f"dsaccess: warning: {r.server}: {printable(r.error)}", file=sys.stderr)
+        return EXIT_PARTIAL if down else EXIT_OK
+    try:
+        httpd = serve(exporter, host.strip("[]") or "127.0.0.1", int(port))
+    except OSError as e:
+        raise ConfigError(f"--listen: cannot listen on {args.listen}: {e.strerror}") from None
+    print(f"dsaccess exporter: {len(servers)} servers, http://{args.listen}/metrics",
+          file=sys.stderr)
+    httpd.serve_forever()
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .workload import Rule, compile_rules
+from .workload import BATCH_VARIABLES, LIVE_VARIABLES, Rule, compile_rules
 
 # The built-in classes, used when no --workloads file is given (conf/workloads.yaml
 # holds the same rules, commented; a test keeps the two equal).
@@ -44,15 +44,23 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node]:
     return data, node
 
 
-def load_workloads(path: Path | None) -> tuple[tuple[str, str, int | None], ...]:
+def load_workloads(path: Path | None, live: bool = False
+                   ) -> tuple[tuple[str, str, int | None], ...]:
     """Read and check a workloads file; ``None`` gives the built-in classes.
+
+    ``live``: for the exporter's connections (cn=monitor), whose variables are fewer: a
+    rule naming a variable only the logs have is refused; of the built-in classes, those
+    are left out.
 
     Returns ``(name, expression, line)`` triples, already compiled once to check
     them (tasks compile their own copy: a compiled program is not sent over the wire).
     """
+    allowed = LIVE_VARIABLES if live else BATCH_VARIABLES
     if path is None:
         rules = tuple((n, w, None) for n, w in DEFAULT_WORKLOADS)
-        compile_rules(list(rules), "built-in workloads")
+        if live:
+            rules = tuple(r for r in rules if _uses_only(r[1], allowed))
+        compile_rules(list(rules), "built-in workloads", allowed=allowed)
         return rules
     data, node = load_yaml(path)
     if not isinstance(data, dict) or set(data) != {"classes"}:
@@ -82,15 +90,24 @@ def load_workloads(path: Path | None) -> tuple[tuple[str, str, int | None], ...]
         if isinstance(when, bool):  # YAML read `when: true` as a boolean, not CEL text
             when = "true" if when else "false"
         rules.append((name, str(when), line))
-    compile_rules(rules, str(path))
+    compile_rules(rules, str(path), allowed=allowed)
     return tuple(rules)
 
 
+def _uses_only(expression: str, allowed: frozenset[str]) -> bool:
+    try:
+        compile_rules([("x", expression)], allowed=allowed)
+        return True
+    except ConfigError:
+        return False
+
+
 @functools.lru_cache(maxsize=8)
-def compiled(rules: tuple[tuple[str, str, int | None], ...]) -> tuple[Rule, ...]:
+def compiled(rules: tuple[tuple[str, str, int | None], ...], live: bool = False
+             ) -> tuple[Rule, ...]:
     """Compile checked rules (on a worker, once per process: tasks share the programs
     and the answers they remember)."""
-    return compile_rules(list(rules))
+    return compile_rules(list(rules), allowed=LIVE_VARIABLES if live else BATCH_VARIABLES)
 
 
 def _item_lines(node: yaml.Node | None, section: str) -> list[int]:
@@ -102,7 +119,21 @@ def _item_lines(node: yaml.Node | None, section: str) -> list[int]:
     return []
 
 
-SERVER_KEYS = ("name", "host", "port", "user", "key_file", "known_hosts", "logs")
+SERVER_KEYS = ("name", "host", "port", "user", "key_file", "known_hosts", "logs", "ldap")
+LDAP_KEYS = ("url", "bind_dn", "password_file", "sasl_mech", "ca_file", "timeout")
+
+
+@dataclass(frozen=True)
+class LdapConfig:
+    """How the exporter reads a server's cn=monitor. The password stays in its file (mode
+    0600, read at each bind), never in the YAML or in memory longer than a bind."""
+
+    url: str
+    bind_dn: str | None = None
+    password_file: str | None = None
+    sasl_mech: str | None = None       # EXTERNAL: LDAPI peer credentials, client cert
+    ca_file: str | None = None
+    timeout: float = 5.0
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -117,6 +148,7 @@ class ServerConfig:
     user: str | None = None
     key_file: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
+    ldap: LdapConfig | None = None
 
     def storage_options(self, accept_new_host_keys: bool = False) -> dict[str, Any]:
         """fsspec options for ``VerifiedSFTPFileSystem`` (paths only, no secrets)."""
@@ -130,8 +162,55 @@ class ServerConfig:
         return options
 
 
-def load_servers(path: Path) -> tuple[ServerConfig, ...]:
-    """Read and check ``servers.yaml`` before any connection is made."""
+def _ldap_block(item: Any, where: str, check_files: bool = True) -> LdapConfig:
+    where = f"{where}: ldap"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(LDAP_KEYS)}")
+    if "password" in item or "bind_password" in item:
+        raise ConfigError(f"{where}: passwords are never read from the config; put it in a "
+                          "file of mode 0600 and name it in password_file")
+    unknown = sorted(set(item) - set(LDAP_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} "
+                          f"(allowed: {', '.join(LDAP_KEYS)})")
+    url = str(item.get("url") or "")
+    if not url.startswith(("ldap://", "ldaps://", "ldapi://")):
+        raise ConfigError(f"{where}: url must be ldap://, ldaps:// or ldapi://: {url!r}")
+    mech = item.get("sasl_mech")
+    if mech is not None and str(mech).upper() != "EXTERNAL":
+        raise ConfigError(f"{where}: sasl_mech {mech!r} is not supported (EXTERNAL is)")
+    password_file = item.get("password_file")
+    if item.get("bind_dn") and not password_file and mech is None:
+        raise ConfigError(f"{where}: bind_dn {item['bind_dn']!r} needs password_file (or "
+                          "sasl_mech: EXTERNAL)")
+    if password_file is not None:
+        password_file = os.path.expanduser(str(password_file))
+    if password_file is not None and check_files:  # the exporter's; collect leaves them
+        try:
+            mode = os.stat(password_file).st_mode
+        except OSError as e:
+            raise ConfigError(f"{where}: password_file {password_file}: {e.strerror}") from None
+        if mode & 0o077:
+            raise ConfigError(f"{where}: password_file {password_file} is readable by others "
+                              f"(mode {mode & 0o777:o}); chmod 600 it")
+    ca_file = item.get("ca_file")
+    if ca_file is not None and check_files and not os.path.isfile(
+            os.path.expanduser(str(ca_file))):
+        raise ConfigError(f"{where}: ca_file not found: {ca_file}")
+    timeout = item.get("timeout", 5)
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
+        raise ConfigError(f"{where}: timeout must be seconds from 0 to 300: {timeout!r}")
+    return LdapConfig(url=url, bind_dn=item.get("bind_dn"), password_file=password_file,
+                      sasl_mech=str(mech).upper() if mech else None,
+                      ca_file=os.path.expanduser(str(ca_file)) if ca_file else None,
+                      timeout=float(timeout))
+
+
+def load_servers(path: Path, need: str = "logs") -> tuple[ServerConfig, ...]:
+    """Read and check ``servers.yaml`` before any connection is made.
+
+    ``need``: ``"logs"`` (collect: every server has ``host`` and ``logs``) or ``"ldap"``
+    (the exporter: the servers with an ``ldap`` block, at least one)."""
     data, node = load_yaml(path)
     if not isinstance(data, dict) or "servers" not in data:
         raise ConfigError(f"{path}: expected a top-level 'servers' list")
@@ -154,9 +233,10 @@ def load_servers(path: Path) -> tuple[ServerConfig, ...]:
         if unknown:
             raise ConfigError(f"{where}: unknown key {', '.join(unknown)} "
                               f"(allowed: {', '.join(SERVER_KEYS)})")
-        for key in ("name", "host", "logs"):
+        for key in ("name", "host", "logs") if need == "logs" else ("name",):
             if not item.get(key):
                 raise ConfigError(f"{where}: missing key '{key}'")
+        ldap = _ldap_block(item["ldap"], where, need == "ldap") if "ldap" in item else None
         name = str(item["name"])
         if not SAFE_NAME.match(name):
             raise ConfigError(f"{where}: name {name!r} must be letters, digits, '.', '_' or "
@@ -172,12 +252,18 @@ def load_servers(path: Path) -> tuple[ServerConfig, ...]:
                                   "a private key, or drop key_file to use the SSH agent)")
             key_file = expanded
         known = os.path.expanduser(str(item.get("known_hosts", "~/.ssh/known_hosts")))
-        servers.append(ServerConfig(name=name, host=str(item["host"]), logs=str(item["logs"]),
-                                    port=port, user=item.get("user"), key_file=key_file,
-                                    known_hosts=known))
+        servers.append(ServerConfig(name=name, host=str(item.get("host", "")),
+                                    logs=str(item.get("logs", "")), port=port,
+                                    user=item.get("user"), key_file=key_file,
+                                    known_hosts=known, ldap=ldap))
     names = [s.name for s in servers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{path}: server named twice: {', '.join(dupes)} (names must be "
                           "unique: each becomes STAGE/<name>/)")
+    if need == "ldap":
+        servers = [s for s in servers if s.ldap is not None]
+        if not servers:
+            raise ConfigError(f"{path}: no server has an 'ldap' block (url, bind_dn, "
+                              "password_file...): the exporter has nothing to read")
     return tuple(servers)

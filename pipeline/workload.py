@@ -51,7 +51,15 @@ VARIABLES = MappingProxyType({
     "paged": ("paged", celtypes.BoolType, False),
     "tls": ("tls", celtypes.BoolType, False),         # LDAPS, or StartTLS done (a version)
     "conn_duration": ("conn_duration", celtypes.DoubleType, 0.0),
+    # live connections only (the exporter, from cn=monitor)
+    "ops_initiated": ("ops_initiated", celtypes.IntType, 0),
+    "ops_completed": ("ops_completed", celtypes.IntType, 0),
+    "ops_pending": ("ops_pending", celtypes.IntType, 0),
 })
+# What each side knows: operations from the logs, or live connections from cn=monitor.
+BATCH_VARIABLES = frozenset(VARIABLES) - {"ops_initiated", "ops_completed", "ops_pending"}
+LIVE_VARIABLES = frozenset({"server", "bind_dn", "client_ip", "conn_duration", "tls",
+                            "ops_initiated", "ops_completed", "ops_pending"})
 UNCLASSIFIED = "unclassified"   # what rows no rule matched are called
 ANSWER_CACHE_LIMIT = 1_000_000  # remembered answers per rule and worker process
 
@@ -72,7 +80,8 @@ class Rule:
 
 
 def compile_rules(rules: list[tuple[str, str]] | list[tuple[str, str, int | None]],
-                  origin: str = "workloads", vectorised: bool = True) -> tuple[Rule, ...]:
+                  origin: str = "workloads", vectorised: bool = True,
+                  allowed: frozenset[str] = BATCH_VARIABLES) -> tuple[Rule, ...]:
     """Compile ``(name, expression[, line])`` pairs, checking each as ARCHITECTURE §5 says.
 
     ``vectorised=False`` keeps every rule in the interpreter (to check both agree).
@@ -91,10 +100,15 @@ def compile_rules(rules: list[tuple[str, str]] | list[tuple[str, str, int | None
         except Exception as e:  # celpy raises its own parse error type
             raise ConfigError(f"{where}: not a valid CEL expression: {source!r}\n{e}") from None
         used = sorted({t.children[0].value for t in ast.find_data("ident")})
-        unknown = [v for v in used if v not in VARIABLES]
+        unknown = [v for v in used if v not in allowed]
         if unknown:
-            raise ConfigError(f"{where}: unknown variable {', '.join(unknown)}; the variables "
-                              f"are {', '.join(VARIABLES)}")
+            other = [v for v in unknown if v in VARIABLES]
+            side = ("live connections (cn=monitor)" if allowed == LIVE_VARIABLES
+                    else "operations in the logs")
+            known = ", ".join(v for v in VARIABLES if v in allowed)
+            what = (f"{', '.join(other)} is not known for {side}" if other
+                    else f"unknown variable {', '.join(unknown)}")
+            raise ConfigError(f"{where}: {what}; the variables are {known}")
         program = env.program(ast)
         sample = {v: _cel(VARIABLES[v][1], VARIABLES[v][2]) for v in used}
         try:

@@ -13,9 +13,9 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "pipeline"
 CORE = {"errors", "schema", "logline", "jsonlog", "ldapfilter", "fingerprint", "partition",
         "enrich", "histogram", "aggregate", "workload", "dn", "names", "views", "render",
-        "metrics", "textreport", "_core"}
+        "metrics", "textreport", "monitor", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",
-         "outputs", "report", "merge", "cli", "terminal"}
+         "outputs", "report", "merge", "cli", "terminal", "exporter"}
 FORBIDDEN = ["fsspec", "paramiko", "dask", "distributed", "click", "rich"]
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 
