@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 from datetime import UTC, datetime
@@ -33,17 +35,43 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version (0) and usage errors (64, see _Parser)
         return int(e.code or 0)
     set_up_logging(args.verbose)
+    stop = _on_sigterm()
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
-        print("dsaccess: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (below): the run has cleaned up
+        name = "terminated" if stop.got else "interrupted"
+        print(f"dsaccess: {name}", file=sys.stderr)
+        return 143 if stop.got else 130
     except Exception as e:  # every failure is one line; the traceback only with -v
         if args.verbose:
             traceback.print_exc()
         message, code = explain(e)
         print(f"dsaccess: error: {message}", file=sys.stderr)
         return code
+    finally:
+        stop.restore()
+
+
+class _Stop:
+    got = False
+    previous: Any = None
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _on_sigterm() -> _Stop:
+    """SIGTERM (systemd, kill, a batch scheduler) unwinds like Ctrl-C, so a run removes its
+    staging folder instead of leaving it behind."""
+    stop = _Stop()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.got = True
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        stop.previous = signal.signal(signal.SIGTERM, handler)
+    return stop
 
 
 def explain(e: BaseException) -> tuple[str, int]:
@@ -91,6 +119,9 @@ def set_up_logging(verbose: int) -> None:
         for name in NOISY:  # distributed logs every scheduler and worker start at INFO
             logging.getLogger(name).setLevel(logging.ERROR if name == "distributed"
                                              else logging.WARNING)
+        # an interrupted gather leaves a task of Dask's client whose exception asyncio
+        # reports at ERROR on the way out: noise, after "dsaccess: interrupted"
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workloads", type=Path, metavar="FILE",
                      help="workload classes as CEL rules (default: the built-in classes, "
                           "the same as conf/workloads.yaml)")
+    run.add_argument("--worker-timeout", type=float, default=60, metavar="SECONDS",
+                     help="fail when the Dask cluster has had no worker for this long "
+                          "(default 60)")
     run.add_argument("--force", action="store_true",
                      help="replace OUT even when the run has warnings (over 1%% of lines "
                           "rejected, no event in the window, a workload rule failing)")
@@ -231,6 +265,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--workers sizes the local cluster; drop it with --scheduler")
     if args.partition_mb < 1:
         raise ConfigError(f"--partition-mb must be at least 1: {args.partition_mb}")
+    if not args.worker_timeout > 0:
+        raise ConfigError(f"--worker-timeout must be more than 0 s: {args.worker_timeout}")
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
     if since is not None and until is not None and until <= since:
@@ -244,6 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
         progress=progress, workloads=workloads, histocrutch=args.histocrutch,
         storage_options=_ssh_options(args.known_hosts, args.key_file), force=args.force,
+        worker_timeout=args.worker_timeout,
     )
     display = RunProgress() if progress else None
     try:

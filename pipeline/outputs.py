@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,16 +76,67 @@ def check_target(out: Path, inputs: list[Path]) -> None:
                           f"{entries} entries would be lost); choose an empty or new directory")
 
 
+OWNER = ".owner"  # in a staging folder: "host pid" of the run writing it
+
+
 def staging_dir(out: Path) -> Path:
-    """A fresh temporary folder beside ``out`` (same filesystem, so rename is atomic)."""
+    """A fresh temporary folder beside ``out`` (same filesystem, so rename is atomic),
+    after removing the ones runs into the same ``out`` left when they were killed."""
     out = out.resolve()
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(out)
         tmp.mkdir()
+        (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
     except OSError as e:
         raise _unwritable(out.parent, e) from None
     return tmp
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove the staging (``.OUT.tmp-*``) and swap (``.OUT.old-*``) folders of runs into
+    ``out`` that died (SIGKILL, power): their owner process is gone from this host. A
+    folder of a run on another host, or of one still running, is left alone."""
+    removed = []
+    for folder in sorted(out.parent.glob(f".{glob_escape(out.name)}.old-*")) + sorted(
+            out.parent.glob(f".{glob_escape(out.name)}.tmp-*")):
+        if not folder.is_dir() or _owner_alive(folder):
+            continue
+        if ".old-" in folder.name and not out.exists():
+            # killed in the middle of a swap: this is the previous output; put it back
+            (folder / OWNER).unlink(missing_ok=True)
+            os.rename(folder, out)
+            log.warning("restored %s from %s, left by a run killed while publishing",
+                        out, folder)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        log.warning("removed %s, left by a run that was killed", folder)
+        removed.append(folder)
+    return removed
+
+
+OWNERLESS_GRACE_SECONDS = 60  # a folder just made has its owner file a moment later
+
+
+def _owner_alive(folder: Path) -> bool:
+    try:
+        host, pid = (folder / OWNER).read_text().split()
+    except (OSError, ValueError):  # older versions wrote none: stale once it is not new
+        return time.time() - folder.stat().st_mtime < OWNERLESS_GRACE_SECONDS
+    if host != socket.gethostname():
+        return True  # cannot tell: not ours to remove
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextmanager
@@ -119,10 +172,12 @@ def publish(tmp: Path, out: Path) -> None:
     """Replace ``out`` with ``tmp``: the old output stays until the new one is in place."""
     out = out.resolve()
     old = None
+    (tmp / OWNER).unlink(missing_ok=True)  # not part of the output
     try:
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
             os.rename(out, old)
+            (old / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         os.rename(tmp, out)
     except OSError as e:
         if old is not None and not out.exists():

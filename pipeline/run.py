@@ -14,8 +14,11 @@ On a remote cluster OUT's parent must be a filesystem every worker mounts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +75,7 @@ class RunOptions:
     histocrutch: bool = False
     progress: bool = False
     force: bool = False               # replace OUT even when this run has warnings
+    worker_timeout: float = 60        # seconds with no Dask worker before the run fails
     # checked CEL rules (config.load_workloads); the built-in classes by default
     workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
     storage_options: dict[str, Any] = field(default_factory=dict)
@@ -154,6 +158,8 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                      bytes=sum(r.bytes for r in chunk_reports))
 
 
+CANCEL_WAIT_SECONDS = 60
+WATCH_SECONDS = 0.5
 COMBINE_FAN_IN = 4  # partial tables merged per combine task (memory ~ fan-in x partial)
 PROGRESS_TOPIC = "dsaccess-progress"
 
@@ -306,16 +312,66 @@ def _sources(chunks: list[Chunk], layout: dict[str, tuple[int, int]]
     return [tuple(s) for s in out]
 
 
+@contextlib.contextmanager
+def _ignoring_sigint() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Compute:
-    def __init__(self, threads: int, client: Any = None) -> None:
+    def __init__(self, threads: int, client: Any = None, worker_timeout: float = 60) -> None:
         self.threads = threads
         self.client = client
+        self.worker_timeout = worker_timeout
 
     def __call__(self, *graphs: Any) -> Any:
         if self.client is None:
             return dask.compute(*graphs, scheduler="synchronous")
         futures = self.client.compute(list(graphs))
-        return tuple(self.client.gather(futures))
+        try:
+            self._watch(futures)
+            return tuple(self.client.gather(futures))
+        except BaseException:
+            self._cancel(futures)
+            raise
+
+    def _watch(self, futures: list[Any]) -> None:
+        """Wait for the futures; fail when the cluster has had no worker for
+        ``worker_timeout`` seconds (a lost worker's tasks run again elsewhere, but with
+        none left Dask would wait forever)."""
+        seen = time.monotonic()
+        while not all(f.done() for f in futures):
+            time.sleep(WATCH_SECONDS)
+            if self.client.scheduler_info().get("workers"):
+                seen = time.monotonic()
+            elif time.monotonic() - seen > self.worker_timeout:
+                raise PipelineError(
+                    f"no Dask worker for {self.worker_timeout:g} s (--worker-timeout): the "
+                    "workers died or were stopped; start workers or check their logs, then "
+                    "run again (the previous output is as it was)")
+
+    def _cancel(self, futures: list[Any]) -> None:
+        """Cancel the run's tasks and wait (a while) until none still runs: a task left
+        running on a remote worker would write into the staging folder after the run
+        removed it."""
+        try:
+            self.client.cancel(futures, force=True)
+            deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                running = [k for keys in self.client.processing().values() for k in keys]
+                if not running:
+                    return
+                time.sleep(0.2)
+            log.warning("tasks still running after %d s: %s", CANCEL_WAIT_SECONDS,
+                        ", ".join(map(str, running[:5])))
+        except Exception as e:  # the cluster is gone already: nothing runs for us
+            log.debug("cancel: %s", e)
 
 
 class _scheduler:
@@ -348,18 +404,22 @@ class _scheduler:
                                     "is `dask scheduler` running there?") from e
         else:
             workers = opts.workers or os.cpu_count() or 1
-            # one thread per worker process; polars inside a task gets that one thread too
-            self.cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
-                silence_logs=logging.ERROR,
-            )
+            # one thread per worker process; polars inside a task gets that one thread too.
+            # The workers start with Ctrl-C ignored (a child keeps an ignored signal): the
+            # terminal sends it to the whole process group, and only this process should
+            # answer it, with one line, closing the cluster.
+            with _ignoring_sigint():
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
+                    silence_logs=logging.ERROR,
+                )
             self.client = Client(self.cluster)
         info = self.client.scheduler_info()
         threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
         observer = self.observer
         self.client.subscribe_topic(PROGRESS_TOPIC, lambda event: observer.event(event[1]))
-        return _Compute(threads, self.client)
+        return _Compute(threads, self.client, opts.worker_timeout)
 
     def __exit__(self, *exc: Any) -> None:
         if self.observer in _LOCAL:

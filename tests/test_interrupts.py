@@ -1,0 +1,164 @@
+"""Ctrl-C, SIGTERM and SIGKILL in the middle of a run on a real local Dask cluster: no
+staging folder stays behind (the next run removes a killed run's), OUT keeps its previous
+output, and the terminal gets one line."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import outputs
+
+from .synth import generate
+from .test_safety import tree_digest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fleet")
+    generate(root, servers=2, mb_per_server=25.0, seed=3)
+    return root
+
+
+def _start(fleet: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
+                             str(out), "--workers", "2", "--partition-mb", "4"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own group, as a terminal's job
+
+
+def _wait_for_work(out: Path) -> None:
+    for _ in range(600):
+        if glob.glob(str(out.parent / f".{out.name}.tmp-*" / "_shuffle" / "*")):
+            time.sleep(1.0)
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run never started working")
+
+
+@pytest.fixture()
+def previous(fleet: Path, tmp_path: Path) -> tuple[Path, str]:
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
+                           str(out), "--workers", "2", "--quiet"], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    return out, tree_digest(out)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_run_leaves_nothing_and_says_one_line(fleet: Path, previous, how: str
+                                                              ) -> None:
+    out, before = previous
+    proc = _start(fleet, out)
+    _wait_for_work(out)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole group
+    else:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if how == "ctrl-c" else 143)
+    assert err.strip().splitlines() == [
+        "dsaccess: interrupted" if how == "ctrl-c" else "dsaccess: terminated"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]  # no staging left
+    assert tree_digest(out) == before
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(fleet: Path, previous
+                                                                 ) -> None:
+    out, before = previous
+    proc = _start(fleet, out)
+    _wait_for_work(out)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    left = [p for p in out.parent.iterdir() if p.name.startswith(".out.tmp-")]
+    assert left and tree_digest(out) == before  # killed: its folder stays, OUT too
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
+                           str(out), "--workers", "2", "--quiet"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+    assert "left by a run that was killed" in done.stderr
+
+
+def test_a_run_killed_while_swapping_gets_its_previous_output_back(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    old = tmp_path / ".out.old-0123456789ab"  # the swap's first rename happened, then kill
+    old.mkdir()
+    (old / "run.json").write_text('{"format": "dsaccess-output/1"}')
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (old / outputs.OWNER).write_text(f"{os.uname().nodename} {dead.pid}\n")
+    outputs.remove_stale(out)
+    assert (out / "run.json").exists() and not old.exists()
+    assert not (out / outputs.OWNER).exists()
+    # a live owner's folders are left alone
+    busy = tmp_path / ".out.tmp-0123456789ab"
+    busy.mkdir()
+    (busy / outputs.OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n")
+    assert outputs.remove_stale(out) == [] and busy.exists()
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout.split()
+    return [int(p) for p in out] + [g for p in out for g in _children(int(p))]
+
+
+def _summary(out: Path) -> dict:
+    import json
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_a_worker_killed_mid_run_changes_nothing(fleet: Path, previous) -> None:
+    out, _ = previous
+    clean = _summary(out)
+    proc = _start(fleet, out)
+    _wait_for_work(out)
+    workers = [p for p in _children(proc.pid)
+               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)  # the nanny starts another; its tasks run again
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _summary(out) == clean
+
+
+def test_no_worker_left_fails_clearly_and_keeps_the_output(fleet: Path, previous) -> None:
+    from . import sshd
+    out, before = previous
+    port = sshd.free_port()
+    bin_ = Path(sys.executable).parent
+    scheduler = subprocess.Popen([str(bin_ / "dask"), "scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([str(bin_ / "dask"), "worker", f"tcp://127.0.0.1:{port}",
+                               "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
+                                 str(out), "--scheduler", f"tcp://127.0.0.1:{port}",
+                                 "--worker-timeout", "3", "--partition-mb", "4", "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_for_work(out)
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its nanny: none is left
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1
+        assert err.strip().splitlines() == [err.strip().splitlines()[-1]]
+        assert "no Dask worker for 3 s (--worker-timeout)" in err
+        assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+        assert tree_digest(out) == before
+    finally:
+        for p in (worker, scheduler):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
