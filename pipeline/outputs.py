@@ -17,7 +17,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -207,29 +207,32 @@ def write_operations(ops: pl.DataFrame, root: Path, part: str) -> None:
                       f"part-{part}.parquet")
 
 
-def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame) -> None:
-    """Append Parquet pieces into one file, one row group per piece (``empty``: no pieces)."""
+def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame,
+                   transform: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:
+    """Append Parquet pieces into one file, one row group per piece, a piece at a time (the
+    memory of one piece, whatever their number); ``transform`` each piece on the way;
+    ``empty``: the table when there are no pieces."""
     import pyarrow.parquet as pq
 
     if not parts:
         write_parquet(empty, dest)
         return
     with writing(dest):
-        _concat_parquet(parts, dest, pq)
-
-
-def _concat_parquet(parts: list[Path], dest: Path, pq: Any) -> None:
-    writer = None
-    try:
-        for part in parts:
-            table = pq.read_table(part)
-            if writer is None:
-                writer = pq.ParquetWriter(dest, table.schema, compression=PARQUET_COMPRESSION,
-                                         compression_level=PARQUET_LEVEL)
-            writer.write_table(table.cast(writer.schema))
-    finally:
-        if writer is not None:
-            writer.close()
+        writer = None
+        try:
+            for part in parts:
+                if transform is None:
+                    table = pq.read_table(part)
+                else:
+                    table = transform(pl.read_parquet(part)).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(dest, table.schema,
+                                              compression=PARQUET_COMPRESSION,
+                                              compression_level=PARQUET_LEVEL)
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def write_jsonl(ops: pl.DataFrame, path: Path) -> None:

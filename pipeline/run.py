@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import dask
 import polars as pl
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from . import aggregate, histogram, outputs, views
 from .config import DEFAULT_WORKLOADS
@@ -312,6 +313,14 @@ def _sources(chunks: list[Chunk], layout: dict[str, tuple[int, int]]
     return [tuple(s) for s in out]
 
 
+class _QuietWorker(WorkerPlugin):
+    """A worker plugin: Ctrl-C is the client's to answer, not each worker's."""
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _ignoring_sigint() -> Any:
     if threading.current_thread() is not threading.main_thread():
@@ -415,6 +424,9 @@ class _scheduler:
                     silence_logs=logging.ERROR,
                 )
             self.client = Client(self.cluster)
+            # and again in each worker, the ones a nanny starts later too: a worker that
+            # spawned before the parent's disposition took hold would print a traceback
+            self.client.register_plugin(_QuietWorker(), name="dsaccess-quiet-sigint")
         info = self.client.scheduler_info()
         threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
         observer = self.observer
@@ -503,13 +515,15 @@ def _inputs(reports: list[ChunkReport], opts: RunOptions) -> list[dict[str, Any]
 
 
 def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> None:
+    """rejects.parquet from the parse tasks' pieces, one at a time, in (server, file, line)
+    order: a piece per chunk, and a file's chunks hold its lines in order."""
     offsets = line_offsets(reports)
-    parts = sorted((scratch / "rejects").glob("*.parquet"))
-    if parts:
-        rejects = pl.concat([pl.read_parquet(p) for p in parts])
+    order = {r.index: (r.server, r.file, r.index) for r in reports}
+    parts = sorted((scratch / "rejects").glob("c*.parquet"),
+                   key=lambda p: order.get(int(p.stem[1:]), ("", "", 0)))
+
+    def absolute(piece: pl.DataFrame) -> pl.DataFrame:
         shift = pl.col("chunk").replace_strict(offsets, return_dtype=pl.Int64)
-        rejects = rejects.with_columns(pl.col("line") + shift).drop("chunk")
-        rejects = rejects.sort("server", "file", "line")
-    else:
-        rejects = pl.DataFrame(schema=dict(REJECT_SCHEMA))
-    outputs.write_parquet(rejects, staging / "rejects.parquet")
+        return piece.with_columns(pl.col("line") + shift).drop("chunk").sort("line")
+    outputs.concat_parquet(parts, staging / "rejects.parquet",
+                           empty=pl.DataFrame(schema=dict(REJECT_SCHEMA)), transform=absolute)
