@@ -44,6 +44,7 @@ from .stages import (
     enrich_task,
     line_offsets,
     parse_task,
+    server_timeline,
 )
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,16 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
+            # per server, from its buckets' connection pieces: the client gets two numbers
+            # and the restart rows, whatever the number of connections
+            timelines, = compute([dask.delayed(server_timeline, pure=False)(
+                server, [str(scratch / "connections" / f"b{b:05d}.parquet")
+                         for b in range(base, base + count)])
+                for server, (base, count) in sorted(layout.items())])
         computed = time.perf_counter()
         observer.stage("write")
-        summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread)
+        summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread,
+                                            timelines)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
         published = not (warnings and opts.out.exists() and not opts.force)
@@ -443,7 +451,8 @@ class _scheduler:
 
 
 def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
-            reduced: BucketReport, unread: list[Problem]
+            reduced: BucketReport, unread: list[Problem],
+            timelines: list[tuple[str, int, pl.DataFrame]]
             ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[Problem]]:
     scratch = staging / "_shuffle"
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
@@ -456,10 +465,12 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     # one file from the buckets' pieces, a piece at a time: memory stays flat
     outputs.concat_parquet(sorted((scratch / "connections").glob("*.parquet")),
                            staging / "connections.parquet", empty=empty.connections)
-    connections = pl.scan_parquet(staging / "connections.parquet")
-    for server, peak in aggregate.peak_connections(connections).items():
-        per_server.setdefault(server, {})["peak_connections"] = peak
-    starts = aggregate.restarts(connections)
+    for server, peak, _ in timelines:
+        if peak:
+            per_server.setdefault(server, {})["peak_connections"] = peak
+    starts = pl.concat([t[2] for t in timelines] or [aggregate.restarts(
+        pl.LazyFrame(schema={"server": pl.String, "conn": pl.Int64,
+                             "opened": pl.Datetime("ns", "UTC")}))])
     if opts.jsonl:
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")

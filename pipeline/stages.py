@@ -210,3 +210,15 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
                         sum(r.seconds for r in reports) + steps.total,
                         add_steps(*(r.steps for r in reports), steps.raised("combine")),
                         aggregate.combine_all([r.rule_errors for r in reports]))
+
+
+def server_timeline(server: str, pieces: list[str]) -> tuple[str, int, pl.DataFrame]:
+    """One server's peak concurrent connections and its restarts, from the connection
+    pieces of its buckets (written by the enrich tasks)."""
+    paths = [p for p in pieces if Path(p).exists()]
+    if not paths:
+        return server, 0, aggregate.restarts(pl.LazyFrame(schema={
+            "server": pl.String, "conn": pl.Int64, "opened": pl.Datetime("ns", "UTC")}))
+    connections = pl.scan_parquet(paths).filter(pl.col("server") == server)
+    peak = aggregate.peak_connections(connections).get(server, 0)
+    return server, peak, aggregate.restarts(connections)
