@@ -143,7 +143,7 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                             timelines)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
-        published = not (warnings and opts.out.exists() and not opts.force)
+        published = not (warnings and outputs.is_output(opts.out) and not opts.force)
         if published:
             outputs.publish(staging, opts.out)
         else:
