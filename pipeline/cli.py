@@ -290,10 +290,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             display.close()
     if not args.quiet and result.published:
         print_summary(result.summary, result.tables, args.out)
-    for problem in result.problems:
-        print(f"dsaccess: warning: {problem_text(problem)}", file=sys.stderr)
-    for warning in result.warnings:
-        print(f"dsaccess: warning: {printable(warning)}", file=sys.stderr)
+    _print_findings(result.problems, result.warnings)
     if not result.published:
         print(f"dsaccess: warning: kept the previous output in {args.out} because of the "
               "warnings above; --force replaces it", file=sys.stderr)
@@ -353,16 +350,21 @@ def _progress_printer():  # type: ignore[no-untyped-def]
     return show
 
 
+def _print_findings(problems: list[Any], warnings: list[str]) -> None:
+    """What made a run or merge partial or suspect, a line each, escaped."""
+    for problem in problems:
+        print(f"dsaccess: warning: {problem_text(problem)}", file=sys.stderr)
+    for warning in warnings:
+        print(f"dsaccess: warning: {printable(warning)}", file=sys.stderr)
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_runs
 
     summary, tables = merge_runs([Path(r) for r in args.runs], args.out, args.histocrutch)
     if not args.quiet:
         print_summary(summary, tables, args.out)
-    for problem in summary.get("problems", []):
-        print(f"dsaccess: warning: {problem_text(problem)}", file=sys.stderr)
-    for warning in summary.get("warnings", []):
-        print(f"dsaccess: warning: {printable(warning)}", file=sys.stderr)
+    _print_findings(summary.get("problems", []), summary.get("warnings", []))
     # a merge of runs that had problems is partial too
     return EXIT_PARTIAL if summary.get("problems") or summary.get("warnings") else EXIT_OK
 

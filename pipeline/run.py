@@ -468,9 +468,7 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     for server, peak, _ in timelines:
         if peak:
             per_server.setdefault(server, {})["peak_connections"] = peak
-    starts = pl.concat([t[2] for t in timelines] or [aggregate.restarts(
-        pl.LazyFrame(schema={"server": pl.String, "conn": pl.Int64,
-                             "opened": pl.Datetime("ns", "UTC")}))])
+    starts = pl.concat([t[2] for t in timelines])  # one per server: never empty
     if opts.jsonl:
         outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
                              staging / "operations.jsonl")

@@ -83,6 +83,12 @@ def bind_dns(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
         .sort("count", "bind_dn", descending=[True, False], nulls_last=True).head(top)
 
 
+def _mostly_covered(load: pl.DataFrame) -> pl.DataFrame:
+    """The load periods the window covers mostly (all of them when none is)."""
+    full = load.filter(pl.col("covered_seconds") >= PEAK_MIN_COVER * pl.col("seconds"))
+    return full if full.height else load
+
+
 def server_rates(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Per server: the peak rate (ops/s) over the load periods the window covers mostly,
     and when it was."""
@@ -90,9 +96,7 @@ def server_rates(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     if load is None or not load.height:
         return pl.DataFrame(schema={"server": pl.String, "peak_rate": pl.Float64,
                                     "peak_at": pl.Datetime("ns", "UTC")})
-    full = load.filter(pl.col("covered_seconds") >= PEAK_MIN_COVER * pl.col("seconds"))
-    full = full if full.height else load
-    return full.sort("rate", "start", descending=[True, False]).group_by(
+    return _mostly_covered(load).sort("rate", "start", descending=[True, False]).group_by(
         "server", maintain_order=True).first().select(
         "server", pl.col("rate").alias("peak_rate"), pl.col("start").alias("peak_at")) \
         .sort("server")
@@ -103,9 +107,7 @@ def fleet_peak_rate(tables: dict[str, pl.DataFrame]) -> tuple[float, Any]:
     load = tables.get("load")
     if load is None or not load.height:
         return 0.0, None
-    full = load.filter(pl.col("covered_seconds") >= PEAK_MIN_COVER * pl.col("seconds"))
-    full = full if full.height else load
-    per = full.group_by("start").agg(pl.col("rate").sum()).sort("rate", "start",
+    per = _mostly_covered(load).group_by("start").agg(pl.col("rate").sum()).sort("rate", "start",
                                                                 descending=[True, False])
     return float(per["rate"][0]), per["start"][0]
 
