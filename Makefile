@@ -45,8 +45,9 @@ system-deps:  ## install the Debian packages above when root with apt (else thos
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	else echo "not root or no apt-get: tests needing $(SYSTEM_PACKAGES) will be skipped"; fi
 
-# The whole-chain test also needs real 389 Directory Servers and their LDAP tools.
-DS_PACKAGES := 389-ds-base ldap-utils python3-ldap python3-lib389 tzdata
+# The whole-chain test also needs real 389 Directory Servers and their LDAP tools, and the
+# exporter's test systemd-analyze (to verify its unit).
+DS_PACKAGES := 389-ds-base ldap-utils python3-ldap python3-lib389 tzdata systemd
 
 ds-deps: system-deps  ## install 389-ds-base and friends when root with apt (else skipped)
 	@if [ -x /usr/sbin/ns-slapd ] && /usr/bin/python3 -c "import lib389, ldap" 2>/dev/null; \
