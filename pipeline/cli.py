@@ -150,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("inputs", nargs="+", metavar="INPUT",
                      help="a fleet directory (one sub-directory per server), a server's log "
                           "directory, or NAME=PATH")
-    run.add_argument("-o", "--out", required=True, type=Path, help="output directory")
+    run.add_argument("-o", "--out", required=True,
+                     help="output directory: a path, or a URL fsspec writes (sftp://user@host"
+                          "/path, s3://bucket/path, ...) for workers that share no disk")
+    run.add_argument("--scratch", metavar="DIR",
+                     help="where the shuffle's files go (a path or URL every worker reaches; "
+                          "default: beside OUT, removed at the end)")
     run.add_argument("--scheduler", help="tcp://host:8786 for an existing Dask cluster, or "
                                          "'synchronous' for one process (default: a local "
                                          "cluster sized to this machine)")
@@ -170,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also one gauge per histogram bucket in metrics.prom")
     run.add_argument("--known-hosts", default="~/.ssh/known_hosts",
                      help="known_hosts for sftp:// inputs (default ~/.ssh/known_hosts)")
-    run.add_argument("--key-file", help="private key for sftp:// inputs (default: SSH agent)")
+    run.add_argument("--key-file", help="private key for sftp:// inputs and outputs (default: "
+                                        "SSH agent)")
     run.add_argument("--workloads", type=Path, metavar="FILE",
                      help="workload classes as CEL rules (default: the built-in classes, "
                           "the same as conf/workloads.yaml)")
@@ -280,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
         progress=progress, workloads=workloads, histocrutch=args.histocrutch,
         storage_options=_ssh_options(args.known_hosts, args.key_file), force=args.force,
-        worker_timeout=args.worker_timeout,
+        worker_timeout=args.worker_timeout, scratch=args.scratch,
     )
     display = RunProgress() if progress else None
     try:

@@ -4,7 +4,8 @@ A run writes everything into a temporary folder beside OUT and renames it
 into place at the end, so a failed run never leaves half an output over a
 good one. OUT is only ever replaced when it is absent, an empty directory, or a
 dsaccess output (``run.json`` names its format): never the inputs, never a folder
-of other files.
+of other files. OUT, the staging folder and the scratch are ``store.Place``s: local
+paths or fsspec URLs, written the same way (functions also take a local ``Path``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import polars as pl
 
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, OutputError, SourceError
+from .store import Place, place
+
+Where = Place | Path
 
 log = logging.getLogger(__name__)
 
@@ -35,43 +40,47 @@ PARQUET_COMPRESSION = "zstd"
 PARQUET_LEVEL = 1
 
 
-def is_output(folder: Path) -> bool:
+def is_output(folder: Where) -> bool:
     """Whether a folder is what run or merge writes (its run.json says so; outputs of
     versions before the marker have run.json with the histogram layout)."""
     try:
-        info = json.loads((folder / "run.json").read_text())
+        info = json.loads((place(folder) / "run.json").read_text())
     except (OSError, ValueError):
         return False
     return isinstance(info, dict) and (str(info.get("format", "")).startswith("dsaccess-output")
                                        or ("version" in info and "histogram" in info))
 
 
-def check_target(out: Path, inputs: list[Path]) -> None:
+def check_target(out: Where, inputs: list[Path], flag: str = "-o") -> None:
     """Refuse an OUT that a run must not replace, before any work.
 
     Raises:
         ConfigError: OUT is a file, a folder of other files, or equal to, inside or
             above an input.
+        OutputError: OUT's server cannot be reached.
     """
-    target = out.expanduser().resolve()
-    for given in inputs:
-        source = given.expanduser().resolve()
-        if target == source or source in target.parents or target in source.parents:
-            where = ("is" if target == source else "is inside" if source in target.parents
-                     else "holds")
-            raise ConfigError(f"-o: {out} {where} the input {given}; choose an empty or new "
-                              "directory outside the inputs")
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise ConfigError(f"-o: {out} is a file, not an output directory; choose an empty or "
-                          "new directory")
-    try:
-        entries = sum(1 for _ in target.iterdir())
-    except OSError as e:
-        raise ConfigError(f"-o: cannot read {out}: {e.strerror}; choose an empty or new "
-                          "directory") from None
-    if entries and not is_output(target):
+    where = place(out)
+    if where.local:
+        target = Path(where.url)
+        for given in inputs:
+            source = given.expanduser().resolve()
+            if target == source or source in target.parents or target in source.parents:
+                how = ("is" if target == source else "is inside" if source in target.parents
+                       else "holds")
+                raise ConfigError(f"{flag}: {out} {how} the input {given}; choose an empty "
+                                  "or new directory outside the inputs")
+    with writing(where):
+        if not where.exists():
+            return
+        if not where.is_dir():
+            raise ConfigError(f"{flag}: {out} is a file, not an output directory; choose an "
+                              "empty or new directory")
+        try:
+            entries = len(where.names())
+        except OSError as e:
+            raise ConfigError(f"{flag}: cannot read {out}: {e.strerror or e}; choose an "
+                              "empty or new directory") from None
+    if entries and not is_output(where):
         raise ConfigError(f"-o: {out} is not empty and not a dsaccess output (no run.json; "
                           f"{entries} entries would be lost); choose an empty or new directory")
 
@@ -79,38 +88,66 @@ def check_target(out: Path, inputs: list[Path]) -> None:
 OWNER = ".owner"  # in a staging folder: "host pid" of the run writing it
 
 
-def staging_dir(out: Path) -> Path:
+def staging_dir(out: Where) -> Place:
     """A fresh temporary folder beside ``out`` (same filesystem, so rename is atomic),
     after removing the ones runs into the same ``out`` left when they were killed."""
-    out = out.resolve()
+    out = place(out)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    with writing(out.parent):
+        out.parent.makedirs()
         remove_stale(out)
-        tmp.mkdir()
-        (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
-    except OSError as e:
-        raise _unwritable(out.parent, e) from None
+        _new_owned(tmp)
     return tmp
 
 
-def remove_stale(out: Path) -> list[Path]:
+SCRATCH_PREFIX = ".dsaccess-scratch-"
+
+
+def scratch_dir(root: Where | None, staging: Place) -> Place:
+    """The shuffle's folder: inside the staging folder, or a fresh folder under ``root``
+    (``--scratch``) after removing the ones killed runs left there."""
+    if root is None:
+        return staging / "_shuffle"
+    root = place(root, flag="--scratch")
+    tmp = root / f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    with writing(root):
+        root.makedirs()
+        _remove_dead(root.glob(f"{glob_escape(SCRATCH_PREFIX)}*"))
+        _new_owned(tmp)
+    return tmp
+
+
+def _new_owned(folder: Place) -> None:
+    folder.mkdir_new()
+    (folder / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+
+
+def remove_stale(out: Where) -> list[Place]:
     """Remove the staging (``.OUT.tmp-*``) and swap (``.OUT.old-*``) folders of runs into
     ``out`` that died (SIGKILL, power): their owner process is gone from this host. A
     folder of a run on another host, or of one still running, is left alone."""
+    out = place(out)
     removed = []
-    for folder in sorted(out.parent.glob(f".{glob_escape(out.name)}.old-*")) + sorted(
-            out.parent.glob(f".{glob_escape(out.name)}.tmp-*")):
+    for folder in out.parent.glob(f".{glob_escape(out.name)}.old-*"):
         if not folder.is_dir() or _owner_alive(folder):
             continue
-        if ".old-" in folder.name and not out.exists():
+        if not out.exists():
             # killed in the middle of a swap: this is the previous output; put it back
-            (folder / OWNER).unlink(missing_ok=True)
-            os.rename(folder, out)
+            (folder / OWNER).remove()
+            folder.rename(out)
             log.warning("restored %s from %s, left by a run killed while publishing",
                         out, folder)
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        removed += _remove_dead([folder])
+    return removed + _remove_dead(out.parent.glob(f".{glob_escape(out.name)}.tmp-*"))
+
+
+def _remove_dead(folders: list[Place]) -> list[Place]:
+    removed = []
+    for folder in folders:
+        if not folder.is_dir() or _owner_alive(folder):
+            continue
+        folder.remove()
         log.warning("removed %s, left by a run that was killed", folder)
         removed.append(folder)
     return removed
@@ -119,11 +156,11 @@ def remove_stale(out: Path) -> list[Path]:
 OWNERLESS_GRACE_SECONDS = 60  # a folder just made has its owner file a moment later
 
 
-def _owner_alive(folder: Path) -> bool:
+def _owner_alive(folder: Place) -> bool:
     try:
         host, pid = (folder / OWNER).read_text().split()
     except (OSError, ValueError):  # older versions wrote none: stale once it is not new
-        return time.time() - folder.stat().st_mtime < OWNERLESS_GRACE_SECONDS
+        return time.time() - folder.mtime() < OWNERLESS_GRACE_SECONDS
     if host != socket.gethostname():
         return True  # cannot tell: not ours to remove
     try:
@@ -140,74 +177,98 @@ def glob_escape(name: str) -> str:
 
 
 @contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Writes under this name: a failure (full disk, read-only) names the path."""
+def writing(path: Where) -> Iterator[None]:
+    """Writes under this name: a failure (full disk, read-only, a server that cannot be
+    reached) names the path."""
     try:
         yield
-    except OutputError:
+    except (OutputError, ConfigError):
         raise
     except OSError as e:
         raise _unwritable(path, e) from None
     except pl.exceptions.PolarsError as e:  # polars reports a full disk in its own type
         raise _unwritable(path, OSError(errno.EIO, str(e).splitlines()[0], str(path))) \
             from None
+    except (SourceError, paramiko.SSHException, EOFError) as e:  # sftp:// and its host key
+        raise OutputError(f"cannot write the output: {e}: {path}; check that server, or "
+                          "choose another place for -o / --scratch") from None
 
 
-def write_bytes(data: bytes, path: Path) -> None:
+def write_bytes(data: bytes, path: Where) -> None:
     """One file, whole or not at all: written beside, then renamed."""
+    path = place(path)
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.part")
-        part.write_bytes(data)
-        os.replace(part, path)
+        if path.local:
+            path.parent.makedirs()
+        path.write_bytes(data)
 
 
-def _unwritable(path: Path, e: OSError) -> OutputError:
+def _unwritable(path: Where, e: OSError) -> OutputError:
     fix = ("free space there, or choose another directory for -o" if e.errno == errno.ENOSPC
            else "choose a directory you can write for -o")
     return OutputError(f"cannot write the output: {e.strerror or e}: {e.filename or path}; {fix}")
 
 
-def publish(tmp: Path, out: Path) -> None:
+def publish(tmp: Where, out: Where) -> None:
     """Replace ``out`` with ``tmp``: the old output stays until the new one is in place."""
-    out = out.resolve()
+    tmp, out = place(tmp), place(out)
     old = None
-    (tmp / OWNER).unlink(missing_ok=True)  # not part of the output
-    try:
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-            os.rename(out, old)
-            (old / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
-        os.rename(tmp, out)
-    except OSError as e:
-        if old is not None and not out.exists():
-            os.rename(old, out)  # the previous output back in its place
-        raise _unwritable(out, e) from None
+    with writing(out):
+        (tmp / OWNER).remove()  # not part of the output
+        try:
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+                out.rename(old)
+                (old / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+            tmp.rename(out)
+        except BaseException:
+            if old is not None and not out.exists():
+                old.rename(out)  # the previous output back in its place
+            raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        discard(old)
 
 
-def discard(tmp: Path) -> None:
-    """Remove a staging folder after a failed run."""
-    shutil.rmtree(tmp, ignore_errors=True)
+def discard(tmp: Where) -> None:
+    """Remove a staging or scratch folder (after a failed run, or once used)."""
+    try:
+        place(tmp).remove()
+    except Exception as e:  # noqa: BLE001 (a server gone: its folder is a stale one now)
+        log.warning("could not remove %s: %s", tmp, e)
 
 
-def write_parquet(df: pl.DataFrame, path: Path) -> None:
-    """Write one Parquet file (parents created)."""
+def write_parquet(df: pl.DataFrame, path: Where) -> None:
+    """Write one Parquet file, whole or not at all (local parents created)."""
+    path = place(path)
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(path, compression=PARQUET_COMPRESSION,
-                         compression_level=PARQUET_LEVEL, statistics=True)
+        if path.local:
+            path.parent.makedirs()
+        with path.write_target() as fh:
+            df.write_parquet(fh, compression=PARQUET_COMPRESSION,
+                             compression_level=PARQUET_LEVEL, statistics=True)
 
 
-def write_operations(ops: pl.DataFrame, root: Path, part: str) -> None:
+def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
+    path = place(path)
+    if path.local:
+        return pl.read_parquet(path.url, columns=columns)
+    with path.open("rb") as fh:
+        return pl.read_parquet(fh, columns=columns)
+
+
+def operations_folder(root: Where, server: str) -> Place:
+    """The hive folder of a server's operations: ``root/server=NAME``."""
+    return place(root) / f"server={_hive_value(server)}"
+
+
+def write_operations(ops: pl.DataFrame, root: Where, part: str) -> None:
     """Write a bucket's operations as ``root/server=NAME/part-PART.parquet`` (hive layout)."""
     for (server,), rows in ops.partition_by("server", as_dict=True).items():
-        write_parquet(rows.drop("server"), root / f"server={_hive_value(server)}" /
-                      f"part-{part}.parquet")
+        write_parquet(rows.drop("server"),
+                      operations_folder(root, server) / f"part-{part}.parquet")
 
 
-def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame,
+def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,
                    transform: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:
     """Append Parquet pieces into one file, one row group per piece, a piece at a time (the
     memory of one piece, whatever their number); ``transform`` each piece on the way;
@@ -217,16 +278,15 @@ def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame,
     if not parts:
         write_parquet(empty, dest)
         return
-    with writing(dest):
+    dest = place(dest)
+    with writing(dest), dest.write_target() as fh:
         writer = None
         try:
             for part in parts:
-                if transform is None:
-                    table = pq.read_table(part)
-                else:
-                    table = transform(pl.read_parquet(part)).to_arrow()
+                piece = read_parquet(part)
+                table = (transform(piece) if transform else piece).to_arrow()
                 if writer is None:
-                    writer = pq.ParquetWriter(dest, table.schema,
+                    writer = pq.ParquetWriter(fh, table.schema,
                                               compression=PARQUET_COMPRESSION,
                                               compression_level=PARQUET_LEVEL)
                 writer.write_table(table.cast(writer.schema))
@@ -235,26 +295,29 @@ def concat_parquet(parts: list[Path], dest: Path, empty: pl.DataFrame,
                 writer.close()
 
 
-def write_jsonl(ops: pl.DataFrame, path: Path) -> None:
+def write_jsonl(ops: pl.DataFrame, path: Where) -> None:
     """Operations as JSON Lines: one joined operation per line, timestamps in ISO 8601."""
+    path = place(path)
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ops.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")) \
-            .write_ndjson(path)
+        if path.local:
+            path.parent.makedirs()
+        with path.write_target() as fh:
+            ops.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")) \
+                .write_ndjson(fh)
 
 
-def concat_files(parts: list[Path], dest: Path) -> None:
-    """Concatenate text pieces into one file."""
-    with writing(dest), open(dest, "wb") as out:
-        for part in sorted(parts):
-            with open(part, "rb") as src:
+def concat_files(parts: list[Where], dest: Where) -> None:
+    """Concatenate pieces into one file, in the order given."""
+    dest = place(dest)
+    with writing(dest), dest.open_write() as out:
+        for part in parts:
+            with place(part).open("rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
 
 
-def write_json(doc: Any, path: Path) -> None:
+def write_json(doc: Any, path: Where) -> None:
     """Deterministic JSON: sorted as given, 2-space indent, trailing newline."""
-    with writing(path):
-        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", path)
 
 
 def _hive_value(value: str) -> str:
@@ -262,16 +325,18 @@ def _hive_value(value: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else f"%{ord(ch):02X}" for ch in value)
 
 
-def write_text(text: str, path: Path) -> None:
+def write_text(text: str, path: Where) -> None:
+    path = place(path)
     with writing(path):
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text)
 
 
-def write_aggregates(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def write_aggregates(out: Where, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
                      info: dict[str, Any], histocrutch: bool = False) -> None:
     """What run and merge both write: summary.json, run.json, the aggregate tables,
     report.html and metrics.prom."""
     from .report import write_reports
+    out = place(out)
     for name, table in tables.items():
         write_parquet(table, out / f"{name}.parquet")
     write_json(info, out / "run.json")

@@ -9,7 +9,10 @@ The shuffle goes through files (``shuffle``): each parse task writes one file
 per event class with a record batch per bucket, and each enrich task reads its
 bucket's batch from each. Memory is then bounded by the partition size, not the
 input size.
-On a remote cluster OUT's parent must be a filesystem every worker mounts.
+The workers write every file of the output but the small aggregates (operations,
+rejects, connections, JSON Lines), and OUT and the scratch may be fsspec URLs
+(``store.Place``): a cluster that shares no disk with the client writes to the
+same server (sftp://, s3://, ...). The client holds only aggregates.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from .config import DEFAULT_WORKLOADS
 from .enrich import enrich
 from .errors import ConfigError, PipelineError, SourceError
 from .partition import bucket_layout
-from .schema import REJECT_SCHEMA, empty_events
+from .schema import empty_events
 from .source import Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
     BucketReport,
@@ -41,11 +44,14 @@ from .stages import (
     add_steps,
     between_stages,
     combine_task,
+    concat_task,
     enrich_task,
     line_offsets,
     parse_task,
+    rejects_task,
     server_timeline,
 )
+from .store import Place, place
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ class RunOptions:
     """What ``dsaccess run`` was asked to do."""
 
     inputs: tuple[str, ...]
-    out: Path
+    out: str | Path                   # a local path or an fsspec URL
     scheduler: str | None = None      # None: LocalCluster; "synchronous"; "tcp://host:port"
     workers: int | None = None
     since_ns: int | None = None
@@ -81,6 +87,7 @@ class RunOptions:
     # checked CEL rules (config.load_workloads); the built-in classes by default
     workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
     storage_options: dict[str, Any] = field(default_factory=dict)
+    scratch: str | Path | None = None  # the shuffle's folder: None is inside OUT's staging
 
 
 @dataclass(frozen=True)
@@ -110,20 +117,24 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
         PipelineError: a failure that left no output.
     """
     started = time.perf_counter()
-    outputs.check_target(opts.out, _local_inputs(opts.inputs))
+    out = place(opts.out, opts.storage_options)
+    outputs.check_target(out, _local_inputs(opts.inputs))
     chunks, unread = _plan(opts)
-    staging = outputs.staging_dir(opts.out)
+    staging = outputs.staging_dir(out)
+    scratch = staging
     observer = _Logged(observer)
     try:
+        scratch = outputs.scratch_dir(opts.scratch and place(opts.scratch, opts.storage_options,
+                                                             "--scratch"), staging)
+        _make_folders(staging, scratch, {c.file.server for c in chunks})
         with _scheduler(opts, observer) as compute:
             layout = _layout(chunks, opts.partition_mb, compute.threads)
-            scratch = staging / "_shuffle"
             parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1],
-                                                      str(scratch), opts.since_ns, opts.until_ns)
+                                                      scratch, opts.since_ns, opts.until_ns)
                      for c in chunks]
             between = dask.delayed(between_stages, pure=False)(parse)  # waits for every parse
-            enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, str(scratch),
-                                                         str(staging), opts.sort_operands,
+            enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, scratch,
+                                                         staging, opts.sort_operands,
                                                          opts.jsonl, opts.workloads)
                        for b, sources in enumerate(_sources(chunks, layout))]
             combined, combines = _tree(enrich_)  # partials merge on the workers
@@ -131,24 +142,23 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
-            # per server, from its buckets' connection pieces: the client gets two numbers
-            # and the restart rows, whatever the number of connections
-            timelines, = compute([dask.delayed(server_timeline, pure=False)(
-                server, [str(scratch / "connections" / f"b{b:05d}.parquet")
-                         for b in range(base, base + count)])
-                for server, (base, count) in sorted(layout.items())])
+            timelines = _assemble(compute, chunk_reports, layout, scratch, staging, opts.jsonl)
         computed = time.perf_counter()
         observer.stage("write")
         summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread,
                                             timelines)
+        if scratch != staging:
+            outputs.discard(scratch)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
-        published = not (warnings and outputs.is_output(opts.out) and not opts.force)
+        published = not (warnings and outputs.is_output(out) and not opts.force)
         if published:
-            outputs.publish(staging, opts.out)
+            outputs.publish(staging, out)
         else:
             outputs.discard(staging)
     except BaseException:
+        if scratch != staging:
+            outputs.discard(scratch)
         outputs.discard(staging)
         raise
     done = time.perf_counter()
@@ -450,28 +460,57 @@ class _scheduler:
             self.cluster.close()
 
 
-def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
+def _make_folders(staging: Place, scratch: Place, servers: set[str]) -> None:
+    """Every folder the tasks write into, made once here: on a remote store, tasks that
+    made them as they went would race (and pay a round trip per file)."""
+    from .schema import EVENT_CLASSES
+    with outputs.writing(scratch):
+        for name in (*EVENT_CLASSES, "rejects", "connections", "jsonl"):
+            (scratch / name).makedirs()
+    with outputs.writing(staging):
+        for server in servers:
+            outputs.operations_folder(staging / "operations", server).makedirs()
+
+
+def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, tuple[int, int]],
+              scratch: Place, staging: Place, jsonl: bool
+              ) -> list[tuple[str, int, pl.DataFrame]]:
+    """On the workers, after stage B: rejects.parquet, connections.parquet and
+    operations.jsonl from the tasks' pieces, and each server's timeline (peak concurrent
+    connections, restarts) from its buckets' connection pieces. The client gets two numbers
+    and the restart rows per server, whatever the input."""
+    order = {r.index: (r.server, r.file, r.index) for r in reports}
+    graphs = [
+        dask.delayed(rejects_task, pure=False)(scratch, staging, order, line_offsets(reports)),
+        dask.delayed(concat_task, pure=False)(scratch / "connections", "b*.parquet",
+                                              staging / "connections.parquet",
+                                              enrich(empty_events()).connections),
+        *[dask.delayed(server_timeline, pure=False)(
+            server, [scratch / "connections" / f"b{b:05d}.parquet"
+                     for b in range(base, base + count)])
+          for server, (base, count) in sorted(layout.items())],
+    ]
+    if jsonl:
+        graphs.append(dask.delayed(concat_task, pure=False)(
+            scratch / "jsonl", "b*.jsonl", staging / "operations.jsonl", None))
+    done, = compute(graphs)
+    return list(done[2:2 + len(layout)])
+
+
+def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
             reduced: BucketReport, unread: list[Problem],
             timelines: list[tuple[str, int, pl.DataFrame]]
             ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[Problem]]:
-    scratch = staging / "_shuffle"
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
         per_server.setdefault(r.server, {})
     for p in unread:  # and so do servers that could not be read at all
         per_server.setdefault(p["server"], {})
-    _write_rejects(scratch, staging, chunk_reports)
     empty = enrich(empty_events())  # the schemas of a run that found no events
-    # one file from the buckets' pieces, a piece at a time: memory stays flat
-    outputs.concat_parquet(sorted((scratch / "connections").glob("*.parquet")),
-                           staging / "connections.parquet", empty=empty.connections)
     for server, peak, _ in timelines:
         if peak:
             per_server.setdefault(server, {})["peak_connections"] = peak
     starts = pl.concat([t[2] for t in timelines])  # one per server: never empty
-    if opts.jsonl:
-        outputs.concat_files(sorted((scratch / "jsonl").glob("*.jsonl")),
-                             staging / "operations.jsonl")
     summary = aggregate.finalize(per_server, dict(starts.group_by("server").len().iter_rows()))
     summary["workload_rule_errors"] = dict(sorted(reduced.rule_errors.items()))
     problems = unread + [problem(r.server, r.file, r.problem) for r in
@@ -480,7 +519,6 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     summary["problems"] = problems
     summary["warnings"] = views.run_warnings(summary, windowed=opts.since_ns is not None
                                              or opts.until_ns is not None)
-    (staging / "operations").mkdir(exist_ok=True)
     ranges = {s: (p["time_range"]["first"], p["time_range"]["last"])
               for s, p in per_server.items() if "time_range" in p}
     period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
@@ -491,7 +529,7 @@ def _finish(opts: RunOptions, staging: Path, chunk_reports: list[ChunkReport],
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)
     outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)
-    outputs.discard(scratch)
+    outputs.discard(staging / "_shuffle")
     return summary, tables, problems
 
 
@@ -521,18 +559,3 @@ def _inputs(reports: list[ChunkReport], opts: RunOptions) -> list[dict[str, Any]
         for key, n in r.partial.get(r.server, {}).get("lines", {}).items():
             entry["lines"][key] += n
     return [files[k] for k in sorted(files)]
-
-
-def _write_rejects(scratch: Path, staging: Path, reports: list[ChunkReport]) -> None:
-    """rejects.parquet from the parse tasks' pieces, one at a time, in (server, file, line)
-    order: a piece per chunk, and a file's chunks hold its lines in order."""
-    offsets = line_offsets(reports)
-    order = {r.index: (r.server, r.file, r.index) for r in reports}
-    parts = sorted((scratch / "rejects").glob("c*.parquet"),
-                   key=lambda p: order.get(int(p.stem[1:]), ("", "", 0)))
-
-    def absolute(piece: pl.DataFrame) -> pl.DataFrame:
-        shift = pl.col("chunk").replace_strict(offsets, return_dtype=pl.Int64)
-        return piece.with_columns(pl.col("line") + shift).drop("chunk").sort("line")
-    outputs.concat_parquet(parts, staging / "rejects.parquet",
-                           empty=pl.DataFrame(schema=dict(REJECT_SCHEMA)), transform=absolute)

@@ -9,8 +9,9 @@ servers' chunks only. The files are encoded by the compiled core
 (``rust/core/src/shuffle.rs``: time window, bucket hash, order by bucket, LZ4 frames),
 straight from the tokenizer's Arrow tables. The number of files grows with the input,
 not with its square (one file per chunk, bucket and class did), and a batch is found through the
-file's footer without reading the others (the files are memory-mapped). A task that
-runs again writes its file anew (under a temporary name, then renamed), never appends.
+file's footer without reading the others (local files are opened by the OS, remote ones
+through fsspec, read by range). A task that runs again writes its file anew (under a
+temporary name, then renamed), never appends.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -28,9 +28,10 @@ import pyarrow.ipc as ipc
 from . import _core, outputs
 from .partition import server_seed
 from .schema import EVENT_CLASSES, empty_class
+from .store import Place, place
 
 
-def path_of(scratch: Path, cls: str, chunk: int) -> Path:
+def path_of(scratch: Place, cls: str, chunk: int) -> Place:
     return scratch / cls / f"c{chunk:06d}.arrow"
 
 
@@ -43,11 +44,12 @@ class Written:
     kept: int                    # events inside the window (the rest are outside it)
 
 
-def write_buckets(scratch: Path, chunk: int, tables: Mapping[str, object], *, server: str,
+def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, server: str,
                   file: str, file_seq: int, buckets: int, since_ns: int | None = None,
                   until_ns: int | None = None) -> Written:
     """Write one parse task's events (a table per class: Arrow streams or polars frames),
     keeping ``since_ns <= ts < until_ns``, one file per class with a batch per bucket."""
+    scratch = place(scratch)
     names = list(EVENT_CLASSES)
     inputs = [tables[n] if n in tables else empty_class(n) for n in names]
     files, first, last, kept = _core.shuffle_encode(
@@ -64,7 +66,7 @@ def _arrow_schema(name: str) -> pa.Schema:
     return empty_class(name).to_arrow().schema
 
 
-def read_bucket(scratch: Path, cls: str, sources: Iterable[tuple[int, int]],
+def read_bucket(scratch: Place, cls: str, sources: Iterable[tuple[int, int]],
                 offsets: Mapping[int, int]) -> pl.DataFrame | None:
     """A bucket's events of one class: batch *b* of the file of each (chunk, b) in
     ``sources``, with absolute line numbers (``offsets``: chunk → lines before it in its
@@ -73,13 +75,15 @@ def read_bucket(scratch: Path, cls: str, sources: Iterable[tuple[int, int]],
     The batches are gathered as Arrow and become one polars table: hundreds of small
     tables (one per chunk) cost time and fragment memory (+150 MB a task, measured).
     """
+    scratch = place(scratch)
     batches = []
     for chunk, index in sorted(sources):
         path = path_of(scratch, cls, chunk)
-        if not path.exists():  # a JSON file's later ranges write nothing
+        try:  # reads the footer and this batch only
+            with pa.OSFile(path.url) if path.local else path.open("rb") as source:
+                batch = ipc.open_file(source).get_batch(index)
+        except FileNotFoundError:  # a JSON file's later ranges write nothing
             continue
-        with pa.OSFile(str(path)) as source:  # reads the footer and this batch only
-            batch = ipc.open_file(source).get_batch(index)
         offset = offsets[chunk]
         if batch.num_rows:
             at = batch.schema.get_field_index("line")

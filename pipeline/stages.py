@@ -1,8 +1,10 @@
-"""The job's tasks: parse (stage A), enrich (stage B) and combine (stage C).
+"""The job's tasks: parse (stage A), enrich (stage B), combine (stage C), and the
+tasks that assemble the output's files from their pieces.
 
 Plain top-level functions: Dask pickles them by name and runs them on the
-workers. They receive paths and small reports, never open files or clients,
-and exchange the shuffled rows through files under the staging folder.
+workers. They receive places (``store.Place``: a path or a URL) and small reports,
+never open files or clients, and exchange the shuffled rows through files in the
+scratch folder.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from .config import compiled
 from .enrich import enrich_classes
 from .jsonlog import is_json_log, parse_json_lines
 from .logline import reject_table, tokenize
-from .schema import EVENT_CLASSES
+from .schema import EVENT_CLASSES, REJECT_SCHEMA
 from .source import Chunk, read_chunk, read_head
+from .store import Place
 from .workload import classify
 
 
@@ -97,7 +100,7 @@ class BucketReport:
     rule_errors: dict[str, int] = field(default_factory=dict)  # rows a workload rule failed on
 
 
-def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
+def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                until_ns: int | None) -> ChunkReport:
     """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
     steps = Steps()
@@ -120,14 +123,13 @@ def parse_task(chunk: Chunk, buckets: int, scratch: str, since_ns: int | None,
         tables, counts = tokens.classes, tokens.counts
         rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
     steps.lap("tokenize")
-    root = Path(scratch)
-    written = shuffle.write_buckets(root, chunk.index, tables, server=f.server, file=f.name,
+    written = shuffle.write_buckets(scratch, chunk.index, tables, server=f.server, file=f.name,
                                     file_seq=f.seq, buckets=buckets, since_ns=since_ns,
                                     until_ns=until_ns)
     steps.lap("shuffle_write")
     if rejects is not None and rejects.height:
         outputs.write_parquet(rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
-                              root / "rejects" / f"c{chunk.index:06d}.parquet")
+                              scratch / "rejects" / f"c{chunk.index:06d}.parquet")
     partial = aggregate.chunk_partial(f.server, counts, written.kept, written.first_ts,
                                       written.last_ts)
     steps.lap("partial_aggregates")
@@ -153,17 +155,16 @@ def between_stages(reports: list[ChunkReport]) -> Between:
 
 
 def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Between,
-                scratch: str, staging: str, sort_operands: bool, jsonl: bool,
+                scratch: Place, staging: Place, sort_operands: bool, jsonl: bool,
                 workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
     """Stage B: one bucket's events → operations (written here) and partial aggregates.
 
     ``sources`` are the (chunk, batch) pairs that hold the bucket: batch *i* of the files
     of each chunk of the bucket's servers."""
     steps = Steps()
-    root = Path(scratch)
     classes = {}
     for cls in EVENT_CLASSES:
-        got = shuffle.read_bucket(root, cls, sources, between.offsets)
+        got = shuffle.read_bucket(scratch, cls, sources, between.offsets)
         if got is not None:
             classes[cls] = got
     if not classes:
@@ -176,11 +177,10 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Betw
     if workloads:
         ops = classify(ops, compiled(workloads), errors=rule_errors)
     steps.lap("classify")
-    out = Path(staging)
-    outputs.write_operations(ops, out / "operations", f"{bucket:05d}")
-    outputs.write_parquet(conns, Path(scratch) / "connections" / f"b{bucket:05d}.parquet")
+    outputs.write_operations(ops, staging / "operations", f"{bucket:05d}")
+    outputs.write_parquet(conns, scratch / "connections" / f"b{bucket:05d}.parquet")
     if jsonl:
-        outputs.write_jsonl(ops, Path(scratch) / "jsonl" / f"b{bucket:05d}.jsonl")
+        outputs.write_jsonl(ops, scratch / "jsonl" / f"b{bucket:05d}.jsonl")
     steps.lap("write_operations")
     partial = aggregate.bucket_partial(ops, conns)
     tables = aggregate.table_partials(ops, conns, between.load_period)
@@ -212,13 +212,44 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
                         aggregate.combine_all([r.rule_errors for r in reports]))
 
 
-def server_timeline(server: str, pieces: list[str]) -> tuple[str, int, pl.DataFrame]:
+def server_timeline(server: str, pieces: list[Place]) -> tuple[str, int, pl.DataFrame]:
     """One server's peak concurrent connections and its restarts, from the connection
-    pieces of its buckets (written by the enrich tasks)."""
-    paths = [p for p in pieces if Path(p).exists()]
-    if not paths:
+    pieces of its buckets (written by the enrich tasks; a bucket without events has none)."""
+    frames = []
+    for piece in pieces:
+        try:
+            frames.append(outputs.read_parquet(piece, ["server", "conn", "opened", "closed"])
+                          .filter(pl.col("server") == server))
+        except FileNotFoundError:
+            continue
+    if not frames:
         return server, 0, aggregate.restarts(pl.LazyFrame(schema={
             "server": pl.String, "conn": pl.Int64, "opened": pl.Datetime("ns", "UTC")}))
-    connections = pl.scan_parquet(paths).filter(pl.col("server") == server)
+    connections = pl.concat(frames).lazy()
     peak = aggregate.peak_connections(connections).get(server, 0)
     return server, peak, aggregate.restarts(connections)
+
+
+def rejects_task(scratch: Place, staging: Place, order: dict[int, tuple[str, str, int]],
+                 offsets: dict[int, int]) -> None:
+    """rejects.parquet from the parse tasks' pieces, one at a time, in (server, file, line)
+    order: a piece per chunk (``order``: chunk → its sort key), and a file's chunks hold
+    its lines in order; line numbers made absolute (``offsets``)."""
+    parts = sorted((scratch / "rejects").glob("c*.parquet"),
+                   key=lambda p: order.get(int(p.name[1:].split(".")[0]), ("", "", 0)))
+
+    def absolute(piece: pl.DataFrame) -> pl.DataFrame:
+        shift = pl.col("chunk").replace_strict(offsets, return_dtype=pl.Int64)
+        return piece.with_columns(pl.col("line") + shift).drop("chunk").sort("line")
+    outputs.concat_parquet(parts, staging / "rejects.parquet",
+                           empty=pl.DataFrame(schema=dict(REJECT_SCHEMA)), transform=absolute)
+
+
+def concat_task(folder: Place, pattern: str, dest: Place, empty: pl.DataFrame | None) -> None:
+    """One output file from the pieces in ``folder`` matching ``pattern``, in name order:
+    Parquet (``empty``: its table when there are none) or, without ``empty``, bytes."""
+    parts = folder.glob(pattern)
+    if empty is None:
+        outputs.concat_files(parts, dest)
+    else:
+        outputs.concat_parquet(parts, dest, empty=empty)

@@ -94,7 +94,7 @@ def done_line(seconds: float, bytes_: int, summary: dict[str, Any]) -> str:
             f"{rate:,.1f} MB/s; {lines['rejected']:,} rejected")
 
 
-def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out: Path,
+def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out: str | Path,
                   console: Console | None = None) -> None:
     """Accounting first, then what an operator looks at first; at most 50 lines."""
     console = console or Console(highlight=False, soft_wrap=False, width=140)
@@ -154,7 +154,7 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
     for problem in summary.get("problems", [])[:5]:
         console.print(f"[yellow]problem:[/] {_esc(problem_text(problem))}")
     console.print(f"details: dsaccess report {_esc(str(out))} --text; "
-                  f"{_esc(str(out / 'report.html'))}")
+                  f"{_esc(str(out).rstrip('/') + '/report.html')}")
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:

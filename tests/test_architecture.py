@@ -15,7 +15,7 @@ CORE = {"errors", "schema", "logline", "jsonlog", "ldapfilter", "fingerprint", "
         "enrich", "histogram", "aggregate", "workload", "dn", "names", "views", "render",
         "metrics", "textreport", "monitor", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",
-         "outputs", "report", "merge", "cli", "terminal", "exporter"}
+         "outputs", "report", "merge", "cli", "terminal", "exporter", "store"}
 FORBIDDEN = ["fsspec", "paramiko", "dask", "distributed", "click", "rich"]
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 
