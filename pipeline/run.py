@@ -118,14 +118,15 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
     """
     started = time.perf_counter()
     out = place(opts.out, opts.storage_options)
+    scratch_root = place(opts.scratch, opts.storage_options, "--scratch") if opts.scratch \
+        else None
     outputs.check_target(out, _local_inputs(opts.inputs))
     chunks, unread = _plan(opts)
     staging = outputs.staging_dir(out)
     scratch = staging
     observer = _Logged(observer)
     try:
-        scratch = outputs.scratch_dir(opts.scratch and place(opts.scratch, opts.storage_options,
-                                                             "--scratch"), staging)
+        scratch = outputs.scratch_dir(scratch_root, staging)
         _make_folders(staging, scratch, {c.file.server for c in chunks})
         with _scheduler(opts, observer) as compute:
             layout = _layout(chunks, opts.partition_mb, compute.threads)

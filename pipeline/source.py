@@ -218,7 +218,7 @@ def fs_url(url: str) -> str:
     return url
 
 
-def refuse_password(url: str) -> None:
+def refuse_password(url: str, what: str = "input URL") -> None:
     """A password in an input URL would travel in the task graph and error messages.
 
     Raises:
@@ -229,7 +229,7 @@ def refuse_password(url: str) -> None:
     parts = urlsplit(url)
     if parts.password is not None:
         shown = url.replace(f":{parts.password}@", ":***@", 1)
-        raise ConfigError(f"input URL with a password: {shown}; passwords are never used: "
+        raise ConfigError(f"{what} with a password: {shown}; passwords are never used: "
                           "give a key (--key-file) or load it into the SSH agent")
 
 

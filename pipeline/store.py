@@ -10,6 +10,7 @@ are atomic there, and shuffle files can be memory-mapped.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
@@ -128,7 +129,11 @@ class Place:
         part = self.parent / f".{self.name}.part"
         try:
             with part.open("wb") as fh:
-                yield fh
+                if part.local:
+                    yield fh
+                else:  # writes in large blocks, and says how much it wrote
+                    with io.BufferedWriter(_Counted(fh), 1 << 20) as buffered:
+                        yield buffered
             part.rename(self, replace=True)
         except BaseException:
             part.remove()
@@ -195,6 +200,26 @@ class Place:
             pass
 
 
+class _Counted(io.RawIOBase):
+    """A remote file as a raw stream: paramiko's ``write`` returns None, where polars and
+    io's buffers expect the number of bytes written. Closing it leaves the file open."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.written = fh, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        n = len(data)
+        self.fh.write(bytes(data))
+        self.written += n
+        return n
+
+    def tell(self) -> int:
+        return self.written
+
+
 def place(where: str | Path | Place, storage_options: Mapping[str, Any] | None = None,
           flag: str = "-o") -> Place:
     """A local path (made absolute) or a URL (SSH options for sftp:// only).
@@ -206,7 +231,7 @@ def place(where: str | Path | Place, storage_options: Mapping[str, Any] | None =
         return where
     text = str(where)
     if "://" in text and not text.startswith("file://"):
-        refuse_password(text)
+        refuse_password(text, f"{flag} URL")
         protocol = text.split("://", 1)[0]
         try:
             fsspec.get_filesystem_class(fs_url(text).split("://", 1)[0])
