@@ -37,6 +37,7 @@ from .enrich import enrich
 from .errors import ConfigError, PipelineError, SourceError
 from .partition import bucket_layout
 from .schema import empty_events
+from .shuffle import Sources
 from .source import Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
     BucketReport,
@@ -63,7 +64,9 @@ EXPANSION = 1.5
 # Access logs compress about 6:1 (the bundled sample); planning with 8 errs toward
 # more, smaller partitions, so a fleet of .gz files does not overload a worker.
 GZIP_RATIO = 8
-MAX_BUCKETS = 4096
+# A join task joins its bucket a few sub-buckets at a time when it holds more than this
+# many times --partition-mb of events (a bucket is planned to hold about one).
+BUDGET = 2
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,10 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                                       scratch, opts.since_ns, opts.until_ns)
                      for c in chunks]
             between = dask.delayed(between_stages, pure=False)(parse)  # waits for every parse
+            budget = BUDGET * (opts.partition_mb << 20)
             enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, scratch,
                                                          staging, opts.sort_operands,
-                                                         opts.jsonl, opts.workloads)
+                                                         opts.jsonl, opts.workloads, budget)
                        for b, sources in enumerate(_sources(chunks, layout))]
             combined, combines = _tree(enrich_)  # partials merge on the workers
             observer.planned(len(chunks), sum((c.file.size if c.end == -1 else c.end) - c.start
@@ -311,24 +315,33 @@ def _plan(opts: RunOptions) -> tuple[list[Chunk], list[Problem]]:
 
 
 def _layout(chunks: list[Chunk], partition_mb: int, threads: int) -> dict[str, tuple[int, int]]:
-    """Each server's buckets (``partition.bucket_layout``), from the size of its logs."""
+    """Each server's buckets (``partition.bucket_layout``), from the size of its logs: as
+    many as the input needs, so a bucket holds about --partition-mb of events however
+    large the input."""
     sizes: dict[str, int] = {}
     for c in chunks:
         if c.start == 0:
             size = c.file.size * (GZIP_RATIO if c.file.gz else 1) * EXPANSION
             sizes[c.file.server] = sizes.get(c.file.server, 0) + int(size)
-    return bucket_layout(sizes, partition_mb << 20, at_least=threads, at_most=MAX_BUCKETS)
+    return bucket_layout(sizes, partition_mb << 20, at_least=threads)
 
 
-def _sources(chunks: list[Chunk], layout: dict[str, tuple[int, int]]
-             ) -> list[tuple[tuple[int, int], ...]]:
-    """Per bucket, the (chunk, batch) pairs holding its events: the chunks of its servers."""
+def _sources(chunks: list[Chunk], layout: dict[str, tuple[int, int]]) -> list[Sources]:
+    """Per bucket, the files holding its events: the chunks of its servers, as runs of
+    consecutive chunk numbers (a task's arguments stay small however many chunks a server
+    has), each with the bucket's number among its server's buckets."""
+    runs: dict[str, list[list[int]]] = {}
+    for c in sorted(chunks, key=lambda c: c.index):
+        mine = runs.setdefault(c.file.server, [])
+        if mine and mine[-1][1] == c.index:
+            mine[-1][1] += 1
+        else:
+            mine.append([c.index, c.index + 1])
     buckets = max((base + count for base, count in layout.values()), default=1)
-    out: list[list[tuple[int, int]]] = [[] for _ in range(buckets)]
-    for c in chunks:
-        base, count = layout[c.file.server]
+    out: list[list[tuple[int, int, int]]] = [[] for _ in range(buckets)]
+    for server, (base, count) in sorted(layout.items()):
         for batch in range(count):
-            out[base + batch].append((c.index, batch))
+            out[base + batch] += [(first, end, batch) for first, end in runs.get(server, [])]
     return [tuple(s) for s in out]
 
 
@@ -455,7 +468,13 @@ class _scheduler:
     def __exit__(self, *exc: Any) -> None:
         if self.observer in _LOCAL:
             _LOCAL.remove(self.observer)
+        if exc[0] is not None and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # interrupted or failed: the cluster's complaints while it is torn down
+            # (comms closed under a progress event) are not news; the run's error is
+            logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
         if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(PROGRESS_TOPIC)
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -486,9 +505,8 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
         dask.delayed(concat_task, pure=False)(scratch / "connections", "b*.parquet",
                                               staging / "connections.parquet",
                                               enrich(empty_events()).connections),
-        *[dask.delayed(server_timeline, pure=False)(
-            server, [scratch / "connections" / f"b{b:05d}.parquet"
-                     for b in range(base, base + count)])
+        *[dask.delayed(server_timeline, pure=False)(server, scratch / "connections",
+                                                    range(base, base + count))
           for server, (base, count) in sorted(layout.items())],
     ]
     if jsonl:

@@ -1,22 +1,26 @@
-"""The shuffle's files: one Arrow IPC file per parse task and event class, holding one
-record batch per bucket of its server (batch *b* is the server's bucket *b*, empty where
-the task had none).
+"""The shuffle's files: one file per parse task and event class, holding one record batch
+per (bucket, sub-bucket) of its server, and an index of where each batch starts.
 
-A parse task writes ``SCRATCH/<class>/c<chunk>.arrow`` with a batch for each bucket of
-its server (``partition.bucket_layout``: a large server owns a range of buckets, small
-ones share one); the join task of a bucket reads its batch from the files of its
-servers' chunks only. The files are encoded by the compiled core
-(``rust/core/src/shuffle.rs``: time window, bucket hash, order by bucket, LZ4 frames),
-straight from the tokenizer's Arrow tables. The number of files grows with the input,
-not with its square (one file per chunk, bucket and class did), and a batch is found through the
-file's footer without reading the others (local files are opened by the OS, remote ones
-through fsspec, read by range). A task that runs again writes its file anew (under a
-temporary name, then renamed), never appends.
+A parse task writes ``SCRATCH/<class>/c<chunk>.arrow`` with a batch for each sub-bucket
+of each bucket of its server (``partition.bucket_layout``: a large server owns a range of
+buckets, small ones share one); the join task of a bucket reads its batches from the
+files of its servers' chunks only. The files are encoded by the compiled core
+(``rust/core/src/shuffle.rs``: time window, bucket hash, order by batch, LZ4 frames, the
+format), straight from the tokenizer's Arrow tables. The number of files grows with the
+input, not with its square, and a join task reads a bucket's batches with two small
+reads and one ranged read per file, whatever the number of buckets (remote files are
+read by range through fsspec). A task that runs again writes
+its file anew (under a temporary name, then renamed), never appends.
+
+A bucket's sub-buckets are what keeps a join task's memory bounded when one bucket gets
+more than its share (a few busy connections hashed together): the index says how much
+each weighs, and the task joins them a few at a time (``parts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,9 +30,17 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from . import _core, outputs
-from .partition import server_seed
+from .partition import SUBS, server_seed
 from .schema import EVENT_CLASSES, empty_class
 from .store import Place, place
+
+MAGIC = b"DSSHUF01"
+ENTRY = struct.Struct("<QQ")  # an index entry: (offset, bytes in memory)
+TAIL = struct.Struct("<Q8s")  # the batch count, the magic
+
+# per join task: (first chunk, end chunk, bucket of those chunks' server): the files of
+# chunks first..end-1 hold the bucket as its server's bucket number (batch bucket * SUBS)
+Sources = tuple[tuple[int, int, int], ...]
 
 
 def path_of(scratch: Place, cls: str, chunk: int) -> Place:
@@ -48,14 +60,15 @@ def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, s
                   file: str, file_seq: int, buckets: int, since_ns: int | None = None,
                   until_ns: int | None = None) -> Written:
     """Write one parse task's events (a table per class: Arrow streams or polars frames),
-    keeping ``since_ns <= ts < until_ns``, one file per class with a batch per bucket."""
+    keeping ``since_ns <= ts < until_ns``, one file per class with a batch per
+    (bucket, sub-bucket)."""
     scratch = place(scratch)
     names = list(EVENT_CLASSES)
     inputs = [tables[n] if n in tables else empty_class(n) for n in names]
     files, first, last, kept = _core.shuffle_encode(
         inputs, [_arrow_schema(n) for n in names], server=server, file=file,
-        file_seq=file_seq, buckets=buckets, seed=server_seed(server), since=since_ns,
-        until=until_ns)
+        file_seq=file_seq, buckets=buckets, subs=SUBS, seed=server_seed(server),
+        since=since_ns, until=until_ns)
     for name, data in zip(names, files, strict=True):
         outputs.write_bytes(data, path_of(scratch, name, chunk))
     return Written(first, last, kept)
@@ -66,28 +79,95 @@ def _arrow_schema(name: str) -> pa.Schema:
     return empty_class(name).to_arrow().schema
 
 
-def read_bucket(scratch: Place, cls: str, sources: Iterable[tuple[int, int]],
-                offsets: Mapping[int, int]) -> pl.DataFrame | None:
-    """A bucket's events of one class: batch *b* of the file of each (chunk, b) in
-    ``sources``, with absolute line numbers (``offsets``: chunk → lines before it in its
-    file); None: no events.
+@dataclass(frozen=True)
+class Piece:
+    """One file's batches of one bucket: where each sub-bucket starts (and where the last
+    ends), and what each weighs in memory."""
+
+    chunk: int
+    path: Place
+    offsets: tuple[int, ...]     # SUBS + 1
+    sizes: tuple[int, ...]       # SUBS
+
+
+class ShuffleError(ValueError):
+    """A shuffle file that is not what a parse task wrote (cut, or of another layout)."""
+
+
+def _open(path: Place) -> pa.NativeFile:
+    if path.local:
+        return pa.OSFile(path.url)
+    return pa.PythonFile(path.open("rb"), mode="r")
+
+
+def pieces(scratch: Place, cls: str, sources: Sources) -> list[Piece]:
+    """The index entries of a bucket in each of its source files of a class (a JSON file's
+    later ranges wrote none)."""
+    scratch = place(scratch)
+    out = []
+    for first, end, bucket in sources:
+        for chunk in range(first, end):
+            path = path_of(scratch, cls, chunk)
+            try:
+                with _open(path) as f:
+                    size = f.size()
+                    if size < TAIL.size:
+                        raise ShuffleError(f"{path}: cut short")
+                    n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
+                    index = size - TAIL.size - (n + 1) * ENTRY.size
+                    if magic != MAGIC or n < (bucket + 1) * SUBS or index < 0:
+                        raise ShuffleError(f"{path}: not a shuffle file of this run "
+                                           f"({n} batches, magic {magic!r})")
+                    raw = f.read_at((SUBS + 1) * ENTRY.size, index + bucket * SUBS * ENTRY.size)
+            except FileNotFoundError:
+                continue
+            entries = [ENTRY.unpack_from(raw, i * ENTRY.size) for i in range(SUBS + 1)]
+            out.append(Piece(chunk, path, tuple(o for o, _ in entries),
+                             tuple(b for _, b in entries[:SUBS])))
+    return out
+
+
+def parts(sizes: list[int], budget: int) -> list[range]:
+    """Sub-buckets in consecutive runs of at most ``budget`` bytes (a heavier sub-bucket
+    alone): the units a join task processes one after another.
+
+    >>> parts([10, 10, 10, 10], 100), parts([60, 50, 10, 200, 5], 100)
+    ([range(0, 4)], [range(0, 1), range(1, 3), range(3, 4), range(4, 5)])
+    """
+    out, start, filled = [], 0, 0
+    for s, size in enumerate(sizes):
+        if s > start and filled + size > budget:
+            out.append(range(start, s))
+            start, filled = s, 0
+        filled += size
+    out.append(range(start, len(sizes)))
+    return out
+
+
+def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int, int]
+                ) -> pl.DataFrame | None:
+    """A bucket's events of one class in the sub-buckets ``subs``: one ranged read per
+    file, with absolute line numbers (``offsets``: chunk → lines before it in its file);
+    None: no events.
 
     The batches are gathered as Arrow and become one polars table: hundreds of small
     tables (one per chunk) cost time and fragment memory (+150 MB a task, measured).
     """
-    scratch = place(scratch)
+    schema = _arrow_schema(cls)
     batches = []
-    for chunk, index in sorted(sources):
-        path = path_of(scratch, cls, chunk)
-        try:  # reads the footer and this batch only
-            with pa.OSFile(path.url) if path.local else path.open("rb") as source:
-                batch = ipc.open_file(source).get_batch(index)
-        except FileNotFoundError:  # a JSON file's later ranges write nothing
+    for piece in sorted(found, key=lambda p: p.chunk):
+        start, end = piece.offsets[subs.start], piece.offsets[subs.stop]
+        if end <= start:
             continue
-        offset = offsets[chunk]
-        if batch.num_rows:
-            at = batch.schema.get_field_index("line")
-            batches.append(batch.set_column(at, "line", pc.add(batch.column(at), offset)))
+        with _open(piece.path) as f:
+            reader = pa.BufferReader(f.read_at(end - start, start))
+            offset = offsets[piece.chunk]
+            for _ in subs:
+                batch = ipc.read_record_batch(ipc.read_message(reader), schema)
+                if batch.num_rows:
+                    at = batch.schema.get_field_index("line")
+                    batches.append(batch.set_column(at, "line",
+                                                    pc.add(batch.column(at), offset)))
     if not batches:
         return None
     return pl.from_arrow(pa.Table.from_batches(batches).combine_chunks(), rechunk=False)

@@ -21,6 +21,7 @@ from .config import compiled
 from .enrich import enrich_classes
 from .jsonlog import is_json_log, parse_json_lines
 from .logline import reject_table, tokenize
+from .partition import SUBS
 from .schema import EVENT_CLASSES, REJECT_SCHEMA
 from .source import Chunk, read_chunk, read_head
 from .store import Place
@@ -154,22 +155,51 @@ def between_stages(reports: list[ChunkReport]) -> Between:
     return Between(line_offsets(reports), aggregate.load_period(first, last))
 
 
-def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Between,
-                scratch: Place, staging: Place, sort_operands: bool, jsonl: bool,
-                workloads: tuple[tuple[str, str, int | None], ...]) -> BucketReport:
+def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
+                staging: Place, sort_operands: bool, jsonl: bool,
+                workloads: tuple[tuple[str, str, int | None], ...],
+                budget: int = 1 << 62) -> BucketReport:
     """Stage B: one bucket's events → operations (written here) and partial aggregates.
 
-    ``sources`` are the (chunk, batch) pairs that hold the bucket: batch *i* of the files
-    of each chunk of the bucket's servers."""
+    ``sources`` name the files that hold the bucket (``shuffle.Sources``). A bucket of
+    more than ``budget`` bytes (once read) is joined a few sub-buckets at a time, each
+    part's connections whole, so task memory stays bounded when one bucket gets more
+    than its share."""
     steps = Steps()
+    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
+    sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
+    reports = [_join_part(f"{bucket:05d}-{j:02d}", subs, found, between, scratch, staging,
+                          sort_operands, jsonl, workloads, steps)
+               for j, subs in enumerate(shuffle.parts(sizes, budget))]
+    reports = [r for r in reports if r is not None]
+    if not reports:
+        return BucketReport({}, {}, 0, steps.total)
+    if len(reports) == 1:
+        partial, tables, rule_errors, _ = reports[0]
+    else:
+        partial = aggregate.combine_all([r[0] for r in reports])
+        tables = aggregate.combine_tables([r[1] for r in reports])
+        rule_errors = aggregate.combine_all([r[2] for r in reports])
+        steps.lap("partial_aggregates")
+    operations = sum(r[3] for r in reports)
+    return BucketReport(partial, tables, operations, steps.total, steps.raised("enrich"),
+                        rule_errors)
+
+
+def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
+               between: Between, scratch: Place, staging: Place, sort_operands: bool,
+               jsonl: bool, workloads: tuple[tuple[str, str, int | None], ...], steps: Steps
+               ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], dict[str, int], int] | None:
+    """Join the sub-buckets ``subs`` of a bucket; write their operations and connections
+    as pieces called ``name``; their partials, rule errors and operation count."""
     classes = {}
-    for cls in EVENT_CLASSES:
-        got = shuffle.read_bucket(scratch, cls, sources, between.offsets)
+    for cls, pieces in found.items():
+        got = shuffle.read_bucket(cls, pieces, subs, between.offsets)
         if got is not None:
             classes[cls] = got
-    if not classes:
-        return BucketReport({}, {}, 0, steps.total)
     steps.lap("shuffle_read")
+    if not classes:
+        return None
     enriched = enrich_classes(classes, sort_operands=sort_operands, steps=steps)
     ops, conns = enriched.operations, enriched.connections
     del classes, enriched  # the events are in the operations now: free them before writing
@@ -177,16 +207,15 @@ def enrich_task(bucket: int, sources: tuple[tuple[int, int], ...], between: Betw
     if workloads:
         ops = classify(ops, compiled(workloads), errors=rule_errors)
     steps.lap("classify")
-    outputs.write_operations(ops, staging / "operations", f"{bucket:05d}")
-    outputs.write_parquet(conns, scratch / "connections" / f"b{bucket:05d}.parquet")
+    outputs.write_operations(ops, staging / "operations", name)
+    outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
     if jsonl:
-        outputs.write_jsonl(ops, scratch / "jsonl" / f"b{bucket:05d}.jsonl")
+        outputs.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
     steps.lap("write_operations")
     partial = aggregate.bucket_partial(ops, conns)
     tables = aggregate.table_partials(ops, conns, between.load_period)
     steps.lap("partial_aggregates")
-    return BucketReport(partial, tables, ops.height, steps.total, steps.raised("enrich"),
-                        rule_errors)
+    return partial, tables, rule_errors, ops.height
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:
@@ -212,16 +241,15 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
                         aggregate.combine_all([r.rule_errors for r in reports]))
 
 
-def server_timeline(server: str, pieces: list[Place]) -> tuple[str, int, pl.DataFrame]:
+def server_timeline(server: str, folder: Place, buckets: range
+                    ) -> tuple[str, int, pl.DataFrame]:
     """One server's peak concurrent connections and its restarts, from the connection
-    pieces of its buckets (written by the enrich tasks; a bucket without events has none)."""
-    frames = []
-    for piece in pieces:
-        try:
-            frames.append(outputs.read_parquet(piece, ["server", "conn", "opened", "closed"])
-                          .filter(pl.col("server") == server))
-        except FileNotFoundError:
-            continue
+    pieces of its buckets in ``folder`` (written by the enrich tasks: ``b<bucket>-<part>``;
+    a bucket without events has none)."""
+    names = {f"b{b:05d}" for b in buckets}
+    frames = [outputs.read_parquet(piece, ["server", "conn", "opened", "closed"])
+              .filter(pl.col("server") == server)
+              for piece in folder.glob("b*.parquet") if piece.name.split("-")[0] in names]
     if not frames:
         return server, 0, aggregate.restarts(pl.LazyFrame(schema={
             "server": pl.String, "conn": pl.Int64, "opened": pl.Datetime("ns", "UTC")}))

@@ -83,6 +83,8 @@ def output_tables(out: Path) -> dict[str, object]:
     got: dict[str, object] = {"summary": json.loads((out / "summary.json").read_text())}
     for path in sorted(out.glob("*.parquet")):
         got[path.stem] = pl.read_parquet(path)
+    # its rows come bucket by bucket: in the order of the layout, which may differ
+    got["connections"] = got["connections"].sort(got["connections"].columns, nulls_last=True)
     ops = pl.read_parquet(out / "operations", hive_partitioning=True)
     got["operations"] = ops.sort("server", "file", "line", "result_file", "result_line",
                                  nulls_last=True)

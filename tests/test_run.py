@@ -288,3 +288,31 @@ def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks) 
     assert c["total"] == len(lines) == c["parsed"] + c["rejected"] + c["header"] + c["blank"]
     assert pl.read_parquet(out / "rejects.parquet").height == c["rejected"]
     assert (out / "report.html").stat().st_size > 0 and (out / "metrics.prom").stat().st_size > 0
+
+
+def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(
+        sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import run as run_module
+
+    from .cluster import assert_same_output
+    monkeypatch.setattr(run_module, "BUDGET", 0)  # every sub-bucket its own part
+    out = tmp_path / "parts"
+    run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous"))
+    pieces = sorted(p.name for p in (out / "operations").rglob("*.parquet"))
+    assert len(pieces) > 2 * len(list((sample_run / "operations").rglob("*.parquet")))
+    assert_same_output(out, sample_run)
+
+
+def test_buckets_grow_with_the_input_and_a_tasks_arguments_do_not() -> None:
+    from pipeline.partition import bucket_layout
+    from pipeline.run import _sources
+    from pipeline.source import Chunk, LogFile
+    target = 96 << 20
+    for tb in (1, 10):  # one server of 1 and of 10 TB: no cap on the buckets
+        layout = bucket_layout({"big": tb << 40}, target)
+        assert layout["big"] == (0, -(-(tb << 40) // target))
+    files = [LogFile("big", f"/x/{i}", f"access.{i}", i, 64 << 20, False) for i in range(500)]
+    chunks = [Chunk(f, i, 0, -1) for i, f in enumerate(files)]
+    sources = _sources(chunks, {"big": (0, 300)})
+    assert len(sources) == 300
+    assert all(s == ((0, 500, b),) for b, s in enumerate(sources))  # one run of chunks

@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
+import pytest
 
 from pipeline import shuffle
 from pipeline.logline import parse_lines, tokenize
-from pipeline.partition import server_seed
+from pipeline.partition import SUBS, server_seed
 from pipeline.schema import EVENT_CLASSES
+from pipeline.store import place
 
 from .test_logline import _sample_files
 
 GOLDEN = 0x9E3779B97F4A7C15
+M64 = 2**64
 
 
-def _reference_bucket(server: str, conn: int | None, buckets: int) -> int:
+def _reference_key(conn: int | None, ids: tuple[int | None, ...]) -> int:
     # the formula as plain Python integers: what every process must agree on
-    mixed = (((conn or 0) * GOLDEN) % 2**64) ^ server_seed(server)
-    return (mixed >> 32) % buckets
+    if conn is not None:
+        return conn % M64
+    h = 0xCBF29CE484222325
+    for v in ids:
+        for byte in (-1 if v is None else v).to_bytes(8, "little", signed=True):
+            h = ((h ^ byte) * 0x100000001B3) % M64
+    return h
+
+
+def _reference_batch(server: str, key: int, buckets: int) -> tuple[int, int]:
+    mixed = ((key * GOLDEN) % M64) ^ server_seed(server)
+    return (mixed >> 32) % buckets, (mixed & 0xFFFFFFFF) % SUBS
 
 
 def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
@@ -34,12 +49,82 @@ def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
     seen = []
     for cls in EVENT_CLASSES:
         for b in range(buckets):
-            got = shuffle.read_bucket(tmp_path, cls, [(3, b)], {3: 0})
-            if got is None:
-                continue
-            assert {_reference_bucket("ldap9", c, buckets) for c in got["conn"]} == {b}
-            assert set(got["server"]) == {"ldap9"} and set(got["file_seq"]) == {2}
-            seen += got["line"].to_list()
+            found = shuffle.pieces(tmp_path, cls, ((3, 4, b),))
+            assert [p.chunk for p in found] == [3]
+            for sub in range(SUBS):
+                got = shuffle.read_bucket(cls, found, range(sub, sub + 1), {3: 0})
+                if got is None:
+                    continue
+                batches = {_reference_batch("ldap9", _reference_key(
+                    r["conn"], (r["op"], r["op_internal"], r["op_nested"])), buckets)
+                    for r in got.iter_rows(named=True)}
+                assert batches == {(b, sub)}
+                assert set(got["server"]) == {"ldap9"} and set(got["file_seq"]) == {2}
+                seen += got["line"].to_list()
+            # the whole bucket at once is its sub-buckets in order
+            whole = shuffle.read_bucket(cls, found, range(SUBS), {3: 100})
+            assert whole is None or whole["line"].min() > 100
     assert sorted(seen) == sorted(events["line"].to_list())
     assert (written.first_ts, written.last_ts) == (events["ts"].min(), events["ts"].max())
     assert written.kept == events.height
+
+
+def test_lines_of_no_connection_spread_by_their_op_ids() -> None:
+    keys = {_reference_key(None, (0, i, n)) for i in range(4) for n in range(2)}
+    assert len({_reference_batch("ldap1", k, 64)[0] for k in keys}) > 1
+    assert _reference_key(None, (0, 1, 0)) == _reference_key(None, (0, 1, 0))
+
+
+def test_a_file_that_is_not_this_runs_shuffle_file_is_refused(tmp_path) -> None:
+    _, data = next(iter(_sample_files()))
+    shuffle.write_buckets(tmp_path, 0, tokenize(data).classes, server="s", file="access",
+                          file_seq=0, buckets=2)
+    with pytest.raises(shuffle.ShuffleError, match="not a shuffle file of this run"):
+        shuffle.pieces(tmp_path, "request", ((0, 1, 5),))  # a bucket it does not have
+    path = shuffle.path_of(place(tmp_path), "request", 0)
+    Path(path.url).write_bytes(Path(path.url).read_bytes()[:-3])
+    with pytest.raises(shuffle.ShuffleError):
+        shuffle.pieces(tmp_path, "request", ((0, 1, 0),))
+
+
+def test_parts_split_a_heavy_bucket_and_keep_its_order() -> None:
+    assert shuffle.parts([5] * SUBS, 100) == [range(SUBS)]
+    split = shuffle.parts([60, 50, 10, 200, 5, 0, 0, 0], 100)
+    assert [s for r in split for s in r] == list(range(SUBS))
+    assert all(sum([60, 50, 10, 200, 5, 0, 0, 0][s] for s in r) <= 100 or len(r) == 1
+               for r in split)
+
+
+T = "[26/Nov/2026:16:22:20.116136841 +0000] "
+
+
+def test_internal_operations_spread_over_buckets_and_still_pair(tmp_path) -> None:
+    # conn=Internal(0) lines have no connection: they go by their op ids, so they do not
+    # all land in one bucket, and the repeated ids still pair in the file's order
+    from pipeline.enrich import enrich_classes
+    lines = []
+    for i in range(200):
+        ids = f"0({i % 7})({i % 2})"
+        lines.append(f'{T}conn=Internal(0) op={ids} SRCH base="cn=b{i}" scope=0 '
+                     f'filter="(objectClass=*)" attrs=ALL')
+        lines.append(f"{T}conn=Internal(0) op={ids} RESULT err=0 tag=48 nentries={i} "
+                     "wtime=0.1 optime=0.1 etime=0.1")
+    data = ("\n".join(lines) + "\n").encode()
+    buckets = 16
+    shuffle.write_buckets(tmp_path, 0, tokenize(data).classes, server="ds", file="f",
+                          file_seq=0, buckets=buckets)
+    used, paired = 0, []
+    for b in range(buckets):
+        classes = {}
+        for cls in EVENT_CLASSES:
+            got = shuffle.read_bucket(cls, shuffle.pieces(tmp_path, cls, ((0, 1, b),)),
+                                      range(SUBS), {0: 0})
+            if got is not None:
+                classes[cls] = got
+        if not classes:
+            continue
+        used += 1
+        ops = enrich_classes(classes).operations
+        paired += ops.select("base", "nentries").rows()
+    assert used >= 5  # 14 distinct ids over 16 buckets
+    assert sorted(paired) == sorted((f"cn=b{i}", i) for i in range(200))

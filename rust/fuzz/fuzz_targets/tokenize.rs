@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{new_null_array, ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use dsaccess_core::join::{join, Classes};
-use dsaccess_core::shuffle::{encode, Provenance};
+use dsaccess_core::shuffle::{encode, read_batch, Provenance};
 use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
 
@@ -68,7 +68,19 @@ fuzz_target!(|data: &[u8]| {
         let schemas: Vec<_> = tables.iter().map(|b| b.schema()).collect();
         let p = Provenance { server: "s", file: "f", file_seq: 0 };
         let buckets = 1 + (data.len() % 7) as u32;
-        let encoded = encode(&tables, &schemas, &p, (None, None), buckets, 42).expect("encodes");
+        let subs = 1 + (data.len() % 3) as u32;
+        let encoded = encode(&tables, &schemas, &p, (None, None), (buckets, subs), 42)
+            .expect("encodes");
         assert_eq!(encoded.files.len(), 4);
+        // every row is in one batch, which its index finds
+        for (file, table) in encoded.files.iter().zip(&tables) {
+            let batches = read_all(file, buckets * subs);
+            assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), table.num_rows());
+        }
     }
 });
+
+/// Every batch of a shuffle file, each found through the file's index.
+fn read_all(file: &[u8], batches: u32) -> Vec<RecordBatch> {
+    (0..batches as usize).map(|i| read_batch(file, i).expect("an indexed batch")).collect()
+}

@@ -93,13 +93,14 @@ fn join_bucket<'py>(
 }
 
 /// One parse task's events, a table per class (any Arrow stream), into the bytes of one
-/// Arrow IPC file per class with a record batch per bucket (``rust/core/src/shuffle.rs``).
+/// shuffle file per class: an Arrow IPC stream with a record batch per (bucket,
+/// sub-bucket), and its index (``rust/core/src/shuffle.rs``).
 ///
 /// Returns (files, first_ts, last_ts, kept): the files' bytes in the classes'
 /// order, the time range of the events kept (``since <= ts < until``) and how many were.
 #[pyfunction]
-#[pyo3(signature = (tables, schemas, *, server, file, file_seq, buckets, seed, since=None,
-                    until=None))]
+#[pyo3(signature = (tables, schemas, *, server, file, file_seq, buckets, subs, seed,
+                    since=None, until=None))]
 #[allow(clippy::too_many_arguments)]
 fn shuffle_encode<'py>(
     py: Python<'py>,
@@ -109,6 +110,7 @@ fn shuffle_encode<'py>(
     file: &str,
     file_seq: i32,
     buckets: u32,
+    subs: u32,
     seed: u64,
     since: Option<i64>,
     until: Option<i64>,
@@ -117,7 +119,7 @@ fn shuffle_encode<'py>(
     let schemas: Vec<_> = schemas.into_iter().map(|s| s.into_inner()).collect();
     let provenance = Provenance { server, file, file_seq };
     let encoded = py
-        .detach(|| encode(&tables, &schemas, &provenance, (since, until), buckets, seed))
+        .detach(|| encode(&tables, &schemas, &provenance, (since, until), (buckets, subs), seed))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let files: Vec<Bound<'py, PyBytes>> =
         encoded.files.iter().map(|f| PyBytes::new(py, f)).collect();
