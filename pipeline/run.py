@@ -126,7 +126,7 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
     outputs.check_target(out, _local_inputs(opts.inputs))
     chunks, unread = _plan(opts)
     staging = outputs.staging_dir(out)
-    scratch = staging
+    scratch: Place | None = None
     observer = _Logged(observer)
     try:
         scratch = outputs.scratch_dir(scratch_root, staging)
@@ -152,8 +152,7 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
         observer.stage("write")
         summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread,
                                             timelines)
-        if scratch != staging:
-            outputs.discard(scratch)
+        outputs.discard(scratch)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
         published = not (warnings and outputs.is_output(out) and not opts.force)
@@ -162,7 +161,7 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
         else:
             outputs.discard(staging)
     except BaseException:
-        if scratch != staging:
+        if scratch is not None:
             outputs.discard(scratch)
         outputs.discard(staging)
         raise
@@ -548,7 +547,6 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)
     outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)
-    outputs.discard(staging / "_shuffle")
     return summary, tables, problems
 
 

@@ -108,3 +108,10 @@ def wait_until(check, timeout: float = 120, every: float = 0.05) -> None:  # typ
             return
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def parse_tasks(fleet: Path, partition_mb: int) -> int:
+    """How many parse tasks a run of a fleet folder plans at this --partition-mb."""
+    from pipeline.source import discover, plan_chunks
+    files = [f for d in sorted(fleet.iterdir()) for f in discover(d.name, str(d))]
+    return len(plan_chunks(files, chunk_bytes=partition_mb << 20))

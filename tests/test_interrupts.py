@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import outputs
 
+from . import cluster
 from .synth import generate
 from .test_safety import tree_digest
 
@@ -133,20 +134,12 @@ def test_a_worker_killed_mid_run_changes_nothing(fleet: Path, previous) -> None:
 
 
 def test_no_worker_left_fails_clearly_and_keeps_the_output(fleet: Path, previous) -> None:
-    from . import sshd
     out, before = previous
-    port = sshd.free_port()
-    bin_ = Path(sys.executable).parent
-    scheduler = subprocess.Popen([str(bin_ / "dask"), "scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([str(bin_ / "dask"), "worker", f"tcp://127.0.0.1:{port}",
-                               "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    dask = cluster.Cluster().start()
     try:
+        worker = dask.worker()
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
-                                 str(out), "--scheduler", f"tcp://127.0.0.1:{port}",
+                                 str(out), "--scheduler", dask.address,
                                  "--worker-timeout", "3", "--partition-mb", "4", "--quiet"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _wait_for_work(out)
@@ -158,7 +151,34 @@ def test_no_worker_left_fails_clearly_and_keeps_the_output(fleet: Path, previous
         assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
         assert tree_digest(out) == before
     finally:
-        for p in (worker, scheduler):
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        dask.stop()
+
+
+def test_a_dask_worker_killed_a_third_in_and_replaced_changes_nothing(fleet: Path,
+                                                                       tmp_path: Path) -> None:
+    # real `dask scheduler` and `dask worker` processes (no nanny: nothing restarts the
+    # killed one); a replacement joins, the lost tasks run again, and every table and
+    # summary.json equal a clean run's
+    dask = cluster.Cluster().start()
+    try:
+        workers = [dask.worker(nanny=False) for _ in range(2)]
+        dask.wait_for_workers(2)
+        args = [sys.executable, "-m", "pipeline", "run", str(fleet), "--scheduler",
+                dask.address, "--partition-mb", "2", "--quiet"]
+        clean = tmp_path / "clean"
+        done = subprocess.run([*args, "-o", str(clean)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        out = tmp_path / "out"
+        proc = subprocess.Popen([*args, "-o", str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        tasks = cluster.parse_tasks(fleet, 2)
+        written = str(tmp_path / ".out.tmp-*" / "_shuffle" / "request" / "c*.arrow")
+        cluster.wait_until(lambda: len(glob.glob(written)) >= tasks // 3)
+        assert proc.poll() is None and len(glob.glob(written)) < tasks  # mid-run
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        dask.worker(nanny=False)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        cluster.assert_same_output(out, clean)
+    finally:
+        dask.stop()

@@ -316,3 +316,31 @@ def test_buckets_grow_with_the_input_and_a_tasks_arguments_do_not() -> None:
     sources = _sources(chunks, {"big": (0, 300)})
     assert len(sources) == 300
     assert all(s == ((0, 500, b),) for b, s in enumerate(sources))  # one run of chunks
+
+
+@pytest.mark.parametrize("mb", [3.0, 6.0])
+def test_scratch_files_grow_linearly_with_the_parse_tasks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mb: float) -> None:
+    from pipeline import outputs
+    from pipeline import run as run_module
+
+    from .cluster import parse_tasks
+    from .synth import generate
+    generate(tmp_path / "fleet", servers=3, mb_per_server=mb, seed=5)
+    counted: list[int] = []
+    discard = outputs.discard
+
+    def count_then_discard(folder) -> None:  # type: ignore[no-untyped-def]
+        if str(folder).endswith("_shuffle"):
+            counted.append(sum(1 for p in Path(str(folder)).rglob("*") if p.is_file()))
+        discard(folder)
+    monkeypatch.setattr(run_module.outputs, "discard", count_then_discard)
+    run(RunOptions(inputs=(str(tmp_path / "fleet"),), out=tmp_path / "out",
+                   scheduler="synchronous", partition_mb=1))
+    chunks = parse_tasks(tmp_path / "fleet", 1)
+    # per parse task: a file per event class (and a rejects piece if it had rejects); per
+    # join task: its connections piece, and join tasks are about 1.5 per parse task (the
+    # events take 1.5x the log's bytes)
+    assert len(counted) == 1 and chunks > 10
+    assert 4 * chunks <= counted[0] <= 8 * chunks, (counted, chunks)
+
