@@ -87,6 +87,12 @@ def render_prometheus(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     return "\n".join(w.lines) + "\n"
 
 
+def _nulls_last(key: tuple[object, ...]) -> tuple[tuple[bool, str], ...]:
+    """A sort key for label tuples where a value may be missing (a RESULT whose request
+    was never seen has no verb)."""
+    return tuple((v is None, "" if v is None else str(v)) for v in key)
+
+
 def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
     keys = ["server", "workload", "verb"]
     ops = work.group_by(keys).agg(pl.col("count").sum(), pl.col("etime_sum_ns").sum()) \
@@ -99,7 +105,7 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
             for r in ops.iter_rows(named=True)}
     name = w.family("operation_etime_seconds", "histogram",
                     "etime of client operations with a RESULT.")
-    for key in sorted(cumulative):
+    for key in sorted(cumulative, key=_nulls_last):
         labels = dict(zip(keys, key, strict=True))
         counts, total = cumulative[key]
         for le, count in zip(LE, counts, strict=True):
@@ -112,7 +118,7 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
             suffix = "inf" if le is None else _num(le).replace(".", "_")
             gauge = w.family(f"operation_etime_seconds_bucket_le_{suffix}", "gauge",
                              f"Operations with etime <= {'+Inf' if le is None else _num(le)} s.")
-            for key in sorted(cumulative):
+            for key in sorted(cumulative, key=_nulls_last):
                 counts, total = cumulative[key]
                 w.sample(gauge, dict(zip(keys, key, strict=True)),
                          total if le is None else counts[i])

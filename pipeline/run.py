@@ -487,8 +487,10 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str]) -> None:
         for name in (*EVENT_CLASSES, "rejects", "connections", "jsonl"):
             (scratch / name).makedirs()
     with outputs.writing(staging):
-        for server in servers:
-            outputs.operations_folder(staging / "operations", server).makedirs()
+        (staging / "operations").makedirs()
+        if not staging.local:  # (a local write makes its folder: no round trip to save)
+            for server in servers:
+                outputs.operations_folder(staging / "operations", server).makedirs()
 
 
 def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, tuple[int, int]],

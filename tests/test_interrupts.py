@@ -30,16 +30,23 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _start(fleet: Path, out: Path) -> subprocess.Popen:
+def _start(fleet: Path, out: Path, *more: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
-                             str(out), "--workers", "2", "--partition-mb", "4"],
+                             str(out), "--workers", "2", "--partition-mb", "4", *more],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own group, as a terminal's job
 
 
-def _wait_for_work(out: Path) -> None:
+def _scratch(out: Path, scratch: Path | None) -> str:
+    """Where a run's shuffle files appear: in its staging folder, or under --scratch."""
+    if scratch is None:
+        return str(out.parent / f".{out.name}.tmp-*" / "_shuffle" / "*")
+    return str(scratch / ".dsaccess-scratch-*" / "*")
+
+
+def _wait_for_work(out: Path, scratch: Path | None = None) -> None:
     for _ in range(600):
-        if glob.glob(str(out.parent / f".{out.name}.tmp-*" / "_shuffle" / "*")):
+        if glob.glob(_scratch(out, scratch)):
             time.sleep(1.0)
             return
         time.sleep(0.05)
@@ -56,11 +63,13 @@ def previous(fleet: Path, tmp_path: Path) -> tuple[Path, str]:
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_an_interrupted_run_leaves_nothing_and_says_one_line(fleet: Path, previous, how: str
-                                                              ) -> None:
+@pytest.mark.parametrize("where", ["staging", "--scratch"])
+def test_an_interrupted_run_leaves_nothing_and_says_one_line(fleet: Path, previous, how: str,
+                                                              where: str) -> None:
     out, before = previous
-    proc = _start(fleet, out)
-    _wait_for_work(out)
+    scratch = out.parent / "scratch" if where == "--scratch" else None
+    proc = _start(fleet, out, *(["--scratch", str(scratch)] if scratch else []))
+    _wait_for_work(out, scratch)
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole group
     else:
@@ -69,25 +78,31 @@ def test_an_interrupted_run_leaves_nothing_and_says_one_line(fleet: Path, previo
     assert proc.returncode == (130 if how == "ctrl-c" else 143)
     assert err.strip().splitlines() == [
         "dsaccess: interrupted" if how == "ctrl-c" else "dsaccess: terminated"]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]  # no staging left
+    # no staging folder left, nor a scratch folder
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"] + (["scratch"] if scratch
+                                                                       else [])
+    assert scratch is None or list(scratch.iterdir()) == []
     assert tree_digest(out) == before
 
 
 def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(fleet: Path, previous
                                                                  ) -> None:
     out, before = previous
-    proc = _start(fleet, out)
-    _wait_for_work(out)
+    scratch = out.parent / "scratch"
+    proc = _start(fleet, out, "--scratch", str(scratch))
+    _wait_for_work(out, scratch)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     left = [p for p in out.parent.iterdir() if p.name.startswith(".out.tmp-")]
-    assert left and tree_digest(out) == before  # killed: its folder stays, OUT too
+    assert left and tree_digest(out) == before  # killed: its folders stay, OUT too
+    assert len(list(scratch.iterdir())) == 1
     done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
-                           str(out), "--workers", "2", "--quiet"], capture_output=True,
-                          text=True)
+                           str(out), "--workers", "2", "--quiet", "--scratch", str(scratch)],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
-    assert "left by a run that was killed" in done.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out", "scratch"]
+    assert list(scratch.iterdir()) == []
+    assert done.stderr.count("left by a run that was killed") == 2  # staging and scratch
 
 
 def test_a_run_killed_while_swapping_gets_its_previous_output_back(tmp_path: Path) -> None:

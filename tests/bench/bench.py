@@ -7,11 +7,15 @@ single-server log as a ``dsaccess run``. The compiled tokenizer and join are als
 measured alone on one core, and in instructions per line (callgrind), which are
 repeatable where seconds are not.
 
-    python tests/bench/bench.py [--gb 2] [--base-mb 128] [--single-mb 400] [--data bench-data]
+    python tests/bench/bench.py [--gb 2] [--scale-gb 20] [--base-mb 128] [--single-mb 400]
+                                [--data bench-data]
 
 Data are generated once (tests/synth.py, four distinct servers, and one single
 server of --single-mb) and then hard-linked under more server names until the input
-reaches --gb.
+reaches --gb. With --scale-gb (or BENCH_SCALE_GB), the same servers get that much input
+between them (each server's files hard-linked again under more rotation stamps), and the
+run there is compared with the --gb run: peak memory of the client and of each worker,
+throughput, and the number of scratch files.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ PY = sys.executable
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gb", type=float, default=float(os.environ.get("BENCH_GB", 2)))
+    parser.add_argument("--scale-gb", type=float,
+                        default=float(os.environ.get("BENCH_SCALE_GB", 0)),
+                        help="also run on this much input over the same servers (0: not)")
     parser.add_argument("--base-mb", type=float, default=128, help="MB generated per server")
     parser.add_argument("--data", type=Path, default=ROOT / "bench-data")
     parser.add_argument("--single-mb", type=float, default=400,
@@ -79,6 +86,15 @@ def main() -> None:
         summary = json.loads((out / "summary.json").read_text())
         results[name]["bytes"] = dir_bytes(inputs)
         results[name]["lines"] = summary["lines"]["total"]
+    if args.scale_gb:
+        big = prepare_deeper(fleet, args.scale_gb)
+        out = args.data / "out-run_2_workers_scale"
+        results["run_2_workers_scale"] = timed_subprocess(
+            [PY, __file__, "--run", str(big), str(out), "2"])
+        summary = json.loads((out / "summary.json").read_text())
+        results["run_2_workers_scale"]["bytes"] = dir_bytes(big)
+        results["run_2_workers_scale"]["lines"] = summary["lines"]["total"]
+        shutil.rmtree(out)  # its operations take gigabytes
     for name in ("naive_python", "parse_1_thread"):
         results[name]["bytes"] = sample_bytes
     report(results)
@@ -104,6 +120,24 @@ def prepare(data: Path, gb: float, base_mb: float) -> Path:
             for f in src.iterdir():
                 os.link(f, dst / f.name)  # same bytes under another server name
     return fleet
+
+
+def prepare_deeper(fleet: Path, gb: float) -> Path:
+    """The fleet's servers with ``gb`` of input between them: each server's files again
+    under later rotation stamps (the same servers, so the aggregates stay the same size
+    and only the input grows)."""
+    deep = fleet.parent / f"{fleet.name}-deep-{gb:g}gb"
+    if not deep.exists():
+        rounds = max(1, round(gb * 2**30 / dir_bytes(fleet)))
+        for server in sorted(fleet.iterdir()):
+            files = log_files(server)
+            for k in range(rounds):
+                for i, f in enumerate(files):
+                    last = k == rounds - 1 and f.name == "access"
+                    name = "access" if last else f"access.{20260101 + k:08d}-{i:06d}"
+                    (deep / server.name).mkdir(parents=True, exist_ok=True)
+                    os.link(f, deep / server.name / name)
+    return deep
 
 
 def prepare_single(data: Path, mb: float) -> Path:
@@ -244,6 +278,20 @@ def report(results: dict[str, dict]) -> None:
             f"{k} {v:.0f}" for k, v in peaks.items()))
         print("wall seconds, full run: " + ", ".join(
             f"{k} {v:.1f}" for k, v in stages.items() if not k.startswith("worker_")))
+    scale = results.get("run_2_workers_scale")
+    if scale:
+        rate = (scale["bytes"] / scale["seconds"]) / (full["bytes"] / full["seconds"])
+        print(f"input x{scale['bytes'] / full['bytes']:.1f} ({human(scale['bytes'])} vs "
+              f"{human(full['bytes'])}, same servers): throughput x{rate:.2f}, peak client RSS "
+              f"x{scale['peak_rss_main'] / max(1, full['peak_rss_main']):.2f} "
+              f"({human(scale['peak_rss_main'])}), peak worker RSS "
+              f"x{scale['peak_rss_worker_max'] / max(1, full['peak_rss_worker_max']):.2f} "
+              f"({human(scale['peak_rss_worker_max'])})")
+    for name in ("run_2_workers_half", "run_2_workers_full", "run_2_workers_scale"):
+        if name in results and results[name].get("scratch_files"):
+            r = results[name]
+            print(f"scratch files, {name}: {r['scratch_files']:,} for {r['parse_tasks']:,} "
+                  f"parse tasks ({r['scratch_files'] / r['parse_tasks']:.1f} per task)")
 
 
 def human(n: float) -> str:
@@ -365,10 +413,22 @@ def join_alone(folder: str) -> None:
 
 
 def run_job(inputs: str, out: str, workers: int) -> None:
-    """`dsaccess run` in this process, printing the stage timings as JSON."""
+    """`dsaccess run` in this process, printing the stage timings, the parse tasks and the
+    scratch files (counted before the run removes them) as JSON."""
+    import pipeline.run as run_module
     from pipeline.run import RunOptions, run
+    counted: list[int] = []
+    discard = run_module.outputs.discard
+
+    def count_then_discard(folder) -> None:  # type: ignore[no-untyped-def]
+        if str(folder).endswith("_shuffle"):
+            counted.append(sum(1 for p in Path(str(folder)).rglob("*") if p.is_file()))
+        discard(folder)
+    run_module.outputs.discard = count_then_discard
     result = run(RunOptions(inputs=(inputs,), out=Path(out), workers=workers))
-    print(json.dumps({"stages": result.stage_seconds}))
+    tasks = len(run_module._plan(RunOptions(inputs=(inputs,), out=Path(out)))[0])
+    print(json.dumps({"stages": result.stage_seconds, "parse_tasks": tasks,
+                      "scratch_files": counted[0] if counted else 0}))
 
 
 if __name__ == "__main__":
