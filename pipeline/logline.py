@@ -62,7 +62,10 @@ class ParseResult:
     @cached_property
     def events(self) -> pl.DataFrame:
         """Every event in one table (``schema.EVENT_SCHEMA``), in line order."""
-        return pl.concat([conform(df, EVENT_SCHEMA) for df in self.classes.values()]).sort("line")
+        frames = [conform(df, EVENT_SCHEMA) for df in self.classes.values()]
+        if not frames:  # no line was an event
+            return pl.DataFrame(schema=dict(EVENT_SCHEMA))
+        return pl.concat(frames).sort("line")
 
     @classmethod
     def of_events(cls, events: pl.DataFrame, rejects: pl.DataFrame,
@@ -94,6 +97,14 @@ def tokenize(data: bytes, *, first_line: int = 1, final: bool = True,
     """Tokenize a newline-aligned block (arguments as for ``parse_lines``)."""
     classes, rejects, counts, carry_from, _ = _core.tokenize_text(
         bytes(data), first_line=first_line, final_block=final, strict=strict)
+    return Tokens(classes, rejects, counts, carry_from)
+
+
+def tokenize_json(data: bytes, *, first_line: int = 1) -> Tokens:
+    """Tokenize a whole 3.x JSON access log (``json`` or ``json-pretty``) into the same
+    classes, rejects and line accounting as a text block (``rust/core/src/json.rs``)."""
+    classes, rejects, counts, carry_from, _ = _core.tokenize_json(bytes(data),
+                                                                  first_line=first_line)
     return Tokens(classes, rejects, counts, carry_from)
 
 
@@ -133,6 +144,13 @@ def parse_lines(
         A ``ParseResult``; events come in line order.
     """
     tokens = tokenize(data, first_line=first_line, final=final, strict=strict)
+    return tokens_result(tokens, data, server=server, file=file, file_seq=file_seq,
+                         final=final, errors=errors)
+
+
+def tokens_result(tokens: Tokens, data: bytes, *, server: str, file: str, file_seq: int,
+                  final: bool, errors: Errors) -> ParseResult:
+    """A tokenizer's answer as polars tables with their provenance (``parse_lines``)."""
     rejects = reject_table(tokens.rejects, server, file)
     if rejects.height and errors == "raise":
         first = rejects.row(0, named=True)

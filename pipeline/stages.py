@@ -19,8 +19,8 @@ import polars as pl
 from . import aggregate, outputs, shuffle
 from .config import compiled
 from .enrich import enrich_classes
-from .jsonlog import is_json_log, parse_json_lines
-from .logline import reject_table, tokenize
+from .jsonlog import is_json_log
+from .logline import reject_table, tokenize, tokenize_json
 from .partition import SUBS
 from .schema import EVENT_CLASSES, REJECT_SCHEMA
 from .source import Chunk, read_chunk, read_head
@@ -117,12 +117,11 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
     if chunk.start == 0 and is_json_log(got.data[:4096]):
         if chunk.end != -1:  # the file was cut into ranges: read all of it
             got = read_chunk(Chunk(f, chunk.index, 0, -1))
-        result = parse_json_lines(got.data, server=f.server, file=f.name, file_seq=f.seq)
-        tables, rejects, counts = result.classes, result.rejects, result.counts
+        tokens = tokenize_json(got.data)
     else:
         tokens = tokenize(got.data, final=got.final)
-        tables, counts = tokens.classes, tokens.counts
-        rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
+    tables, counts = tokens.classes, tokens.counts
+    rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
     steps.lap("tokenize")
     written = shuffle.write_buckets(scratch, chunk.index, tables, server=f.server, file=f.name,
                                     file_seq=f.seq, buckets=buckets, since_ns=since_ns,

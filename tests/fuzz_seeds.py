@@ -4,6 +4,7 @@ lines, every table case and awkward line of the parser tests, and the filters.""
 from __future__ import annotations
 
 import gzip
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.test_fingerprint import FINGERPRINTS  # noqa: E402
+from tests.test_jsonlog import EXAMPLES  # noqa: E402
 from tests.test_logline import AWKWARD, CASES, T  # noqa: E402
 
 
@@ -29,7 +31,13 @@ def main(out: Path) -> None:
         (tokenize / f"seed-{i:04d}").write_bytes(seed)
     for i, (_, text, _) in enumerate(FINGERPRINTS):
         (filters / f"seed-{i:04d}").write_text(text)
-    print(f"{len(seeds)} tokenizer seeds, {len(FINGERPRINTS)} filter seeds in {out}")
+    json_seeds = out / "json"
+    json_seeds.mkdir(parents=True, exist_ok=True)
+    pretty = "\n".join(json.dumps(json.loads(e), indent=2) for e in EXAMPLES)
+    for i, text in enumerate([*EXAMPLES, "\n".join(EXAMPLES), pretty]):
+        (json_seeds / f"seed-{i:04d}").write_text(text + "\n")
+    print(f"{len(seeds)} tokenizer seeds, {len(EXAMPLES) + 2} JSON seeds, "
+          f"{len(FINGERPRINTS)} filter seeds in {out}")
 
 
 if __name__ == "__main__":

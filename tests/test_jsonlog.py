@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.jsonlog import is_json_log, parse_json_lines
 
@@ -126,3 +128,48 @@ def test_a_wrongly_typed_value_is_a_reject_not_a_crash() -> None:
     assert r.counts == {"total": 4, "parsed": 2, "rejected": 2, "header": 0, "blank": 0}
     assert all(reason.startswith("wrong type") for reason in r.rejects["reason"])
     assert r.events["kind"].to_list() == ["CONNECT", "UNBIND"]
+
+
+def test_timings_that_are_not_seconds_and_impossible_times_are_rejects() -> None:
+    huge = EXAMPLES[5].replace('"etime":"0.000930000"', '"etime":"10000000000.0"')
+    garbled = EXAMPLES[5].replace('"wtime":"0.000020000"', '"wtime":"0.0[0020000"')
+    negative = EXAMPLES[5].replace('"etime":"0.000930000"', '"etime":-1')
+    offset = EXAMPLES[6].replace("+0000", "+0070")
+    mangled = EXAMPLES[6].replace("00.000000006", "00\u00e9000000006")
+    r = _parse([EXAMPLES[1], huge, garbled, negative, offset, mangled, EXAMPLES[10]])
+    assert r.counts == {"total": 7, "parsed": 2, "rejected": 5, "header": 0, "blank": 0}
+    reasons = r.rejects["reason"].to_list()
+    assert [x.split(":")[0] for x in reasons] == ["timing value not seconds from 0 to 1e9"] * 3 \
+        + ["bad local_time"] * 2
+    assert "etime=10000000000.0" in reasons[0] and "wtime=0.0[0020000" in reasons[1]
+    assert r.events["kind"].to_list() == ["CONNECT", "UNBIND"]
+
+
+def test_a_log_of_no_event_has_an_empty_events_table() -> None:
+    r = _parse([EXAMPLES[0], "", '{"operation": 5}'])
+    assert r.events.height == 0 and r.counts["rejected"] == 1
+
+
+JSON_NOISE = list(b' "{}[],:0123456789aZ\\.-+\n') + [0xC3, 0xA9, 0xFF]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 4000), st.sampled_from(JSON_NOISE)),
+                max_size=6), st.booleans())
+def test_damaged_json_logs_balance_and_never_raise(edits, pretty) -> None:
+    text = "\n".join(json.dumps(json.loads(e), indent=2) for e in EXAMPLES) if pretty \
+        else "\n".join(EXAMPLES)
+    data = bytearray((text + "\n").encode())
+    for kind, at, byte in edits:
+        at = min(at, len(data) - 1)
+        if kind == 0:
+            data[at:at] = bytes([byte])
+        elif kind == 1:
+            del data[at:at + 3]
+        else:
+            data[at] = byte
+    r = parse_json_lines(bytes(data), server="ds3", file="access")
+    c = r.counts
+    assert c["total"] == c["parsed"] + c["rejected"] + c["header"] + c["blank"]
+    assert r.rejects.height == c["rejected"]
+    assert r.events.height <= len(EXAMPLES)

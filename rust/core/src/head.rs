@@ -29,7 +29,7 @@ pub struct Ids {
     pub body_at: usize,
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
+pub(crate) const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
     b"Dec",
 ];
@@ -166,23 +166,46 @@ fn frame(c: &mut Cursor<'_>, cache: &mut StampCache) -> Option<Result<Ids, &'sta
     let minute = c.fixed(2)?;
     c.eat(b':').then_some(())?;
     let second = c.fixed(2)?;
-    let local = (|| {
-        let month = month.ok_or("impossible timestamp: unknown month")?;
-        if day == 0 || day > days_in_month(year, month) {
-            return Err("impossible timestamp: no such day");
-        }
-        // 60: a leap second, as strptime accepts it
-        if hour > 23 || minute > 59 || second > 60 {
-            return Err("impossible timestamp: no such time of day");
-        }
-        let days = days_from_civil(i64::from(year), month, day);
-        Ok(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
-    })();
+    let local = local_seconds(year, month, day, hour, minute, second);
     if let Ok(seconds) = local {
         cache.key.copy_from_slice(&c.b[1..21]);
         cache.local_seconds = Some(seconds);
     }
     zoned(c, local)
+}
+
+/// Seconds since 1970-01-01 of a local wall time read as UTC (`month` None: a name
+/// that is no month), or why it is impossible.
+pub(crate) fn local_seconds(year: u32, month: Option<u32>, day: u32, hour: u32, minute: u32,
+                            second: u32) -> Result<i64, &'static str> {
+    let month = month.ok_or("impossible timestamp: unknown month")?;
+    if !(1..=12).contains(&month) {
+        return Err("impossible timestamp: unknown month");
+    }
+    if day == 0 || day > days_in_month(year, month) {
+        return Err("impossible timestamp: no such day");
+    }
+    // 60: a leap second, as strptime accepts it
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err("impossible timestamp: no such time of day");
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    Ok(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
+}
+
+/// UTC nanoseconds of a local time in seconds, its offset (`sign`, `hhmm`) and its
+/// nanoseconds, or why they do not make one.
+pub(crate) fn utc_nanoseconds(local: i64, sign: i64, hhmm: u32, nanos: u32)
+                              -> Result<i64, &'static str> {
+    if hhmm % 100 > 59 {
+        return Err("impossible timestamp: UTC offset minutes over 59");
+    }
+    let offset_min = sign * i64::from(hhmm / 100 * 60 + hhmm % 100);
+    i128::from(local - offset_min * 60)
+        .checked_mul(1_000_000_000)
+        .map(|ns| ns + i128::from(nanos))
+        .and_then(|ns| i64::try_from(ns).ok())
+        .ok_or("impossible timestamp: outside 1677-2262 (64-bit nanoseconds)")
 }
 
 // After the seconds: nanoseconds, the UTC offset, the ids.
@@ -200,17 +223,7 @@ fn zoned(c: &mut Cursor<'_>, local: Result<i64, &'static str>)
     let hhmm = c.fixed(4)?;
     c.eat_str(b"] conn=").then_some(())?;
     let ids = ids(c)?;
-    let stamp = local.and_then(|local| {
-        if hhmm % 100 > 59 {
-            return Err("impossible timestamp: UTC offset minutes over 59");
-        }
-        let offset_min = sign * i64::from(hhmm / 100 * 60 + hhmm % 100);
-        i128::from(local - offset_min * 60)
-            .checked_mul(1_000_000_000)
-            .map(|ns| ns + i128::from(nanos))
-            .and_then(|ns| i64::try_from(ns).ok())
-            .ok_or("impossible timestamp: outside 1677-2262 (64-bit nanoseconds)")
-    });
+    let stamp = local.and_then(|local| utc_nanoseconds(local, sign, hhmm, nanos));
     Some(match (stamp, ids) {
         (Err(reason), _) | (_, Err(reason)) => Err(reason),
         (Ok(ts), Ok(mut ids)) => {

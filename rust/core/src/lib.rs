@@ -7,9 +7,10 @@
 //! - `head`: the frame of a line (timestamp, ids);
 //! - `fields`: the kinds, their fields and general patterns; `strict`: fast paths;
 //! - `tokenize`: a block of lines → events, rejects and line accounting;
+//! - `json`: a whole 3.x JSON log → the same events, rejects and accounting;
 //! - `columns`: sparse Arrow column builders;
 //! - `join`: one bucket's events → operations (as rows of the events) and connections;
-//! - `shuffle`: one parse task's events → IPC files with a record batch per bucket;
+//! - `shuffle`: one parse task's events → indexed IPC files, a record batch per sub-bucket;
 //! - `filter`: search-filter fingerprints;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
@@ -19,6 +20,7 @@ pub mod fields;
 pub mod filter;
 pub mod head;
 pub mod join;
+pub mod json;
 pub mod shuffle;
 pub mod strict;
 pub mod tokenize;

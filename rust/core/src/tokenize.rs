@@ -102,11 +102,11 @@ struct Rejects {
 }
 
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     classes: [Columns; 4],
     stamps: StampCache,
     rejects: Rejects,
-    counts: Counts,
+    pub(crate) counts: Counts,
     kind_events: [u64; KIND_COUNT],
     kind_strict: [u64; KIND_COUNT],
 }
@@ -133,24 +133,41 @@ struct Columns {
 
 /// Event columns of each type, in `schema.EVENT_SCHEMA` order within the type.
 // (`attrs_all` and `ssl` are no columns: they fold into `attrs` and the boolean `ssl`)
-const STRING_FIELDS: [F; 24] = [
+pub(crate) const STRING_FIELDS: [F; 24] = [
     F::ClientIp, F::ServerIp, F::CloseCode, F::CloseReason, F::TlsVersion, F::Dn, F::Method,
     F::Mech, F::Base, F::Filter, F::Attrs, F::Options, F::Authzid, F::Newrdn, F::Newsuperior,
     F::Attr, F::Oid, F::Name, F::Targetop, F::Notes, F::Details, F::Csn, F::Sid, F::Text,
 ];
-const INT_FIELDS: [F; 9] =
+pub(crate) const INT_FIELDS: [F; 9] =
     [F::Fd, F::Version, F::Scope, F::Msgid, F::Err, F::Tag, F::Nentries, F::PrIdx, F::PrCookie];
-const TIME_FIELDS: [F; 5] = [F::Wqtime, F::Wtime, F::Optime, F::Writetime, F::Etime];
+pub(crate) const TIME_FIELDS: [F; 5] = [F::Wqtime, F::Wtime, F::Optime, F::Writetime, F::Etime];
 
 /// The kinds whose free text keeps no trailing white space.
 fn strips_text(kind: Kind) -> bool {
     matches!(kind, Kind::Vlv | Kind::Sort | Kind::Stat | Kind::Tls | Kind::Referral | Kind::ExtInfo)
 }
 
+/// One event of a JSON log (`json.rs`): its values, already typed and checked, by the
+/// positions of `STRING_FIELDS`, `INT_FIELDS` and `TIME_FIELDS`.
+#[derive(Default)]
+pub(crate) struct Event {
+    pub ts: i64,
+    pub tz: String,
+    pub conn: Option<i64>,
+    pub internal: bool,
+    pub op: Option<i64>,
+    pub op_internal: Option<i64>,
+    pub op_nested: Option<i64>,
+    pub strs: [Option<String>; STRING_FIELDS.len()],
+    pub ints: [Option<i64>; INT_FIELDS.len()],
+    pub times: [Option<f64>; TIME_FIELDS.len()],
+    pub ssl: Option<bool>,
+}
+
 impl Builder {
     /// Room for the columns every event fills, from the block's size (lines of ~130
     /// bytes, a third of them requests and a third results).
-    fn with_capacity(bytes: usize) -> Self {
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
         let rows = bytes / 128 + 16;
         Builder {
             classes: [rows / 3, rows / 3, rows / 8, rows / 4].map(Columns::with_capacity),
@@ -204,7 +221,13 @@ impl Builder {
         }
     }
 
-    fn reject(&mut self, number: i64, text: &str, reason: Cow<'_, str>) {
+    /// A JSON log's event, on the line where its object starts.
+    pub(crate) fn json_event(&mut self, number: i64, kind: Kind, event: &Event) {
+        self.classes[class_of(kind)].json_event(number, kind, event);
+        self.kind_events[kind as usize] += 1;
+    }
+
+    pub(crate) fn reject(&mut self, number: i64, text: &str, reason: Cow<'_, str>) {
         let r = &mut self.rejects;
         let row = r.rows;
         r.rows += 1;
@@ -214,7 +237,7 @@ impl Builder {
         r.reason.set(row, &reason);
     }
 
-    fn finish(self, carry_from: usize) -> Tokenized {
+    pub(crate) fn finish(self, carry_from: usize) -> Tokenized {
         let r = self.rejects;
         let m = r.rows;
         Tokenized {
@@ -292,6 +315,42 @@ impl Columns {
         let end = text.strip_suffix('\n').unwrap_or(text);
         let end = end.strip_suffix('\r').unwrap_or(end);
         self.truncated.set(row, long && end.ends_with("..."));
+    }
+
+    fn json_event(&mut self, number: i64, kind: Kind, e: &Event) {
+        let row = self.rows;
+        self.rows += 1;
+        self.line.set(row, number);
+        self.ts.set(row, e.ts);
+        self.tz.set(row, &e.tz);
+        self.kind.set(row, kind.name());
+        self.internal.set(row, e.internal);
+        for (col, value) in [(&mut self.conn, e.conn), (&mut self.op, e.op),
+                             (&mut self.op_internal, e.op_internal),
+                             (&mut self.op_nested, e.op_nested)] {
+            if let Some(v) = value {
+                col.set(row, v);
+            }
+        }
+        for (col, value) in self.strs.iter_mut().zip(&e.strs) {
+            if let Some(v) = value {
+                col.set(row, v);
+            }
+        }
+        for (col, value) in self.ints.iter_mut().zip(&e.ints) {
+            if let Some(v) = value {
+                col.set(row, *v);
+            }
+        }
+        for (col, value) in self.times.iter_mut().zip(&e.times) {
+            if let Some(v) = value {
+                col.set(row, *v);
+            }
+        }
+        if let Some(ssl) = e.ssl {
+            self.ssl.set(row, ssl);
+        }
+        self.truncated.set(row, false);
     }
 
     /// The id columns, and the others that have a value in this class.

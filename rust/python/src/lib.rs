@@ -36,6 +36,12 @@ fn tokenize_text<'py>(
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let opts = Options { first_line, final_block, strict };
     let t = py.detach(|| tokenize(data, &opts));
+    tokenized(py, t)
+}
+
+/// A tokenizer's answer as Python values: Arrow tables and dicts.
+fn tokenized(py: Python<'_>, t: dsaccess_core::Tokenized)
+             -> PyResult<Bound<'_, pyo3::types::PyTuple>> {
     let table = |b: RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
     let counts = PyDict::new(py);
     for (k, v) in [("total", t.counts.total), ("parsed", t.counts.parsed),
@@ -54,6 +60,20 @@ fn tokenize_text<'py>(
         }
     }
     (classes, table(t.rejects)?, counts, t.carry_from, kinds).into_pyobject(py)
+}
+
+/// Tokenize a whole 3.x JSON access log (``json`` or ``json-pretty``).
+///
+/// Returns the same (classes, rejects, counts, carry_from, kinds) as ``tokenize_text``.
+#[pyfunction]
+#[pyo3(signature = (data, *, first_line=1))]
+fn tokenize_json<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    first_line: i64,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let t = py.detach(|| dsaccess_core::json::tokenize_json(data, first_line));
+    tokenized(py, t)
 }
 
 /// One table from an Arrow stream: its batches concatenated (polars gives one per chunk).
@@ -138,6 +158,7 @@ fn fingerprints(py: Python<'_>, filters: Vec<Option<String>>, sort_operands: boo
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
+    m.add_function(wrap_pyfunction!(tokenize_json, m)?)?;
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
