@@ -17,40 +17,27 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::fields::{Kind, F};
+use crate::fields::{Kind, ALL_KINDS, F, KIND_NAMES};
 use crate::head::{local_seconds, utc_nanoseconds, MONTHS};
 use crate::tokenize::{
     seconds, Builder, Event, Tokenized, INT_FIELDS, MAX_SECONDS, STRING_FIELDS, TIME_FIELDS,
 };
 
-/// JSON "operation" → kind; generic error events overwrite "operation" with the legacy
-/// verb (§11.3), so those are kinds too.
+/// JSON "operation" → kind: the JSON names, else the text format's keywords, which
+/// generic error events put in "operation" (§11.3: `SRCH`, `MOD`, ...).
 fn kind_of(operation: &str) -> Option<Kind> {
     Some(match operation {
         "CONNECTION" => Kind::Connect,
         "DISCONNECT" => Kind::Close,
-        "HAPROXY" => Kind::Haproxy,
         "TLS_INFO" | "TLS_CLIENT_INFO" => Kind::Tls,
-        "AUTOBIND" => Kind::Autobind,
-        "BIND" => Kind::Bind,
-        "SEARCH" | "SRCH" => Kind::Srch,
-        "ADD" => Kind::Add,
-        "MODIFY" | "MOD" => Kind::Mod,
-        "DELETE" | "DEL" => Kind::Del,
-        "MODRDN" => Kind::Modrdn,
-        "COMPARE" | "CMP" => Kind::Cmp,
-        "EXTENDED_OP" | "EXT" => Kind::Ext,
+        "SEARCH" => Kind::Srch,
+        "MODIFY" => Kind::Mod,
+        "DELETE" => Kind::Del,
+        "COMPARE" => Kind::Cmp,
+        "EXTENDED_OP" => Kind::Ext,
         "EXTENDED_OP_INFO" => Kind::ExtInfo,
-        "ABANDON" => Kind::Abandon,
-        "UNBIND" => Kind::Unbind,
-        "RESULT" => Kind::Result,
-        "ENTRY" => Kind::Entry,
-        "REFERRAL" => Kind::Referral,
-        "VLV" => Kind::Vlv,
-        "SORT" => Kind::Sort,
-        "STAT" => Kind::Stat,
         "ERROR" => Kind::Unprocessed,
-        _ => return None,
+        keyword => return KIND_NAMES.iter().position(|k| *k == keyword).map(|i| ALL_KINDS[i]),
     })
 }
 
