@@ -6,13 +6,13 @@ LocalCluster, on an existing cluster (``tcp://host:8786``) or in one process
 (``synchronous``, for debugging).
 
 The shuffle goes through files (``shuffle``): each parse task writes one file
-per event class with a record batch per bucket, and each enrich task reads its
-bucket's batch from each. Memory is then bounded by the partition size, not the
-input size.
-The workers write every file of the output but the small aggregates (operations,
-rejects, connections, JSON Lines), and OUT and the scratch may be fsspec URLs
-(``store.Place``): a cluster that shares no disk with the client writes to the
-same server (sftp://, s3://, ...). The client holds only aggregates.
+per event class with a record batch per bucket and sub-bucket, and an index; each
+enrich task reads its bucket's batches from each. There are as many buckets as the
+input needs, so memory is bounded by the partition size, not the input size.
+The workers write the large files of the output (operations, rejects, connections,
+JSON Lines); the client holds and writes only the aggregates. OUT and the scratch may
+be fsspec URLs (``store.Place``): a cluster that shares no disk with the client writes
+to the same server (sftp://, s3://, ...).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .config import DEFAULT_WORKLOADS
 from .enrich import enrich
 from .errors import ConfigError, PipelineError, SourceError
 from .partition import bucket_layout
-from .schema import empty_events
+from .schema import EVENT_CLASSES, empty_events
 from .shuffle import Sources
 from .source import Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
@@ -482,7 +482,6 @@ class _scheduler:
 def _make_folders(staging: Place, scratch: Place, servers: set[str]) -> None:
     """Every folder the tasks write into, made once here: on a remote store, tasks that
     made them as they went would race (and pay a round trip per file)."""
-    from .schema import EVENT_CLASSES
     with outputs.writing(scratch):
         for name in (*EVENT_CLASSES, "rejects", "connections", "jsonl"):
             (scratch / name).makedirs()

@@ -1,8 +1,8 @@
 """Find access logs and read them in newline-aligned pieces (via fsspec).
 
-This is the only module that talks to filesystems. Tasks receive a
-``Chunk`` (a URL, storage options and a byte range), never an open file, so a
-chunk sent to a Dask worker is read there.
+This is the only module that reads logs (``store`` names where a run writes). Tasks
+receive a ``Chunk`` (a URL, storage options and a byte range), never an open file, so
+a chunk sent to a Dask worker is read there.
 """
 
 from __future__ import annotations
