@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import paramiko
 import polars as pl
@@ -237,15 +237,24 @@ def discard(tmp: Where) -> None:
         log.warning("could not remove %s: %s", tmp, e)
 
 
-def write_parquet(df: pl.DataFrame, path: Where) -> None:
-    """Write one Parquet file, whole or not at all (local parents created)."""
+@contextmanager
+def _file(path: Where) -> Iterator[str | IO[bytes]]:
+    """Where a writer that takes a path or a file (polars, pyarrow) writes one file, whole
+    or not at all (``Place.write_target``); a failure names the path; local parents are
+    made (the run makes remote ones beforehand)."""
     path = place(path)
     with writing(path):
         if path.local:
             path.parent.makedirs()
-        with path.write_target() as fh:
-            df.write_parquet(fh, compression=PARQUET_COMPRESSION,
-                             compression_level=PARQUET_LEVEL, statistics=True)
+        with path.write_target() as target:
+            yield target
+
+
+def write_parquet(df: pl.DataFrame, path: Where) -> None:
+    """Write one Parquet file, whole or not at all (local parents created)."""
+    with _file(path) as target:
+        df.write_parquet(target, compression=PARQUET_COMPRESSION,
+                         compression_level=PARQUET_LEVEL, statistics=True)
 
 
 def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
@@ -278,8 +287,7 @@ def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,
     if not parts:
         write_parquet(empty, dest)
         return
-    dest = place(dest)
-    with writing(dest), dest.write_target() as fh:
+    with _file(dest) as fh:
         writer = None
         try:
             for part in parts:
@@ -297,13 +305,9 @@ def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,
 
 def write_jsonl(ops: pl.DataFrame, path: Where) -> None:
     """Operations as JSON Lines: one joined operation per line, timestamps in ISO 8601."""
-    path = place(path)
-    with writing(path):
-        if path.local:
-            path.parent.makedirs()
-        with path.write_target() as fh:
-            ops.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")) \
-                .write_ndjson(fh)
+    with _file(path) as target:
+        ops.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")) \
+            .write_ndjson(target)
 
 
 def concat_files(parts: list[Where], dest: Where) -> None:

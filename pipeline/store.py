@@ -37,17 +37,10 @@ class Place:
     def local(self) -> bool:
         return "://" not in self.url
 
-    @property
-    def fs(self) -> Any:
-        """The fsspec filesystem (fsspec keeps one instance per set of arguments)."""
-        return fsspec.core.url_to_fs(fs_url(self.url), **dict(self.options))[0]
-
-    @property
-    def path(self) -> str:
-        """The path inside the filesystem."""
-        if self.local:
-            return self.url
-        return fsspec.core.url_to_fs(fs_url(self.url), **dict(self.options))[1]
+    def _remote(self) -> tuple[Any, str]:
+        """The fsspec filesystem (fsspec keeps one instance per set of arguments) and the
+        path inside it."""
+        return fsspec.core.url_to_fs(fs_url(self.url), **dict(self.options))
 
     @property
     def name(self) -> str:
@@ -69,17 +62,23 @@ class Place:
         return self.url
 
     def exists(self) -> bool:
-        return os.path.lexists(self.url) if self.local else bool(self.fs.exists(self.path))
+        if self.local:
+            return os.path.lexists(self.url)
+        fs, path = self._remote()
+        return bool(fs.exists(path))
 
     def is_dir(self) -> bool:
-        return os.path.isdir(self.url) if self.local else bool(self.fs.isdir(self.path))
+        if self.local:
+            return os.path.isdir(self.url)
+        fs, path = self._remote()
+        return bool(fs.isdir(path))
 
     def names(self) -> list[str]:
         """The entries of a folder, by name."""
         if self.local:
             return sorted(os.listdir(self.url))
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.path,
-                                                                             detail=False))
+        fs, path = self._remote()
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
 
     def glob(self, pattern: str) -> list[Place]:
         """The entries of this folder whose names match ``pattern``, by name."""
@@ -92,7 +91,8 @@ class Place:
     def read_bytes(self) -> bytes:
         if self.local:
             return Path(self.url).read_bytes()
-        return bytes(self.fs.cat_file(self.path))
+        fs, path = self._remote()
+        return bytes(fs.cat_file(path))
 
     def read_text(self) -> str:
         return self.read_bytes().decode("utf-8")
@@ -100,7 +100,8 @@ class Place:
     def mtime(self) -> float:
         if self.local:
             return os.stat(self.url).st_mtime
-        info = self.fs.info(self.path)
+        fs, path = self._remote()
+        info = fs.info(path)
         stamp = info.get("mtime") or info.get("LastModified") or info.get("updated")
         return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0)
 
@@ -108,17 +109,18 @@ class Place:
         if self.local:
             os.makedirs(self.url, exist_ok=True)
             return
+        fs, path = self._remote()
         try:
-            self.fs.makedirs(self.path, exist_ok=True)
+            fs.makedirs(path, exist_ok=True)
         except OSError:
-            if not self.fs.isdir(self.path):  # another task made it meanwhile: fine
+            if not fs.isdir(path):  # another task made it meanwhile: fine
                 raise
 
     def mkdir_new(self) -> None:
         """Make this folder, which must not exist yet."""
         if self.local:
             os.mkdir(self.url)
-        elif self.fs.exists(self.path):
+        elif self.exists():
             raise FileExistsError(self.url)
         else:
             self.makedirs()
@@ -159,7 +161,8 @@ class Place:
     def open(self, mode: str) -> IO[bytes]:
         if self.local:
             return open(self.url, mode)  # noqa: SIM115 (the caller closes it)
-        return self.fs.open(self.path, mode, block_size=1 << 20)
+        fs, path = self._remote()
+        return fs.open(path, mode, block_size=1 << 20)
 
     def write_bytes(self, data: bytes) -> None:
         with self.open_write() as fh:
@@ -175,16 +178,16 @@ class Place:
             (os.replace if replace else os.rename)(self.url, dest.url)
             return
         from fsspec.implementations.sftp import SFTPFileSystem
-        fs = self.fs
-        if not replace and fs.exists(dest.path):
+        (fs, path), target = self._remote(), dest._remote()[1]
+        if not replace and fs.exists(target):
             raise FileExistsError(dest.url)
         if isinstance(fs, SFTPFileSystem):
             # OpenSSH's posix-rename: atomic, replaces a file, moves a folder whole
-            fs.mv(self.path, dest.path)
+            fs.mv(path, target)
             return
-        if replace and fs.exists(dest.path):
-            fs.rm_file(dest.path)
-        fs.mv(self.path, dest.path, recursive=True)  # object stores: copy + delete
+        if replace and fs.exists(target):
+            fs.rm_file(target)
+        fs.mv(path, target, recursive=True)  # object stores: copy + delete
 
     def remove(self) -> None:
         """Remove a file or a whole folder; nothing when it is not there."""
@@ -195,7 +198,8 @@ class Place:
                 else:
                     os.unlink(self.url)
             else:
-                self.fs.rm(self.path, recursive=True)
+                fs, path = self._remote()
+                fs.rm(path, recursive=True)
         except FileNotFoundError:
             pass
 
