@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,10 +87,14 @@ def output_tables(out: Path) -> dict[str, object]:
         got[path.stem] = pl.read_parquet(path)
     # its rows come bucket by bucket: in the order of the layout, which may differ
     got["connections"] = got["connections"].sort(got["connections"].columns, nulls_last=True)
-    ops = pl.read_parquet(out / "operations", hive_partitioning=True)
-    got["operations"] = ops.sort("server", "file", "line", "result_file", "result_line",
-                                 nulls_last=True)
+    got["operations"] = sorted_operations(out)
     return got
+
+
+def sorted_operations(out: Path) -> pl.DataFrame:
+    """An output's operations dataset in a fixed order (by the lines they come from)."""
+    return pl.read_parquet(out / "operations", hive_partitioning=True).sort(
+        "server", "file", "line", "result_file", "result_line", nulls_last=True)
 
 
 def assert_same_output(a: Path, b: Path) -> None:
@@ -115,3 +121,22 @@ def parse_tasks(fleet: Path, partition_mb: int) -> int:
     from pipeline.source import discover, plan_chunks
     files = [f for d in sorted(fleet.iterdir()) for f in discover(d.name, str(d))]
     return len(plan_chunks(files, chunk_bytes=partition_mb << 20))
+
+
+@contextmanager
+def counting_scratch() -> Iterator[list[int]]:
+    """While in this block, a run in this process counts the files of its shuffle folder
+    just before removing it (one number per run)."""
+    from pipeline import outputs
+    counted: list[int] = []
+    discard = outputs.discard
+
+    def count_then_discard(folder) -> None:  # type: ignore[no-untyped-def]
+        if str(folder).endswith("_shuffle"):
+            counted.append(sum(1 for p in Path(str(folder)).rglob("*") if p.is_file()))
+        discard(folder)
+    outputs.discard = count_then_discard
+    try:
+        yield counted
+    finally:
+        outputs.discard = discard

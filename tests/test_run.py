@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pipeline.errors import ConfigError
 from pipeline.run import RunOptions, run
 
+from .cluster import assert_same_output, counting_scratch, parse_tasks, sorted_operations
 from .conftest import SAMPLE, logconv_numbers
 
 
@@ -139,17 +140,12 @@ def test_contract_columns(sample_run: Path) -> None:
 def test_same_results_on_a_multiprocess_cluster_and_any_partition_size(
         sample_run: Path, tmp_path: Path) -> None:
     base = _summary(sample_run)
-    ops_a = _sorted_ops(sample_run)
+    ops_a = sorted_operations(sample_run)
     for workers, mb in [(2, 1), (1, 128)]:
         out = tmp_path / f"w{workers}-{mb}"
         run(RunOptions(inputs=(str(SAMPLE),), out=out, workers=workers, partition_mb=mb))
         assert _summary(out) == base
-        assert _sorted_ops(out).equals(ops_a)
-
-
-def _sorted_ops(out: Path) -> pl.DataFrame:
-    return pl.read_parquet(out / "operations", hive_partitioning=True).sort(
-        "server", "file", "line", "result_file", "result_line", nulls_last=True)
+        assert sorted_operations(out).equals(ops_a)
 
 
 def test_rerun_replaces_output_atomically_and_failure_keeps_the_old(tmp_path: Path) -> None:
@@ -297,7 +293,6 @@ def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(
         sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.run as run_module
 
-    from .cluster import assert_same_output
     monkeypatch.setattr(run_module, "BUDGET", 0)  # every sub-bucket its own part
     out = tmp_path / "parts"
     run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous"))
@@ -322,24 +317,12 @@ def test_buckets_grow_with_the_input_and_a_tasks_arguments_do_not() -> None:
 
 
 @pytest.mark.parametrize("mb", [3.0, 6.0])
-def test_scratch_files_grow_linearly_with_the_parse_tasks(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mb: float) -> None:
-    import pipeline.run as run_module
-    from pipeline import outputs
-
-    from .cluster import parse_tasks
+def test_scratch_files_grow_linearly_with_the_parse_tasks(tmp_path: Path, mb: float) -> None:
     from .synth import generate
     generate(tmp_path / "fleet", servers=3, mb_per_server=mb, seed=5)
-    counted: list[int] = []
-    discard = outputs.discard
-
-    def count_then_discard(folder) -> None:  # type: ignore[no-untyped-def]
-        if str(folder).endswith("_shuffle"):
-            counted.append(sum(1 for p in Path(str(folder)).rglob("*") if p.is_file()))
-        discard(folder)
-    monkeypatch.setattr(run_module.outputs, "discard", count_then_discard)
-    run(RunOptions(inputs=(str(tmp_path / "fleet"),), out=tmp_path / "out",
-                   scheduler="synchronous", partition_mb=1))
+    with counting_scratch() as counted:
+        run(RunOptions(inputs=(str(tmp_path / "fleet"),), out=tmp_path / "out",
+                       scheduler="synchronous", partition_mb=1))
     chunks = parse_tasks(tmp_path / "fleet", 1)
     # per parse task: a file per event class (and a rejects piece if it had rejects); per
     # join task: its connections piece, and join tasks are about 1.5 per parse task (the

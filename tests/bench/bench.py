@@ -415,18 +415,11 @@ def join_alone(folder: str) -> None:
 def run_job(inputs: str, out: str, workers: int) -> None:
     """`dsaccess run` in this process, printing the stage timings, the parse tasks and the
     scratch files (counted before the run removes them) as JSON."""
-    import pipeline.run as run_module
-    from pipeline.run import RunOptions, run
-    counted: list[int] = []
-    discard = run_module.outputs.discard
-
-    def count_then_discard(folder) -> None:  # type: ignore[no-untyped-def]
-        if str(folder).endswith("_shuffle"):
-            counted.append(sum(1 for p in Path(str(folder)).rglob("*") if p.is_file()))
-        discard(folder)
-    run_module.outputs.discard = count_then_discard
-    result = run(RunOptions(inputs=(inputs,), out=Path(out), workers=workers))
-    tasks = len(run_module._plan(RunOptions(inputs=(inputs,), out=Path(out)))[0])
+    from pipeline.run import DEFAULT_PARTITION_MB, RunOptions, run
+    from tests.cluster import counting_scratch, parse_tasks
+    with counting_scratch() as counted:
+        result = run(RunOptions(inputs=(inputs,), out=Path(out), workers=workers))
+    tasks = parse_tasks(Path(inputs), DEFAULT_PARTITION_MB)
     print(json.dumps({"stages": result.stage_seconds, "parse_tasks": tasks,
                       "scratch_files": counted[0] if counted else 0}))
 
