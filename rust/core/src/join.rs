@@ -29,7 +29,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, UInt32Builder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{new_null_array, ArrayRef, Int32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
 
 use crate::arrow_in::{bools, ints, strs, Bools, ColumnError, Ints, Strs};
 use crate::columns::batch;
@@ -203,6 +204,35 @@ fn tag_verb(tag: Option<i64>) -> Option<&'static str> {
     })
 }
 
+/// The payload columns the join reads, which a class has only where a line had a value.
+const READ: [(&str, DataType); 11] = [
+    ("dn", DataType::LargeUtf8), ("oid", DataType::LargeUtf8), ("err", DataType::Int64),
+    ("tag", DataType::Int64), ("targetop", DataType::LargeUtf8),
+    ("client_ip", DataType::LargeUtf8), ("server_ip", DataType::LargeUtf8),
+    ("tls_version", DataType::LargeUtf8), ("close_code", DataType::LargeUtf8),
+    ("ssl", DataType::Boolean), ("fd", DataType::Int64),
+];
+
+/// A tokenizer's class table as the shuffle hands it to the join: with `server`,
+/// `file_seq` and every column the join reads (null where the class had no value). For
+/// tests, fuzzing and the examples; the run's tables come from the shuffle files.
+pub fn as_shuffled(b: &RecordBatch, server: &str, file_seq: i32) -> RecordBatch {
+    let n = b.num_rows();
+    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<ArrayRef> = b.columns().to_vec();
+    for (name, ty) in READ {
+        if b.column_by_name(name).is_none() {
+            fields.push(Field::new(name, ty.clone(), true));
+            columns.push(new_null_array(&ty, n));
+        }
+    }
+    fields.push(Field::new("server", DataType::Utf8, true));
+    columns.push(Arc::new(StringArray::from(vec![server; n])));
+    fields.push(Field::new("file_seq", DataType::Int32, true));
+    columns.push(Arc::new(Int32Array::from(vec![file_seq; n])));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same row counts")
+}
+
 /// Join one bucket's events.
 pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     let tables = [("request", c.request), ("result", c.result), ("lone", c.lone),
@@ -258,19 +288,16 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
             });
         }
     }
-    let mut order: Vec<u32> = (0..evs.len() as u32).collect();
-    order.sort_unstable_by_key(|i| {
-        let e = &evs[*i as usize];
-        (e.server, e.conn, e.pos)
-    });
+    // the events in writing order, so the passes below read them one after another
+    // (an event's index is its place in that order from here on)
+    let evs: Vec<Ev> = writing_order(&evs).into_iter().map(|i| evs[i as usize]).collect();
 
     // sessions, connection context, identity changes from AUTOBIND and TLS lines
     let mut sessions: Vec<Session<'_>> = Vec::new();
     let mut session_of = vec![0u32; evs.len()];
     let mut last_group: Option<(u32, i64)> = None;
     let mut last_op: Option<Option<i64>> = None; // op of the last client request line
-    for &i in &order {
-        let e = evs[i as usize];
+    for (i, &e) in evs.iter().enumerate() {
         let new_group = last_group != Some((e.server, e.conn));
         if new_group || e.kind == Kind::Connect {
             last_group = Some((e.server, e.conn));
@@ -282,7 +309,7 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
             });
         }
         let sid = sessions.len() as u32 - 1;
-        session_of[i as usize] = sid;
+        session_of[i] = sid;
         let s = sessions.last_mut().expect("a session was opened above");
         s.first_seen = s.first_seen.min(e.ts);
         s.last_seen = s.last_seen.max(e.ts);
@@ -328,8 +355,8 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     }
     let mut pending: FxMap<Key, Waiting> = FxMap::default();
     let mut ops: Vec<Op> = Vec::with_capacity(evs.len() / 2);
-    for &i in &order {
-        let e = &evs[i as usize];
+    for (i, e) in evs.iter().enumerate() {
+        let i = i as u32;
         let session = session_of[i as usize];
         let key: Key = (session, e.internal, e.op.unwrap_or(UNKNOWN_ID),
                         e.op_internal.unwrap_or(UNKNOWN_ID), e.op_nested.unwrap_or(UNKNOWN_ID));
@@ -431,28 +458,27 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     }
 
     // operations in output order: server, conn, session (opened), ts, pos, result pos,
-    // nulls last; the key is computed once per operation
+    // nulls last. Sessions are ranked first (sessions of equal rank mix), then each
+    // rank's operations are sorted: many small sorts, not one of every operation.
     let mut by_name: Vec<u32> = (0..servers.len() as u32).collect();
     by_name.sort_by_key(|s| servers[*s as usize]);
     let mut server_rank = vec![0u32; servers.len()];
     for (rank, s) in by_name.iter().enumerate() {
         server_rank[*s as usize] = rank as u32;
     }
-    let last = |v: Option<i64>| v.map_or((1u8, 0i64), |v| (0u8, v)); // nulls last
-    let mut keyed: Vec<_> = ops
-        .iter()
-        .enumerate()
-        .map(|(at, op)| {
-            let s = &sessions[op.session as usize];
-            let conn = (s.conn != UNKNOWN_ID).then_some(s.conn);
-            let line = op.request.or(op.lone).map(|i| &evs[i as usize]);
-            ((server_rank[s.server as usize], last(conn), last(s.start),
-              last(line.map(|e| e.ts)), last(line.map(|e| e.pos)),
-              last(op.result.map(|i| evs[i as usize].pos))), at as u32)
+    let session_rank = ranks(&sessions.iter().map(|s| {
+        let conn = (s.conn != UNKNOWN_ID).then_some(s.conn);
+        (server_rank[s.server as usize], nulls_last(conn), nulls_last(s.start))
+    }).collect::<Vec<_>>());
+    let line_of = |op: &Op| op.request.or(op.lone).map(|i| &evs[i as usize]);
+    let ops: Vec<&Op> = grouped_sort(
+        &ops.iter().map(|op| session_rank[op.session as usize]).collect::<Vec<_>>(),
+        |at| {
+            let op = &ops[at];
+            (nulls_last(line_of(op).map(|e| e.ts)), nulls_last(line_of(op).map(|e| e.pos)),
+             nulls_last(op.result.map(|i| evs[i as usize].pos)))
         })
-        .collect();
-    keyed.sort_unstable();
-    let ops: Vec<&Op> = keyed.iter().map(|(_, at)| &ops[*at as usize]).collect();
+        .into_iter().map(|at| &ops[at as usize]).collect();
 
     let n = ops.len();
     let mut request = UInt32Builder::with_capacity(n);
@@ -497,6 +523,66 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
         ("abandoned", Arc::new(abandoned.finish())),
     ]);
     Ok(Joined { operations, connections: connections(&sessions, &conn_order, &servers, c.other)? })
+}
+
+/// Nulls after every value, in a key that sorts as a tuple.
+fn nulls_last(v: Option<i64>) -> (u8, i64) {
+    v.map_or((1, 0), |v| (0, v))
+}
+
+/// Events grouped by (server, conn), each group in the server's writing order (pos).
+fn writing_order(evs: &[Ev]) -> Vec<u32> {
+    let mut group_of: FxMap<(u32, i64), u32> = FxMap::default();
+    let mut keys: Vec<(u32, i64)> = Vec::new();
+    let group: Vec<u32> = evs.iter().map(|e| {
+        *group_of.entry((e.server, e.conn)).or_insert_with(|| {
+            keys.push((e.server, e.conn));
+            keys.len() as u32 - 1
+        })
+    }).collect();
+    let rank = ranks(&keys);
+    let rank_of: Vec<u32> = group.iter().map(|g| rank[*g as usize]).collect();
+    grouped_sort(&rank_of, |i| evs[i].pos)
+}
+
+/// Each item's rank among `keys` by value: equal keys share a rank.
+fn ranks<K: Ord>(keys: &[K]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+    order.sort_unstable_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
+    let mut rank = vec![0u32; keys.len()];
+    let mut next = 0u32;
+    for (i, at) in order.iter().enumerate() {
+        if i > 0 && keys[order[i - 1] as usize] != keys[*at as usize] {
+            next += 1;
+        }
+        rank[*at as usize] = next;
+    }
+    rank
+}
+
+/// Indices of items ordered by (`group[i]`, `key(i)`, i): a counting sort by group, then
+/// a sort of each group's items, which is small where one sort of all would be large.
+fn grouped_sort<K: Ord>(group: &[u32], key: impl Fn(usize) -> K) -> Vec<u32> {
+    let groups = group.iter().max().map_or(0, |g| *g as usize + 1);
+    let mut starts = vec![0usize; groups + 1];
+    for g in group {
+        starts[*g as usize + 1] += 1;
+    }
+    for g in 1..starts.len() {
+        starts[g] += starts[g - 1];
+    }
+    let mut next = starts.clone();
+    let mut placed: Vec<(K, u32)> = Vec::with_capacity(group.len());
+    let mut slots: Vec<u32> = vec![0; group.len()];
+    for (i, g) in group.iter().enumerate() {
+        slots[next[*g as usize]] = i as u32;
+        next[*g as usize] += 1;
+    }
+    placed.extend(slots.iter().map(|i| (key(*i as usize), *i)));
+    for g in 0..groups {
+        placed[starts[g]..starts[g + 1]].sort_unstable();
+    }
+    placed.into_iter().map(|(_, i)| i).collect()
 }
 
 fn connections(sessions: &[Session<'_>], order: &[u32], servers: &[&str], other: &RecordBatch)
@@ -571,33 +657,12 @@ mod tests {
     use super::*;
     use crate::tokenize::{tokenize, Options};
     use arrow_array::cast::AsArray;
-    use arrow_array::{new_null_array, Array, Int32Array, StringArray};
-    use arrow_schema::{DataType, Field, Schema};
+    use arrow_array::Array;
 
     /// Tokenized classes with the columns the shuffle adds (server, file order, nulls).
     fn classes(text: &str) -> Vec<RecordBatch> {
         let t = tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict: true });
-        t.events.iter().map(|b| {
-            let n = b.num_rows();
-            let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-            let mut cols: Vec<ArrayRef> = b.columns().to_vec();
-            fields.push(Field::new("server", DataType::Utf8, true));
-            cols.push(Arc::new(StringArray::from(vec!["s"; n])));
-            fields.push(Field::new("file_seq", DataType::Int32, true));
-            cols.push(Arc::new(Int32Array::from(vec![0; n])));
-            for (name, ty) in [("dn", DataType::LargeUtf8), ("oid", DataType::LargeUtf8),
-                               ("err", DataType::Int64), ("tag", DataType::Int64),
-                               ("targetop", DataType::LargeUtf8), ("client_ip", DataType::LargeUtf8),
-                               ("server_ip", DataType::LargeUtf8), ("tls_version", DataType::LargeUtf8),
-                               ("close_code", DataType::LargeUtf8), ("ssl", DataType::Boolean),
-                               ("fd", DataType::Int64)] {
-                if b.column_by_name(name).is_none() {
-                    fields.push(Field::new(name, ty.clone(), true));
-                    cols.push(new_null_array(&ty, n));
-                }
-            }
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
-        }).collect()
+        t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect()
     }
 
     #[test]

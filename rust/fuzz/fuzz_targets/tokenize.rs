@@ -3,42 +3,11 @@
 //! tokenizer gives without an error or a panic.
 #![no_main]
 
-use std::sync::Arc;
-
-use arrow_array::{new_null_array, ArrayRef, Int32Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
-use dsaccess_core::join::{join, Classes};
+use arrow_array::RecordBatch;
+use dsaccess_core::join::{as_shuffled, join, Classes};
 use dsaccess_core::shuffle::{encode, read_batch, Provenance};
 use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
-
-/// The payload columns the join reads, which a class has only where a line had a value.
-const READ: [(&str, DataType); 11] = [
-    ("dn", DataType::LargeUtf8), ("oid", DataType::LargeUtf8), ("err", DataType::Int64),
-    ("tag", DataType::Int64), ("targetop", DataType::LargeUtf8),
-    ("client_ip", DataType::LargeUtf8), ("server_ip", DataType::LargeUtf8),
-    ("tls_version", DataType::LargeUtf8), ("close_code", DataType::LargeUtf8),
-    ("ssl", DataType::Boolean), ("fd", DataType::Int64),
-];
-
-/// A class table as the shuffle hands it to the join: with server, file_seq and every
-/// column the join reads (null where the class had no value).
-fn with_provenance(b: &RecordBatch) -> RecordBatch {
-    let n = b.num_rows();
-    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut columns: Vec<ArrayRef> = b.columns().to_vec();
-    for (name, ty) in READ {
-        if b.column_by_name(name).is_none() {
-            fields.push(Field::new(name, ty.clone(), true));
-            columns.push(new_null_array(&ty, n));
-        }
-    }
-    fields.push(Field::new("server", DataType::Utf8, true));
-    columns.push(Arc::new(StringArray::from(vec!["s"; n])));
-    fields.push(Field::new("file_seq", DataType::Int32, true));
-    columns.push(Arc::new(Int32Array::from(vec![0; n])));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same row counts")
-}
 
 fuzz_target!(|data: &[u8]| {
     for final_block in [true, false] {
@@ -56,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(a, b, "strict and general paths differ");
         }
         // the join needs every column its classes read: missing ones are absent (null)
-        let [request, result, lone, other] = t.events.each_ref().map(with_provenance);
+        let [request, result, lone, other] = t.events.each_ref().map(|b| as_shuffled(b, "s", 0));
         let classes = Classes { request: &request, result: &result, lone: &lone, other: &other };
         let joined = join(&classes).expect("the join takes what the tokenizer gives");
         let events: usize = [&request, &result, &lone].iter().map(|b| b.num_rows()).sum();
