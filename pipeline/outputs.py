@@ -271,10 +271,20 @@ def operations_folder(root: Where, server: str) -> Place:
 
 
 def write_operations(ops: pl.DataFrame, root: Where, part: str) -> None:
-    """Write a bucket's operations as ``root/server=NAME/part-PART.parquet`` (hive layout)."""
-    for (server,), rows in ops.partition_by("server", as_dict=True).items():
-        write_parquet(rows.drop("server"),
+    """Write a bucket's operations as ``root/server=NAME/part-PART.parquet`` (hive layout).
+
+    The join orders operations by server first, so each server's rows are one slice
+    (no copy; ``partition_by`` copied every column of every row); rows in another order
+    are put in that order first (a stable sort), so a server never gets two files."""
+    runs = ops.select(pl.col("server").rle()).unnest("server")
+    if not runs["value"].is_unique().all():
+        ops = ops.sort("server", maintain_order=True, nulls_last=True)
+        runs = ops.select(pl.col("server").rle()).unnest("server")
+    start = 0
+    for length, server in zip(runs["len"], runs["value"], strict=True):
+        write_parquet(ops.slice(start, length).drop("server"),
                       operations_folder(root, server) / f"part-{part}.parquet")
+        start += length
 
 
 def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,

@@ -330,3 +330,16 @@ def test_scratch_files_grow_linearly_with_the_parse_tasks(tmp_path: Path, mb: fl
     assert len(counted) == 1 and chunks > 10
     assert 4 * chunks <= counted[0] <= 8 * chunks, (counted, chunks)
 
+
+
+@pytest.mark.parametrize("servers", [["a", "a", "b", "b", "b"], ["b", "a", "b", "a", "a"]])
+def test_a_buckets_operations_are_one_file_per_server_in_their_order(
+        tmp_path: Path, servers: list[str]) -> None:
+    from pipeline.outputs import write_operations
+    ops = pl.DataFrame({"server": servers, "op": range(len(servers))})
+    write_operations(ops, tmp_path, "00001-00")
+    written = {p.parent.name: pl.read_parquet(p)["op"].to_list()
+               for p in tmp_path.glob("server=*/*.parquet")}
+    assert written == {f"server={s}": [i for i, t in enumerate(servers) if t == s]
+                       for s in set(servers)}
+    assert len(list(tmp_path.glob("server=*/*.parquet"))) == 2
