@@ -4,13 +4,15 @@ per (bucket, sub-bucket) of its server, and an index of where each batch starts.
 A parse task writes ``SCRATCH/<class>/c<chunk>.arrow`` with a batch for each sub-bucket
 of each bucket of its server (``partition.bucket_layout``: a large server owns a range of
 buckets, small ones share one); the join task of a bucket reads its batches from the
-files of its servers' chunks only. The files are encoded by the compiled core
-(``rust/core/src/shuffle.rs``: time window, bucket hash, order by batch, LZ4 frames, the
-format), straight from the tokenizer's Arrow tables. The number of files grows with the
-input, not with its square, and a join task reads a bucket's batches with two small
-reads and one ranged read per file, whatever the number of buckets (remote files are
-read by range through fsspec). A task that runs again writes
-its file anew (under a temporary name, then renamed), never appends.
+files of its servers' chunks only. The files are encoded and decoded by the compiled
+core (``rust/core/src/shuffle.rs``: time window, bucket hash, order by batch, the columns
+a task has values in, provenance in the metadata, an LZ4 block per batch, the format),
+straight from the tokenizer's Arrow tables and into one table per class again. The
+number of files grows with the input, not with its square, and a join task reads a
+bucket's batches with three small reads (tail, index entries, header) and one ranged
+read per file, whatever the number of buckets (remote files are read by range through
+fsspec). A task that runs again writes its file anew (under a temporary name, then
+renamed), never appends.
 
 A bucket's sub-buckets are what keeps a join task's memory bounded when one bucket gets
 more than its share (a few busy connections hashed together): the index says how much
@@ -26,17 +28,15 @@ from functools import cache
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 
 from . import _core, outputs
 from .partition import SUBS, server_seed
 from .schema import EVENT_CLASSES, empty_class
 from .store import Place, place
 
-MAGIC = b"DSSHUF01"
+MAGIC = b"DSSHUF02"
 ENTRY = struct.Struct("<QQ")  # an index entry: (offset, bytes in memory)
-TAIL = struct.Struct("<Q8s")  # the batch count, the magic
+TAIL = struct.Struct("<QQ8s")  # the header's length, the batch count, the magic
 
 # per join task: (first chunk, end chunk, bucket of those chunks' server): the files of
 # chunks first..end-1 hold the bucket as its server's bucket number (batch bucket * SUBS)
@@ -82,12 +82,14 @@ def _arrow_schema(name: str) -> pa.Schema:
 @dataclass(frozen=True)
 class Piece:
     """One file's batches of one bucket: where each sub-bucket starts (and where the last
-    ends), and what each weighs in memory."""
+    ends), and what each weighs in memory; and the file's header (its stream's schema,
+    which names the file's columns and its provenance)."""
 
     chunk: int
     path: Place
     offsets: tuple[int, ...]     # SUBS + 1
     sizes: tuple[int, ...]       # SUBS
+    header: bytes
 
 
 class ShuffleError(ValueError):
@@ -113,17 +115,18 @@ def pieces(scratch: Place, cls: str, sources: Sources) -> list[Piece]:
                     size = f.size()
                     if size < TAIL.size:
                         raise ShuffleError(f"{path}: cut short")
-                    n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
+                    header, n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
                     index = size - TAIL.size - (n + 1) * ENTRY.size
-                    if magic != MAGIC or n < (bucket + 1) * SUBS or index < 0:
+                    if magic != MAGIC or n < (bucket + 1) * SUBS or not 0 < header <= index:
                         raise ShuffleError(f"{path}: not a shuffle file of this run "
                                            f"({n} batches, magic {magic!r})")
                     raw = f.read_at((SUBS + 1) * ENTRY.size, index + bucket * SUBS * ENTRY.size)
+                    schema = f.read_at(header, 0)
             except FileNotFoundError:
                 continue
             entries = [ENTRY.unpack_from(raw, i * ENTRY.size) for i in range(SUBS + 1)]
             out.append(Piece(chunk, path, tuple(o for o, _ in entries),
-                             tuple(b for _, b in entries[:SUBS])))
+                             tuple(b for _, b in entries[:SUBS]), schema))
     return out
 
 
@@ -147,27 +150,17 @@ def parts(sizes: list[int], budget: int) -> list[range]:
 def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int, int]
                 ) -> pl.DataFrame | None:
     """A bucket's events of one class in the sub-buckets ``subs``: one ranged read per
-    file, with absolute line numbers (``offsets``: chunk → lines before it in its file);
-    None: no events.
-
-    The batches are gathered as Arrow and become one polars table: hundreds of small
-    tables (one per chunk) cost time and fragment memory (+150 MB a task, measured).
-    """
-    schema = _arrow_schema(cls)
-    batches = []
+    file, decoded by the compiled core into one table of the class's columns (those a
+    file left out are nulls; its provenance fills server, file and file_seq), with
+    absolute line numbers (``offsets``: chunk → lines before it in its file); None: no
+    events."""
+    parts = []
     for piece in sorted(found, key=lambda p: p.chunk):
         start, end = piece.offsets[subs.start], piece.offsets[subs.stop]
-        if end <= start:
-            continue
-        with _open(piece.path) as f:
-            reader = pa.BufferReader(f.read_at(end - start, start))
-            offset = offsets[piece.chunk]
-            for _ in subs:
-                batch = ipc.read_record_batch(ipc.read_message(reader), schema)
-                if batch.num_rows:
-                    at = batch.schema.get_field_index("line")
-                    batches.append(batch.set_column(at, "line",
-                                                    pc.add(batch.column(at), offset)))
-    if not batches:
+        if end > start:
+            with _open(piece.path) as f:
+                parts.append((piece.header, f.read_at(end - start, start), offsets[piece.chunk]))
+    if not parts:
         return None
-    return pl.from_arrow(pa.Table.from_batches(batches).combine_chunks(), rechunk=False)
+    table = pl.DataFrame(_core.shuffle_decode(parts, _arrow_schema(cls)))
+    return table if table.height else None

@@ -10,34 +10,45 @@
 //! `mixed = (key * 2^64/φ) ^ seed(server)`, plain integer arithmetic, so every process
 //! agrees (the seed is a blake2b digest of the server name, `partition.server_seed`);
 //! the bucket is `(mixed >> 32) mod buckets`, the sub-bucket `(mixed mod 2^32) mod subs`.
-//! Rows are ordered by (bucket, sub-bucket), batch `b * subs + s`; the columns are those
-//! the class keeps in the shuffle (`schema.EVENT_CLASSES`), with the task's server, file
-//! and file order, and nulls for what the class had no value in.
+//! Rows are ordered by (bucket, sub-bucket), batch `b * subs + s`. The columns are those
+//! of the class (`schema.EVENT_CLASSES`) that have a value in this task, and the task's
+//! server, file and file order are the schema's metadata: a class leaves most columns
+//! null (a RESULT has no filter), and a column of nulls or of one repeated name still
+//! cost its bytes to compress, decompress and convert, two thirds of a request table.
+//! `decode` gives a join task its bucket as one table of the class's columns again.
 //!
-//! The file is an Arrow IPC stream (LZ4 frames; any Arrow reader reads it), then an
-//! index, so a join task reads its bucket's batches with one ranged read, whatever the
-//! number of buckets (an IPC file's footer is read whole, O(batches), by every reader):
+//! The file is an Arrow IPC stream's schema message, then each batch's message as one
+//! LZ4 block, then an index, so a join task reads its bucket's batches with one ranged
+//! read, whatever the number of buckets (an IPC file's footer is read whole, O(batches),
+//! by every reader). One block per batch, not Arrow's own LZ4 frame per buffer: a frame
+//! costs a few microseconds to start, and a task's files hold tens of thousands of small
+//! buffers (decoding them took longer than everything else a join task reads).
 //!
 //! ```text
-//! stream: schema, batch 0, ..., batch n-1, end-of-stream
+//! header: the stream's schema message (its metadata: server, file, file_seq)
+//! batch:  compressed length: u32 LE, message length: u32 LE, the LZ4 block of the message
 //! index:  n + 1 entries of (offset: u64 LE, bytes in memory: u64 LE): entry i's offset is
-//!         where batch i starts (entry n's: where the stream's end marker starts); bytes
-//!         estimate the batch's size once read (rows x the class table's bytes per row)
-//! tail:   n: u64 LE, then the magic b"DSSHUF01"
+//!         where batch i starts (entry n's: where the index starts); bytes estimate the
+//!         batch's size once read (rows x the file's bytes per row)
+//! tail:   the header's length (where batch 0 starts): u64 LE, n: u64 LE, the magic
+//!         b"DSSHUF02"
 //! ```
 //! A sub-bucket is a unit a join task can process on its own (its connections are whole
 //! in it), so a bucket over its memory budget is joined a few sub-buckets at a time.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{
-    new_null_array, Array, ArrayRef, Int32Array, LargeStringArray, RecordBatch, UInt32Array,
+    new_null_array, Array, ArrayRef, Int32Array, LargeStringArray, RecordBatch,
+    RecordBatchOptions, UInt32Array,
 };
-use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
-use arrow_ipc::CompressionType;
-use arrow_schema::{DataType, SchemaRef};
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_select::concat::concat;
 use arrow_select::filter::filter_record_batch;
 use arrow_select::take::take;
 
@@ -45,16 +56,38 @@ use crate::arrow_in::{strs, ColumnError};
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15; // 2^64 / golden ratio
 
-/// Where the task's lines come from.
+/// Where the task's lines come from: in every row of the tables a join task reads, and
+/// once in each shuffle file's metadata.
 pub struct Provenance<'a> {
     pub server: &'a str,
     pub file: &'a str,
     pub file_seq: i32,
 }
 
+/// The columns that hold the provenance.
+const PROVENANCE: [&str; 3] = ["server", "file", "file_seq"];
+
+impl<'a> Provenance<'a> {
+    fn metadata(&self) -> HashMap<String, String> {
+        HashMap::from([("server".into(), self.server.into()), ("file".into(), self.file.into()),
+                       ("file_seq".into(), self.file_seq.to_string())])
+    }
+
+    fn from_metadata(meta: &'a HashMap<String, String>) -> Result<Self, ColumnError> {
+        let get = |k: &str| meta.get(k).map(String::as_str)
+            .ok_or_else(|| ColumnError(format!("shuffle file: no {k} in its metadata")));
+        Ok(Provenance {
+            server: get("server")?,
+            file: get("file")?,
+            file_seq: get("file_seq")?.parse()
+                .map_err(|_| ColumnError("shuffle file: file_seq is no number".into()))?,
+        })
+    }
+}
+
 /// The task's events in the shuffle's layout, and what the client needs of them.
 pub struct Encoded {
-    /// One Arrow IPC file (LZ4 frames) per class, in the order given.
+    /// One shuffle file per class, in the order given.
     pub files: Vec<Vec<u8>>,
     /// Earliest and latest time of the events kept.
     pub first_ts: Option<i64>,
@@ -64,7 +97,7 @@ pub struct Encoded {
 }
 
 /// What ends a shuffle file (after its index and the batch count).
-pub const MAGIC: &[u8; 8] = b"DSSHUF01";
+pub const MAGIC: &[u8; 8] = b"DSSHUF02";
 
 /// The shuffle key of a row: its connection number, or a mix of its op ids (FNV-1a over
 /// their bytes) when it has no connection.
@@ -139,33 +172,48 @@ pub fn encode(
             next[*b as usize] += 1;
         }
         let order = UInt32Array::from(order);
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| column(&table, f.name(), f.data_type(), provenance))
-            .map(|c| c.and_then(|c| take(c.as_ref(), &order, None).map_err(error)))
-            .collect::<Result<Vec<ArrayRef>, _>>()?;
-        let sorted = RecordBatch::try_new(schema.clone(), columns).map_err(error)?;
+        // the class's columns that have a value in this task (the reader fills the others
+        // with nulls), in the class's order; the provenance goes in the schema's metadata
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for f in schema.fields() {
+            if PROVENANCE.contains(&f.name().as_str()) {
+                continue;
+            }
+            if let Some(c) = column(&table, f.name(), f.data_type())? {
+                fields.push(f.as_ref().clone());
+                columns.push(take(c.as_ref(), &order, None).map_err(error)?);
+            }
+        }
+        let layout = Arc::new(Schema::new_with_metadata(fields, provenance.metadata()));
+        let sorted = RecordBatch::try_new_with_options(
+            layout.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(order.len())))
+            .map_err(error)?;
         let per_row = sorted.get_array_memory_size() as u64 / (sorted.num_rows().max(1) as u64);
-        let options = IpcWriteOptions::default()
-            .try_with_compression(Some(CompressionType::LZ4_FRAME))
-            .map_err(error)?;
-        let mut writer = StreamWriter::try_new_with_options(Vec::new(), schema, options)
-            .map_err(error)?;
+        let mut writer = StreamWriter::try_new(Vec::new(), &layout).map_err(error)?;
+        let header = writer.get_ref().len();
+        let mut file = writer.get_ref().clone();
         let mut index: Vec<(u64, u64)> = Vec::with_capacity(batches + 1);
         for b in 0..batches {
             let (from, to) = (starts[b] as usize, starts[b + 1] as usize);
-            index.push((writer.get_ref().len() as u64, (to - from) as u64 * per_row));
+            index.push((file.len() as u64, (to - from) as u64 * per_row));
+            // the batch's message, then one LZ4 block of it in the file
             writer.write(&sorted.slice(from, to - from)).map_err(error)?;
+            let message = &writer.get_ref()[header..];
+            let block = lz4_flex::block::compress(message);
+            let too_big = || ColumnError("shuffle: a batch over 4 GiB".into());
+            file.extend_from_slice(&u32::try_from(block.len()).map_err(|_| too_big())?.to_le_bytes());
+            file.extend_from_slice(&u32::try_from(message.len()).map_err(|_| too_big())?.to_le_bytes());
+            file.extend_from_slice(&block);
+            writer.get_mut().truncate(header);
         }
-        index.push((writer.get_ref().len() as u64, 0));
-        writer.finish().map_err(error)?;
-        let mut file = writer.into_inner().map_err(error)?;
-        file.reserve(index.len() * 16 + 16);
+        index.push((file.len() as u64, 0));
+        file.reserve(index.len() * 16 + 24);
         for (offset, bytes) in &index {
             file.extend_from_slice(&offset.to_le_bytes());
             file.extend_from_slice(&bytes.to_le_bytes());
         }
+        file.extend_from_slice(&(header as u64).to_le_bytes());
         file.extend_from_slice(&(batches as u64).to_le_bytes());
         file.extend_from_slice(MAGIC);
         out.files.push(file);
@@ -173,34 +221,133 @@ pub fn encode(
     Ok(out)
 }
 
-/// Batch `i` of a shuffle file, found through its index (what `pipeline/shuffle.py` does
-/// with pyarrow; here for tests and fuzzing).
+/// Batch `i` of a shuffle file, found through its index, in the file's own columns (for
+/// tests and fuzzing; a join task reads through `decode`).
 pub fn read_batch(file: &[u8], i: usize) -> Result<RecordBatch, ColumnError> {
     let bad = |what: &str| ColumnError(format!("shuffle file: {what}"));
     let word = |at: usize| -> Result<u64, ColumnError> {
         let bytes = file.get(at..at + 8).ok_or_else(|| bad("cut short"))?;
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     };
-    if file.len() < 16 || &file[file.len() - 8..] != MAGIC {
+    if file.len() < TAIL || &file[file.len() - 8..] != MAGIC {
         return Err(bad("no index (magic)"));
     }
-    let n = word(file.len() - 16)? as usize;
+    let (header, n) = (word(file.len() - 24)? as usize, word(file.len() - 16)? as usize);
     if i >= n {
         return Err(bad("no such batch"));
     }
-    let index = n.checked_add(1).and_then(|k| k.checked_mul(16)).and_then(|k| k.checked_add(16))
+    let index = n.checked_add(1).and_then(|k| k.checked_mul(16)).and_then(|k| k.checked_add(TAIL))
         .and_then(|k| file.len().checked_sub(k)).ok_or_else(|| bad("index cut"))?;
     let entry = |k: usize| word(index + k * 16).map(|v| v as usize);
-    let (schema_end, from, to) = (entry(0)?, entry(i)?, entry(i + 1)?);
-    if !(schema_end <= from && from <= to && to <= index) {
+    let (from, to) = (entry(i)?, entry(i + 1)?);
+    if !(header <= from && from <= to && to <= index) {
         return Err(bad("offsets out of order"));
     }
-    let mut stream = file[..schema_end].to_vec();
-    stream.extend_from_slice(&file[from..to]);
-    let mut reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(stream), None)
-        .map_err(error)?;
-    let batch = reader.next().ok_or_else(|| bad("no batch at its offset"))?.map_err(error)?;
-    Ok(batch)
+    let mut batches = batches_of(&file[..header], &file[from..to])?.into_iter();
+    match (batches.next(), batches.next()) {
+        (Some(b), None) => Ok(b.0),
+        _ => Err(bad("not one batch at its offset")),
+    }
+}
+
+/// Bytes after the index: the header's length, the batch count, the magic.
+pub const TAIL: usize = 24;
+
+/// One piece of a bucket: a shuffle file's header (its bytes before batch 0), the bytes
+/// of some of its consecutive batches, and the lines before its chunk in its file.
+pub struct Piece<'a> {
+    pub header: &'a [u8],
+    pub batches: &'a [u8],
+    pub line_offset: i64,
+}
+
+/// The batches of `pieces` as one table of `schema` (a class's columns): the columns a
+/// file left out are nulls, the provenance comes from each file's metadata, and line
+/// numbers are made absolute.
+pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, ColumnError> {
+    let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
+    let mut rows = 0usize;
+    for piece in pieces {
+        for (batch, meta) in batches_of(piece.header, piece.batches)? {
+            let n = batch.num_rows();
+            if n == 0 {
+                continue;
+            }
+            rows += n;
+            let provenance = Provenance::from_metadata(&meta)?;
+            for (f, out) in schema.fields().iter().zip(parts.iter_mut()) {
+                let want = f.data_type();
+                out.push(match (f.name().as_str(), batch.column_by_name(f.name())) {
+                    ("server", _) => constant(provenance.server, want, n)?,
+                    ("file", _) => constant(provenance.file, want, n)?,
+                    ("file_seq", _) => Arc::new(Int32Array::from(vec![provenance.file_seq; n])),
+                    ("line", Some(line)) => {
+                        let line = line.as_primitive_opt::<Int64Type>()
+                            .ok_or_else(|| ColumnError("shuffle file: line is not Int64".into()))?;
+                        Arc::new(line.try_unary::<_, Int64Type, _>(|l| {
+                            l.checked_add(piece.line_offset).ok_or_else(|| {
+                                arrow_schema::ArrowError::ComputeError("line number overflow".into())
+                            })
+                        }).map_err(error)?)
+                    }
+                    (_, Some(c)) if c.data_type() == want => c.clone(),
+                    (name, Some(c)) => return Err(ColumnError(format!(
+                        "shuffle file: column {name:?} is {}, expected {want}", c.data_type()))),
+                    (_, None) => new_null_array(want, n),
+                });
+            }
+        }
+    }
+    let columns = parts
+        .iter()
+        .zip(schema.fields())
+        .map(|(arrays, f)| match arrays.len() {
+            0 => Ok(new_null_array(f.data_type(), 0)),
+            1 => Ok(arrays[0].clone()),
+            _ => concat(&arrays.iter().map(|a| a.as_ref()).collect::<Vec<_>>()).map_err(error),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(schema.clone(), columns,
+                                      &RecordBatchOptions::new().with_row_count(Some(rows)))
+        .map_err(error)
+}
+
+/// A record batch and its file's metadata.
+type Described = (RecordBatch, HashMap<String, String>);
+
+/// The record batches of a run of a file's batches (LZ4 blocks of their messages), read
+/// as a stream after the file's header, each with the header's metadata.
+fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<Described>, ColumnError> {
+    let cut = || ColumnError("shuffle file: a batch cut short".into());
+    let mut stream = header.to_vec();
+    while !blocks.is_empty() {
+        let word = |at: usize| blocks.get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        let (packed, size) = (word(0).ok_or_else(cut)?, word(4).ok_or_else(cut)?);
+        let block = blocks.get(8..8 + packed).ok_or_else(cut)?;
+        if size > packed.saturating_mul(255) + 64 { // more than LZ4 can expand to
+            return Err(ColumnError("shuffle file: a batch of an impossible size".into()));
+        }
+        let at = stream.len();
+        stream.resize(at + size, 0);
+        let got = lz4_flex::block::decompress_into(block, &mut stream[at..]).map_err(error)?;
+        if got != size {
+            return Err(ColumnError("shuffle file: a batch of another size".into()));
+        }
+        blocks = &blocks[8 + packed..];
+    }
+    let reader = StreamReader::try_new(std::io::Cursor::new(stream), None).map_err(error)?;
+    let meta = reader.schema().metadata().clone();
+    reader.map(|b| b.map(|b| (b, meta.clone())).map_err(error)).collect()
+}
+
+fn constant(value: &str, want: &DataType, n: usize) -> Result<ArrayRef, ColumnError> {
+    Ok(match want {
+        DataType::LargeUtf8 => Arc::new(LargeStringArray::from(vec![value; n])),
+        DataType::Utf8 => Arc::new(arrow_array::StringArray::from(vec![value; n])),
+        DataType::Utf8View => Arc::new(arrow_array::StringViewArray::from(vec![value; n])),
+        other => return Err(ColumnError(format!("shuffle: a provenance column as {other}"))),
+    })
 }
 
 fn int_column<'a>(table: &'a RecordBatch, name: &str)
@@ -225,36 +372,22 @@ fn in_window(table: &RecordBatch, (since, until): (Option<i64>, Option<i64>))
     filter_record_batch(table, &keep).map_err(error)
 }
 
-/// A column of the class's layout: provenance, the table's own (as LargeUtf8 where the
-/// producer gave another string layout), or nulls.
-fn column(table: &RecordBatch, name: &str, want: &DataType, p: &Provenance<'_>)
-          -> Result<ArrayRef, ColumnError> {
-    let n = table.num_rows();
-    let constant = |value: &str| -> Result<ArrayRef, ColumnError> {
-        Ok(match want {
-            DataType::LargeUtf8 => Arc::new(LargeStringArray::from(vec![value; n])),
-            DataType::Utf8 => Arc::new(arrow_array::StringArray::from(vec![value; n])),
-            DataType::Utf8View => Arc::new(arrow_array::StringViewArray::from(vec![value; n])),
-            other => return Err(ColumnError(format!("events: column {name:?} as {other}"))),
-        })
-    };
-    Ok(match name {
-        "server" => constant(p.server)?,
-        "file" => constant(p.file)?,
-        "file_seq" => Arc::new(Int32Array::from(vec![p.file_seq; n])),
-        _ => match table.column_by_name(name) {
-            None => new_null_array(want, n),
-            Some(c) if c.data_type() == want => c.clone(),
-            Some(c) if c.data_type() == &DataType::Null => new_null_array(want, n),
-            Some(c) if *want == DataType::LargeUtf8 => {
-                let s = strs(table, "events", name)?;
-                Arc::new((0..c.len()).map(|i| s.get(i)).collect::<LargeStringArray>())
-            }
-            Some(c) => {
-                return Err(ColumnError(format!(
-                    "events: column {name:?} is {}, expected {want}", c.data_type())))
-            }
-        },
+/// A column of the class's layout from the table, as LargeUtf8 where the producer gave
+/// another string layout; None where the table has no value in it.
+fn column(table: &RecordBatch, name: &str, want: &DataType)
+          -> Result<Option<ArrayRef>, ColumnError> {
+    Ok(match table.column_by_name(name) {
+        None => None,
+        Some(c) if c.null_count() == c.len() => None,
+        Some(c) if c.data_type() == want => Some(c.clone()),
+        Some(c) if *want == DataType::LargeUtf8 => {
+            let s = strs(table, "events", name)?;
+            Some(Arc::new((0..c.len()).map(|i| s.get(i)).collect::<LargeStringArray>()))
+        }
+        Some(c) => {
+            return Err(ColumnError(format!(
+                "events: column {name:?} is {}, expected {want}", c.data_type())))
+        }
     })
 }
 
@@ -324,6 +457,59 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_decodes_into_the_class_columns_with_provenance_and_absolute_lines() {
+        let class = Arc::new(Schema::new(vec![
+            Field::new("server", DataType::LargeUtf8, true),
+            Field::new("file", DataType::LargeUtf8, true),
+            Field::new("file_seq", DataType::Int32, true),
+            Field::new("line", DataType::Int64, true),
+            Field::new("ts", DataType::Int64, true),
+            Field::new("conn", DataType::Int64, true),
+            Field::new("op", DataType::Int64, true),
+            Field::new("op_internal", DataType::Int64, true),
+            Field::new("op_nested", DataType::Int64, true),
+            Field::new("filter", DataType::LargeUtf8, true),
+        ]));
+        // a table with a filter and one without: the second file leaves the column out
+        let with_filter = |filter: Option<&str>| {
+            let t = events(vec![Some(7); 3], vec![None; 3]);
+            let mut fields: Vec<Field> = t.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut columns = t.columns().to_vec();
+            fields.push(Field::new("filter", DataType::LargeUtf8, true));
+            columns.push(Arc::new(LargeStringArray::from(vec![filter; 3])));
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+        };
+        let files: Vec<Vec<u8>> = [("ldap1", "access.1", 0, Some("(uid=a)")), ("ldap2", "access", 1, None)]
+            .iter()
+            .map(|(server, file, seq, filter)| {
+                let p = Provenance { server, file, file_seq: *seq };
+                encode(&[with_filter(*filter)], std::slice::from_ref(&class), &p, (None, None), (1, 1), 5)
+                    .unwrap().files.remove(0)
+            })
+            .collect();
+        let header = |f: &[u8]| u64::from_le_bytes(f[f.len() - 24..f.len() - 16].try_into().unwrap()) as usize;
+        let index = |f: &[u8]| f.len() - TAIL - 2 * 16;
+        let pieces: Vec<Piece<'_>> = files.iter().zip([100, 0])
+            .map(|(f, line_offset)| Piece { header: &f[..header(f)], batches: &f[header(f)..index(f)], line_offset })
+            .collect();
+        let got = decode(&pieces, &class).unwrap();
+        assert_eq!(got.schema(), class);
+        let text = |name: &str| {
+            let c = got.column_by_name(name).unwrap().as_string::<i64>();
+            (0..c.len()).map(|i| c.is_valid(i).then(|| c.value(i).to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(text("server"), ["ldap1", "ldap1", "ldap1", "ldap2", "ldap2", "ldap2"].map(|s| Some(s.to_string())));
+        assert_eq!(text("filter")[..4], [Some("(uid=a)".to_string()), Some("(uid=a)".into()), Some("(uid=a)".into()), None]);
+        let line = got.column_by_name("line").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(line.values().to_vec(), vec![101, 102, 103, 1, 2, 3]);
+        let seq = got.column_by_name("file_seq").unwrap().as_primitive::<arrow_array::types::Int32Type>();
+        assert_eq!(seq.values().to_vec(), vec![0, 0, 0, 1, 1, 1]);
+        // a file cut inside a batch is an error
+        let cut = Piece { header: pieces[0].header, batches: &pieces[0].batches[..10], line_offset: 0 };
+        assert!(decode(&[cut], &class).is_err());
+    }
+
+    #[test]
     fn a_damaged_file_is_an_error_not_a_panic() {
         let table = events(vec![Some(1); 10], vec![None; 10]);
         let p = Provenance { server: "s", file: "f", file_seq: 0 };
@@ -333,7 +519,7 @@ mod tests {
             let _ = read_batch(&file[..cut], 0); // an error, whatever it says
         }
         let mut bent = file.clone();
-        let at = bent.len() - 16 - 5 * 16;
+        let at = bent.len() - TAIL - 5 * 16;
         bent[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(read_batch(&bent, 0).is_err());
     }

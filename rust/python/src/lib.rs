@@ -12,7 +12,7 @@ use pyo3_arrow::{PySchema, PyTable};
 
 use dsaccess_core::fields::KIND_NAMES;
 use dsaccess_core::join::{join, Classes};
-use dsaccess_core::shuffle::{encode, Provenance};
+use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
 
 #[global_allocator]
@@ -146,6 +146,25 @@ fn shuffle_encode<'py>(
     (files, encoded.first_ts, encoded.last_ts, encoded.kept).into_pyobject(py)
 }
 
+/// A bucket's batches of one class, from pieces of shuffle files (``(header, batches,
+/// line_offset)``: a file's bytes before batch 0, the bytes of some of its consecutive
+/// batches, the lines before its chunk), as one Arrow table of ``schema``.
+#[pyfunction]
+fn shuffle_decode(py: Python<'_>, pieces: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>, i64)>,
+                  schema: PySchema) -> PyResult<PyTable> {
+    let schema = schema.into_inner();
+    let pieces: Vec<Piece<'_>> = pieces
+        .iter()
+        .map(|(header, batches, line_offset)| Piece {
+            header: header.as_bytes(), batches: batches.as_bytes(), line_offset: *line_offset,
+        })
+        .collect();
+    let batch = py
+        .detach(|| decode(&pieces, &schema))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    PyTable::try_new(vec![batch.clone()], batch.schema())
+}
+
 /// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
 #[pyfunction]
 #[pyo3(signature = (filters, sort_operands=false))]
@@ -162,5 +181,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     Ok(())
 }
