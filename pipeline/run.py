@@ -385,9 +385,16 @@ class _Compute:
         """Wait for the futures; fail when the cluster has had no worker for
         ``worker_timeout`` seconds (a lost worker's tasks run again elsewhere, but with
         none left Dask would wait forever)."""
+        from distributed import wait
         seen = time.monotonic()
-        while not all(f.done() for f in futures):
-            time.sleep(WATCH_SECONDS)
+        while True:
+            # returns as soon as every future is done (a sleep between checks kept each
+            # compute waiting up to WATCH_SECONDS after its last task: 0.5 s a run)
+            try:
+                wait(futures, timeout=WATCH_SECONDS)
+                return
+            except TimeoutError:
+                pass
             if self.client.scheduler_info().get("workers"):
                 seen = time.monotonic()
             elif time.monotonic() - seen > self.worker_timeout:
