@@ -44,11 +44,13 @@ impl StrCol {
         self.0.len() > 0
     }
 
+    #[inline]
     pub fn set(&mut self, row: usize, value: &str) {
         self.pad(row);
         self.0.append_value(value);
     }
 
+    #[inline]
     fn pad(&mut self, rows: usize) {
         let len = self.0.len();
         if len < rows {
@@ -83,11 +85,13 @@ impl<T: ArrowPrimitiveType> NumCol<T> {
         self.0.len() > 0
     }
 
+    #[inline]
     pub fn set(&mut self, row: usize, value: T::Native) {
         self.pad(row);
         self.0.append_value(value);
     }
 
+    #[inline]
     fn pad(&mut self, rows: usize) {
         let len = self.0.len();
         if len < rows {

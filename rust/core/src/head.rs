@@ -209,6 +209,7 @@ pub(crate) fn utc_nanoseconds(local: i64, sign: i64, hhmm: u32, nanos: u32)
 }
 
 // After the seconds: nanoseconds, the UTC offset, the ids.
+#[inline(always)]
 fn zoned(c: &mut Cursor<'_>, local: Result<i64, &'static str>)
          -> Option<Result<Ids, &'static str>> {
     let nanos = if c.eat(b'.') { c.fixed(9)? } else { 0 };
@@ -235,6 +236,7 @@ fn zoned(c: &mut Cursor<'_>, local: Result<i64, &'static str>)
 }
 
 // `conn=` has been read. None: not an event (the frame's regex would not match).
+#[inline(always)] // returned through memory, its fields stalled the next loads
 fn ids(c: &mut Cursor<'_>) -> Option<Result<Ids, &'static str>> {
     let mut ids = Ids {
         ts: 0,
