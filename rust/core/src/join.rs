@@ -290,7 +290,10 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     }
     // the events in writing order, so the passes below read them one after another
     // (an event's index is its place in that order from here on)
-    let evs: Vec<Ev> = writing_order(&evs).into_iter().map(|i| evs[i as usize]).collect();
+    let evs: Vec<Ev> = {
+        let unordered = evs; // dropped here, not at the end of the join
+        writing_order(&unordered).into_iter().map(|i| unordered[i as usize]).collect()
+    };
 
     // sessions, connection context, identity changes from AUTOBIND and TLS lines
     let mut sessions: Vec<Session<'_>> = Vec::new();

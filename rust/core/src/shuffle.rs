@@ -45,7 +45,8 @@ use arrow_array::{
     new_null_array, Array, ArrayRef, Int32Array, LargeStringArray, RecordBatch,
     RecordBatchOptions, UInt32Array,
 };
-use arrow_ipc::reader::StreamReader;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{DataType, Schema, SchemaRef};
 use arrow_select::concat::concat;
@@ -245,7 +246,7 @@ pub fn read_batch(file: &[u8], i: usize) -> Result<RecordBatch, ColumnError> {
     }
     let mut batches = batches_of(&file[..header], &file[from..to])?.into_iter();
     match (batches.next(), batches.next()) {
-        (Some(b), None) => Ok(b.0),
+        (Some(b), None) => Ok(b),
         _ => Err(bad("not one batch at its offset")),
     }
 }
@@ -268,13 +269,13 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
     let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
     let mut rows = 0usize;
     for piece in pieces {
-        for (batch, meta) in batches_of(piece.header, piece.batches)? {
+        for batch in batches_of(piece.header, piece.batches)? {
             let n = batch.num_rows();
             if n == 0 {
                 continue;
             }
             rows += n;
-            let provenance = Provenance::from_metadata(&meta)?;
+            let provenance = Provenance::from_metadata(batch.schema_ref().metadata())?;
             for (f, out) in schema.fields().iter().zip(parts.iter_mut()) {
                 let want = f.data_type();
                 out.push(match (f.name().as_str(), batch.column_by_name(f.name())) {
@@ -298,8 +299,9 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
             }
         }
     }
+    // a column's pieces are freed once it is one array: the table is not held twice
     let columns = parts
-        .iter()
+        .into_iter()
         .zip(schema.fields())
         .map(|(arrays, f)| match arrays.len() {
             0 => Ok(new_null_array(f.data_type(), 0)),
@@ -312,14 +314,25 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
         .map_err(error)
 }
 
-/// A record batch and its file's metadata.
-type Described = (RecordBatch, HashMap<String, String>);
-
 /// The record batches of a run of a file's batches (LZ4 blocks of their messages), read
-/// as a stream after the file's header, each with the header's metadata.
-fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<Described>, ColumnError> {
+/// as a stream after the file's header (their schema carries its metadata).
+fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, ColumnError> {
     let cut = || ColumnError("shuffle file: a batch cut short".into());
-    let mut stream = header.to_vec();
+    let mut decoder = StreamDecoder::new();
+    let mut out = Vec::new();
+    // a message whose body is empty (the schema, a batch of no rows) is decoded when the
+    // next bytes come, so every feed takes all the batches it completes
+    let mut feed = |bytes: Buffer, out: &mut Vec<RecordBatch>| -> Result<(), ColumnError> {
+        let mut bytes = bytes;
+        while !bytes.is_empty() {
+            match decoder.decode(&mut bytes).map_err(error)? {
+                Some(batch) => out.push(batch),
+                None => break,
+            }
+        }
+        Ok(())
+    };
+    feed(Buffer::from(header.to_vec()), &mut out)?;
     while !blocks.is_empty() {
         let word = |at: usize| blocks.get(at..at + 4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
@@ -328,18 +341,20 @@ fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<Described>, Column
         if size > packed.saturating_mul(255) + 64 { // more than LZ4 can expand to
             return Err(ColumnError("shuffle file: a batch of an impossible size".into()));
         }
-        let at = stream.len();
-        stream.resize(at + size, 0);
-        let got = lz4_flex::block::decompress_into(block, &mut stream[at..]).map_err(error)?;
-        if got != size {
+        let mut message = vec![0u8; size];
+        if lz4_flex::block::decompress_into(block, &mut message).map_err(error)? != size {
             return Err(ColumnError("shuffle file: a batch of another size".into()));
         }
+        // the batch's arrays are slices of its message: decoded without another copy
+        feed(Buffer::from(message), &mut out)?;
         blocks = &blocks[8 + packed..];
     }
-    let reader = StreamReader::try_new(std::io::Cursor::new(stream), None).map_err(error)?;
-    let meta = reader.schema().metadata().clone();
-    reader.map(|b| b.map(|b| (b, meta.clone())).map_err(error)).collect()
+    feed(Buffer::from(END_OF_STREAM.to_vec()), &mut out)?;
+    Ok(out)
 }
+
+/// An IPC stream's end: the continuation marker and a zero length.
+const END_OF_STREAM: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
 
 fn constant(value: &str, want: &DataType, n: usize) -> Result<ArrayRef, ColumnError> {
     Ok(match want {
