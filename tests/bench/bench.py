@@ -262,10 +262,10 @@ def report(results: dict[str, dict]) -> None:
     logconv, ours = results["logconv_single_server"], results["run_single_server_2_workers"]
     print(f"dsaccess run vs logconv -V on the same {human(ours['bytes'])} single-server log: "
           f"x{logconv['seconds'] / ours['seconds']:.1f}")
-    tok = results["tokenizer_1_core"]
-    if tok.get("instructions_per_line"):
-        print(f"tokenizer: {tok['instructions_per_line']:.0f} instructions per line "
-              f"(callgrind, {tok['callgrind_lines']:,} lines)")
+    for name, what in (("tokenizer_1_core", "tokenizer"), ("join_1_core", "join")):
+        if results[name].get("instructions_per_line"):
+            print(f"{what}: {results[name]['instructions_per_line']:.0f} instructions per line "
+                  f"(callgrind, {results[name]['callgrind_lines']:,} lines)")
     stages = full.get("stages", {})
     if stages:
         workers = {k.removeprefix("worker_"): v for k, v in stages.items()
@@ -374,23 +374,26 @@ def tokenize_alone(folder: str) -> None:
     print(json.dumps({"lines": lines, "inner_seconds": best, **callgrind(folder)}))
 
 
-def callgrind(folder: str) -> dict:
-    """Instructions per line of the tokenizer on 8 MB of the folder (repeatable): the run on
-    the sample less the run on nothing (start-up and compiling the patterns)."""
-    binary = ROOT / "rust/target/release/examples/tokenize_file"
+def callgrind(folder: str, example: str = "tokenize_file", only: str = "") -> dict:
+    """Instructions per line of an example program on 8 MB of the folder (repeatable): the
+    tokenizer's run on the sample less its run on nothing (start-up, compiling the
+    patterns); with ``only``, the instructions inside that function alone."""
+    binary = ROOT / f"rust/target/release/examples/{example}"
     if not binary.exists() or not shutil.which("valgrind"):
         return {}
     sample = Path(folder).parent.parent / "callgrind-sample.log"
     if not sample.exists():
         sample.write_bytes(log_files(Path(folder))[0].read_bytes()[: 8 << 20])
-    base = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                           str(binary)], capture_output=True, text=True)
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                           str(binary), str(sample)], capture_output=True, text=True)
-    refs = [int(m.replace(",", "")) for m in re.findall(r"refs:\s+([\d,]+)", base.stderr +
-                                                         done.stderr)]
+    grind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             *([f"--toggle-collect={only}"] if only else [])]
+    base = subprocess.run([*grind, str(binary)], capture_output=True, text=True) if not only \
+        else None
+    done = subprocess.run([*grind, str(binary), str(sample)], capture_output=True, text=True)
+    refs = [int(m.replace(",", "")) for m in re.findall(r"refs:\s+([\d,]+)", done.stderr)]
+    if base is not None:
+        refs[0] -= int(re.findall(r"refs:\s+([\d,]+)", base.stderr)[0].replace(",", ""))
     lines = json.loads(done.stdout)["lines"]
-    return {"instructions_per_line": (refs[1] - refs[0]) / lines, "callgrind_lines": lines}
+    return {"instructions_per_line": refs[0] / lines, "callgrind_lines": lines}
 
 
 def join_alone(folder: str) -> None:
@@ -409,7 +412,8 @@ def join_alone(folder: str) -> None:
         began = time.perf_counter()
         _core.join_bucket(*tables)
         best = min(best, time.perf_counter() - began)
-    print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best}))
+    print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best,
+                      **callgrind(folder, "join_file", "dsaccess_core::join::join")}))
 
 
 def run_job(inputs: str, out: str, workers: int) -> None:
