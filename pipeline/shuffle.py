@@ -115,18 +115,18 @@ def pieces(scratch: Place, cls: str, sources: Sources) -> list[Piece]:
                     size = f.size()
                     if size < TAIL.size:
                         raise ShuffleError(f"{path}: cut short")
-                    header, n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
+                    head, n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
                     index = size - TAIL.size - (n + 1) * ENTRY.size
-                    if magic != MAGIC or n < (bucket + 1) * SUBS or not 0 < header <= index:
+                    if magic != MAGIC or n < (bucket + 1) * SUBS or not 0 < head <= index:
                         raise ShuffleError(f"{path}: not a shuffle file of this run "
                                            f"({n} batches, magic {magic!r})")
                     raw = f.read_at((SUBS + 1) * ENTRY.size, index + bucket * SUBS * ENTRY.size)
-                    schema = f.read_at(header, 0)
+                    header = f.read_at(head, 0)
             except FileNotFoundError:
                 continue
             entries = [ENTRY.unpack_from(raw, i * ENTRY.size) for i in range(SUBS + 1)]
             out.append(Piece(chunk, path, tuple(o for o, _ in entries),
-                             tuple(b for _, b in entries[:SUBS]), schema))
+                             tuple(b for _, b in entries[:SUBS]), header))
     return out
 
 
