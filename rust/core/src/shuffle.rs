@@ -29,7 +29,8 @@
 //! batch:  compressed length: u32 LE, message length: u32 LE, the LZ4 block of the message
 //! index:  n + 1 entries of (offset: u64 LE, bytes in memory: u64 LE): entry i's offset is
 //!         where batch i starts (entry n's: where the index starts); bytes estimate the
-//!         batch's size once read (rows x the file's bytes per row)
+//!         batch's size once decoded (rows x the bytes per row of the file's columns and
+//!         of those decoding adds back)
 //! tail:   the header's length (where batch 0 starts): u64 LE, n: u64 LE, the magic
 //!         b"DSSHUF02"
 //! ```
@@ -191,7 +192,14 @@ pub fn encode(
         let sorted = RecordBatch::try_new_with_options(
             layout.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(order.len())))
             .map_err(error)?;
-        let per_row = sorted.get_array_memory_size() as u64 / (sorted.num_rows().max(1) as u64);
+        // what a row weighs once decoded: its columns here, and those decode adds back
+        // (provenance, and nulls for the columns this file left out)
+        let added: u64 = schema.fields().iter()
+            .filter(|f| layout.field_with_name(f.name()).is_err())
+            .map(|f| decoded_null_bytes(f.data_type()))
+            .sum();
+        let per_row = sorted.get_array_memory_size() as u64 / (sorted.num_rows().max(1) as u64)
+            + added;
         let mut writer = StreamWriter::try_new(Vec::new(), &layout).map_err(error)?;
         let header = writer.get_ref().len();
         let mut file = writer.get_ref().clone();
@@ -221,6 +229,15 @@ pub fn encode(
         out.files.push(file);
     }
     Ok(out)
+}
+
+/// Bytes per row of a column `decode` makes (provenance, or nulls): a string view, or a
+/// value and its validity.
+fn decoded_null_bytes(t: &DataType) -> u64 {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => 16,
+        other => other.primitive_width().map_or(8, |w| w as u64),
+    }
 }
 
 /// Batch `i` of a shuffle file, found through its index, in the file's own columns (for
@@ -538,6 +555,27 @@ mod tests {
         // a file cut inside a batch is an error
         let cut = Piece { header: pieces[0].header, batches: &pieces[0].batches[..10], line_offset: 0 };
         assert!(decode(&[cut], &class).is_err());
+    }
+
+    #[test]
+    fn the_index_weighs_a_batch_with_the_columns_decode_adds_back() {
+        let table = events(vec![Some(7); 1000], vec![None; 1000]);
+        let p = Provenance { server: "s", file: "f", file_seq: 0 };
+        let class = |extra: Option<Field>| {
+            let mut fields: Vec<Field> = table.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(extra);
+            Arc::new(Schema::new(fields))
+        };
+        let weight = |schema: SchemaRef| {
+            let f = encode(std::slice::from_ref(&table), &[schema], &p, (None, None), (1, 1), 1)
+                .unwrap().files.remove(0);
+            let index = f.len() - TAIL - 2 * 16;
+            u64::from_le_bytes(f[index + 8..index + 16].try_into().unwrap())
+        };
+        // a class with a filter column the table has no value in: its nulls come back
+        // as string views, 16 bytes a row
+        let filter = Field::new("filter", DataType::LargeUtf8, true);
+        assert_eq!(weight(class(Some(filter))) - weight(class(None)), 1000 * 16);
     }
 
     #[test]
