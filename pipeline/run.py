@@ -464,7 +464,11 @@ class _scheduler:
             self.client = Client(self.cluster)
             # and again in each worker, the ones a nanny starts later too: a worker that
             # spawned before the parent's disposition took hold would print a traceback
-            self.client.register_plugin(_QuietWorker(), name="dsaccess-quiet-sigint")
+            try:
+                self.client.register_plugin(_QuietWorker(), name="dsaccess-quiet-sigint")
+            except OSError as e:  # CommClosedError: a worker died while it was told
+                # the scheduler keeps the plugin and gives it to the worker its nanny starts
+                log.debug("worker plugin: %s", e)
         info = self.client.scheduler_info()
         threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
         observer = self.observer

@@ -38,10 +38,11 @@ def _start(fleet: Path, out: Path, *more: str) -> subprocess.Popen:
 
 
 def _scratch(out: Path, scratch: Path | None) -> str:
-    """Where a run's shuffle files appear: in its staging folder, or under --scratch."""
+    """Where a run's shuffle files appear: in its staging folder, or under --scratch (the
+    files a parse task wrote: the run makes their folders before the cluster starts)."""
     if scratch is None:
-        return str(out.parent / f".{out.name}.tmp-*" / "_shuffle" / "*")
-    return str(scratch / ".dsaccess-scratch-*" / "*")
+        return str(out.parent / f".{out.name}.tmp-*" / "_shuffle" / "*" / "c*.arrow")
+    return str(scratch / ".dsaccess-scratch-*" / "*" / "c*.arrow")
 
 
 def _wait_for_work(out: Path, scratch: Path | None = None) -> None:
