@@ -420,7 +420,9 @@ fn column(table: &RecordBatch, name: &str, want: &DataType)
           -> Result<Option<ArrayRef>, ColumnError> {
     Ok(match table.column_by_name(name) {
         None => None,
-        Some(c) if c.null_count() == c.len() => None,
+        // logical: a Null-typed column (polars' all-null one) has no validity buffer, so
+        // its null_count is 0 and it would be written as a column of nulls
+        Some(c) if c.logical_null_count() == c.len() => None,
         Some(c) if c.data_type() == want => Some(c.clone()),
         Some(c) if *want == DataType::LargeUtf8 => {
             let s = strs(table, "events", name)?;
@@ -576,6 +578,23 @@ mod tests {
         // as string views, 16 bytes a row
         let filter = Field::new("filter", DataType::LargeUtf8, true);
         assert_eq!(weight(class(Some(filter))) - weight(class(None)), 1000 * 16);
+    }
+
+    #[test]
+    fn a_column_of_the_null_type_is_left_out_like_one_of_nulls() {
+        let table = events(vec![Some(1); 4], vec![None; 4]);
+        let mut fields: Vec<Field> = table.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut columns = table.columns().to_vec();
+        fields.push(Field::new("filter", DataType::Null, true));
+        columns.push(new_null_array(&DataType::Null, 4));
+        let table = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let mut class: Vec<Field> = events(vec![], vec![]).schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        class.push(Field::new("filter", DataType::LargeUtf8, true));
+        let p = Provenance { server: "s", file: "f", file_seq: 0 };
+        let file = encode(std::slice::from_ref(&table), &[Arc::new(Schema::new(class))], &p,
+                          (None, None), (1, 1), 1).expect("a Null column encodes").files.remove(0);
+        let batch = read_batch(&file, 0).unwrap();
+        assert_eq!((batch.num_rows(), batch.column_by_name("filter").is_none()), (4, true));
     }
 
     #[test]
