@@ -384,16 +384,18 @@ def callgrind(folder: str, example: str = "tokenize_file", only: str = "") -> di
     sample = Path(folder).parent.parent / "callgrind-sample.log"
     if not sample.exists():
         sample.write_bytes(log_files(Path(folder))[0].read_bytes()[: 8 << 20])
-    grind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-             *([f"--toggle-collect={only}"] if only else [])]
-    base = subprocess.run([*grind, str(binary)], capture_output=True, text=True) if not only \
-        else None
-    done = subprocess.run([*grind, str(binary), str(sample)], capture_output=True, text=True)
-    refs = [int(m.replace(",", "")) for m in re.findall(r"refs:\s+([\d,]+)", done.stderr)]
-    if base is not None:
-        refs[0] -= int(re.findall(r"refs:\s+([\d,]+)", base.stderr)[0].replace(",", ""))
-    lines = json.loads(done.stdout)["lines"]
-    return {"instructions_per_line": refs[0] / lines, "callgrind_lines": lines}
+    def grind(*args: str) -> tuple[int, str]:
+        """The instructions callgrind counted, and the program's stdout."""
+        done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                               *([f"--toggle-collect={only}"] if only else []), str(binary),
+                               *args], capture_output=True, text=True)
+        return int(re.findall(r"refs:\s+([\d,]+)", done.stderr)[0].replace(",", "")), done.stdout
+
+    refs, out = grind(str(sample))
+    if not only:
+        refs -= grind()[0]
+    lines = json.loads(out)["lines"]
+    return {"instructions_per_line": refs / lines, "callgrind_lines": lines}
 
 
 def join_alone(folder: str) -> None:
