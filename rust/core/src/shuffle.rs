@@ -464,6 +464,20 @@ mod tests {
         ]).expect("a batch")
     }
 
+    /// `schema` with one more field.
+    fn plus_field(schema: &Schema, field: Field) -> SchemaRef {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(field);
+        Arc::new(Schema::new(fields))
+    }
+
+    /// `table` with one more column.
+    fn plus_column(table: &RecordBatch, field: Field, column: ArrayRef) -> RecordBatch {
+        let mut columns = table.columns().to_vec();
+        columns.push(column);
+        RecordBatch::try_new(plus_field(&table.schema(), field), columns).unwrap()
+    }
+
     #[test]
     fn every_row_is_in_the_batch_of_its_key_and_the_index_finds_it() {
         // client connections, and conn=Internal(0) rows with three different op ids
@@ -516,12 +530,9 @@ mod tests {
         ]));
         // a table with a filter and one without: the second file leaves the column out
         let with_filter = |filter: Option<&str>| {
-            let t = events(vec![Some(7); 3], vec![None; 3]);
-            let mut fields: Vec<Field> = t.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-            let mut columns = t.columns().to_vec();
-            fields.push(Field::new("filter", DataType::LargeUtf8, true));
-            columns.push(Arc::new(LargeStringArray::from(vec![filter; 3])));
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+            plus_column(&events(vec![Some(7); 3], vec![None; 3]),
+                        Field::new("filter", DataType::LargeUtf8, true),
+                        Arc::new(LargeStringArray::from(vec![filter; 3])))
         };
         let files: Vec<Vec<u8>> = [("ldap1", "access.1", 0, Some("(uid=a)")), ("ldap2", "access", 1, None)]
             .iter()
@@ -563,11 +574,7 @@ mod tests {
     fn the_index_weighs_a_batch_with_the_columns_decode_adds_back() {
         let table = events(vec![Some(7); 1000], vec![None; 1000]);
         let p = Provenance { server: "s", file: "f", file_seq: 0 };
-        let class = |extra: Option<Field>| {
-            let mut fields: Vec<Field> = table.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.extend(extra);
-            Arc::new(Schema::new(fields))
-        };
+
         let weight = |schema: SchemaRef| {
             let f = encode(std::slice::from_ref(&table), &[schema], &p, (None, None), (1, 1), 1)
                 .unwrap().files.remove(0);
@@ -577,21 +584,17 @@ mod tests {
         // a class with a filter column the table has no value in: its nulls come back
         // as string views, 16 bytes a row
         let filter = Field::new("filter", DataType::LargeUtf8, true);
-        assert_eq!(weight(class(Some(filter))) - weight(class(None)), 1000 * 16);
+        assert_eq!(weight(plus_field(&table.schema(), filter)) - weight(table.schema()), 1000 * 16);
     }
 
     #[test]
     fn a_column_of_the_null_type_is_left_out_like_one_of_nulls() {
         let table = events(vec![Some(1); 4], vec![None; 4]);
-        let mut fields: Vec<Field> = table.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut columns = table.columns().to_vec();
-        fields.push(Field::new("filter", DataType::Null, true));
-        columns.push(new_null_array(&DataType::Null, 4));
-        let table = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-        let mut class: Vec<Field> = events(vec![], vec![]).schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        class.push(Field::new("filter", DataType::LargeUtf8, true));
+        let class = plus_field(&table.schema(), Field::new("filter", DataType::LargeUtf8, true));
+        let table = plus_column(&table, Field::new("filter", DataType::Null, true),
+                                new_null_array(&DataType::Null, 4));
         let p = Provenance { server: "s", file: "f", file_seq: 0 };
-        let file = encode(std::slice::from_ref(&table), &[Arc::new(Schema::new(class))], &p,
+        let file = encode(std::slice::from_ref(&table), &[class], &p,
                           (None, None), (1, 1), 1).expect("a Null column encodes").files.remove(0);
         let batch = read_batch(&file, 0).unwrap();
         assert_eq!((batch.num_rows(), batch.column_by_name("filter").is_none()), (4, true));
