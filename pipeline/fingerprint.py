@@ -34,7 +34,6 @@ Rejected rules, and why:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from . import _core
@@ -59,5 +58,6 @@ def fingerprints(texts: Sequence[str | None], sort_operands: bool = False) -> li
 
 
 def fingerprint_id(fp: str) -> str:
-    """A short id, stable across runs and machines (never Python's salted ``hash``)."""
-    return hashlib.blake2b(fp.encode(), digest_size=8).hexdigest()
+    """A short id, stable across runs and machines (never Python's salted ``hash``): the
+    hex of BLAKE2b with an 8-byte digest, as the operations table's ``fingerprint_id``."""
+    return _core.fingerprint_id(fp)

@@ -399,7 +399,8 @@ def callgrind(folder: str, example: str = "tokenize_file", only: str = "") -> di
 
 
 def join_alone(folder: str) -> None:
-    """The compiled join alone, one core, on every event of one server (stage B's input)."""
+    """The compiled join alone (pairing, then gathering the operations table and its
+    fingerprints), one core, on every event of one server (stage B's input)."""
     import polars as pl
 
     from pipeline import _core
@@ -415,7 +416,7 @@ def join_alone(folder: str) -> None:
         _core.join_bucket(*tables)
         best = min(best, time.perf_counter() - began)
     print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best,
-                      **callgrind(folder, "join_file", "dsaccess_core::join::join")}))
+                      **callgrind(folder, "join_file", "join_file::join_stage")}))
 
 
 def run_job(inputs: str, out: str, workers: int) -> None:

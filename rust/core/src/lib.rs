@@ -10,6 +10,7 @@
 //! - `json`: a whole 3.x JSON log → the same events, rejects and accounting;
 //! - `columns`: sparse Arrow column builders;
 //! - `join`: one bucket's events → operations (as rows of the events) and connections;
+//! - `operations`: the operations table from the join, with search fingerprints;
 //! - `shuffle`: one parse task's events → indexed IPC files, a record batch per sub-bucket;
 //! - `filter`: search-filter fingerprints;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
@@ -21,6 +22,7 @@ pub mod filter;
 pub mod head;
 pub mod join;
 pub mod json;
+pub mod operations;
 pub mod shuffle;
 pub mod strict;
 pub mod tokenize;

@@ -1,10 +1,11 @@
 //! Any bytes: the tokenizer never panics, every line is accounted for exactly once,
 //! the strict paths give what the general patterns give, and the join takes what the
-//! tokenizer gives without an error or a panic.
+//! tokenizer gives without an error or a panic, and so does gathering its operations.
 #![no_main]
 
 use arrow_array::RecordBatch;
 use dsaccess_core::join::{as_shuffled, join, Classes};
+use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, read_batch, Piece, Provenance, TAIL};
 use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
         // every request, RESULT and lone line is in exactly one operation row (or two
         // lines in one row: a pair)
         assert!(joined.operations.num_rows() <= events);
+        // and every operation gets its columns and, a search, its fingerprint
+        let ops = operations(&classes, &joined, data.len() % 2 == 0).expect("gathers");
+        assert_eq!(ops.num_rows(), joined.operations.num_rows());
         // and the shuffle encodes them: every class's columns, any bucket count
         let tables = [request, result, lone, other];
         let schemas: Vec<_> = tables.iter().map(|b| b.schema()).collect();

@@ -12,6 +12,7 @@ use pyo3_arrow::{PySchema, PyTable};
 
 use dsaccess_core::fields::KIND_NAMES;
 use dsaccess_core::join::{join, Classes};
+use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
 
@@ -89,27 +90,31 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 /// Join one bucket: the events of each class (``schema.EVENT_CLASSES``, any Arrow
 /// stream, such as a polars DataFrame) → (operations, connections) as Arrow tables.
 ///
-/// An operation row holds the rows of its ``request``, ``result`` and ``lone`` events
-/// in those tables, the row of its ``connection``, its ``verb``, ``bind_dn`` and
-/// ``abandoned``; the caller gathers the other columns. Raises ``ValueError`` naming a
-/// missing or mistyped column.
+/// The operations table has every column of ARCHITECTURE.md §3 (``workload`` null), the
+/// searches' fingerprints (``sort_operands`` as for ``fingerprints``) included. Raises
+/// ``ValueError`` naming a missing or mistyped column.
 #[pyfunction]
+#[pyo3(signature = (request, result, lone, other, *, sort_operands=false))]
 fn join_bucket<'py>(
     py: Python<'py>,
     request: PyTable,
     result: PyTable,
     lone: PyTable,
     other: PyTable,
+    sort_operands: bool,
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let (request, result, lone, other) =
         (one_batch(request)?, one_batch(result)?, one_batch(lone)?, one_batch(other)?);
-    let joined = py
+    let (ops, connections) = py
         .detach(|| {
-            join(&Classes { request: &request, result: &result, lone: &lone, other: &other })
+            let classes = Classes { request: &request, result: &result, lone: &lone, other: &other };
+            let joined = join(&classes)?;
+            Ok::<_, dsaccess_core::arrow_in::ColumnError>(
+                (operations(&classes, &joined, sort_operands)?, joined.connections))
         })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let table = |b: RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
-    (table(joined.operations)?, table(joined.connections)?).into_pyobject(py)
+    (table(ops)?, table(connections)?).into_pyobject(py)
 }
 
 /// One parse task's events, a table per class (any Arrow stream), into the bytes of one
@@ -174,12 +179,19 @@ fn fingerprints(py: Python<'_>, filters: Vec<Option<String>>, sort_operands: boo
     })
 }
 
+/// The short id of a fingerprint (``fingerprint.fingerprint_id``).
+#[pyfunction]
+fn fingerprint_id(print: &str) -> String {
+    dsaccess_core::operations::fingerprint_id(print)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
     m.add_function(wrap_pyfunction!(tokenize_json, m)?)?;
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprint_id, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     Ok(())

@@ -1,0 +1,377 @@
+//! A bucket's operations table: each operation's columns gathered from the rows of its
+//! lines and of its connection (the join's structure, `join::Joined`), and the
+//! fingerprint of each search.
+//!
+//! An operation has up to three lines: its request, its RESULT and, for ABANDON and
+//! UNBIND, its lone line. Its ids come from the first of request, lone line, RESULT
+//! that has them; its time, file and line from its request or lone line; the RESULT's
+//! time, file and line are `result_ts`, `result_file`, `result_line`. Each distinct
+//! filter is fingerprinted once; a search without a filter is `<unparsed:missing>`.
+//! The columns and their order are `enrich.OPERATION_COLUMNS` (ARCHITECTURE.md §3);
+//! `workload` is left null for the workload classes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, UInt32Type};
+use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array, RecordBatch,
+                  UInt32Array};
+use arrow_schema::{DataType, TimeUnit};
+use arrow_select::interleave::interleave;
+use arrow_select::take::take;
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+
+use crate::arrow_in::{strs, ColumnError};
+use crate::columns::batch;
+use crate::filter::fingerprint;
+use crate::join::{Classes, Joined};
+
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    I64,
+    F64,
+    Bool,
+    /// nanoseconds since the epoch, as a UTC timestamp
+    Ts,
+}
+
+impl Ty {
+    fn data_type(self) -> DataType {
+        match self {
+            Ty::Str => DataType::Utf8View,
+            Ty::I64 => DataType::Int64,
+            Ty::F64 => DataType::Float64,
+            Ty::Bool => DataType::Boolean,
+            Ty::Ts => DataType::Int64, // cast to a timestamp at the end
+        }
+    }
+}
+
+/// Where a column's values come from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// the first of request, lone line, RESULT with a value (ids)
+    Ids(&'static str),
+    Req(&'static str),
+    /// the request's, else the lone line's
+    ReqOrLone(&'static str),
+    Res(&'static str),
+    /// the RESULT's, else the lone line's (ABANDON's nentries and etime)
+    ResOrLone(&'static str),
+    Conn(&'static str),
+    /// a column of the join's structure (verb, bind_dn, abandoned)
+    Structure(&'static str),
+    Session,
+    Duration,
+    Fingerprint,
+    FingerprintId,
+    /// whether the RESULT's notes hold this letter
+    Note(char),
+    Absent,
+}
+
+use Source::*;
+
+const COLUMNS: [(&str, Source, Ty); 62] = [
+    ("server", Ids("server"), Ty::Str),
+    ("conn", Ids("conn"), Ty::I64),
+    ("session", Session, Ty::Ts),
+    ("op", Ids("op"), Ty::I64),
+    ("verb", Structure("verb"), Ty::Str),
+    ("ts", ReqOrLone("ts"), Ty::Ts),
+    ("result_ts", Res("ts"), Ty::Ts),
+    ("bind_dn", Structure("bind_dn"), Ty::Str),
+    ("client_ip", Conn("client_ip"), Ty::Str),
+    ("base", Req("base"), Ty::Str),
+    ("scope", Req("scope"), Ty::I64),
+    ("filter", Req("filter"), Ty::Str),
+    ("fingerprint", Fingerprint, Ty::Str),
+    ("fingerprint_id", FingerprintId, Ty::Str),
+    ("attrs", Req("attrs"), Ty::Str),
+    ("dn", Req("dn"), Ty::Str),
+    ("err", Res("err"), Ty::I64),
+    ("nentries", ResOrLone("nentries"), Ty::I64),
+    ("wqtime", Res("wqtime"), Ty::F64),
+    ("wtime", Res("wtime"), Ty::F64),
+    ("optime", Res("optime"), Ty::F64),
+    ("writetime", Res("writetime"), Ty::F64),
+    ("etime", ResOrLone("etime"), Ty::F64),
+    ("notes", Res("notes"), Ty::Str),
+    ("details", Res("details"), Ty::Str),
+    ("unindexed", Note('A'), Ty::Bool),
+    ("partially_unindexed", Note('U'), Ty::Bool),
+    ("paged", Note('P'), Ty::Bool),
+    ("workload", Absent, Ty::Str),
+    ("internal", Ids("internal"), Ty::Bool),
+    ("op_internal", Ids("op_internal"), Ty::I64),
+    ("op_nested", Ids("op_nested"), Ty::I64),
+    ("tag", Res("tag"), Ty::I64),
+    ("result_text", Res("text"), Ty::Str),
+    ("result_dn", Res("dn"), Ty::Str),
+    ("authzid", Req("authzid"), Ty::Str),
+    ("method", Req("method"), Ty::Str),
+    ("mech", Req("mech"), Ty::Str),
+    ("version", Req("version"), Ty::I64),
+    ("newrdn", Req("newrdn"), Ty::Str),
+    ("newsuperior", Req("newsuperior"), Ty::Str),
+    ("attr", Req("attr"), Ty::Str),
+    ("oid", Req("oid"), Ty::Str),
+    ("name", Req("name"), Ty::Str),
+    ("targetop", ReqOrLone("targetop"), Ty::Str),
+    ("msgid", ReqOrLone("msgid"), Ty::I64),
+    ("abandoned", Structure("abandoned"), Ty::Bool),
+    ("options", Req("options"), Ty::Str),
+    ("csn", Res("csn"), Ty::Str),
+    ("pr_idx", Res("pr_idx"), Ty::I64),
+    ("pr_cookie", Res("pr_cookie"), Ty::I64),
+    ("sid", Res("sid"), Ty::Str),
+    ("tls", Conn("tls"), Ty::Str),
+    ("ldapi", Conn("ldapi"), Ty::Bool),
+    ("ssl", Conn("ssl"), Ty::Bool),
+    ("starttls", Conn("starttls"), Ty::Bool),
+    ("conn_duration", Duration, Ty::F64),
+    ("truncated", Req("truncated"), Ty::Bool),
+    ("file", ReqOrLone("file"), Ty::Str),
+    ("line", ReqOrLone("line"), Ty::I64),
+    ("result_file", Res("file"), Ty::Str),
+    ("result_line", Res("line"), Ty::I64),
+];
+
+/// The names of the operations table's columns, in order.
+pub fn column_names() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().map(|(name, _, _)| *name)
+}
+
+fn error(e: impl std::fmt::Display) -> ColumnError {
+    ColumnError(format!("operations: {e}"))
+}
+
+/// One side of the operations: a table and, per operation, its row there (null: none).
+struct Side<'a> {
+    table: &'a RecordBatch,
+    rows: &'a UInt32Array,
+}
+
+/// The operations table of a bucket from its events (`c`) and their join (`j`).
+pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
+                  -> Result<RecordBatch, ColumnError> {
+    let rows = |name: &str| -> Result<&UInt32Array, ColumnError> {
+        j.operations.column_by_name(name)
+            .and_then(|a| a.as_primitive_opt::<UInt32Type>())
+            .ok_or_else(|| error(format!("the join gave no {name} rows")))
+    };
+    let request = Side { table: c.request, rows: rows("request")? };
+    let result = Side { table: c.result, rows: rows("result")? };
+    let lone = Side { table: c.lone, rows: rows("lone")? };
+    let connection = Side { table: &j.connections, rows: rows("connection")? };
+    let n = j.operations.num_rows();
+    let filters = first_of(&[&request], "filter", Ty::Str, n)?;
+    let verbs = j.operations.column_by_name("verb").ok_or_else(|| error("no verb"))?;
+    let (prints, ids) = fingerprints(verbs, &filters, sort_operands)?;
+    let notes = first_of(&[&result], "notes", Ty::Str, n)?;
+    let mut columns: Vec<(&str, ArrayRef)> = Vec::with_capacity(COLUMNS.len());
+    for (name, from, ty) in COLUMNS {
+        let column = match from {
+            Ids(c) => first_of(&[&request, &lone, &result], c, ty, n)?,
+            Req("filter") => filters.clone(),
+            Req(c) => first_of(&[&request], c, ty, n)?,
+            ReqOrLone(c) => first_of(&[&request, &lone], c, ty, n)?,
+            Res("notes") => notes.clone(),
+            Res(c) => first_of(&[&result], c, ty, n)?,
+            ResOrLone(c) => first_of(&[&result, &lone], c, ty, n)?,
+            Conn(c) => first_of(&[&connection], c, ty, n)?,
+            Structure(c) => j.operations.column_by_name(c).ok_or_else(|| error(format!("no {c}")))?.clone(),
+            Session => first_of(&[&connection], "opened", ty, n)?,
+            Duration => durations(&first_of(&[&connection], "opened", Ty::I64, n)?,
+                                  &first_of(&[&connection], "closed", Ty::I64, n)?),
+            Fingerprint => prints.clone(),
+            FingerprintId => ids.clone(),
+            Note(letter) => has_letter(&notes, letter)?,
+            Absent => new_null_array(&ty.data_type(), n),
+        };
+        let column = match ty {
+            Ty::Ts => arrow_cast::cast(&column, &DataType::Timestamp(TimeUnit::Nanosecond,
+                                                                     Some("UTC".into())))
+                .map_err(error)?,
+            _ => column,
+        };
+        columns.push((name, column));
+    }
+    Ok(batch(columns))
+}
+
+/// Per operation, the value of `column` in the first side whose row has one (a side
+/// whose table lacks the column has none); nulls of `ty` where no side has.
+fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<ArrayRef, ColumnError> {
+    let found: Vec<(&ArrayRef, &UInt32Array)> = sides.iter()
+        .filter_map(|s| s.table.column_by_name(column).map(|c| (c, s.rows)))
+        .collect();
+    match found.as_slice() {
+        [] => Ok(new_null_array(&ty.data_type(), n)),
+        // a column without values in its class (most are rare): nothing to gather
+        [(values, _)] if values.null_count() == values.len() =>
+            Ok(new_null_array(&match values.data_type() {
+                DataType::Null => ty.data_type(),
+                given => given.clone(),
+            }, n)),
+        [(values, rows)] => take(values.as_ref(), *rows, None).map_err(error),
+        [(first, _), ..] => {
+            // one type for all sides (producers may differ in their string layouts)
+            let want = first.data_type().clone();
+            let values: Vec<ArrayRef> = found.iter()
+                .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
+                              else { arrow_cast::cast(c, &want).map_err(error) })
+                .chain(std::iter::once(Ok(new_null_array(&want, 1))))
+                .collect::<Result<_, _>>()?;
+            let none = (values.len() - 1, 0);
+            let picks: Vec<(usize, usize)> = (0..n).map(|op| {
+                found.iter().enumerate().find_map(|(side, (_, rows))| {
+                    let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
+                    values[side].is_valid(row).then_some((side, row))
+                }).unwrap_or(none)
+            }).collect();
+            let refs: Vec<&dyn Array> = values.iter().map(|v| v.as_ref()).collect();
+            interleave(&refs, &picks).map_err(error)
+        }
+    }
+}
+
+/// Seconds a connection lasted, where it was seen opening and closing: nanoseconds times
+/// 1e-9, as the polars code computed it (within an ulp of a division; the golden tables
+/// hold these values).
+fn durations(opened: &ArrayRef, closed: &ArrayRef) -> ArrayRef {
+    let (opened, closed) = (opened.as_primitive::<Int64Type>(), closed.as_primitive::<Int64Type>());
+    Arc::new(opened.iter().zip(closed.iter())
+        .map(|(o, c)| Some(c?.wrapping_sub(o?) as f64 * 1e-9))
+        .collect::<Float64Array>())
+}
+
+/// Whether each operation's notes hold `letter` (no notes: false).
+fn has_letter(notes: &ArrayRef, letter: char) -> Result<ArrayRef, ColumnError> {
+    let b = batch(vec![("notes", notes.clone())]);
+    let notes = strs(&b, "operations", "notes")?;
+    Ok(Arc::new((0..b.num_rows())
+        .map(|op| Some(notes.get(op).is_some_and(|n| n.contains(letter))))
+        .collect::<BooleanArray>()))
+}
+
+/// Each search's fingerprint and its id (null for other verbs): every distinct filter
+/// fingerprinted once, every distinct fingerprint given its id once.
+fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, sort_operands: bool)
+                -> Result<(ArrayRef, ArrayRef), ColumnError> {
+    let b = batch(vec![("verb", verbs.clone()), ("filter", filters.clone())]);
+    let (verb, filter) = (strs(&b, "operations", "verb")?, strs(&b, "operations", "filter")?);
+    let n = b.num_rows();
+    let mut prints: Vec<(String, String)> = Vec::new(); // (fingerprint, id)
+    let mut print_of: HashMap<String, usize> = HashMap::new();
+    let mut filter_of: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut print_col = StringBuilder::with_capacity(n, n * 16);
+    let mut id_col = StringBuilder::with_capacity(n, n * 16);
+    for op in 0..n {
+        if verb.get(op) != Some("SRCH") {
+            print_col.append_null();
+            id_col.append_null();
+            continue;
+        }
+        let text = filter.get(op);
+        let at = *filter_of.entry(text).or_insert_with(|| {
+            let print = fingerprint(text, sort_operands);
+            *print_of.entry(print).or_insert_with_key(|print| {
+                prints.push((print.clone(), fingerprint_id(print)));
+                prints.len() - 1
+            })
+        });
+        let (print, id) = &prints[at];
+        print_col.append_value(print);
+        id_col.append_value(id);
+    }
+    Ok((Arc::new(print_col.finish()), Arc::new(id_col.finish())))
+}
+
+/// A short id of a fingerprint, the same on every machine: BLAKE2b with an 8-byte digest,
+/// in hex (`fingerprint.fingerprint_id`).
+pub fn fingerprint_id(print: &str) -> String {
+    let mut hash = Blake2bVar::new(8).expect("8 bytes is a BLAKE2b digest length");
+    hash.update(print.as_bytes());
+    let mut digest = [0u8; 8];
+    hash.finalize_variable(&mut digest).expect("the buffer has the digest's length");
+    digest.iter().flat_map(|b| [b >> 4, b & 15]).map(|d| char::from(b"0123456789abcdef"[d as usize])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::join::{as_shuffled, join};
+    use crate::tokenize::{tokenize, Options};
+
+    fn operations_of(text: &str) -> RecordBatch {
+        let t = tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict: true });
+        let c: Vec<RecordBatch> = t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect();
+        let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
+        operations(&classes, &join(&classes).unwrap(), false).unwrap()
+    }
+
+    fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let c = b.column_by_name(name).unwrap();
+        let c = arrow_cast::cast(c, &DataType::Utf8).unwrap();
+        c.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn the_id_is_blake2b_of_8_bytes_as_python_computes_it() {
+        // hashlib.blake2b(b"(uid=...)", digest_size=8).hexdigest()
+        assert_eq!(fingerprint_id("(uid=...)"), "e17f27b49f526474");
+    }
+
+    #[test]
+    fn an_operation_takes_ids_from_its_first_line_with_them_and_times_from_each_line() {
+        let t = "[26/Nov/2026:16:22:20.000000001 +0000] ";
+        let u = "[26/Nov/2026:16:22:21.000000002 +0000] ";
+        let text = format!(
+            "{t}conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2\n\
+             {t}conn=1 op=1 SRCH base=\"dc=x\" scope=2 filter=\"(uid=b)\" attrs=ALL\n\
+             {u}conn=1 op=1 RESULT err=0 tag=101 nentries=1 wtime=0.5 etime=0.25 notes=U,P\n\
+             {u}conn=1 op=2 RESULT err=0 tag=101 nentries=3 etime=0.5\n\
+             {u}conn=1 op=3 SRCH base=\"dc=x\" scope=2 filter=\"(uid=c)\" attrs=ALL\n\
+             {u}conn=1 op=4 ABANDON targetop=3 msgid=4 nentries=0 etime=0.75\n\
+             {u}conn=1 op=5 UNBIND\n\
+             {u}conn=1 op=-1 fd=64 closed - U1\n"
+        );
+        let ops = operations_of(&text);
+        assert_eq!(column_names().collect::<Vec<_>>(),
+                   ops.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>());
+        let s = |name| strings(&ops, name);
+        let some = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        // in order of time (the RESULT without a request has none: last); it gives the ids
+        assert_eq!(s("verb"), some(&["SRCH", "SRCH", "ABANDON", "UNBIND", "SRCH"]));
+        assert_eq!(ops.column_by_name("op").unwrap().as_primitive::<Int64Type>().values().to_vec(),
+                   vec![1, 3, 4, 5, 2]);
+        assert!(ops.column_by_name("ts").unwrap().is_null(4));
+        // only searches get a fingerprint; one without a filter is <unparsed:missing>
+        let print = Some("(uid=...)".to_string());
+        assert_eq!(s("fingerprint"), vec![print.clone(), print, None, None,
+                                          Some("<unparsed:missing>".into())]);
+        assert_eq!(s("fingerprint_id")[0].as_deref(), Some("e17f27b49f526474"));
+        // the ABANDON's own nentries; the RESULT's for the others
+        let nentries: Vec<Option<i64>> =
+            ops.column_by_name("nentries").unwrap().as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(nentries, vec![Some(1), None, Some(0), None, Some(3)]);
+        let ts = ops.column_by_name("result_ts").unwrap();
+        assert_eq!(ts.data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())));
+        let flags = |name| ops.column_by_name(name).unwrap().as_boolean().iter().collect::<Vec<_>>();
+        let (yes, no) = (Some(true), Some(false));
+        assert_eq!(flags("partially_unindexed"), vec![yes, no, no, no, no]);
+        assert_eq!(flags("paged"), vec![yes, no, no, no, no]);
+        assert_eq!(flags("unindexed"), vec![no, no, no, no, no]);
+        assert_eq!(flags("abandoned"), vec![no, yes, no, no, no]);
+        let duration = ops.column_by_name("conn_duration").unwrap()
+            .as_primitive::<arrow_array::types::Float64Type>();
+        assert!((duration.value(0) - 1.000_000_001).abs() < 1e-9);
+        assert_eq!(s("client_ip")[3].as_deref(), Some("10.0.0.1"));
+        assert_eq!(ops.column_by_name("workload").unwrap().null_count(), 5);
+    }
+}
