@@ -17,7 +17,18 @@ from typing import Any
 import polars as pl
 
 from . import _core
-from .schema import EVENT_CLASSES, class_schema, conform, empty_class, split_classes
+from .schema import (
+    EVENT_CLASSES,
+    arrow_class_schema,
+    class_schema,
+    conform,
+    empty_class,
+    split_classes,
+)
+
+# a bucket's events of one class as the shuffle files hold them: per file, its header,
+# the bytes of some of its batches, and the lines before its chunk in its file
+Pieces = list[tuple[bytes, bytes, int]]
 
 
 @dataclass(frozen=True)
@@ -38,20 +49,43 @@ def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
     return enrich_classes(split_classes(events), sort_operands=sort_operands)
 
 
-def enrich_classes(classes: Mapping[str, pl.DataFrame], *, sort_operands: bool = False,
-                   steps: Any = None) -> Enriched:
+def enrich_classes(classes: Mapping[str, pl.DataFrame], *, sort_operands: bool = False
+                   ) -> Enriched:
     """``enrich`` for events already split as ``schema.split_classes`` does (the shuffle's
-    layout); a missing class has no events. ``steps``, if given, times the join (with the
-    gathering of the columns and the fingerprints: one call) (``stages.Steps``)."""
+    layout); a missing class has no events."""
     tables = {name: conform(classes[name], class_schema(name)).rechunk() if name in classes
               else empty_class(name) for name in EVENT_CLASSES}
-    ops, connections = (pl.DataFrame(t) for t in _core.join_bucket(
+    columns, connections = _core.join_bucket(
         tables["request"], tables["result"], tables["lone"], tables["other"],
-        sort_operands=sort_operands))
-    enriched = Enriched(operations=ops, connections=_connection_columns(connections))
-    if steps:
-        steps.lap("join")
-    return enriched
+        sort_operands=sort_operands)
+    return _enriched(columns, connections)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """``enrich_pieces``: a bucket's operations and connections, how many events they
+    came from, and the seconds decoding those took."""
+
+    enriched: Enriched
+    events: int
+    decode_seconds: float
+
+
+def enrich_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False) -> Joined:
+    """``enrich`` for a bucket's events as they are in the shuffle files (per class, the
+    pieces ``shuffle.read_pieces`` gives; a missing class has none): decoded and joined
+    in one call into the compiled core."""
+    columns, connections, events, seconds = _core.join_pieces(
+        [pieces.get(name, []) for name in EVENT_CLASSES],
+        [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands)
+    return Joined(_enriched(columns, connections), events, seconds)
+
+
+def _enriched(columns: list[Any], connections: Any) -> Enriched:
+    # imported column by column: what a partial aggregate keeps of one column (an example
+    # filter) then keeps only that column's memory alive, not the whole table's
+    ops = pl.concat([pl.DataFrame(c) for c in columns], how="horizontal")
+    return Enriched(operations=ops, connections=_connection_columns(pl.DataFrame(connections)))
 
 
 CONNECTION_COLUMNS = ("server", "session", "conn", "client_ip", "server_ip", "opened", "closed",

@@ -5,9 +5,11 @@ Every stage imports its column names from here, so a rename happens once.
 
 from __future__ import annotations
 
+from functools import cache
 from types import MappingProxyType
 
 import polars as pl
+import pyarrow as pa
 
 # Event kinds: the first keyword of a line after its ids (389ds-access-log.md §15.4).
 REQUEST_VERBS = ("BIND", "SRCH", "MOD", "ADD", "DEL", "MODRDN", "CMP", "EXT")
@@ -127,6 +129,12 @@ def class_schema(name: str) -> MappingProxyType:
 def empty_class(name: str) -> pl.DataFrame:
     """A table of one event class with no rows."""
     return pl.DataFrame(schema=dict(class_schema(name)))
+
+
+@cache
+def arrow_class_schema(name: str) -> pa.Schema:
+    """The Arrow schema of one event class (what the compiled core reads and writes)."""
+    return empty_class(name).to_arrow().schema
 
 
 REJECT_SCHEMA = MappingProxyType({

@@ -7,7 +7,8 @@ buckets, small ones share one); the join task of a bucket reads its batches from
 files of its servers' chunks only. The files are encoded and decoded by the compiled
 core (``rust/core/src/shuffle.rs``: time window, bucket hash, order by batch, the columns
 a task has values in, provenance in the metadata, an LZ4 block per batch, the format),
-straight from the tokenizer's Arrow tables and into one table per class again. The
+straight from the tokenizer's Arrow tables, and the join tasks' events go from the
+files' bytes to their operations without leaving the core. The
 number of files grows with the input, not with its square, and a join task reads a
 bucket's batches with three small reads (tail, index entries, header) and one ranged
 read per file, whatever the number of buckets (remote files are read by range through
@@ -24,14 +25,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 
 import polars as pl
 import pyarrow as pa
 
 from . import _core, outputs
+from .enrich import Pieces
 from .partition import SUBS, server_seed
-from .schema import EVENT_CLASSES, empty_class
+from .schema import EVENT_CLASSES, arrow_class_schema, empty_class
 from .store import Place, place
 
 MAGIC = b"DSSHUF02"
@@ -66,17 +67,12 @@ def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, s
     names = list(EVENT_CLASSES)
     inputs = [tables[n] if n in tables else empty_class(n) for n in names]
     files, first, last, kept = _core.shuffle_encode(
-        inputs, [_arrow_schema(n) for n in names], server=server, file=file,
+        inputs, [arrow_class_schema(n) for n in names], server=server, file=file,
         file_seq=file_seq, buckets=buckets, subs=SUBS, seed=server_seed(server),
         since=since_ns, until=until_ns)
     for name, data in zip(names, files, strict=True):
         outputs.write_bytes(data, path_of(scratch, name, chunk))
     return Written(first, last, kept)
-
-
-@cache
-def _arrow_schema(name: str) -> pa.Schema:
-    return empty_class(name).to_arrow().schema
 
 
 @dataclass(frozen=True)
@@ -147,20 +143,28 @@ def parts(sizes: list[int], budget: int) -> list[range]:
     return out
 
 
-def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int, int]
-                ) -> pl.DataFrame | None:
-    """A bucket's events of one class in the sub-buckets ``subs``: one ranged read per
-    file, decoded by the compiled core into one table of the class's columns (those a
-    file left out are nulls; its provenance fills server, file and file_seq), with
-    absolute line numbers (``offsets``: chunk → lines before it in its file); None: no
-    events."""
+def read_pieces(found: list[Piece], subs: range, offsets: Mapping[int, int]) -> Pieces:
+    """The bytes of a bucket's sub-buckets ``subs`` in the files of one class: one ranged
+    read per file, with its header and the lines before its chunk in its file
+    (``offsets``: chunk → lines), in chunk order (a file's lines in order)."""
     parts = []
     for piece in sorted(found, key=lambda p: p.chunk):
         start, end = piece.offsets[subs.start], piece.offsets[subs.stop]
         if end > start:
             with _open(piece.path) as f:
                 parts.append((piece.header, f.read_at(end - start, start), offsets[piece.chunk]))
+    return parts
+
+
+def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int, int]
+                ) -> pl.DataFrame | None:
+    """A bucket's events of one class in the sub-buckets ``subs`` as one polars table of
+    the class's columns (those a file left out are nulls; its provenance fills server,
+    file and file_seq), with absolute line numbers; None: no events. The run's join
+    tasks decode in the compiled core instead (``_core.join_pieces``); this is what
+    they decode, for tests and inspection."""
+    parts = read_pieces(found, subs, offsets)
     if not parts:
         return None
-    table = pl.DataFrame(_core.shuffle_decode(parts, _arrow_schema(cls)))
+    table = pl.DataFrame(_core.shuffle_decode(parts, arrow_class_schema(cls)))
     return table if table.height else None

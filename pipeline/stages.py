@@ -18,7 +18,7 @@ import polars as pl
 
 from . import aggregate, outputs, shuffle
 from .config import compiled
-from .enrich import enrich_classes
+from .enrich import enrich_pieces
 from .jsonlog import is_json_log
 from .logline import reject_table, tokenize, tokenize_json
 from .partition import SUBS
@@ -56,6 +56,11 @@ class Steps:
         now = time.perf_counter()
         self.seconds[name] = self.seconds.get(name, 0.0) + now - self._since
         self._since = now
+
+    def move(self, source: str, to: str, seconds: float) -> None:
+        """Count ``seconds`` of step ``source`` as step ``to`` (a call that did both)."""
+        self.seconds[source] = self.seconds.get(source, 0.0) - seconds
+        self.seconds[to] = self.seconds.get(to, 0.0) + seconds
 
     @property
     def total(self) -> float:
@@ -191,17 +196,16 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
                ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], dict[str, int], int] | None:
     """Join the sub-buckets ``subs`` of a bucket; write their operations and connections
     as pieces called ``name``; their partials, rule errors and operation count."""
-    classes = {}
-    for cls, pieces in found.items():
-        got = shuffle.read_bucket(cls, pieces, subs, between.offsets)
-        if got is not None:
-            classes[cls] = got
+    pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
     steps.lap("shuffle_read")
-    if not classes:
+    joined = enrich_pieces(pieces, sort_operands=sort_operands)
+    del pieces  # the events are in the operations now: free them before writing
+    steps.lap("join")
+    steps.move("join", "shuffle_read", joined.decode_seconds)  # decoding is reading
+    if not joined.events:
         return None
-    enriched = enrich_classes(classes, sort_operands=sort_operands, steps=steps)
-    ops, conns = enriched.operations, enriched.connections
-    del classes, enriched  # the events are in the operations now: free them before writing
+    ops, conns = joined.enriched.operations, joined.enriched.connections
+    del joined
     rule_errors: dict[str, int] = {}
     if workloads:
         ops = classify(ops, compiled(workloads), errors=rule_errors)

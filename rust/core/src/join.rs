@@ -21,7 +21,7 @@
 //!
 //! The result is structure, not payload: for each operation the rows of its request,
 //! RESULT or lone line (ABANDON, UNBIND), its verb, identity, abandon mark and the row
-//! of its connection; and the connections table. The caller gathers the payload.
+//! of its connection; and the connections table. `operations` gathers the payload.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};

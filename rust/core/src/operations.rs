@@ -13,11 +13,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::{LargeStringBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, UInt32Type};
-use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array, RecordBatch,
-                  UInt32Array};
+use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int32Type, Int64Type, UInt32Type};
+use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array,
+                  LargeStringArray, PrimitiveArray, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
 use arrow_select::interleave::interleave;
 use arrow_select::take::take;
@@ -193,10 +193,14 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
             Note(letter) => has_letter(&notes, letter)?,
             Absent => new_null_array(&ty.data_type(), n),
         };
-        let column = match ty {
-            Ty::Ts => arrow_cast::cast(&column, &DataType::Timestamp(TimeUnit::Nanosecond,
-                                                                     Some("UTC".into())))
+        let column = match (ty, column.data_type()) {
+            (Ty::Ts, _) => arrow_cast::cast(&column, &DataType::Timestamp(TimeUnit::Nanosecond,
+                                                                         Some("UTC".into())))
                 .map_err(error)?,
+            // gathered views point into the events' buffers, which they would keep alive
+            // as long as the operations (and anything computed from them) live: copy the
+            // strings the operations use into buffers of their own
+            (_, DataType::Utf8View) => Arc::new(column.as_string_view().gc()),
             _ => column,
         };
         columns.push((name, column));
@@ -225,19 +229,64 @@ fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<Array
             let values: Vec<ArrayRef> = found.iter()
                 .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
                               else { arrow_cast::cast(c, &want).map_err(error) })
-                .chain(std::iter::once(Ok(new_null_array(&want, 1))))
                 .collect::<Result<_, _>>()?;
+            let rows: Vec<&UInt32Array> = found.iter().map(|(_, r)| *r).collect();
+            coalesce(&values, &rows, n)
+        }
+    }
+}
+
+/// Per operation, the first value among the sides (`values[s]` at row `rows[s][op]`).
+fn coalesce(values: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Result<ArrayRef, ColumnError> {
+    // the first side whose row has a value, if any
+    fn pick<'a, T: ?Sized>(sides: &'a [(&'a T, &UInt32Array)], op: usize,
+                           valid: impl Fn(&T, usize) -> bool) -> Option<(&'a T, usize)> {
+        sides.iter().find_map(|(v, rows)| {
+            let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
+            valid(v, row).then_some((*v, row))
+        })
+    }
+    fn primitive<T: ArrowPrimitiveType>(values: &[ArrayRef], rows: &[&UInt32Array], n: usize)
+                                        -> ArrayRef {
+        let sides: Vec<(&PrimitiveArray<T>, &UInt32Array)> =
+            values.iter().map(|v| v.as_primitive::<T>()).zip(rows.iter().copied()).collect();
+        Arc::new((0..n).map(|op| pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)))
+            .collect::<PrimitiveArray<T>>())
+    }
+    Ok(match values[0].data_type() {
+        DataType::Int64 => primitive::<Int64Type>(values, rows, n),
+        DataType::Int32 => primitive::<Int32Type>(values, rows, n),
+        DataType::Float64 => primitive::<Float64Type>(values, rows, n),
+        DataType::Boolean => {
+            let sides: Vec<(&BooleanArray, &UInt32Array)> =
+                values.iter().map(|v| v.as_boolean()).zip(rows.iter().copied()).collect();
+            Arc::new((0..n).map(|op| pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)))
+                .collect::<BooleanArray>())
+        }
+        DataType::LargeUtf8 => {
+            let sides: Vec<(&LargeStringArray, &UInt32Array)> =
+                values.iter().map(|v| v.as_string::<i64>()).zip(rows.iter().copied()).collect();
+            let mut out = LargeStringBuilder::with_capacity(n, n * 8);
+            for op in 0..n {
+                out.append_option(pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)));
+            }
+            Arc::new(out.finish())
+        }
+        _ => {
+            // other layouts (string views): the general kernel, a null row for none
+            let mut values = values.to_vec();
+            values.push(new_null_array(values[0].data_type(), 1));
             let none = (values.len() - 1, 0);
             let picks: Vec<(usize, usize)> = (0..n).map(|op| {
-                found.iter().enumerate().find_map(|(side, (_, rows))| {
+                rows.iter().enumerate().find_map(|(side, rows)| {
                     let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
                     values[side].is_valid(row).then_some((side, row))
                 }).unwrap_or(none)
             }).collect();
             let refs: Vec<&dyn Array> = values.iter().map(|v| v.as_ref()).collect();
-            interleave(&refs, &picks).map_err(error)
+            interleave(&refs, &picks).map_err(error)?
         }
-    }
+    })
 }
 
 /// Seconds a connection lasted, where it was seen opening and closing: nanoseconds times

@@ -49,8 +49,7 @@ use arrow_array::{
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
-use arrow_cast::cast;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use arrow_select::concat::concat;
 use arrow_select::filter::filter_record_batch;
 use arrow_select::take::take;
@@ -280,8 +279,8 @@ pub struct Piece<'a> {
     pub line_offset: i64,
 }
 
-/// The batches of `pieces` as one table of `schema` (a class's columns, strings as
-/// `Utf8View`): the columns a file left out are nulls, the provenance comes from each
+/// The batches of `pieces` as one table of `schema` (a class's columns and types): the
+/// columns a file left out are nulls, the provenance comes from each
 /// file's metadata, and line numbers are made absolute.
 pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, ColumnError> {
     let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
@@ -327,16 +326,7 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
             _ => concat(&arrays.iter().map(|a| a.as_ref()).collect::<Vec<_>>()).map_err(error),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // strings as views over the same bytes (no copy): polars' own layout, so it takes
-    // the table as it is, where it copied every string of a LargeUtf8 column
-    let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = schema.fields().iter().zip(columns)
-        .map(|(f, c)| match f.data_type() {
-            DataType::LargeUtf8 => cast(&c, &DataType::Utf8View)
-                .map(|c| (f.as_ref().clone().with_data_type(DataType::Utf8View), c)),
-            _ => Ok((f.as_ref().clone(), c)),
-        })
-        .collect::<Result<Vec<_>, _>>().map_err(error)?.into_iter().unzip();
-    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns,
+    RecordBatch::try_new_with_options(schema.clone(), columns,
                                       &RecordBatchOptions::new().with_row_count(Some(rows)))
         .map_err(error)
 }
@@ -548,15 +538,12 @@ mod tests {
             .map(|(f, line_offset)| Piece { header: &f[..header(f)], batches: &f[header(f)..index(f)], line_offset })
             .collect();
         let got = decode(&pieces, &class).unwrap();
-        // the class's columns, strings as views
+        // the class's columns and types
         let types: Vec<_> = got.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
-        let want: Vec<_> = class.fields().iter().map(|f| (f.name().clone(), match f.data_type() {
-            DataType::LargeUtf8 => DataType::Utf8View,
-            other => other.clone(),
-        })).collect();
+        let want: Vec<_> = class.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
         assert_eq!(types, want);
         let text = |name: &str| {
-            let c = got.column_by_name(name).unwrap().as_string_view();
+            let c = got.column_by_name(name).unwrap().as_string::<i64>();
             (0..c.len()).map(|i| c.is_valid(i).then(|| c.value(i).to_string())).collect::<Vec<_>>()
         };
         assert_eq!(text("server"), ["ldap1", "ldap1", "ldap1", "ldap2", "ldap2", "ldap2"].map(|s| Some(s.to_string())));

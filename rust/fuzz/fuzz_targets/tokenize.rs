@@ -46,7 +46,9 @@ fuzz_target!(|data: &[u8]| {
             .expect("encodes");
         assert_eq!(encoded.files.len(), 4);
         // every row is in one batch, which its index finds, and a join task's decoding of
-        // all of them gives the table's rows back, with its columns
+        // all of them gives the table's rows back, with its columns, and so the same
+        // operations
+        let mut decoded_classes = Vec::new();
         for (file, table) in encoded.files.iter().zip(&tables) {
             let batches = read_all(file, buckets * subs);
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), table.num_rows());
@@ -56,7 +58,13 @@ fuzz_target!(|data: &[u8]| {
             let decoded = decode(&[piece], &table.schema()).expect("decodes");
             assert_eq!(decoded.num_rows(), table.num_rows());
             assert_eq!(decoded.num_columns(), table.num_columns());
+            decoded_classes.push(decoded);
         }
+        let [request, result, lone, other] = &decoded_classes[..] else { unreachable!() };
+        let again = Classes { request, result, lone, other };
+        let ops_again = operations(&again, &join(&again).expect("joins"), data.len() % 2 == 0)
+            .expect("gathers");
+        assert_eq!(ops_again, ops, "the shuffle changed the operations");
     }
     // and bytes that are no shuffle file are an error, never a panic
     let cut = data.len() / 2;

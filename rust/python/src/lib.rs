@@ -10,6 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use pyo3_arrow::{PySchema, PyTable};
 
+use std::time::Instant;
+
+use dsaccess_core::arrow_in::ColumnError;
 use dsaccess_core::fields::KIND_NAMES;
 use dsaccess_core::join::{join, Classes};
 use dsaccess_core::operations::operations;
@@ -43,7 +46,6 @@ fn tokenize_text<'py>(
 /// A tokenizer's answer as Python values: Arrow tables and dicts.
 fn tokenized(py: Python<'_>, t: dsaccess_core::Tokenized)
              -> PyResult<Bound<'_, pyo3::types::PyTuple>> {
-    let table = |b: RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
     let counts = PyDict::new(py);
     for (k, v) in [("total", t.counts.total), ("parsed", t.counts.parsed),
                    ("rejected", t.counts.rejected), ("header", t.counts.header),
@@ -88,7 +90,8 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 }
 
 /// Join one bucket: the events of each class (``schema.EVENT_CLASSES``, any Arrow
-/// stream, such as a polars DataFrame) → (operations, connections) as Arrow tables.
+/// stream, such as a polars DataFrame) → (operations, connections): the operations as
+/// one Arrow table per column, the connections as one table.
 ///
 /// The operations table has every column of ARCHITECTURE.md §3 (``workload`` null), the
 /// searches' fingerprints (``sort_operands`` as for ``fingerprints``) included. Raises
@@ -106,15 +109,75 @@ fn join_bucket<'py>(
     let (request, result, lone, other) =
         (one_batch(request)?, one_batch(result)?, one_batch(lone)?, one_batch(other)?);
     let (ops, connections) = py
+        .detach(|| joined(&[request, result, lone, other], sort_operands))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    (operation_columns(ops)?, table(connections)?).into_pyobject(py)
+}
+
+/// ``join_bucket`` of a bucket (or part of one) as it is in the shuffle files: per class,
+/// its pieces (``(header, batches, line_offset)`` as for ``shuffle_decode``) and schema.
+/// The events are decoded and joined here, never handed to Python.
+///
+/// Returns (operations, connections, events, decode_seconds): as ``join_bucket``, the
+/// number of events decoded, and the seconds decoding took.
+#[pyfunction]
+#[pyo3(signature = (pieces, schemas, *, sort_operands=false))]
+fn join_pieces<'py>(
+    py: Python<'py>,
+    pieces: Vec<Vec<PyPiece<'_>>>,
+    schemas: Vec<PySchema>,
+    sort_operands: bool,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    if pieces.len() != CLASS_NAMES.len() || schemas.len() != CLASS_NAMES.len() {
+        return Err(PyValueError::new_err("join_pieces: one list of pieces and one schema per class"));
+    }
+    let pieces: Vec<Vec<Piece<'_>>> = pieces.iter().map(|class| pieces_of(class)).collect();
+    let schemas: Vec<_> = schemas.into_iter().map(PySchema::into_inner).collect();
+    let (ops, connections, events, seconds) = py
         .detach(|| {
-            let classes = Classes { request: &request, result: &result, lone: &lone, other: &other };
-            let joined = join(&classes)?;
-            Ok::<_, dsaccess_core::arrow_in::ColumnError>(
-                (operations(&classes, &joined, sort_operands)?, joined.connections))
+            let began = Instant::now();
+            let classes = pieces.iter().zip(&schemas)
+                .map(|(p, schema)| decode(p, schema))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seconds = began.elapsed().as_secs_f64();
+            let events: usize = classes.iter().map(RecordBatch::num_rows).sum();
+            let (ops, connections) = joined(&classes, sort_operands)?;
+            Ok::<_, ColumnError>((ops, connections, events, seconds))
         })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let table = |b: RecordBatch| PyTable::try_new(vec![b.clone()], b.schema());
-    (table(ops)?, table(connections)?).into_pyobject(py)
+    (operation_columns(ops)?, table(connections)?, events, seconds).into_pyobject(py)
+}
+
+/// The join and the operations table of the four classes' events.
+fn joined(c: &[RecordBatch], sort_operands: bool) -> Result<(RecordBatch, RecordBatch), ColumnError> {
+    let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
+    let joined = join(&classes)?;
+    Ok((operations(&classes, &joined, sort_operands)?, joined.connections))
+}
+
+fn table(b: RecordBatch) -> PyResult<PyTable> {
+    PyTable::try_new(vec![b.clone()], b.schema())
+}
+
+/// The operations as one table per column: an importer holds an exported batch's memory
+/// until its last column goes, so one small thing computed from one column (a
+/// fingerprint's example filter) would keep the whole table alive.
+fn operation_columns(ops: RecordBatch) -> PyResult<Vec<PyTable>> {
+    (0..ops.num_columns())
+        .map(|i| table(ops.project(&[i]).expect("a column of the batch")))
+        .collect()
+}
+
+/// A piece of a shuffle file as Python gives it: (header, batches, line_offset).
+type PyPiece<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, i64);
+
+fn pieces_of<'a>(given: &'a [PyPiece<'_>]) -> Vec<Piece<'a>> {
+    given
+        .iter()
+        .map(|(header, batches, line_offset)| Piece {
+            header: header.as_bytes(), batches: batches.as_bytes(), line_offset: *line_offset,
+        })
+        .collect()
 }
 
 /// One parse task's events, a table per class (any Arrow stream), into the bytes of one
@@ -155,19 +218,14 @@ fn shuffle_encode<'py>(
 /// line_offset)``: a file's bytes before batch 0, the bytes of some of its consecutive
 /// batches, the lines before its chunk), as one Arrow table of ``schema``.
 #[pyfunction]
-fn shuffle_decode(py: Python<'_>, pieces: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>, i64)>,
+fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
                   schema: PySchema) -> PyResult<PyTable> {
     let schema = schema.into_inner();
-    let pieces: Vec<Piece<'_>> = pieces
-        .iter()
-        .map(|(header, batches, line_offset)| Piece {
-            header: header.as_bytes(), batches: batches.as_bytes(), line_offset: *line_offset,
-        })
-        .collect();
+    let pieces = pieces_of(&pieces);
     let batch = py
         .detach(|| decode(&pieces, &schema))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    PyTable::try_new(vec![batch.clone()], batch.schema())
+    table(batch)
 }
 
 /// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
@@ -190,6 +248,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
     m.add_function(wrap_pyfunction!(tokenize_json, m)?)?;
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
+    m.add_function(wrap_pyfunction!(join_pieces, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_id, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
