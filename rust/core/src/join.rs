@@ -28,7 +28,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, UInt32Builder};
+use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, StringViewBuilder,
+                            UInt32Builder};
 use arrow_array::{new_null_array, ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
@@ -488,8 +489,9 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     let mut result = UInt32Builder::with_capacity(n);
     let mut lone = UInt32Builder::with_capacity(n);
     let mut connection = UInt32Builder::with_capacity(n);
-    let mut verb = LargeStringBuilder::with_capacity(n, n * 4);
-    let mut bind_dn = LargeStringBuilder::with_capacity(n, n * 16);
+    // views: what the operations table hands to polars as they are
+    let mut verb = StringViewBuilder::with_capacity(n);
+    let mut bind_dn = StringViewBuilder::with_capacity(n);
     let mut abandoned = BooleanBuilder::with_capacity(n);
     let row_of = |i: Option<u32>| i.map(|i| evs[i as usize].row);
     for op in ops {
@@ -686,8 +688,8 @@ mod tests {
         let c = classes(&text);
         let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
         let ops = &j.operations;
-        let verb = ops.column_by_name("verb").unwrap().as_string::<i64>();
-        let dn = ops.column_by_name("bind_dn").unwrap().as_string::<i64>();
+        let verb = ops.column_by_name("verb").unwrap().as_string_view();
+        let dn = ops.column_by_name("bind_dn").unwrap().as_string_view();
         let got: Vec<(&str, Option<&str>)> = (0..ops.num_rows())
             .map(|i| (verb.value(i), dn.is_valid(i).then(|| dn.value(i)))).collect();
         // the search logged before the BIND's RESULT is numbered after it: bound as uid=a;

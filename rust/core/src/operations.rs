@@ -13,18 +13,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::builder::{LargeStringBuilder, StringBuilder};
+use arrow_array::builder::StringViewBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int32Type, Int64Type, UInt32Type};
 use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array,
-                  LargeStringArray, PrimitiveArray, RecordBatch, UInt32Array};
+                  PrimitiveArray, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
-use arrow_select::interleave::interleave;
 use arrow_select::take::take;
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 
-use crate::arrow_in::{strs, ColumnError};
+use crate::arrow_in::{strs, ColumnError, Strs};
 use crate::columns::batch;
 use crate::filter::fingerprint;
 use crate::join::{Classes, Joined};
@@ -193,14 +192,10 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
             Note(letter) => has_letter(&notes, letter)?,
             Absent => new_null_array(&ty.data_type(), n),
         };
-        let column = match (ty, column.data_type()) {
-            (Ty::Ts, _) => arrow_cast::cast(&column, &DataType::Timestamp(TimeUnit::Nanosecond,
-                                                                         Some("UTC".into())))
+        let column = match ty {
+            Ty::Ts => arrow_cast::cast(&column, &DataType::Timestamp(TimeUnit::Nanosecond,
+                                                                     Some("UTC".into())))
                 .map_err(error)?,
-            // gathered views point into the events' buffers, which they would keep alive
-            // as long as the operations (and anything computed from them) live: copy the
-            // strings the operations use into buffers of their own
-            (_, DataType::Utf8View) => Arc::new(column.as_string_view().gc()),
             _ => column,
         };
         columns.push((name, column));
@@ -211,41 +206,41 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
 /// Per operation, the value of `column` in the first side whose row has one (a side
 /// whose table lacks the column has none); nulls of `ty` where no side has.
 fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<ArrayRef, ColumnError> {
-    let found: Vec<(&ArrayRef, &UInt32Array)> = sides.iter()
-        .filter_map(|s| s.table.column_by_name(column).map(|c| (c, s.rows)))
+    let found: Vec<&Side<'_>> = sides.iter().copied()
+        .filter(|s| s.table.column_by_name(column).is_some())
         .collect();
-    match found.as_slice() {
-        [] => Ok(new_null_array(&ty.data_type(), n)),
-        // a column without values in its class (most are rare): nothing to gather
-        [(values, _)] if values.null_count() == values.len() =>
-            Ok(new_null_array(&match values.data_type() {
-                DataType::Null => ty.data_type(),
-                given => given.clone(),
-            }, n)),
-        [(values, rows)] => take(values.as_ref(), *rows, None).map_err(error),
-        [(first, _), ..] => {
-            // one type for all sides (producers may differ in their string layouts)
-            let want = first.data_type().clone();
-            let values: Vec<ArrayRef> = found.iter()
-                .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
-                              else { arrow_cast::cast(c, &want).map_err(error) })
+    let values = |s: &Side<'_>| s.table.column_by_name(column).expect("found above").clone();
+    if found.iter().all(|s| { let v = values(s); v.null_count() == v.len() }) {
+        // no side has a value (most columns are rare): nothing to gather
+        return Ok(new_null_array(&ty.data_type(), n));
+    }
+    match (ty, found.as_slice()) {
+        (Ty::Str, _) => strings(&found, column, n),
+        (_, [side]) => take(values(side).as_ref(), side.rows, None).map_err(error),
+        _ => {
+            // one type for all sides (producers may differ in their integer widths)
+            let want = values(found[0]).data_type().clone();
+            let columns: Vec<ArrayRef> = found.iter().map(|s| values(s))
+                .map(|c| if c.data_type() == &want { Ok(c) } else { arrow_cast::cast(&c, &want).map_err(error) })
                 .collect::<Result<_, _>>()?;
-            let rows: Vec<&UInt32Array> = found.iter().map(|(_, r)| *r).collect();
-            coalesce(&values, &rows, n)
+            let rows: Vec<&UInt32Array> = found.iter().map(|s| s.rows).collect();
+            coalesce(&columns, &rows, n)
         }
     }
 }
 
-/// Per operation, the first value among the sides (`values[s]` at row `rows[s][op]`).
+/// The first side's row that has a value, for operation `op`.
+fn pick<'a, T: ?Sized>(sides: &'a [(&'a T, &UInt32Array)], op: usize,
+                       valid: impl Fn(&T, usize) -> bool) -> Option<(&'a T, usize)> {
+    sides.iter().find_map(|(v, rows)| {
+        let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
+        valid(v, row).then_some((*v, row))
+    })
+}
+
+/// Per operation, the first value among the sides (`values[s]` at row `rows[s][op]`), of
+/// a number or boolean column.
 fn coalesce(values: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Result<ArrayRef, ColumnError> {
-    // the first side whose row has a value, if any
-    fn pick<'a, T: ?Sized>(sides: &'a [(&'a T, &UInt32Array)], op: usize,
-                           valid: impl Fn(&T, usize) -> bool) -> Option<(&'a T, usize)> {
-        sides.iter().find_map(|(v, rows)| {
-            let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
-            valid(v, row).then_some((*v, row))
-        })
-    }
     fn primitive<T: ArrowPrimitiveType>(values: &[ArrayRef], rows: &[&UInt32Array], n: usize)
                                         -> ArrayRef {
         let sides: Vec<(&PrimitiveArray<T>, &UInt32Array)> =
@@ -263,30 +258,24 @@ fn coalesce(values: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Result<Arra
             Arc::new((0..n).map(|op| pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)))
                 .collect::<BooleanArray>())
         }
-        DataType::LargeUtf8 => {
-            let sides: Vec<(&LargeStringArray, &UInt32Array)> =
-                values.iter().map(|v| v.as_string::<i64>()).zip(rows.iter().copied()).collect();
-            let mut out = LargeStringBuilder::with_capacity(n, n * 8);
-            for op in 0..n {
-                out.append_option(pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)));
-            }
-            Arc::new(out.finish())
-        }
-        _ => {
-            // other layouts (string views): the general kernel, a null row for none
-            let mut values = values.to_vec();
-            values.push(new_null_array(values[0].data_type(), 1));
-            let none = (values.len() - 1, 0);
-            let picks: Vec<(usize, usize)> = (0..n).map(|op| {
-                rows.iter().enumerate().find_map(|(side, rows)| {
-                    let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
-                    values[side].is_valid(row).then_some((side, row))
-                }).unwrap_or(none)
-            }).collect();
-            let refs: Vec<&dyn Array> = values.iter().map(|v| v.as_ref()).collect();
-            interleave(&refs, &picks).map_err(error)?
-        }
+        other => return Err(error(format!("a column of {other} on several lines"))),
     })
+}
+
+/// `first_of` a string column, as views over bytes of its own: polars' own layout, so it
+/// imports them as they are (it converts every value of other layouts), and the events'
+/// buffers are not kept alive by the operations.
+fn strings(sides: &[&Side<'_>], column: &str, n: usize) -> Result<ArrayRef, ColumnError> {
+    let columns: Vec<(Strs<'_>, &UInt32Array)> = sides.iter()
+        .map(|s| Ok((strs(s.table, "operations", column)?, s.rows)))
+        .collect::<Result<_, ColumnError>>()?;
+    let mut out = StringViewBuilder::with_capacity(n);
+    for op in 0..n {
+        out.append_option(columns.iter().find_map(|(c, rows)| {
+            c.get(rows.is_valid(op).then(|| rows.value(op) as usize)?)
+        }));
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// Seconds a connection lasted, where it was seen opening and closing: nanoseconds times
@@ -318,8 +307,8 @@ fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, sort_operands: bool)
     let mut prints: Vec<(String, String)> = Vec::new(); // (fingerprint, id)
     let mut print_of: HashMap<String, usize> = HashMap::new();
     let mut filter_of: HashMap<Option<&str>, usize> = HashMap::new();
-    let mut print_col = StringBuilder::with_capacity(n, n * 16);
-    let mut id_col = StringBuilder::with_capacity(n, n * 16);
+    let mut print_col = StringViewBuilder::with_capacity(n);
+    let mut id_col = StringViewBuilder::with_capacity(n);
     for op in 0..n {
         if verb.get(op) != Some("SRCH") {
             print_col.append_null();
