@@ -139,7 +139,7 @@ def classify(ops: pl.DataFrame, rules: tuple[Rule, ...],
     name, so the run can say so.
 
     Args:
-        ops: operations (columns as in ``enrich.OPERATION_COLUMNS``).
+        ops: operations (the columns of ARCHITECTURE.md §3, ``rust/core/src/operations.rs``).
         rules: from ``compile_rules``.
         on_evaluate: called once per rule evaluation (tests count them).
         errors: rows each rule failed on, added to.

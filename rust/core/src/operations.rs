@@ -7,7 +7,7 @@
 //! that has them; its time, file and line from its request or lone line; the RESULT's
 //! time, file and line are `result_ts`, `result_file`, `result_line`. Each distinct
 //! filter is fingerprinted once; a search without a filter is `<unparsed:missing>`.
-//! The columns and their order are `enrich.OPERATION_COLUMNS` (ARCHITECTURE.md §3);
+//! The columns and their order are `COLUMNS` below (ARCHITECTURE.md §3 and more);
 //! `workload` is left null for the workload classes.
 
 use std::collections::HashMap;
