@@ -266,6 +266,10 @@ def report(results: dict[str, dict]) -> None:
         if results[name].get("instructions_per_line"):
             print(f"{what}: {results[name]['instructions_per_line']:.0f} instructions per line "
                   f"(callgrind, {results[name]['callgrind_lines']:,} lines)")
+    if results["join_1_core"].get("pairing_instructions_per_line"):
+        print(f"of which pairing (sessions, request-RESULT pairs, identity): "
+              f"{results['join_1_core']['pairing_instructions_per_line']:.0f}; the rest is the "
+              "operations table's columns and the fingerprints")
     stages = full.get("stages", {})
     if stages:
         workers = {k.removeprefix("worker_"): v for k, v in stages.items()
@@ -415,8 +419,10 @@ def join_alone(folder: str) -> None:
         began = time.perf_counter()
         _core.join_bucket(*tables)
         best = min(best, time.perf_counter() - began)
+    pairing = callgrind(folder, "join_file", "dsaccess_core::join::join")
     print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best,
-                      **callgrind(folder, "join_file", "join_file::join_stage")}))
+                      **callgrind(folder, "join_file", "join_file::join_stage"),
+                      "pairing_instructions_per_line": pairing.get("instructions_per_line")}))
 
 
 def run_job(inputs: str, out: str, workers: int) -> None:
