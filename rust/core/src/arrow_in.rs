@@ -50,7 +50,11 @@ impl<'a> Strs<'a> {
 }
 
 pub fn strs<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Strs<'a>, ColumnError> {
-    let c = column(batch, table, name)?;
+    strs_of(column(batch, table, name)?, table, name)
+}
+
+/// `strs` of an array already in hand (`table` and `name` say what it is in errors).
+pub fn strs_of<'a>(c: &'a dyn Array, table: &str, name: &str) -> Result<Strs<'a>, ColumnError> {
     Ok(match c.data_type() {
         DataType::Utf8View => Strs::View(c.as_string_view()),
         DataType::LargeUtf8 => Strs::Large(c.as_string::<i64>()),

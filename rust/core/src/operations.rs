@@ -23,7 +23,7 @@ use arrow_select::take::take;
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 
-use crate::arrow_in::{strs, ColumnError, Strs};
+use crate::arrow_in::{strs_of, ColumnError, Strs};
 use crate::columns::batch;
 use crate::filter::fingerprint;
 use crate::join::{Classes, Joined};
@@ -172,6 +172,7 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
     let verbs = j.operations.column_by_name("verb").ok_or_else(|| error("no verb"))?;
     let (prints, ids) = fingerprints(verbs, &filters, sort_operands)?;
     let notes = first_of(&[&result], "notes", Ty::Str, n)?;
+    let opened = first_of(&[&connection], "opened", Ty::I64, n)?;
     let mut columns: Vec<(&str, ArrayRef)> = Vec::with_capacity(COLUMNS.len());
     for (name, from, ty) in COLUMNS {
         let column = match from {
@@ -184,9 +185,8 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
             ResOrLone(c) => first_of(&[&result, &lone], c, ty, n)?,
             Conn(c) => first_of(&[&connection], c, ty, n)?,
             Structure(c) => j.operations.column_by_name(c).ok_or_else(|| error(format!("no {c}")))?.clone(),
-            Session => first_of(&[&connection], "opened", ty, n)?,
-            Duration => durations(&first_of(&[&connection], "opened", Ty::I64, n)?,
-                                  &first_of(&[&connection], "closed", Ty::I64, n)?),
+            Session => opened.clone(),
+            Duration => durations(&opened, &first_of(&[&connection], "closed", Ty::I64, n)?),
             Fingerprint => prints.clone(),
             FingerprintId => ids.clone(),
             Note(letter) => has_letter(&notes, letter)?,
@@ -206,24 +206,24 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
 /// Per operation, the value of `column` in the first side whose row has one (a side
 /// whose table lacks the column has none); nulls of `ty` where no side has.
 fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<ArrayRef, ColumnError> {
-    let found: Vec<&Side<'_>> = sides.iter().copied()
-        .filter(|s| s.table.column_by_name(column).is_some())
+    let found: Vec<(&ArrayRef, &UInt32Array)> = sides.iter()
+        .filter_map(|s| s.table.column_by_name(column).map(|c| (c, s.rows)))
         .collect();
-    let values = |s: &Side<'_>| s.table.column_by_name(column).expect("found above").clone();
-    if found.iter().all(|s| { let v = values(s); v.null_count() == v.len() }) {
+    if found.iter().all(|(c, _)| c.null_count() == c.len()) {
         // no side has a value (most columns are rare): nothing to gather
         return Ok(new_null_array(&ty.data_type(), n));
     }
     match (ty, found.as_slice()) {
         (Ty::Str, _) => strings(&found, column, n),
-        (_, [side]) => take(values(side).as_ref(), side.rows, None).map_err(error),
+        (_, [(values, rows)]) => take(values.as_ref(), *rows, None).map_err(error),
         _ => {
             // one type for all sides (producers may differ in their integer widths)
-            let want = values(found[0]).data_type().clone();
-            let columns: Vec<ArrayRef> = found.iter().map(|s| values(s))
-                .map(|c| if c.data_type() == &want { Ok(c) } else { arrow_cast::cast(&c, &want).map_err(error) })
+            let want = found[0].0.data_type().clone();
+            let columns: Vec<ArrayRef> = found.iter()
+                .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
+                              else { arrow_cast::cast(c, &want).map_err(error) })
                 .collect::<Result<_, _>>()?;
-            let rows: Vec<&UInt32Array> = found.iter().map(|s| s.rows).collect();
+            let rows: Vec<&UInt32Array> = found.iter().map(|(_, r)| *r).collect();
             coalesce(&columns, &rows, n)
         }
     }
@@ -265,9 +265,10 @@ fn coalesce(values: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Result<Arra
 /// `first_of` a string column, as views over bytes of its own: polars' own layout, so it
 /// imports them as they are (it converts every value of other layouts), and the events'
 /// buffers are not kept alive by the operations.
-fn strings(sides: &[&Side<'_>], column: &str, n: usize) -> Result<ArrayRef, ColumnError> {
+fn strings(sides: &[(&ArrayRef, &UInt32Array)], column: &str, n: usize)
+           -> Result<ArrayRef, ColumnError> {
     let columns: Vec<(Strs<'_>, &UInt32Array)> = sides.iter()
-        .map(|s| Ok((strs(s.table, "operations", column)?, s.rows)))
+        .map(|(c, rows)| Ok((strs_of(c.as_ref(), "operations", column)?, *rows)))
         .collect::<Result<_, ColumnError>>()?;
     let mut out = StringViewBuilder::with_capacity(n);
     for op in 0..n {
@@ -290,9 +291,9 @@ fn durations(opened: &ArrayRef, closed: &ArrayRef) -> ArrayRef {
 
 /// Whether each operation's notes hold `letter` (no notes: false).
 fn has_letter(notes: &ArrayRef, letter: char) -> Result<ArrayRef, ColumnError> {
-    let b = batch(vec![("notes", notes.clone())]);
-    let notes = strs(&b, "operations", "notes")?;
-    Ok(Arc::new((0..b.num_rows())
+    let n = notes.len();
+    let notes = strs_of(notes.as_ref(), "operations", "notes")?;
+    Ok(Arc::new((0..n)
         .map(|op| Some(notes.get(op).is_some_and(|n| n.contains(letter))))
         .collect::<BooleanArray>()))
 }
@@ -301,9 +302,9 @@ fn has_letter(notes: &ArrayRef, letter: char) -> Result<ArrayRef, ColumnError> {
 /// fingerprinted once, every distinct fingerprint given its id once.
 fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, sort_operands: bool)
                 -> Result<(ArrayRef, ArrayRef), ColumnError> {
-    let b = batch(vec![("verb", verbs.clone()), ("filter", filters.clone())]);
-    let (verb, filter) = (strs(&b, "operations", "verb")?, strs(&b, "operations", "filter")?);
-    let n = b.num_rows();
+    let verb = strs_of(verbs.as_ref(), "operations", "verb")?;
+    let filter = strs_of(filters.as_ref(), "operations", "filter")?;
+    let n = verbs.len();
     let mut prints: Vec<(String, String)> = Vec::new(); // (fingerprint, id)
     let mut print_of: HashMap<String, usize> = HashMap::new();
     let mut filter_of: HashMap<Option<&str>, usize> = HashMap::new();

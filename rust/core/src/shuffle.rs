@@ -230,8 +230,8 @@ pub fn encode(
     Ok(out)
 }
 
-/// Bytes per row of a column `decode` makes (provenance, or nulls): a string view, or a
-/// value and its validity.
+/// Bytes per row of a column `decode` makes (provenance, or nulls): for a string, a
+/// view's 16 (a large string's offset takes 8), else a value and its validity.
 fn decoded_null_bytes(t: &DataType) -> u64 {
     match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => 16,
@@ -280,8 +280,8 @@ pub struct Piece<'a> {
 }
 
 /// The batches of `pieces` as one table of `schema` (a class's columns and types): the
-/// columns a file left out are nulls, the provenance comes from each
-/// file's metadata, and line numbers are made absolute.
+/// columns a file left out are nulls, the provenance comes from each file's metadata,
+/// and line numbers are made absolute.
 pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, ColumnError> {
     let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
     let mut rows = 0usize;
