@@ -126,6 +126,8 @@ const RESULT_SEGMENTS: [(F, &str, &str); 9] = [
 pub struct Pattern {
     pub regex: Regex,
     pub groups: Vec<(usize, F)>,
+    /// Every field a body of this kind can have: the groups' (and RESULT's segments').
+    pub fields: Vec<F>,
 }
 
 pub struct Patterns {
@@ -172,8 +174,12 @@ pub fn patterns() -> &'static Patterns {
                     .capture_names()
                     .enumerate()
                     .filter_map(|(i, n)| n.map(|n| (i, field_of(n))))
-                    .collect();
-                Pattern { regex, groups }
+                    .collect::<Vec<_>>();
+                let mut fields: Vec<F> = groups.iter().map(|(_, f)| *f).collect();
+                if *k == Kind::Result {
+                    fields.extend(RESULT_SEGMENTS.iter().map(|(f, _, _)| *f));
+                }
+                Pattern { regex, groups, fields }
             })
             .collect(),
         result_segments: RESULT_SEGMENTS.iter().map(|(f, g, p)| (*f, *g, compile(p))).collect(),
