@@ -190,12 +190,14 @@ pub(crate) struct Event {
 }
 
 impl Builder {
-    /// Room for the columns every event fills, from the block's size (lines of ~130
-    /// bytes, a third of them requests and a third results).
+    /// Room for the columns of each class, from the block's size: lines of ~130 bytes,
+    /// up to half of them requests and half results (a RESULT answers each request;
+    /// the 8 MB sample has 38% and 40%). Room a column does not fill is address space
+    /// only, never written; too little costs a copy of the column.
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         let rows = bytes / 128 + 16;
         Builder {
-            classes: [rows / 3, rows / 3, rows / 8, rows / 4].map(Columns::with_capacity),
+            classes: [rows / 2, rows / 2, rows / 8, rows / 4].map(Columns::with_capacity),
             ..Builder::default()
         }
     }
