@@ -28,9 +28,12 @@ build-deps:  ## install the C headers python-ldap builds against, when root with
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BUILD_PACKAGES); \
 	else echo "not root or no apt-get: install $(BUILD_PACKAGES) for python-ldap"; fi
 
+# --no-build-isolation (below) builds every sdist with the venv's own tools: python-ldap
+# ships as one, and Python 3.11's bundled setuptools (65) cannot make a wheel of it
+# without the `wheel` package (setuptools has bdist_wheel itself from 70.1).
 $(BIN)/maturin:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip 'maturin>=1.7,<2'
+	$(BIN)/pip install --quiet --upgrade pip 'maturin>=1.7,<2' 'setuptools>=70.1'
 
 $(BIN)/dsaccess: pyproject.toml $(RUST_SOURCES) | $(BIN)/maturin build-deps
 	$(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
