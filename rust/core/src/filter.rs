@@ -222,50 +222,107 @@ pub fn fingerprint(text: Option<&str>, sort_operands: bool) -> String {
     }
 }
 
-fn attr_of(name: &str, fold: bool) -> String {
-    if fold { name.to_ascii_lowercase() } else { name.to_string() }
+fn push_attr(out: &mut String, name: &str, fold: bool) {
+    if fold {
+        out.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+    } else {
+        out.push_str(name);
+    }
 }
 
 fn shape(node: &Node<'_>, sort: bool) -> String {
+    let mut out = String::new();
+    shape_into(node, sort, &mut out);
+    out
+}
+
+/// The shape of `node` appended to `out`: one buffer for the whole filter (a `String` per
+/// node and `format!` took most of a distinct filter's instructions).
+fn shape_into(node: &Node<'_>, sort: bool, out: &mut String) {
     match node {
         Node::And(children) | Node::Or(children) => {
-            let op = if matches!(node, Node::And(_)) { "&" } else { "|" };
-            let mut parts: Vec<String> = children.iter().map(|c| shape(c, sort)).collect();
+            out.push_str(if matches!(node, Node::And(_)) { "(&" } else { "(|" });
             if sort {
+                let mut parts: Vec<String> = children.iter().map(|c| shape(c, sort)).collect();
                 parts.sort();
-            }
-            let mut out = format!("({op}");
-            let mut i = 0;
-            while i < parts.len() {
-                let mut j = i + 1;
-                while j < parts.len() && parts[j] == parts[i] {
-                    j += 1;
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 && parts[i - 1] == *part {
+                        repeated(out);
+                    } else {
+                        out.push_str(part);
+                    }
                 }
-                out.push_str(&parts[i]);
-                if j - i > 1 {
-                    out.push('+'); // a run of equal siblings: a list of any length is one class
+            } else {
+                // each child is written in place, and taken back when it repeats the last
+                let mut last = 0..0;
+                for child in children {
+                    let start = out.len();
+                    shape_into(child, sort, out);
+                    if out.as_bytes()[start..] == out.as_bytes()[last.clone()] {
+                        out.truncate(start);
+                        repeated(out);
+                    } else {
+                        last = start..out.len();
+                    }
                 }
-                i = j;
             }
             out.push(')');
-            out
         }
-        Node::Not(child) => format!("(!{})", shape(child, sort)),
+        Node::Not(child) => {
+            out.push_str("(!");
+            shape_into(child, sort, out);
+            out.push(')');
+        }
         Node::Compare { attr, op, value } => {
             let keep = *op == "=" && attr.eq_ignore_ascii_case("objectclass");
-            format!("({}{op}{})", attr_of(attr, sort), if keep { value } else { VALUE })
+            out.push('(');
+            push_attr(out, attr, sort);
+            out.push_str(op);
+            out.push_str(if keep { value } else { VALUE });
+            out.push(')');
         }
-        Node::Present(attr) => format!("({}=*)", attr_of(attr, sort)),
+        Node::Present(attr) => {
+            out.push('(');
+            push_attr(out, attr, sort);
+            out.push_str("=*)");
+        }
         Node::Substring { attr, pieces } => {
-            let body: Vec<&str> = pieces.iter().map(|p| if *p { VALUE } else { "" }).collect();
-            format!("({}={})", attr_of(attr, sort), body.join("*"))
+            out.push('(');
+            push_attr(out, attr, sort);
+            out.push('=');
+            for (i, filled) in pieces.iter().enumerate() {
+                if i > 0 {
+                    out.push('*');
+                }
+                if *filled {
+                    out.push_str(VALUE);
+                }
+            }
+            out.push(')');
         }
-        Node::Extensible { attr, dn, rule } => format!(
-            "({}{}{}:={VALUE})",
-            attr_of(attr, sort),
-            if *dn { ":dn" } else { "" },
-            if rule.is_empty() { String::new() } else { format!(":{rule}") }
-        ),
+        Node::Extensible { attr, dn, rule } => {
+            out.push('(');
+            push_attr(out, attr, sort);
+            if *dn {
+                out.push_str(":dn");
+            }
+            if !rule.is_empty() {
+                out.push(':');
+                out.push_str(rule);
+            }
+            out.push_str(":=");
+            out.push_str(VALUE);
+            out.push(')');
+        }
+    }
+}
+
+/// A child of `&`/`|` equal to the one before it: a run of equal siblings is written once,
+/// followed by one `+` (a list of any length is one class). A shape ends with `)`, so a
+/// `+` at the end is this run's.
+fn repeated(out: &mut String) {
+    if !out.ends_with('+') {
+        out.push('+');
     }
 }
 
@@ -291,5 +348,18 @@ mod tests {
         }
         assert_eq!(fingerprint(None, false), "<unparsed:missing>");
         assert_eq!(fingerprint(Some("(|(B=1)(a=2))"), true), "(|(a=...)(b=...))");
+    }
+
+    #[test]
+    fn runs_of_equal_siblings() {
+        // each run once with one `+`, runs apart stay apart, nested runs too
+        for (text, sort, want) in [
+            ("(|(a=1)(a=2)(b=1)(b=2)(b=3)(a=3))", false, "(|(a=...)+(b=...)+(a=...))"),
+            ("(|(a=1)(a=2)(b=1)(b=2)(b=3)(a=3))", true, "(|(a=...)+(b=...)+)"),
+            ("(&(|(a=1)(a=2))(|(a=3)(a=4))(!(c=*)))", false, "(&(|(a=...)+)+(!(c=*)))"),
+            ("(|(a=x*)(a=*x)(a=x*))", false, "(|(a=...*)(a=*...)(a=...*))"),
+        ] {
+            assert_eq!(fingerprint(Some(text), sort), want, "{text} sorted: {sort}");
+        }
     }
 }

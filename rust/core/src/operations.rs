@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ahash::RandomState;
 use arrow_array::builder::StringViewBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int32Type, Int64Type, UInt32Type};
@@ -306,8 +307,8 @@ fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, sort_operands: bool)
     let filter = strs_of(filters.as_ref(), "operations", "filter")?;
     let n = verbs.len();
     let mut prints: Vec<(String, String)> = Vec::new(); // (fingerprint, id)
-    let mut print_of: HashMap<String, usize> = HashMap::new();
-    let mut filter_of: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut print_of: HashMap<String, usize, RandomState> = HashMap::default();
+    let mut filter_of: HashMap<Option<&str>, usize, RandomState> = HashMap::default();
     let mut print_col = StringViewBuilder::with_capacity(n);
     let mut id_col = StringViewBuilder::with_capacity(n);
     for op in 0..n {
