@@ -242,28 +242,16 @@ fn shape_into(node: &Node<'_>, sort: bool, out: &mut String) {
     match node {
         Node::And(children) | Node::Or(children) => {
             out.push_str(if matches!(node, Node::And(_)) { "(&" } else { "(|" });
+            let mut last = 0..0;
             if sort {
                 let mut parts: Vec<String> = children.iter().map(|c| shape(c, sort)).collect();
                 parts.sort();
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 && parts[i - 1] == *part {
-                        repeated(out);
-                    } else {
-                        out.push_str(part);
-                    }
+                for part in &parts {
+                    sibling(out, &mut last, |out| out.push_str(part));
                 }
             } else {
-                // each child is written in place, and taken back when it repeats the last
-                let mut last = 0..0;
                 for child in children {
-                    let start = out.len();
-                    shape_into(child, sort, out);
-                    if out.as_bytes()[start..] == out.as_bytes()[last.clone()] {
-                        out.truncate(start);
-                        repeated(out);
-                    } else {
-                        last = start..out.len();
-                    }
+                    sibling(out, &mut last, |out| shape_into(child, sort, out));
                 }
             }
             out.push(')');
@@ -317,12 +305,20 @@ fn shape_into(node: &Node<'_>, sort: bool, out: &mut String) {
     }
 }
 
-/// A child of `&`/`|` equal to the one before it: a run of equal siblings is written once,
-/// followed by one `+` (a list of any length is one class). A shape ends with `)`, so a
-/// `+` at the end is this run's.
-fn repeated(out: &mut String) {
-    if !out.ends_with('+') {
-        out.push('+');
+/// Write a child of `&`/`|` after its siblings (`last`: where the one before it is), or
+/// take it back if it repeats that one: a run of equal siblings is written once, then one
+/// `+` (a list of any length is one class). A shape ends with `)`, so a `+` at the end is
+/// this run's.
+fn sibling(out: &mut String, last: &mut std::ops::Range<usize>, write: impl FnOnce(&mut String)) {
+    let start = out.len();
+    write(out);
+    if out.as_bytes()[start..] == out.as_bytes()[last.clone()] {
+        out.truncate(start);
+        if !out.ends_with('+') {
+            out.push('+');
+        }
+    } else {
+        *last = start..out.len();
     }
 }
 
