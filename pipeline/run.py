@@ -18,6 +18,7 @@ to the same server (sftp://, s3://, ...).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -344,12 +345,29 @@ def _sources(chunks: list[Chunk], layout: dict[str, tuple[int, int]]) -> list[So
     return [tuple(s) for s in out]
 
 
-class _QuietWorker(WorkerPlugin):
-    """A worker plugin: Ctrl-C is the client's to answer, not each worker's."""
+class _WorkerSetup(WorkerPlugin):
+    """A worker plugin: Ctrl-C is the client's to answer, not each worker's; and the
+    cyclic garbage collector leaves the modules alone (``long_lived``)."""
 
     def setup(self, worker: Any) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        long_lived()
+
+
+def long_lived() -> None:
+    """Move every object alive out of the cyclic collector's view, and collect a third
+    as often, as ``dask worker`` does. In a worker this module is imported by now, so
+    that is the modules the tasks run (polars, dask, the job's: several hundred thousand
+    objects), which the collector's full passes walked again and again: 3.5% of a run's
+    CPU samples before (perf, 4 servers x 141 MB), 2.0% after."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*(max(now, 3 * default) for now, default in
+                       zip(gc.get_threshold(), GC_THRESHOLDS, strict=True)))
+
+
+GC_THRESHOLDS = (700, 10, 10)  # CPython's defaults
 
 
 @contextlib.contextmanager
@@ -465,7 +483,7 @@ class _scheduler:
             # and again in each worker, the ones a nanny starts later too: a worker that
             # spawned before the parent's disposition took hold would print a traceback
             try:
-                self.client.register_plugin(_QuietWorker(), name="dsaccess-quiet-sigint")
+                self.client.register_plugin(_WorkerSetup(), name="dsaccess-worker-setup")
             except OSError as e:  # CommClosedError: a worker died while it was told
                 # the scheduler keeps the plugin and gives it to the worker its nanny starts
                 log.debug("worker plugin: %s", e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -146,6 +147,19 @@ def test_same_results_on_a_multiprocess_cluster_and_any_partition_size(
         run(RunOptions(inputs=(str(SAMPLE),), out=out, workers=workers, partition_mb=mb))
         assert _summary(out) == base
         assert sorted_operations(out).equals(ops_a)
+
+
+@pytest.mark.integration
+def test_local_workers_keep_their_modules_out_of_the_garbage_collector(tmp_path: Path) -> None:
+    import gc
+
+    job = importlib.import_module("pipeline.run")
+    opts = RunOptions(inputs=(str(SAMPLE),), out=tmp_path / "out", workers=1)
+    with job._scheduler(opts, job._Logged(None)) as compute:
+        frozen, thresholds = next(iter(compute.client.run(
+            lambda: (gc.get_freeze_count(), gc.get_threshold())).values()))
+    assert frozen > 100_000  # polars, dask and the job's modules, frozen after import
+    assert thresholds == tuple(3 * t for t in job.GC_THRESHOLDS)
 
 
 def test_rerun_replaces_output_atomically_and_failure_keeps_the_old(tmp_path: Path) -> None:
