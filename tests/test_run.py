@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import shutil
@@ -151,8 +152,6 @@ def test_same_results_on_a_multiprocess_cluster_and_any_partition_size(
 
 @pytest.mark.integration
 def test_local_workers_keep_their_modules_out_of_the_garbage_collector(tmp_path: Path) -> None:
-    import gc
-
     job = importlib.import_module("pipeline.run")
     opts = RunOptions(inputs=(str(SAMPLE),), out=tmp_path / "out", workers=1)
     with job._scheduler(opts, job._Logged(None)) as compute:
