@@ -357,10 +357,11 @@ class _WorkerSetup(WorkerPlugin):
 
 def long_lived() -> None:
     """Move every object alive out of the cyclic collector's view, and collect a third
-    as often, as ``dask worker`` does. In a worker this module is imported by now, so
-    that is the modules the tasks run (polars, dask, the job's: several hundred thousand
-    objects), which the collector's full passes walked again and again: 3.5% of a run's
-    CPU samples before (perf, 4 servers x 141 MB), 2.0% after."""
+    as often (the thresholds ``dask worker`` sets; it freezes nothing). In a worker this
+    module is imported by now, so that is the modules the tasks run (polars, dask, the
+    job's: several hundred thousand objects), which the collector's full passes walked
+    again and again: 3.5% of a run's CPU samples before (perf, 4 servers x 141 MB), 2.0%
+    after."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*(max(now, 3 * default) for now, default in
