@@ -356,3 +356,23 @@ def test_a_buckets_operations_are_one_file_per_server_in_their_order(
     assert written == {f"server={s}": [i for i, t in enumerate(servers) if t == s]
                        for s in set(servers)}
     assert len(list(tmp_path.glob("server=*/*.parquet"))) == 2
+
+
+def test_operations_files_encode_each_column_by_what_it_holds(sample_run: Path) -> None:
+    import pyarrow.parquet as pq
+    part = next((sample_run / "operations").glob("server=*/*.parquet"))
+    meta = pq.ParquetFile(part).metadata
+    chunks = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+              for i in range(meta.num_columns)}
+    # dictionaries for strings of few values, plain values for the filters' text
+    assert "RLE_DICTIONARY" in chunks["verb"].encodings
+    assert "RLE_DICTIONARY" in chunks["bind_dn"].encodings
+    assert "RLE_DICTIONARY" not in chunks["filter"].encodings
+    # bounds for what a reader prunes on (times, numbers), none for strings
+    ts = chunks["ts"].statistics
+    assert ts is not None and ts.has_min_max and ts.min_raw <= ts.max_raw
+    assert chunks["etime"].statistics.has_min_max
+    assert chunks["filter"].statistics is None or not chunks["filter"].statistics.has_min_max
+    # and the table reads back in the contract's types
+    schema = pl.read_parquet_schema(part)
+    assert schema["ts"] == pl.Datetime("ns", "UTC") and schema["filter"] == pl.String
