@@ -18,7 +18,7 @@ use arrow_array::builder::StringViewBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int32Type, Int64Type, UInt32Type};
 use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array,
-                  PrimitiveArray, RecordBatch, UInt32Array};
+                  PrimitiveArray, RecordBatch, StringViewArray, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
 use arrow_select::take::take;
 use blake2::digest::{Update, VariableOutput};
@@ -263,11 +263,23 @@ fn coalesce(values: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Result<Arra
     })
 }
 
-/// `first_of` a string column, as views over bytes of its own: polars' own layout, so it
-/// imports them as they are (it converts every value of other layouts), and the events'
-/// buffers are not kept alive by the operations.
+/// `first_of` a string column, as views: polars' own layout, so it imports them as they
+/// are (it converts every value of other layouts). A column of one side (most) is views
+/// of the side's own bytes gathered at the operations' rows (`take`), not copies of them:
+/// the operations keep the bytes of the events' string columns they use and nothing else
+/// of the events (`shuffle::decode` gives each string column bytes of its own). A column
+/// of several sides copies the first value each operation has.
 fn strings(sides: &[(&ArrayRef, &UInt32Array)], column: &str, n: usize)
            -> Result<ArrayRef, ColumnError> {
+    if let [(values, rows)] = sides {
+        let views: ArrayRef = match strs_of(values.as_ref(), "operations", column)? {
+            Strs::View(_) => (*values).clone(),
+            Strs::Large(a) => Arc::new(StringViewArray::from(a)),
+            Strs::Small(a) => Arc::new(StringViewArray::from(a)),
+            Strs::Absent => return Ok(new_null_array(&DataType::Utf8View, n)),
+        };
+        return take(views.as_ref(), *rows, None).map_err(error);
+    }
     let columns: Vec<(Strs<'_>, &UInt32Array)> = sides.iter()
         .map(|(c, rows)| Ok((strs_of(c.as_ref(), "operations", column)?, *rows)))
         .collect::<Result<_, ColumnError>>()?;

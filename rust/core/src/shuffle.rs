@@ -316,13 +316,20 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
             }
         }
     }
-    // a column's pieces are freed once it is one array: the table is not held twice
+    // a column's pieces are freed once it is one array: the table is not held twice. A
+    // string column of one piece is a slice of its batch's whole message: copied, so the
+    // operations, which keep the bytes of their string columns (`operations::strings`),
+    // keep no other column's
     let columns = parts
         .into_iter()
         .zip(schema.fields())
         .map(|(arrays, f)| match arrays.len() {
             0 => Ok(new_null_array(f.data_type(), 0)),
-            1 => Ok(arrays[0].clone()),
+            1 if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) => {
+                Ok(arrays[0].clone())
+            }
+            // (with none of its rows after it: concat copies arrays, but slices a lone one)
+            1 => concat(&[arrays[0].as_ref(), &arrays[0].slice(0, 0)]).map_err(error),
             _ => concat(&arrays.iter().map(|a| a.as_ref()).collect::<Vec<_>>()).map_err(error),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -552,6 +559,12 @@ mod tests {
         assert_eq!(line.values().to_vec(), vec![101, 102, 103, 1, 2, 3]);
         let seq = got.column_by_name("file_seq").unwrap().as_primitive::<arrow_array::types::Int32Type>();
         assert_eq!(seq.values().to_vec(), vec![0, 0, 0, 1, 1, 1]);
+        // one piece: its string columns have bytes of their own, not a slice of the
+        // batch's whole message (the operations keep them)
+        let alone = decode(&pieces[..1], &class).unwrap();
+        let filter = alone.column_by_name("filter").unwrap().as_string::<i64>();
+        assert_eq!(filter.value(2), "(uid=a)");
+        assert!(filter.values().capacity() < 256, "{} bytes", filter.values().capacity());
         // a file cut inside a batch is an error
         let cut = Piece { header: pieces[0].header, batches: &pieces[0].batches[..10], line_offset: 0 };
         assert!(decode(&[cut], &class).is_err());
