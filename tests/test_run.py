@@ -364,10 +364,13 @@ def test_operations_files_encode_each_column_by_what_it_holds(sample_run: Path) 
     meta = pq.ParquetFile(part).metadata
     chunks = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
               for i in range(meta.num_columns)}
-    # dictionaries for strings of few values, plain values for the filters' text
+    # dictionaries for strings and integers of few values, plain values for the filters'
+    # text and the line numbers
     assert "RLE_DICTIONARY" in chunks["verb"].encodings
     assert "RLE_DICTIONARY" in chunks["bind_dn"].encodings
+    assert "RLE_DICTIONARY" in chunks["err"].encodings
     assert "RLE_DICTIONARY" not in chunks["filter"].encodings
+    assert "RLE_DICTIONARY" not in chunks["line"].encodings
     # bounds for what a reader prunes on (times, numbers), none for strings
     ts = chunks["ts"].statistics
     assert ts is not None and ts.has_min_max and ts.min_raw <= ts.max_raw
