@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from . import histogram
-from .dn import canonical_column, most_frequent
+from .dn import canonical_column, most_frequent, spelled
 from .schema import PAIRED_VERBS, SUMMARY_VERBS
 
 Counts = dict[str, Any]
@@ -222,8 +222,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
     ops = ops.select("server", "workload", "bind_dn", "verb", "internal", "ts", "result_ts",
                      "fingerprint", "fingerprint_id", "err", "unindexed", "partially_unindexed",
                      "paged", "nentries", "filter", "base", "scope", "dn", *LATENCIES)
-    spelling = ops["bind_dn"]
-    ops = ops.with_columns(canonical_column(spelling).alias("bind_dn"))
+    bind_dn, bind_spellings = spelled(ops["bind_dn"])
+    ops = ops.with_columns(bind_dn.alias("bind_dn"))
     failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
     notes = {"unindexed": pl.col("unindexed").sum(),
              "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}
@@ -234,8 +234,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
     series = client.with_columns(seen.dt.truncate("1m").alias("minute"))
     # target DNs only of BINDs: every operation has one, and most are distinct entries
     binds = client.filter(pl.col("verb") == "BIND")
-    target = binds["dn"]
-    binds = binds.with_columns(canonical_column(target).alias("dn"))
+    target, target_spellings = spelled(binds["dn"])
+    binds = binds.with_columns(target.alias("dn"))
     out = {
         "fingerprints": searches.group_by("fingerprint").agg(
             pl.col("fingerprint_id").first(),
@@ -282,9 +282,8 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
         "load": client.group_by("server", seen.dt.truncate(f"{period_s}s").alias("start"))
         .agg(pl.len().cast(pl.Int64).alias("operations"))
         .with_columns(pl.lit(period_s, pl.Int64).alias("seconds")),
-        SPELLINGS: _spellings(pl.concat([
-            pl.DataFrame({"dn": ops["bind_dn"], "spelling": spelling}),
-            pl.DataFrame({"dn": binds["dn"], "spelling": target})])),
+        SPELLINGS: pl.concat([bind_spellings, target_spellings]).group_by("dn", "spelling")
+        .agg(pl.col("count").sum()),
     }
     sources = {"fingerprints": searches, "workloads": client, "timeseries": series}
     for table, keys in TABLE_KEYS.items():
@@ -293,12 +292,6 @@ def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
             # categorical keys: these rows are the bulk of what combine tasks hold
             out[f"{table}:{latency}"] = hist.with_columns(pl.col(pl.String).cast(pl.Categorical))
     return out
-
-
-def _spellings(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Rows ``(dn, spelling, count)``: how often each comparison form was written each way."""
-    return pairs.filter(pl.col("dn").is_not_null()).group_by("dn", "spelling").agg(
-        pl.len().cast(pl.Int64).alias("count"))
 
 
 # The load table's period: per second for short windows, per minute up to a few days,

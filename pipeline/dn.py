@@ -62,6 +62,20 @@ def canonical_column(values: pl.Series) -> pl.Series:
     return values.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
+def spelled(values: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
+    """``canonical_column(values)``, and how often each spelling occurs: rows ``(dn,
+    spelling, count)``. One count of the distinct spellings gives both (a second pass
+    grouping by the two strings cost as much as the canonical column itself)."""
+    counts = values.drop_nulls().value_counts(name="count")
+    written = counts[values.name]
+    forms = [canonical(dn) for dn in written.to_list()]
+    column = values.replace_strict(written, forms, default=None, return_dtype=pl.String) \
+        if forms else values.cast(pl.String)
+    return column, pl.DataFrame({"dn": pl.Series(forms, dtype=pl.String),
+                                 "spelling": written.cast(pl.String),
+                                 "count": counts["count"].cast(pl.Int64)})
+
+
 def most_frequent(spellings: pl.DataFrame) -> dict[str, str]:
     """Rows ``(dn, spelling, count)`` → each comparison form's most used spelling
     (ties: the first in code-point order, so every run picks the same)."""
