@@ -16,15 +16,17 @@ use std::sync::Arc;
 use ahash::RandomState;
 use arrow_array::builder::StringViewBuilder;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int32Type, Int64Type, UInt32Type};
-use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array,
-                  PrimitiveArray, RecordBatch, StringViewArray, UInt32Array};
+use arrow_array::types::{Int64Type, UInt32Type};
+use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array, RecordBatch,
+                  UInt32Array};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::{DataType, TimeUnit};
+use arrow_select::interleave::interleave;
 use arrow_select::take::take;
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 
-use crate::arrow_in::{strs_of, ColumnError, Strs};
+use crate::arrow_in::{strs_of, ColumnError};
 use crate::columns::batch;
 use crate::filter::fingerprint;
 use crate::join::{Classes, Joined};
@@ -206,90 +208,80 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
 
 /// Per operation, the value of `column` in the first side whose row has one (a side
 /// whose table lacks the column has none); nulls of `ty` where no side has.
+///
+/// Strings are views: polars' own layout, so it imports them as they are (it converts
+/// every value of other layouts), and views gathered from a side point into that side's
+/// bytes instead of copying them: the operations keep the bytes of the events' string
+/// columns they use and nothing else of the events (`shuffle::decode` gives each string
+/// column bytes of its own). A column of one side (most) is gathered with `take`; of
+/// several, each operation's (side, row) is picked and the sides interleaved.
 fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<ArrayRef, ColumnError> {
     let found: Vec<(&ArrayRef, &UInt32Array)> = sides.iter()
         .filter_map(|s| s.table.column_by_name(column).map(|c| (c, s.rows)))
+        .filter(|(c, _)| c.logical_null_count() < c.len())
         .collect();
-    if found.iter().all(|(c, _)| c.null_count() == c.len()) {
+    if found.is_empty() {
         // no side has a value (most columns are rare): nothing to gather
         return Ok(new_null_array(&ty.data_type(), n));
     }
-    match (ty, found.as_slice()) {
-        (Ty::Str, _) => strings(&found, column, n),
-        (_, [(values, rows)]) => take(values.as_ref(), *rows, None).map_err(error),
-        _ => {
-            // one type for all sides (producers may differ in their integer widths)
-            let want = found[0].0.data_type().clone();
-            let columns: Vec<ArrayRef> = found.iter()
-                .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
-                              else { arrow_cast::cast(c, &want).map_err(error) })
-                .collect::<Result<_, _>>()?;
-            let rows: Vec<&UInt32Array> = found.iter().map(|(_, r)| *r).collect();
-            coalesce(&columns, &rows, n)
-        }
+    // one type for all sides (producers differ in string layouts and integer widths)
+    let want = match ty {
+        Ty::Str => DataType::Utf8View,
+        _ => found[0].0.data_type().clone(),
+    };
+    let columns: Vec<ArrayRef> = found.iter()
+        .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
+                      else { arrow_cast::cast(c, &want).map_err(error) })
+        .collect::<Result<_, _>>()?;
+    let rows: Vec<&UInt32Array> = found.iter().map(|(_, r)| *r).collect();
+    if let ([values], [rows]) = (columns.as_slice(), rows.as_slice()) {
+        return take(values.as_ref(), *rows, None).map_err(error);
     }
-}
-
-/// The first side's row that has a value, for operation `op`.
-fn pick<'a, T: ?Sized>(sides: &'a [(&'a T, &UInt32Array)], op: usize,
-                       valid: impl Fn(&T, usize) -> bool) -> Option<(&'a T, usize)> {
-    sides.iter().find_map(|(v, rows)| {
-        let row = rows.is_valid(op).then(|| rows.value(op) as usize)?;
-        valid(v, row).then_some((*v, row))
-    })
-}
-
-/// Per operation, the first value among the sides (`values[s]` at row `rows[s][op]`), of
-/// a number or boolean column.
-fn coalesce(values: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Result<ArrayRef, ColumnError> {
-    fn primitive<T: ArrowPrimitiveType>(values: &[ArrayRef], rows: &[&UInt32Array], n: usize)
-                                        -> ArrayRef {
-        let sides: Vec<(&PrimitiveArray<T>, &UInt32Array)> =
-            values.iter().map(|v| v.as_primitive::<T>()).zip(rows.iter().copied()).collect();
-        Arc::new((0..n).map(|op| pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)))
-            .collect::<PrimitiveArray<T>>())
+    let picks = picks(&columns, &rows, n);
+    if want == DataType::Boolean {
+        return Ok(interleave_bools(&columns, &picks));
     }
-    Ok(match values[0].data_type() {
-        DataType::Int64 => primitive::<Int64Type>(values, rows, n),
-        DataType::Int32 => primitive::<Int32Type>(values, rows, n),
-        DataType::Float64 => primitive::<Float64Type>(values, rows, n),
-        DataType::Boolean => {
-            let sides: Vec<(&BooleanArray, &UInt32Array)> =
-                values.iter().map(|v| v.as_boolean()).zip(rows.iter().copied()).collect();
-            Arc::new((0..n).map(|op| pick(&sides, op, |v, r| v.is_valid(r)).map(|(v, r)| v.value(r)))
-                .collect::<BooleanArray>())
-        }
-        other => return Err(error(format!("a column of {other} on several lines"))),
-    })
+    // a pick of no side is the one row of a null column after the sides
+    let none = new_null_array(&want, 1);
+    let arrays: Vec<&dyn Array> =
+        columns.iter().map(|c| c.as_ref()).chain([none.as_ref()]).collect();
+    interleave(&arrays, &picks).map_err(error)
 }
 
-/// `first_of` a string column, as views: polars' own layout, so it imports them as they
-/// are (it converts every value of other layouts). A column of one side (most) is views
-/// of the side's own bytes gathered at the operations' rows (`take`), not copies of them:
-/// the operations keep the bytes of the events' string columns they use and nothing else
-/// of the events (`shuffle::decode` gives each string column bytes of its own). A column
-/// of several sides copies the first value each operation has.
-fn strings(sides: &[(&ArrayRef, &UInt32Array)], column: &str, n: usize)
-           -> Result<ArrayRef, ColumnError> {
-    if let [(values, rows)] = sides {
-        let views: ArrayRef = match strs_of(values.as_ref(), "operations", column)? {
-            Strs::View(_) => (*values).clone(),
-            Strs::Large(a) => Arc::new(StringViewArray::from(a)),
-            Strs::Small(a) => Arc::new(StringViewArray::from(a)),
-            Strs::Absent => return Ok(new_null_array(&DataType::Utf8View, n)),
+/// Per operation, the first side (index in `columns`) whose row has a value, and that row;
+/// `(columns.len(), 0)` where none has. Side by side, the last first, so that an earlier
+/// side with a value overwrites a later one's pick (a loop over each operation's sides
+/// cost 200 instructions per operation).
+fn picks(columns: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Vec<(usize, usize)> {
+    let mut picks = vec![(columns.len(), 0); n];
+    for (side, (column, rows)) in columns.iter().zip(rows).enumerate().rev() {
+        let valid = column.logical_nulls();
+        let at = rows.values();
+        let mut pick = |op: usize| {
+            let row = at[op] as usize;
+            if valid.as_ref().is_none_or(|v| v.is_valid(row)) {
+                picks[op] = (side, row);
+            }
         };
-        return take(views.as_ref(), *rows, None).map_err(error);
+        match rows.nulls() {
+            Some(present) => present.valid_indices().for_each(&mut pick),
+            None => (0..n).for_each(pick),
+        }
     }
-    let columns: Vec<(Strs<'_>, &UInt32Array)> = sides.iter()
-        .map(|(c, rows)| Ok((strs_of(c.as_ref(), "operations", column)?, *rows)))
-        .collect::<Result<_, ColumnError>>()?;
-    let mut out = StringViewBuilder::with_capacity(n);
-    for op in 0..n {
-        out.append_option(columns.iter().find_map(|(c, rows)| {
-            c.get(rows.is_valid(op).then(|| rows.value(op) as usize)?)
-        }));
-    }
-    Ok(Arc::new(out.finish()))
+    picks
+}
+
+/// `interleave` of boolean columns (arrow's takes its generic path for them, a copy
+/// through `MutableArrayData` per value).
+fn interleave_bools(columns: &[ArrayRef], picks: &[(usize, usize)]) -> ArrayRef {
+    let bools: Vec<&BooleanArray> = columns.iter().map(|c| c.as_boolean()).collect();
+    let k = bools.len();
+    let values = BooleanBuffer::collect_bool(picks.len(), |i| {
+        let (side, row) = picks[i];
+        side < k && bools[side].value(row)
+    });
+    let valid = BooleanBuffer::collect_bool(picks.len(), |i| picks[i].0 < k);
+    Arc::new(BooleanArray::new(values, Some(NullBuffer::new(valid))))
 }
 
 /// Seconds a connection lasted, where it was seen opening and closing: nanoseconds times
