@@ -230,8 +230,13 @@ fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<Array
         _ => found[0].0.data_type().clone(),
     };
     let columns: Vec<ArrayRef> = found.iter()
-        .map(|(c, _)| if c.data_type() == &want { Ok((*c).clone()) }
-                      else { arrow_cast::cast(c, &want).map_err(error) })
+        .map(|(c, _)| {
+            if let Ty::Str = ty {
+                strs_of(c.as_ref(), "operations", column)?; // a string layout, not a cast number
+            }
+            if c.data_type() == &want { Ok((*c).clone()) }
+            else { arrow_cast::cast(c, &want).map_err(error) }
+        })
         .collect::<Result<_, _>>()?;
     let rows: Vec<&UInt32Array> = found.iter().map(|(_, r)| *r).collect();
     if let ([values], [rows]) = (columns.as_slice(), rows.as_slice()) {
@@ -250,8 +255,8 @@ fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<Array
 
 /// Per operation, the first side (index in `columns`) whose row has a value, and that row;
 /// `(columns.len(), 0)` where none has. Side by side, the last first, so that an earlier
-/// side with a value overwrites a later one's pick (a loop over each operation's sides
-/// cost 200 instructions per operation).
+/// side with a value overwrites a later one's pick: one tight loop per side, over the
+/// operations that have a row there.
 fn picks(columns: &[ArrayRef], rows: &[&UInt32Array], n: usize) -> Vec<(usize, usize)> {
     let mut picks = vec![(columns.len(), 0); n];
     for (side, (column, rows)) in columns.iter().zip(rows).enumerate().rev() {
@@ -363,6 +368,24 @@ mod tests {
         let c = b.column_by_name(name).unwrap();
         let c = arrow_cast::cast(c, &DataType::Utf8).unwrap();
         c.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn a_string_column_of_another_type_is_an_error_naming_it() {
+        let t = "[26/Nov/2026:16:22:20.000000001 +0000] ";
+        let text = format!("{t}conn=1 op=1 SRCH base=\"dc=x\" scope=2 filter=\"(uid=b)\" attrs=ALL\n");
+        let t = tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict: true });
+        let mut c: Vec<RecordBatch> = t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect();
+        let at = c[0].schema().index_of("base").unwrap();
+        let mut columns = c[0].columns().to_vec();
+        columns[at] = Arc::new(arrow_array::Int64Array::from(vec![7]));
+        let mut fields: Vec<arrow_schema::Field> =
+            c[0].schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[at] = arrow_schema::Field::new("base", DataType::Int64, true);
+        c[0] = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap();
+        let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
+        let e = operations(&classes, &join(&classes).unwrap(), false).unwrap_err();
+        assert!(e.0.contains("\"base\"") && e.0.contains("expected a string"), "{e}");
     }
 
     #[test]
