@@ -216,19 +216,22 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
 /// column bytes of its own). A column of one side (most) is gathered with `take`; of
 /// several, each operation's (side, row) is picked and the sides interleaved.
 fn first_of(sides: &[&Side<'_>], column: &str, ty: Ty, n: usize) -> Result<ArrayRef, ColumnError> {
-    let found: Vec<(&ArrayRef, &UInt32Array)> = sides.iter()
+    let present: Vec<(&ArrayRef, &UInt32Array)> = sides.iter()
         .filter_map(|s| s.table.column_by_name(column).map(|c| (c, s.rows)))
-        .filter(|(c, _)| c.logical_null_count() < c.len())
         .collect();
+    // one type for all sides (producers differ in string layouts and integer widths): the
+    // first side's, whether or not it has values, so a bucket's type does not depend on them
+    let want = match (ty, present.first()) {
+        (Ty::Str, _) => DataType::Utf8View,
+        (_, Some((c, _))) => c.data_type().clone(),
+        (_, None) => ty.data_type(),
+    };
+    let found: Vec<(&ArrayRef, &UInt32Array)> =
+        present.into_iter().filter(|(c, _)| c.logical_null_count() < c.len()).collect();
     if found.is_empty() {
         // no side has a value (most columns are rare): nothing to gather
         return Ok(new_null_array(&ty.data_type(), n));
     }
-    // one type for all sides (producers differ in string layouts and integer widths)
-    let want = match ty {
-        Ty::Str => DataType::Utf8View,
-        _ => found[0].0.data_type().clone(),
-    };
     let columns: Vec<ArrayRef> = found.iter()
         .map(|(c, _)| {
             if let Ty::Str = ty {
