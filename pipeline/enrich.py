@@ -27,8 +27,8 @@ from .schema import (
 )
 
 # a bucket's events of one class as the shuffle files hold them: per file, its header,
-# the bytes of some of its batches, and the lines before its chunk in its file
-Pieces = list[tuple[bytes, bytes, int]]
+# the bytes of some of its batches, the lines before its chunk in its file, its name
+Pieces = list[tuple[bytes, bytes, int, str]]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from .partition import SUBS, server_seed
 from .schema import EVENT_CLASSES, arrow_class_schema, empty_class
 from .store import Place, place
 
-MAGIC = b"DSSHUF02"
+MAGIC = b"DSSHUF03"
 ENTRY = struct.Struct("<QQ")  # an index entry: (offset, bytes in memory)
 TAIL = struct.Struct("<QQ8s")  # the header's length, the batch count, the magic
 
@@ -145,14 +145,15 @@ def parts(sizes: list[int], budget: int) -> list[range]:
 
 def read_pieces(found: list[Piece], subs: range, offsets: Mapping[int, int]) -> Pieces:
     """The bytes of a bucket's sub-buckets ``subs`` in the files of one class: one ranged
-    read per file, with its header and the lines before its chunk in its file
-    (``offsets``: chunk → lines), in chunk order (a file's lines in order)."""
+    read per file, with its header, the lines before its chunk in its file (``offsets``:
+    chunk → lines) and its name, in chunk order (a file's lines in order)."""
     parts = []
     for piece in sorted(found, key=lambda p: p.chunk):
         start, end = piece.offsets[subs.start], piece.offsets[subs.stop]
         if end > start:
             with _open(piece.path) as f:
-                parts.append((piece.header, f.read_at(end - start, start), offsets[piece.chunk]))
+                parts.append((piece.header, f.read_at(end - start, start), offsets[piece.chunk],
+                              str(piece.path)))
     return parts
 
 

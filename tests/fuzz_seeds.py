@@ -36,6 +36,8 @@ def main(out: Path) -> None:
     pretty = "\n".join(json.dumps(json.loads(e), indent=2) for e in EXAMPLES)
     for i, text in enumerate([*EXAMPLES, "\n".join(EXAMPLES), pretty]):
         (json_seeds / f"seed-{i:04d}").write_text(text + "\n")
+    # the shuffle target damages files it encodes itself: it starts from no seeds
+    (out / "shuffle").mkdir(parents=True, exist_ok=True)
     print(f"{len(seeds)} tokenizer seeds, {len(EXAMPLES) + 2} JSON seeds, "
           f"{len(FINGERPRINTS)} filter seeds in {out}")
 

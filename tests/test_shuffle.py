@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -85,6 +86,20 @@ def test_a_file_that_is_not_this_runs_shuffle_file_is_refused(tmp_path) -> None:
     Path(path.url).write_bytes(Path(path.url).read_bytes()[:-3])
     with pytest.raises(shuffle.ShuffleError):
         shuffle.pieces(tmp_path, "request", ((0, 1, 0),))
+
+
+def test_a_damaged_batch_is_an_error_naming_its_file(tmp_path) -> None:
+    _, data = next(iter(_sample_files()))
+    shuffle.write_buckets(tmp_path, 0, tokenize(data).classes, server="s", file="access",
+                          file_seq=0, buckets=1)
+    path = shuffle.path_of(place(tmp_path), "request", 0)
+    found = shuffle.pieces(tmp_path, "request", ((0, 1, 0),))
+    middle = (found[0].offsets[0] + found[0].offsets[SUBS]) // 2
+    raw = bytearray(Path(path.url).read_bytes())
+    raw[middle] ^= 0x55  # one byte of one batch, as a failing disk would change it
+    Path(path.url).write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: shuffle file: a batch damaged")):
+        shuffle.read_bucket("request", found, range(SUBS), {0: 0})
 
 
 def test_parts_split_a_heavy_bucket_and_keep_its_order() -> None:

@@ -24,15 +24,22 @@
 //! costs a few microseconds to start, and a task's files hold tens of thousands of small
 //! buffers (decoding them took longer than everything else a join task reads).
 //!
+//! The schema message and every block carry a CRC-32 that decoding checks first: a
+//! scratch file damaged on its disk or cut by a full one is an error naming what is
+//! wrong, not bytes handed to the IPC reader, which panics on some damaged messages
+//! (the `shuffle` fuzz target found one within seconds: a buffer offset out of range).
+//!
 //! ```text
-//! header: the stream's schema message (its metadata: server, file, file_seq)
-//! batch:  compressed length: u32 LE, message length: u32 LE, the LZ4 block of the message
+//! header: CRC-32 of the schema message: u32 LE, the stream's schema message (its
+//!         metadata: server, file, file_seq)
+//! batch:  compressed length: u32 LE, message length: u32 LE, CRC-32 of the block: u32 LE,
+//!         the LZ4 block of the message
 //! index:  n + 1 entries of (offset: u64 LE, bytes in memory: u64 LE): entry i's offset is
 //!         where batch i starts (entry n's: where the index starts); bytes estimate the
 //!         batch's size once decoded (rows x the bytes per row of the file's columns and
 //!         of those decoding adds back)
 //! tail:   the header's length (where batch 0 starts): u64 LE, n: u64 LE, the magic
-//!         b"DSSHUF02"
+//!         b"DSSHUF03"
 //! ```
 //! A sub-bucket is a unit a join task can process on its own (its connections are whole
 //! in it), so a bucket over its memory budget is joined a few sub-buckets at a time.
@@ -99,7 +106,7 @@ pub struct Encoded {
 }
 
 /// What ends a shuffle file (after its index and the batch count).
-pub const MAGIC: &[u8; 8] = b"DSSHUF02";
+pub const MAGIC: &[u8; 8] = b"DSSHUF03";
 
 /// The shuffle key of a row: its connection number, or a mix of its op ids (FNV-1a over
 /// their bytes) when it has no connection.
@@ -201,7 +208,9 @@ pub fn encode(
             + added;
         let mut writer = StreamWriter::try_new(Vec::new(), &layout).map_err(error)?;
         let header = writer.get_ref().len();
-        let mut file = writer.get_ref().clone();
+        let mut file = Vec::with_capacity(HEADER_CRC + header);
+        file.extend_from_slice(&crc32fast::hash(writer.get_ref()).to_le_bytes());
+        file.extend_from_slice(writer.get_ref());
         let mut index: Vec<(u64, u64)> = Vec::with_capacity(batches + 1);
         for b in 0..batches {
             let (from, to) = (starts[b] as usize, starts[b + 1] as usize);
@@ -213,6 +222,7 @@ pub fn encode(
             let too_big = || ColumnError("shuffle: a batch over 4 GiB".into());
             file.extend_from_slice(&u32::try_from(block.len()).map_err(|_| too_big())?.to_le_bytes());
             file.extend_from_slice(&u32::try_from(message.len()).map_err(|_| too_big())?.to_le_bytes());
+            file.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
             file.extend_from_slice(&block);
             writer.get_mut().truncate(header);
         }
@@ -222,7 +232,7 @@ pub fn encode(
             file.extend_from_slice(&offset.to_le_bytes());
             file.extend_from_slice(&bytes.to_le_bytes());
         }
-        file.extend_from_slice(&(header as u64).to_le_bytes());
+        file.extend_from_slice(&((HEADER_CRC + header) as u64).to_le_bytes());
         file.extend_from_slice(&(batches as u64).to_le_bytes());
         file.extend_from_slice(MAGIC);
         out.files.push(file);
@@ -271,12 +281,20 @@ pub fn read_batch(file: &[u8], i: usize) -> Result<RecordBatch, ColumnError> {
 /// Bytes after the index: the header's length, the batch count, the magic.
 pub const TAIL: usize = 24;
 
+/// Bytes before the header's schema message: its CRC-32.
+const HEADER_CRC: usize = 4;
+
+/// A batch's bytes before its LZ4 block: its length, its message's, its CRC-32.
+const BLOCK_HEAD: usize = 12;
+
 /// One piece of a bucket: a shuffle file's header (its bytes before batch 0), the bytes
-/// of some of its consecutive batches, and the lines before its chunk in its file.
+/// of some of its consecutive batches, the lines before its chunk in its file, and the
+/// file's name (what an error names).
 pub struct Piece<'a> {
     pub header: &'a [u8],
     pub batches: &'a [u8],
     pub line_offset: i64,
+    pub source: &'a str,
 }
 
 /// The batches of `pieces` as one table of `schema` (a class's columns and types): the
@@ -286,7 +304,9 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
     let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
     let mut rows = 0usize;
     for piece in pieces {
-        for batch in batches_of(piece.header, piece.batches)? {
+        let batches = batches_of(piece.header, piece.batches)
+            .map_err(|e| ColumnError(format!("{}: {}", piece.source, e.0)))?;
+        for batch in batches {
             let n = batch.num_rows();
             if n == 0 {
                 continue;
@@ -342,6 +362,16 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
 /// as a stream after the file's header (their schema carries its metadata).
 fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, ColumnError> {
     let cut = || ColumnError("shuffle file: a batch cut short".into());
+    let damaged = |what: &str| ColumnError(format!(
+        "shuffle file: {what} damaged (its checksum differs): the scratch disk lost or \
+         changed bytes; run again"));
+    let word = |bytes: &[u8], at: usize| bytes.get(at..at + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let schema = header.get(HEADER_CRC..).ok_or_else(|| ColumnError(
+        "shuffle file: its header cut short".into()))?;
+    if word(header, 0) != Some(crc32fast::hash(schema)) {
+        return Err(damaged("its header"));
+    }
     let mut decoder = StreamDecoder::new();
     let mut out = Vec::new();
     // a message whose body is empty (the schema, a batch of no rows) is decoded when the
@@ -356,12 +386,14 @@ fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, Colu
         }
         Ok(())
     };
-    feed(Buffer::from(header.to_vec()), &mut out)?;
+    feed(Buffer::from(schema.to_vec()), &mut out)?;
     while !blocks.is_empty() {
-        let word = |at: usize| blocks.get(at..at + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-        let (packed, size) = (word(0).ok_or_else(cut)?, word(4).ok_or_else(cut)?);
-        let block = blocks.get(8..8 + packed).ok_or_else(cut)?;
+        let field = |at: usize| word(blocks, at).ok_or_else(cut);
+        let (packed, size, crc) = (field(0)? as usize, field(4)? as usize, field(8)?);
+        let block = blocks.get(BLOCK_HEAD..BLOCK_HEAD + packed).ok_or_else(cut)?;
+        if crc32fast::hash(block) != crc {
+            return Err(damaged("a batch"));
+        }
         if size > packed.saturating_mul(255) + 64 { // more than LZ4 can expand to
             return Err(ColumnError("shuffle file: a batch of an impossible size".into()));
         }
@@ -371,7 +403,7 @@ fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, Colu
         }
         // the batch's arrays are slices of its message: decoded without another copy
         feed(Buffer::from(message), &mut out)?;
-        blocks = &blocks[8 + packed..];
+        blocks = &blocks[BLOCK_HEAD + packed..];
     }
     feed(Buffer::from(END_OF_STREAM.to_vec()), &mut out)?;
     Ok(out)
@@ -542,7 +574,8 @@ mod tests {
         let header = |f: &[u8]| u64::from_le_bytes(f[f.len() - 24..f.len() - 16].try_into().unwrap()) as usize;
         let index = |f: &[u8]| f.len() - TAIL - 2 * 16;
         let pieces: Vec<Piece<'_>> = files.iter().zip([100, 0])
-            .map(|(f, line_offset)| Piece { header: &f[..header(f)], batches: &f[header(f)..index(f)], line_offset })
+            .map(|(f, line_offset)| Piece { header: &f[..header(f)], batches: &f[header(f)..index(f)], line_offset,
+                                             source: "c1.arrow" })
             .collect();
         let got = decode(&pieces, &class).unwrap();
         // the class's columns and types
@@ -566,8 +599,19 @@ mod tests {
         assert_eq!(filter.value(2), "(uid=a)");
         assert!(filter.values().capacity() < 256, "{} bytes", filter.values().capacity());
         // a file cut inside a batch is an error
-        let cut = Piece { header: pieces[0].header, batches: &pieces[0].batches[..10], line_offset: 0 };
+        let cut = Piece { batches: &pieces[0].batches[..10], ..pieces[0] };
         assert!(decode(&[cut], &class).is_err());
+        // a byte changed anywhere in a batch or in the header is found by its checksum,
+        // before the IPC reader sees it
+        let (h, i) = (header(&files[0]), index(&files[0]));
+        for at in [h + 5, h + 13, i - 1, 2, h - 1] {
+            let mut damaged = files[0].clone();
+            damaged[at] ^= 0x10;
+            let piece = Piece { header: &damaged[..h], batches: &damaged[h..i], ..pieces[0] };
+            let e = decode(&[piece], &class).unwrap_err().0;
+            let what = if at < h { "its header" } else { "a batch" };
+            assert!(e.starts_with("c1.arrow: shuffle file: ") && e.contains(what), "byte {at}: {e}");
+        }
     }
 
     #[test]

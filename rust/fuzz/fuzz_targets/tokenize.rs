@@ -54,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), table.num_rows());
             let header = word(file, file.len() - TAIL) as usize;
             let index = file.len() - TAIL - (buckets * subs + 1) as usize * 16;
-            let piece = Piece { header: &file[..header], batches: &file[header..index], line_offset: 0 };
+            let piece = Piece { header: &file[..header], batches: &file[header..index], line_offset: 0,
+                                source: "f" };
             let decoded = decode(&[piece], &table.schema()).expect("decodes");
             assert_eq!(decoded.num_rows(), table.num_rows());
             assert_eq!(decoded.num_columns(), table.num_columns());
@@ -68,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // and bytes that are no shuffle file are an error, never a panic
     let cut = data.len() / 2;
-    let piece = Piece { header: &data[..cut], batches: &data[cut..], line_offset: 0 };
+    let piece = Piece { header: &data[..cut], batches: &data[cut..], line_offset: 0, source: "f" };
     let _ = decode(&[piece], &std::sync::Arc::new(arrow_schema::Schema::empty()));
 });
 

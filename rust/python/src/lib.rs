@@ -115,7 +115,8 @@ fn join_bucket<'py>(
 }
 
 /// ``join_bucket`` of a bucket (or part of one) as it is in the shuffle files: per class,
-/// its pieces (``(header, batches, line_offset)`` as for ``shuffle_decode``) and schema.
+/// its pieces (``(header, batches, line_offset, name)`` as for ``shuffle_decode``) and
+/// schema.
 /// The events are decoded and joined here, never handed to Python.
 ///
 /// Returns (operations, connections, events, decode_seconds): as ``join_bucket``, the
@@ -168,14 +169,15 @@ fn operation_columns(ops: RecordBatch) -> PyResult<Vec<PyTable>> {
         .collect()
 }
 
-/// A piece of a shuffle file as Python gives it: (header, batches, line_offset).
-type PyPiece<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, i64);
+/// A piece of a shuffle file as Python gives it: (header, batches, line_offset, name).
+type PyPiece<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, i64, String);
 
 fn pieces_of<'a>(given: &'a [PyPiece<'_>]) -> Vec<Piece<'a>> {
     given
         .iter()
-        .map(|(header, batches, line_offset)| Piece {
+        .map(|(header, batches, line_offset, source)| Piece {
             header: header.as_bytes(), batches: batches.as_bytes(), line_offset: *line_offset,
+            source,
         })
         .collect()
 }
@@ -215,8 +217,9 @@ fn shuffle_encode<'py>(
 }
 
 /// A bucket's batches of one class, from pieces of shuffle files (``(header, batches,
-/// line_offset)``: a file's bytes before batch 0, the bytes of some of its consecutive
-/// batches, the lines before its chunk), as one Arrow table of ``schema``.
+/// line_offset, name)``: a file's bytes before batch 0, the bytes of some of its
+/// consecutive batches, the lines before its chunk, the file's name for errors), as one
+/// Arrow table of ``schema``.
 #[pyfunction]
 fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
                   schema: PySchema) -> PyResult<PyTable> {
