@@ -143,3 +143,15 @@ def test_internal_operations_spread_over_buckets_and_still_pair(tmp_path) -> Non
         paired += ops.select("base", "nentries").rows()
     assert used >= 5  # 14 distinct ids over 16 buckets
     assert sorted(paired) == sorted((f"cn=b{i}", i) for i in range(200))
+
+
+def test_the_benchs_shuffle_example_encodes_each_class_with_its_columns() -> None:
+    # rust/core/examples/shuffle_file.rs, whose instruction counts the bench reports, keeps
+    # its own copy of the classes' columns (it runs without Python)
+    source = (Path(__file__).parents[1] / "rust/core/examples/shuffle_file.rs").read_text()
+    start = source.index("= [", source.index("const CLASSES"))
+    block = source[start:source.index("];", start)]
+    classes = [re.findall(r'"(\w+)"', part) for part in block.split("&[")[1:]]
+    provenance = {"server", "file", "file_seq"}
+    assert classes == [[c for c in cols if c not in provenance]
+                       for cols in EVENT_CLASSES.values()]

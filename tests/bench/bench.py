@@ -270,6 +270,11 @@ def report(results: dict[str, dict]) -> None:
         print(f"of which pairing (sessions, request-RESULT pairs, identity): "
               f"{results['join_1_core']['pairing_instructions_per_line']:.0f}; the rest is the "
               "operations table's columns and the fingerprints")
+    if results["join_1_core"].get("shuffle_encode_instructions_per_line"):
+        print(f"shuffle: {results['join_1_core']['shuffle_encode_instructions_per_line']:.0f} "
+              f"instructions per line to encode (parse task), "
+              f"{results['join_1_core']['shuffle_decode_instructions_per_line']:.0f} to decode "
+              "(join task)")
     stages = full.get("stages", {})
     if stages:
         workers = {k.removeprefix("worker_"): v for k, v in stages.items()
@@ -420,9 +425,15 @@ def join_alone(folder: str) -> None:
         _core.join_bucket(*tables)
         best = min(best, time.perf_counter() - began)
     pairing = callgrind(folder, "join_file", "dsaccess_core::join::join")
+    # the shuffle's two halves around the join: a parse task's encoding, a join task's
+    # decoding (of every batch of the sample, as one bucket)
+    encode, decode = (callgrind(folder, "shuffle_file", f"shuffle_file::{step}_step")
+                      for step in ("encode", "decode"))
     print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best,
                       **callgrind(folder, "join_file", "join_file::join_stage"),
-                      "pairing_instructions_per_line": pairing.get("instructions_per_line")}))
+                      "pairing_instructions_per_line": pairing.get("instructions_per_line"),
+                      "shuffle_encode_instructions_per_line": encode.get("instructions_per_line"),
+                      "shuffle_decode_instructions_per_line": decode.get("instructions_per_line")}))
 
 
 def run_job(inputs: str, out: str, workers: int) -> None:
