@@ -12,7 +12,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use dsaccess_core::join::{join, Classes};
 use dsaccess_core::operations::operations;
-use dsaccess_core::shuffle::{self, Piece, Provenance};
+use dsaccess_core::shuffle::{self, Provenance};
 use dsaccess_core::{tokenize, Options};
 
 #[global_allocator]
@@ -71,10 +71,7 @@ fn encode_step(events: &[RecordBatch], schemas: &[SchemaRef]) -> Vec<Vec<u8>> {
 #[inline(never)]
 fn decode_step(files: &[Vec<u8>], schemas: &[SchemaRef]) -> Vec<RecordBatch> {
     files.iter().zip(schemas).map(|(file, schema)| {
-        let header = u64::from_le_bytes(file[file.len() - 24..file.len() - 16].try_into().unwrap());
-        let index = file.len() - shuffle::TAIL - (BUCKETS * SUBS + 1) as usize * 16;
-        let piece = Piece { header: &file[..header as usize], batches: &file[header as usize..index],
-                            line_offset: 0, source: "f" };
+        let piece = shuffle::whole(file, "f").expect("what encode wrote");
         let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(arrow_schema::Field::new("server", arrow_schema::DataType::LargeUtf8, true));
         fields.push(arrow_schema::Field::new("file", arrow_schema::DataType::LargeUtf8, true));

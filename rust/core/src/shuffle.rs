@@ -252,21 +252,11 @@ fn decoded_null_bytes(t: &DataType) -> u64 {
 /// Batch `i` of a shuffle file, found through its index, in the file's own columns (for
 /// tests and fuzzing; a join task reads through `decode`).
 pub fn read_batch(file: &[u8], i: usize) -> Result<RecordBatch, ColumnError> {
-    let bad = |what: &str| ColumnError(format!("shuffle file: {what}"));
-    let word = |at: usize| -> Result<u64, ColumnError> {
-        let bytes = file.get(at..at + 8).ok_or_else(|| bad("cut short"))?;
-        Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
-    };
-    if file.len() < TAIL || &file[file.len() - 8..] != MAGIC {
-        return Err(bad("no index (magic)"));
-    }
-    let (header, n) = (word(file.len() - 24)? as usize, word(file.len() - 16)? as usize);
+    let (header, n, index) = layout(file)?;
     if i >= n {
         return Err(bad("no such batch"));
     }
-    let index = n.checked_add(1).and_then(|k| k.checked_mul(16)).and_then(|k| k.checked_add(TAIL))
-        .and_then(|k| file.len().checked_sub(k)).ok_or_else(|| bad("index cut"))?;
-    let entry = |k: usize| word(index + k * 16).map(|v| v as usize);
+    let entry = |k: usize| word64(file, index + k * 16).map(|v| v as usize);
     let (from, to) = (entry(i)?, entry(i + 1)?);
     if !(header <= from && from <= to && to <= index) {
         return Err(bad("offsets out of order"));
@@ -278,8 +268,39 @@ pub fn read_batch(file: &[u8], i: usize) -> Result<RecordBatch, ColumnError> {
     }
 }
 
+/// A whole shuffle file as one piece, every batch of it (for tests, fuzzing and the
+/// examples; a join task's pieces are ranged reads, `pipeline/shuffle.py`).
+pub fn whole<'a>(file: &'a [u8], source: &'a str) -> Result<Piece<'a>, ColumnError> {
+    let (header, _, index) = layout(file)?;
+    if header > index {
+        return Err(bad("its header past its index"));
+    }
+    Ok(Piece { header: &file[..header], batches: &file[header..index], line_offset: 0, source })
+}
+
+/// From a file's tail: its header's length, its batch count, and where its index starts.
+fn layout(file: &[u8]) -> Result<(usize, usize, usize), ColumnError> {
+    if file.len() < TAIL || &file[file.len() - 8..] != MAGIC {
+        return Err(bad("no index (magic)"));
+    }
+    let (header, n) = (word64(file, file.len() - 24)? as usize,
+                       word64(file, file.len() - 16)? as usize);
+    let index = n.checked_add(1).and_then(|k| k.checked_mul(16)).and_then(|k| k.checked_add(TAIL))
+        .and_then(|k| file.len().checked_sub(k)).ok_or_else(|| bad("index cut"))?;
+    Ok((header, n, index))
+}
+
+fn bad(what: &str) -> ColumnError {
+    ColumnError(format!("shuffle file: {what}"))
+}
+
+fn word64(file: &[u8], at: usize) -> Result<u64, ColumnError> {
+    let bytes = file.get(at..at + 8).ok_or_else(|| bad("cut short"))?;
+    Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
+}
+
 /// Bytes after the index: the header's length, the batch count, the magic.
-pub const TAIL: usize = 24;
+const TAIL: usize = 24;
 
 /// Bytes before the header's schema message: its CRC-32.
 const HEADER_CRC: usize = 4;
@@ -572,11 +593,8 @@ mod tests {
                     .unwrap().files.remove(0)
             })
             .collect();
-        let header = |f: &[u8]| u64::from_le_bytes(f[f.len() - 24..f.len() - 16].try_into().unwrap()) as usize;
-        let index = |f: &[u8]| f.len() - TAIL - 2 * 16;
         let pieces: Vec<Piece<'_>> = files.iter().zip([100, 0])
-            .map(|(f, line_offset)| Piece { header: &f[..header(f)], batches: &f[header(f)..index(f)], line_offset,
-                                             source: "c1.arrow" })
+            .map(|(f, line_offset)| Piece { line_offset, ..whole(f, "c1.arrow").unwrap() })
             .collect();
         let got = decode(&pieces, &class).unwrap();
         // the class's columns and types
@@ -604,7 +622,8 @@ mod tests {
         assert!(decode(&[cut], &class).is_err());
         // a byte changed anywhere in a batch or in the header is found by its checksum,
         // before the IPC reader sees it
-        let (h, i) = (header(&files[0]), index(&files[0]));
+        let h = pieces[0].header.len();
+        let i = h + pieces[0].batches.len();
         for at in [h + 5, h + 13, i - 1, 2, h - 1] {
             let mut damaged = files[0].clone();
             damaged[at] ^= 0x10;

@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow_schema::Schema;
-use dsaccess_core::shuffle::{decode, encode, read_batch, Piece, Provenance, TAIL};
+use dsaccess_core::shuffle::{decode, encode, read_batch, whole, Provenance};
 use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
 
@@ -49,15 +49,7 @@ fuzz_target!(|data: &[u8]| {
     for b in 0..4 {
         let _ = read_batch(&file, b);
     }
-    if file.len() >= TAIL {
-        let header = u64::from_le_bytes(file[file.len() - 24..file.len() - 16].try_into()
-            .expect("8 bytes")) as usize;
-        // the batches end where the index of the 2 x 2 batches starts
-        let index = file.len().saturating_sub(TAIL + 5 * 16);
-        if header <= index {
-            let piece = Piece { header: &file[..header], batches: &file[header..index],
-                                line_offset: 0, source: "f" };
-            let _ = decode(&[piece], &schemas[i]);
-        }
+    if let Ok(piece) = whole(&file, "f") {
+        let _ = decode(&[piece], &schemas[i]);
     }
 });

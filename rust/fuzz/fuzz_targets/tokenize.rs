@@ -6,7 +6,7 @@
 use arrow_array::RecordBatch;
 use dsaccess_core::join::{as_shuffled, join, Classes};
 use dsaccess_core::operations::operations;
-use dsaccess_core::shuffle::{decode, encode, read_batch, Piece, Provenance, TAIL};
+use dsaccess_core::shuffle::{decode, encode, read_batch, whole, Piece, Provenance};
 use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
 
@@ -52,10 +52,7 @@ fuzz_target!(|data: &[u8]| {
         for (file, table) in encoded.files.iter().zip(&tables) {
             let batches = read_all(file, buckets * subs);
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), table.num_rows());
-            let header = word(file, file.len() - TAIL) as usize;
-            let index = file.len() - TAIL - (buckets * subs + 1) as usize * 16;
-            let piece = Piece { header: &file[..header], batches: &file[header..index], line_offset: 0,
-                                source: "f" };
+            let piece = whole(file, "f").expect("what encode wrote");
             let decoded = decode(&[piece], &table.schema()).expect("decodes");
             assert_eq!(decoded.num_rows(), table.num_rows());
             assert_eq!(decoded.num_columns(), table.num_columns());
@@ -72,10 +69,6 @@ fuzz_target!(|data: &[u8]| {
     let piece = Piece { header: &data[..cut], batches: &data[cut..], line_offset: 0, source: "f" };
     let _ = decode(&[piece], &std::sync::Arc::new(arrow_schema::Schema::empty()));
 });
-
-fn word(file: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(file[at..at + 8].try_into().expect("8 bytes"))
-}
 
 /// Every batch of a shuffle file, each found through the file's index.
 fn read_all(file: &[u8], batches: u32) -> Vec<RecordBatch> {
