@@ -10,13 +10,15 @@ writing order, identity by op numbers, which line gives which column).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from . import _core
+from .errors import ShuffleError
 from .schema import (
     EVENT_CLASSES,
     arrow_class_schema,
@@ -75,10 +77,22 @@ def enrich_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False) 
     """``enrich`` for a bucket's events as they are in the shuffle files (per class, the
     pieces ``shuffle.read_pieces`` gives; a missing class has none): decoded and joined
     in one call into the compiled core."""
-    columns, connections, events, seconds = _core.join_pieces(
-        [pieces.get(name, []) for name in EVENT_CLASSES],
-        [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands)
+    with shuffle_errors():
+        columns, connections, events, seconds = _core.join_pieces(
+            [pieces.get(name, []) for name in EVENT_CLASSES],
+            [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands)
     return Joined(_enriched(columns, connections), events, seconds)
+
+
+@contextmanager
+def shuffle_errors() -> Iterator[None]:
+    """A shuffle file the core cannot decode (its message names the file) is a
+    ``ShuffleError``, which adds the fix: the run fails with that message, not as an
+    internal error."""
+    try:
+        yield
+    except _core.ShuffleFileError as e:
+        raise ShuffleError(str(e)) from None
 
 
 def _enriched(columns: list[Any], connections: Any) -> Enriched:

@@ -31,5 +31,15 @@ class SourceError(PipelineError, OSError):
     """A log file or server could not be read."""
 
 
+class ShuffleError(PipelineError, ValueError):
+    """A shuffle (scratch) file that is not what a parse task wrote: damaged, cut, or of
+    another layout; the message is what is wrong with which file, then the fix."""
+
+    FIX = "the scratch disk lost or changed bytes, or another run shares the folder; run again"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}: {self.FIX}")
+
+
 class OutputError(PipelineError, OSError):
     """The output (or its staging folder) could not be written."""

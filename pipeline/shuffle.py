@@ -30,7 +30,8 @@ import polars as pl
 import pyarrow as pa
 
 from . import _core, outputs
-from .enrich import Pieces
+from .enrich import Pieces, shuffle_errors
+from .errors import ShuffleError
 from .partition import SUBS, server_seed
 from .schema import EVENT_CLASSES, arrow_class_schema, empty_class
 from .store import Place, place
@@ -88,10 +89,6 @@ class Piece:
     header: bytes
 
 
-class ShuffleError(ValueError):
-    """A shuffle file that is not what a parse task wrote (cut, or of another layout)."""
-
-
 def _open(path: Place) -> pa.NativeFile:
     if path.local:
         return pa.OSFile(path.url)
@@ -110,7 +107,7 @@ def pieces(scratch: Place, cls: str, sources: Sources) -> list[Piece]:
                 with _open(path) as f:
                     size = f.size()
                     if size < TAIL.size:
-                        raise ShuffleError(f"{path}: cut short")
+                        raise ShuffleError(f"{path}: shuffle file: cut short")
                     head, n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
                     index = size - TAIL.size - (n + 1) * ENTRY.size
                     if magic != MAGIC or n < (bucket + 1) * SUBS or not 0 < head <= index:
@@ -167,5 +164,6 @@ def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int,
     parts = read_pieces(found, subs, offsets)
     if not parts:
         return None
-    table = pl.DataFrame(_core.shuffle_decode(parts, arrow_class_schema(cls)))
+    with shuffle_errors():
+        table = pl.DataFrame(_core.shuffle_decode(parts, arrow_class_schema(cls)))
     return table if table.height else None

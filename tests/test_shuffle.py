@@ -9,6 +9,9 @@ import polars as pl
 import pytest
 
 from pipeline import shuffle
+from pipeline.cli import EXIT_FAILED, explain
+from pipeline.enrich import enrich_pieces
+from pipeline.errors import ShuffleError
 from pipeline.logline import parse_lines, tokenize
 from pipeline.partition import SUBS, server_seed
 from pipeline.schema import EVENT_CLASSES
@@ -98,8 +101,15 @@ def test_a_damaged_batch_is_an_error_naming_its_file(tmp_path) -> None:
     raw = bytearray(Path(path.url).read_bytes())
     raw[middle] ^= 0x55  # one byte of one batch, as a failing disk would change it
     Path(path.url).write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match=re.escape(f"{path}: shuffle file: a batch damaged")):
+    named = re.escape(f"{path}: shuffle file: a batch damaged (its checksum differs): "
+                      f"{ShuffleError.FIX}")
+    with pytest.raises(ShuffleError, match=named):
         shuffle.read_bucket("request", found, range(SUBS), {0: 0})
+    # the run's own path, decoding and joining in one call, fails the same way, and the
+    # command line says what is wrong and the fix, not "internal error"
+    with pytest.raises(ShuffleError, match=named) as failed:
+        enrich_pieces({"request": shuffle.read_pieces(found, range(SUBS), {0: 0})})
+    assert explain(failed.value) == (str(failed.value), EXIT_FAILED)
 
 
 def test_parts_split_a_heavy_bucket_and_keep_its_order() -> None:

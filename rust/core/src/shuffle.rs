@@ -384,8 +384,7 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
 fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, ColumnError> {
     let cut = || ColumnError("shuffle file: a batch cut short".into());
     let damaged = |what: &str| ColumnError(format!(
-        "shuffle file: {what} damaged (its checksum differs): the scratch disk lost or \
-         changed bytes; run again"));
+        "shuffle file: {what} damaged (its checksum differs)"));
     let word = |bytes: &[u8], at: usize| bytes.get(at..at + 4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     let schema = header.get(HEADER_CRC..).ok_or_else(|| ColumnError(

@@ -19,6 +19,10 @@ use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
 
+// A shuffle file that cannot be decoded (damaged, cut, or not of this version): the
+// message names the file; Python makes it a `ScratchError`, not an internal error.
+pyo3::create_exception!(_core, ShuffleFileError, PyValueError);
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use dsaccess_core::{tokenize, Options};
@@ -120,7 +124,8 @@ fn join_bucket<'py>(
 /// The events are decoded and joined here, never handed to Python.
 ///
 /// Returns (operations, connections, events, decode_seconds): as ``join_bucket``, the
-/// number of events decoded, and the seconds decoding took.
+/// number of events decoded, and the seconds decoding took. Raises ``ShuffleFileError``
+/// naming a file that cannot be decoded.
 #[pyfunction]
 #[pyo3(signature = (pieces, schemas, *, sort_operands=false))]
 fn join_pieces<'py>(
@@ -139,13 +144,14 @@ fn join_pieces<'py>(
             let began = Instant::now();
             let classes = pieces.iter().zip(&schemas)
                 .map(|(p, schema)| decode(p, schema))
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ShuffleFileError::new_err(e.to_string()))?;
             let seconds = began.elapsed().as_secs_f64();
             let events: usize = classes.iter().map(RecordBatch::num_rows).sum();
-            let (ops, connections) = joined(&classes, sort_operands)?;
-            Ok::<_, ColumnError>((ops, connections, events, seconds))
-        })
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let (ops, connections) = joined(&classes, sort_operands)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            Ok::<_, PyErr>((ops, connections, events, seconds))
+        })?;
     (operation_columns(ops)?, table(connections)?, events, seconds).into_pyobject(py)
 }
 
@@ -219,7 +225,8 @@ fn shuffle_encode<'py>(
 /// A bucket's batches of one class, from pieces of shuffle files (``(header, batches,
 /// line_offset, name)``: a file's bytes before batch 0, the bytes of some of its
 /// consecutive batches, the lines before its chunk, the file's name for errors), as one
-/// Arrow table of ``schema``.
+/// Arrow table of ``schema``. Raises ``ShuffleFileError`` naming a file that cannot be
+/// decoded.
 #[pyfunction]
 fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
                   schema: PySchema) -> PyResult<PyTable> {
@@ -227,7 +234,7 @@ fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
     let pieces = pieces_of(&pieces);
     let batch = py
         .detach(|| decode(&pieces, &schema))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        .map_err(|e| ShuffleFileError::new_err(e.to_string()))?;
     table(batch)
 }
 
@@ -256,5 +263,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint_id, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
+    m.add("ShuffleFileError", m.py().get_type::<ShuffleFileError>())?;
     Ok(())
 }
