@@ -15,7 +15,11 @@
 //!   so pair in the order the file gives them.
 //! - The bound identity changes at AUTOBIND, at a TLS `client bound as` line and at
 //!   each BIND RESULT: success binds the RESULT's `dn` (else the request's), failure
-//!   makes the connection anonymous (RFC 4511 §4.2.1). It applies to the operations
+//!   makes the connection anonymous (RFC 4511 §4.2.1). An empty `dn` on a successful
+//!   RESULT logged after the connection's next BIND began (its request earlier in the
+//!   file or stamped earlier) is the server's race (it writes the connection's DN as it
+//!   logs, and the next BIND has cleared it): the request's DN, when it names one. It
+//!   applies to the operations
 //!   numbered after the BIND: a client sends nothing while a bind is in progress, but
 //!   the server may log the next request before the BIND's RESULT line.
 //!
@@ -418,15 +422,40 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
             None => op.result.and_then(|i| tag_verb(res_tag.get(evs[i as usize].row as usize))),
         }
     };
+    let internal_of = |op: &Op| evs[op.request.or(op.lone).or(op.result).expect("an op has a line") as usize].internal;
+    // per session, the (op number, pos, ts) of each client BIND request
+    let mut bind_requests: FxMap<u32, Vec<(i64, i64, i64)>> = FxMap::default();
+    for op in &ops {
+        if let (Some(q), Some("BIND")) = (op.request, verb_of(op)) {
+            let e = &evs[q as usize];
+            if let (Some(n), false) = (e.op, e.internal) {
+                bind_requests.entry(op.session).or_default().push((n, e.pos, e.ts));
+            }
+        }
+    }
     let bound = |op: &Op| -> Option<&str> {
-        let r = evs[op.result? as usize].row as usize;
-        if res_err.get(r) == Some(0) {
-            res_dn.get(r).or_else(|| op.request.and_then(|q| req_dn.get(evs[q as usize].row as usize)))
-        } else {
-            Some("")
+        let at = op.result?;
+        let r = evs[at as usize].row as usize;
+        if res_err.get(r) != Some(0) {
+            return Some("");
+        }
+        let requested = op.request.and_then(|q| req_dn.get(evs[q as usize].row as usize));
+        match res_dn.get(r) {
+            // the server writes the RESULT's dn from the connection when it logs the line:
+            // logged after the connection's next BIND began (that BIND's request is before
+            // it in the file, or stamped earlier: threads' lines can be written out of
+            // order), it is that BIND's cleared identity, not the one this BIND established
+            // (real 389 DS 2.3 does this)
+            Some("") if requested.is_some_and(|d| !d.is_empty()) && {
+                let (logged, stamped) = (evs[at as usize].pos, evs[at as usize].ts);
+                let later = bind_requests.get(&op.session).map_or(&[][..], Vec::as_slice);
+                op_number(op).is_some_and(|n| later.iter()
+                    .any(|(m, pos, ts)| *m > n && (*pos < logged || *ts < stamped)))
+            } => requested,
+            Some(dn) => Some(dn),
+            None => requested,
         }
     };
-    let internal_of = |op: &Op| evs[op.request.or(op.lone).or(op.result).expect("an op has a line") as usize].internal;
     for op in &ops {
         if let (Some(r), Some(n)) = (op.result, op_number(op)) {
             if verb_of(op) == Some("BIND") && !internal_of(op) {
@@ -700,5 +729,46 @@ mod tests {
         let request = ops.column_by_name("request").unwrap();
         assert_eq!((request.null_count(), ops.column_by_name("result").unwrap().null_count()), (1, 1));
         assert_eq!(j.connections.num_rows(), 2);
+    }
+
+    #[test]
+    fn an_empty_dn_logged_after_the_next_bind_began_is_the_requests() {
+        // as real 389 DS 2.3 logged it (a rebind session): op 0's RESULT comes after op 2's
+        // BIND request, with the DN that BIND had cleared; op 2's own RESULT is in time;
+        // on conn 124 the next BIND's line is written after the RESULT but stamped before.
+        // A successful bind with an empty dn and no later BIND before it stays anonymous
+        // (an unauthenticated bind, where the server allows them).
+        let t = "[03/Dec/2026:17:57:06.120089649 +0000] ";
+        let text = format!(
+            "{t}conn=123 fd=65 slot=65 connection from 127.0.0.1 to 127.0.0.1\n\
+             {t}conn=123 op=0 BIND dn=\"uid=svc-app,dc=x\" method=128 version=3\n\
+             {t}conn=123 op=1 SRCH base=\"dc=x\" scope=2 filter=\"(uid=u49)\" attrs=\"cn\"\n\
+             {t}conn=123 op=1 RESULT err=0 tag=101 nentries=1 etime=0.000502638\n\
+             {t}conn=123 op=2 BIND dn=\"uid=u49,dc=x\" method=128 version=3\n\
+             {t}conn=123 op=0 RESULT err=0 tag=97 nentries=0 etime=0.007069783 dn=\"\"\n\
+             {t}conn=123 op=3 SRCH base=\"uid=u49,dc=x\" scope=0 filter=\"(objectClass=*)\" attrs=\"cn\"\n\
+             {t}conn=123 op=2 RESULT err=0 tag=97 nentries=0 etime=0.006668816 dn=\"uid=u49,dc=x\"\n\
+             {t}conn=123 op=3 RESULT err=0 tag=101 nentries=1 etime=0.000626323\n\
+             {t}conn=123 op=4 BIND dn=\"uid=u50,dc=x\" method=128 version=3\n\
+             {t}conn=123 op=4 RESULT err=0 tag=97 nentries=0 etime=0.006 dn=\"\"\n\
+             {t}conn=123 op=5 SRCH base=\"dc=x\" scope=1 filter=\"(cn=u*)\" attrs=\"cn\"\n\
+             {t}conn=123 op=5 RESULT err=0 tag=101 nentries=0 etime=0.0006\n\
+             [03/Dec/2026:17:57:07.000000000 +0000] conn=124 op=0 BIND dn=\"uid=u60,dc=x\" method=128 version=3\n\
+             [03/Dec/2026:17:57:07.020000000 +0000] conn=124 op=0 RESULT err=0 tag=97 nentries=0 etime=0.02 dn=\"\"\n\
+             [03/Dec/2026:17:57:07.010000000 +0000] conn=124 op=1 BIND dn=\"uid=u61,dc=x\" method=128 version=3\n\
+             [03/Dec/2026:17:57:07.030000000 +0000] conn=124 op=1 RESULT err=0 tag=97 nentries=0 etime=0.02 dn=\"uid=u61,dc=x\"\n"
+        );
+        let c = classes(&text);
+        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
+        let ops = &j.operations;
+        let verb = ops.column_by_name("verb").unwrap().as_string_view();
+        let dn = ops.column_by_name("bind_dn").unwrap().as_string_view();
+        let got: Vec<(&str, Option<&str>)> = (0..ops.num_rows())
+            .map(|i| (verb.value(i), dn.is_valid(i).then(|| dn.value(i)))).collect();
+        assert_eq!(got, vec![("BIND", Some("uid=svc-app,dc=x")), ("SRCH", Some("uid=svc-app,dc=x")),
+                             ("BIND", Some("uid=u49,dc=x")), ("SRCH", Some("uid=u49,dc=x")),
+                             ("BIND", Some("")), ("SRCH", Some("")),
+                             // op 1's request is written after op 0's RESULT, stamped before
+                             ("BIND", Some("uid=u60,dc=x")), ("BIND", Some("uid=u61,dc=x"))]);
     }
 }
