@@ -19,11 +19,8 @@ buckets, never from averaged percentiles.
 from __future__ import annotations
 
 import math
-from typing import TypeVar
 
 import polars as pl
-
-Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 GAMMA = 1.02
 ZERO_BUCKET = -(2**31)         # values at or below MIN_VALUE
@@ -50,9 +47,8 @@ def representative(bucket: pl.Expr) -> pl.Expr:
         2.0 * (bucket.cast(pl.Float64) * _LOG_GAMMA).exp() / (GAMMA + 1.0))
 
 
-def bucketize(df: Frame, keys: list[str], value: str) -> Frame:
-    """Rows ``(keys..., bucket, count)`` for the non-null values of column ``value`` (a
-    lazy frame gives a lazy frame)."""
+def bucketize(df: pl.DataFrame, keys: list[str], value: str) -> pl.DataFrame:
+    """Rows ``(keys..., bucket, count)`` for the non-null values of column ``value``."""
     # the keys and the bucket only: a filter of the whole frame copied every column
     return (
         df.select(*keys, bucket_of(pl.col(value)).alias("bucket"))

@@ -699,6 +699,22 @@ mod tests {
         t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect()
     }
 
+    /// The join of a log, and each operation's (verb, bind_dn) in output order.
+    fn identities(text: &str) -> (Joined, Vec<(String, Option<String>)>) {
+        let c = classes(text);
+        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
+        let verb = j.operations.column_by_name("verb").unwrap().as_string_view();
+        let dn = j.operations.column_by_name("bind_dn").unwrap().as_string_view();
+        let got = (0..j.operations.num_rows())
+            .map(|i| (verb.value(i).to_string(), dn.is_valid(i).then(|| dn.value(i).to_string())))
+            .collect();
+        (j, got)
+    }
+
+    fn pairs(want: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        want.iter().map(|(v, d)| (v.to_string(), d.map(str::to_string))).collect()
+    }
+
     #[test]
     fn identity_follows_op_numbers_and_restarts_start_new_sessions() {
         let t = "[26/Nov/2026:16:22:20 +0000] ";
@@ -714,18 +730,13 @@ mod tests {
              {t}conn=1 fd=64 slot=64 connection from 10.0.0.9 to 10.0.0.2\n\
              {t}conn=1 op=3 RESULT err=0 tag=101 nentries=0 etime=0.1\n"
         );
-        let c = classes(&text);
-        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
+        let (j, got) = identities(&text);
         let ops = &j.operations;
-        let verb = ops.column_by_name("verb").unwrap().as_string_view();
-        let dn = ops.column_by_name("bind_dn").unwrap().as_string_view();
-        let got: Vec<(&str, Option<&str>)> = (0..ops.num_rows())
-            .map(|i| (verb.value(i), dn.is_valid(i).then(|| dn.value(i)))).collect();
         // the search logged before the BIND's RESULT is numbered after it: bound as uid=a;
         // a failed bind makes the connection anonymous; the RESULT after the second open
         // line belongs to a new session and has no request there
-        assert_eq!(got, vec![("BIND", Some("uid=a")), ("SRCH", Some("uid=a")), ("BIND", Some("")),
-                             ("SRCH", Some("")), ("SRCH", Some(""))]);
+        assert_eq!(got, pairs(&[("BIND", Some("uid=a")), ("SRCH", Some("uid=a")), ("BIND", Some("")),
+                                ("SRCH", Some("")), ("SRCH", Some(""))]));
         let request = ops.column_by_name("request").unwrap();
         assert_eq!((request.null_count(), ops.column_by_name("result").unwrap().null_count()), (1, 1));
         assert_eq!(j.connections.num_rows(), 2);
@@ -758,17 +769,11 @@ mod tests {
              [03/Dec/2026:17:57:07.010000000 +0000] conn=124 op=1 BIND dn=\"uid=u61,dc=x\" method=128 version=3\n\
              [03/Dec/2026:17:57:07.030000000 +0000] conn=124 op=1 RESULT err=0 tag=97 nentries=0 etime=0.02 dn=\"uid=u61,dc=x\"\n"
         );
-        let c = classes(&text);
-        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
-        let ops = &j.operations;
-        let verb = ops.column_by_name("verb").unwrap().as_string_view();
-        let dn = ops.column_by_name("bind_dn").unwrap().as_string_view();
-        let got: Vec<(&str, Option<&str>)> = (0..ops.num_rows())
-            .map(|i| (verb.value(i), dn.is_valid(i).then(|| dn.value(i)))).collect();
-        assert_eq!(got, vec![("BIND", Some("uid=svc-app,dc=x")), ("SRCH", Some("uid=svc-app,dc=x")),
-                             ("BIND", Some("uid=u49,dc=x")), ("SRCH", Some("uid=u49,dc=x")),
-                             ("BIND", Some("")), ("SRCH", Some("")),
-                             // op 1's request is written after op 0's RESULT, stamped before
-                             ("BIND", Some("uid=u60,dc=x")), ("BIND", Some("uid=u61,dc=x"))]);
+        let (_, got) = identities(&text);
+        assert_eq!(got, pairs(&[("BIND", Some("uid=svc-app,dc=x")), ("SRCH", Some("uid=svc-app,dc=x")),
+                                ("BIND", Some("uid=u49,dc=x")), ("SRCH", Some("uid=u49,dc=x")),
+                                ("BIND", Some("")), ("SRCH", Some("")),
+                                // op 1's request is written after op 0's RESULT, stamped before
+                                ("BIND", Some("uid=u60,dc=x")), ("BIND", Some("uid=u61,dc=x"))]));
     }
 }

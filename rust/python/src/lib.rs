@@ -20,7 +20,7 @@ use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
 
 // A shuffle file that cannot be decoded (damaged, cut, or not of this version): the
-// message names the file; Python makes it a `ScratchError`, not an internal error.
+// message names the file; Python makes it a `ShuffleError`, not an internal error.
 pyo3::create_exception!(_core, ShuffleFileError, PyValueError);
 
 #[global_allocator]
