@@ -84,12 +84,12 @@ impl<'a> Provenance<'a> {
 
     fn from_metadata(meta: &'a HashMap<String, String>) -> Result<Self, ColumnError> {
         let get = |k: &str| meta.get(k).map(String::as_str)
-            .ok_or_else(|| ColumnError(format!("shuffle file: no {k} in its metadata")));
+            .ok_or_else(|| bad(&format!("no {k} in its metadata")));
         Ok(Provenance {
             server: get("server")?,
             file: get("file")?,
             file_seq: get("file_seq")?.parse()
-                .map_err(|_| ColumnError("shuffle file: file_seq is no number".into()))?,
+                .map_err(|_| bad("file_seq is no number"))?,
         })
     }
 }
@@ -342,7 +342,7 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
                     ("file_seq", _) => Arc::new(Int32Array::from(vec![provenance.file_seq; n])),
                     ("line", Some(line)) => {
                         let line = line.as_primitive_opt::<Int64Type>()
-                            .ok_or_else(|| ColumnError("shuffle file: line is not Int64".into()))?;
+                            .ok_or_else(|| bad("line is not Int64"))?;
                         Arc::new(line.try_unary::<_, Int64Type, _>(|l| {
                             l.checked_add(piece.line_offset).ok_or_else(|| {
                                 arrow_schema::ArrowError::ComputeError("line number overflow".into())
@@ -350,8 +350,8 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
                         }).map_err(error)?)
                     }
                     (_, Some(c)) if c.data_type() == want => c.clone(),
-                    (name, Some(c)) => return Err(ColumnError(format!(
-                        "shuffle file: column {name:?} is {}, expected {want}", c.data_type()))),
+                    (name, Some(c)) => return Err(bad(&format!(
+                        "column {name:?} is {}, expected {want}", c.data_type()))),
                     (_, None) => new_null_array(want, n),
                 });
             }
@@ -382,13 +382,11 @@ pub fn decode(pieces: &[Piece<'_>], schema: &SchemaRef) -> Result<RecordBatch, C
 /// The record batches of a run of a file's batches (LZ4 blocks of their messages), read
 /// as a stream after the file's header (their schema carries its metadata).
 fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, ColumnError> {
-    let cut = || ColumnError("shuffle file: a batch cut short".into());
-    let damaged = |what: &str| ColumnError(format!(
-        "shuffle file: {what} damaged (its checksum differs)"));
+    let cut = || bad("a batch cut short");
+    let damaged = |what: &str| bad(&format!("{what} damaged (its checksum differs)"));
     let word = |bytes: &[u8], at: usize| bytes.get(at..at + 4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-    let schema = header.get(HEADER_CRC..).ok_or_else(|| ColumnError(
-        "shuffle file: its header cut short".into()))?;
+    let schema = header.get(HEADER_CRC..).ok_or_else(|| bad("its header cut short"))?;
     if word(header, 0) != Some(crc32fast::hash(schema)) {
         return Err(damaged("its header"));
     }
@@ -415,12 +413,12 @@ fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, Colu
             return Err(damaged("a batch"));
         }
         if size > packed.saturating_mul(255) + 64 { // more than LZ4 can expand to
-            return Err(ColumnError("shuffle file: a batch of an impossible size".into()));
+            return Err(bad("a batch of an impossible size"));
         }
         // into fresh memory, not zeroed first (zeroing it was a tenth of decoding)
         let message = lz4_flex::block::decompress(block, size).map_err(error)?;
         if message.len() != size {
-            return Err(ColumnError("shuffle file: a batch of another size".into()));
+            return Err(bad("a batch of another size"));
         }
         // the batch's arrays are slices of its message: decoded without another copy
         feed(Buffer::from(message), &mut out)?;
