@@ -19,9 +19,9 @@
 //!   RESULT logged after the connection's next BIND began (its request earlier in the
 //!   file or stamped earlier) is the server's race (it writes the connection's DN as it
 //!   logs, and the next BIND has cleared it): the request's DN, when it names one. It
-//!   applies to the operations
-//!   numbered after the BIND: a client sends nothing while a bind is in progress, but
-//!   the server may log the next request before the BIND's RESULT line.
+//!   applies to the operations numbered after the BIND: a client sends nothing while a
+//!   bind is in progress, but the server may log the next request before the BIND's
+//!   RESULT line.
 //!
 //! The result is structure, not payload: for each operation the rows of its request,
 //! RESULT or lone line (ABANDON, UNBIND), its verb, identity, abandon mark and the row
