@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use arrow_array::{ArrayRef, RecordBatch};
 
-use crate::columns::{batch, BoolCol, F64Col, I64Col, StrCol};
-use crate::fields::{general, kind_of, Fields, Kind, F, FIELD_COUNT, KIND_COUNT};
+use crate::columns::{batch, BoolCol, F64Col, FixedStrCol, I64Col, NameCol, StrCol};
+use crate::fields::{general, kind_of, Fields, Kind, F, FIELD_COUNT, KIND_COUNT, KIND_NAMES};
 use crate::head::{parse_head_cached, Head, Ids, StampCache};
 use crate::strict::strict;
 
@@ -112,13 +112,12 @@ pub(crate) struct Builder {
 }
 
 /// The columns of one event class.
-#[derive(Default)]
 struct Columns {
     rows: usize,
     line: I64Col,
     ts: I64Col,
-    tz: StrCol,
-    kind: StrCol,
+    tz: FixedStrCol<5>,
+    kind: NameCol,
     conn: I64Col,
     internal: BoolCol,
     op: I64Col,
@@ -282,6 +281,12 @@ impl Builder {
     }
 }
 
+impl Default for Columns {
+    fn default() -> Self {
+        Columns::with_capacity(0)
+    }
+}
+
 impl Columns {
     fn with_capacity(rows: usize) -> Self {
         let num = || I64Col::expecting(rows);
@@ -290,8 +295,8 @@ impl Columns {
             rows: 0,
             line: num(),
             ts: num(),
-            tz: str(),
-            kind: str(),
+            tz: FixedStrCol::expecting(rows),
+            kind: NameCol::expecting(rows, &KIND_NAMES),
             conn: num(),
             internal: BoolCol::expecting(rows),
             op: num(),
@@ -311,8 +316,8 @@ impl Columns {
         self.rows += 1;
         self.line.set(row, number);
         self.ts.set(row, ids.ts);
-        self.tz.set(row, &text[ids.tz_at..ids.tz_at + 5]);
-        self.kind.set(row, kind.name());
+        self.tz.push(text.as_bytes()[ids.tz_at..ids.tz_at + 5].try_into().expect("five bytes"));
+        self.kind.push(kind as usize);
         if let Some(c) = ids.conn {
             self.conn.set(row, c);
         }
@@ -359,8 +364,8 @@ impl Columns {
         self.rows += 1;
         self.line.set(row, number);
         self.ts.set(row, e.ts);
-        self.tz.set(row, &e.tz);
-        self.kind.set(row, kind.name());
+        self.tz.push(e.tz.as_bytes().try_into().expect("json checks the offset is five bytes"));
+        self.kind.push(kind as usize);
         self.internal.set(row, e.internal);
         for (col, value) in [(&mut self.conn, e.conn), (&mut self.op, e.op),
                              (&mut self.op_internal, e.op_internal),
