@@ -477,8 +477,45 @@ fn word_reason(what: &str, body: &str) -> Cow<'static, str> {
 /// Seconds of a timing value; 1.4.0–1.4.2 (and ABANDON always) print a zero then nine
 /// digits, ten in all: the last nine are the nanoseconds (389ds-access-log.md §7.3).
 pub fn seconds(value: &str) -> Option<f64> {
-    // bytes, not `split_once` and iterator folds: this runs for every timing of every
-    // RESULT, and the generic string searches cost four times the digits' own work
+    // the usual value, digits around one dot and at most 16 digits, in one pass (this
+    // runs for every timing of every RESULT: finding the dot first, then reading each
+    // side, took three times the instructions); anything else is read by `any_seconds`
+    let b = value.as_bytes();
+    if b.len() <= 17 {
+        let (mut m, mut dot) = (0u64, usize::MAX);
+        let mut clean = true;
+        for (i, &c) in b.iter().enumerate() {
+            let d = c.wrapping_sub(b'0');
+            if d <= 9 {
+                m = m * 10 + u64::from(d);
+            } else if c == b'.' && dot == usize::MAX {
+                dot = i;
+            } else {
+                clean = false;
+                break;
+            }
+        }
+        if clean {
+            let (whole, mut frac) =
+                if dot == usize::MAX { (b.len(), 0) } else { (dot, b.len() - dot - 1) };
+            if frac == 10 {
+                // the first of ten digits is not a tenth (see `any_seconds`)
+                m = m / TENS[10] * TENS[9] + m % TENS[9];
+                frac = 9;
+            }
+            if whole + frac <= 15 && whole + frac > 0 {
+                let v = m as f64 / POW10[frac];
+                return (v <= MAX_SECONDS).then_some(v);
+            }
+        }
+    }
+    any_seconds(value)
+}
+
+/// `seconds` of any value: the usual ones, and those of more digits, signs, exponents.
+fn any_seconds(value: &str) -> Option<f64> {
+    // bytes, not `split_once` and iterator folds: the generic string searches cost four
+    // times the digits' own work
     let b = value.as_bytes();
     let (whole, frac) = match b.iter().position(|&c| c == b'.') {
         Some(dot) => (&b[..dot], &b[dot + 1..]),
@@ -605,6 +642,8 @@ mod tests {
             "0.1234567890123", "0000000000000000.1", "1000000000", "1000000000.1", "-1",
             "+1.5", "inf", "NaN", "1.2.3", "9.999999999", "0.0000000001", "10.123456789",
             "12345.1234567891", "1234567.1234567891", "x1.0123456789", " 1", "1_0",
+            "123456.1234567891", "1234567.123456789", "99999999999999999", "0.", "00.00",
+            "999999999.999999", "1000000000.000001", "0.000000001", "..1", "1..",
         ];
         for v in values {
             let (new, old) = (seconds(v), reference_seconds(v));
