@@ -236,8 +236,9 @@ impl Builder {
                 return self.reject(number, text, word_reason(&what, body));
             }
         }
-        match typed(kind, &fields) {
-            Ok(values) => {
+        let mut values = Typed::default();
+        match typed(kind, &fields, &mut values) {
+            Ok(()) => {
                 self.counts.parsed += 1;
                 self.classes[class_of(kind)].event(number, text, &ids, kind, &fields, &values);
                 self.kind_events[kind as usize] += 1;
@@ -430,9 +431,9 @@ impl Columns {
     }
 }
 
-/// Numbers of a body's fields, or why one does not fit.
-fn typed(kind: Kind, fields: &Fields<'_>) -> Result<Typed, String> {
-    let mut out = Typed::default();
+/// Numbers of a body's fields into `out` (all None on entry; filled in place, as a
+/// returned value it was copied twice), or why one does not fit.
+fn typed(kind: Kind, fields: &Fields<'_>, out: &mut Typed) -> Result<(), String> {
     let layout = &layouts()[kind as usize];
     for &(i, f) in &layout.ints {
         if let Some(v) = fields[f as usize] {
@@ -450,7 +451,7 @@ fn typed(kind: Kind, fields: &Fields<'_>) -> Result<Typed, String> {
             })?);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 
