@@ -411,7 +411,7 @@ impl Columns {
             ("op_nested", self.op_nested.finish(n)),
         ];
         // a column never set is left out before it is finished (padding it to every
-        // row, then dropping it, was 2% of the tokenizer's instructions)
+        // row, then dropping it, was 3% of the tokenizer's instructions)
         let name = |f: &F| crate::fields::NAMES[*f as usize];
         for (name, col) in [("ssl", self.ssl), ("truncated", self.truncated)] {
             if col.touched() {
@@ -498,7 +498,7 @@ fn word_reason(what: &str, body: &str) -> Cow<'static, str> {
 pub fn seconds(value: &str) -> Option<f64> {
     // the usual value, digits around one dot and at most 16 digits, in one pass (this
     // runs for every timing of every RESULT: finding the dot first, then reading each
-    // side, took three times the instructions); anything else is read by `any_seconds`
+    // side, cost a fifth more); anything else is read by `any_seconds`
     let b = value.as_bytes();
     if b.len() <= 17 {
         let (mut m, mut dot) = (0u64, usize::MAX);
