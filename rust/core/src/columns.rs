@@ -201,10 +201,7 @@ impl<const N: usize> FixedStrCol<N> {
     pub fn finish(self, rows: usize) -> ArrayRef {
         debug_assert_eq!(self.bytes.len(), rows * N);
         let offsets: Vec<i64> = (0..=self.bytes.len() / N).map(|i| (i * N) as i64).collect();
-        let array = LargeStringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                                              Buffer::from_vec(self.bytes), None)
-            .expect("values of whole characters make a valid string array");
-        Arc::new(array)
+        strings(offsets, self.bytes)
     }
 }
 
@@ -250,11 +247,17 @@ impl NameCol {
             values.truncate(end);
             offsets.push(end as i64);
         }
-        let array = LargeStringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                                              Buffer::from_vec(values), None)
-            .expect("names make a valid string array");
-        Arc::new(array)
+        strings(offsets, values)
     }
+}
+
+/// A string column of no nulls from its offsets and bytes, both made of whole `&str`
+/// values (the safe constructor checks them again).
+fn strings(offsets: Vec<i64>, values: Vec<u8>) -> ArrayRef {
+    let array = LargeStringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                                          Buffer::from_vec(values), None)
+        .expect("whole `&str` values make a valid string array");
+    Arc::new(array)
 }
 
 #[cfg(test)]

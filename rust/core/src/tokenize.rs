@@ -412,20 +412,20 @@ impl Columns {
         ];
         // a column never set is left out before it is finished (padding it to every
         // row, then dropping it, was 3% of the tokenizer's instructions)
-        let name = |f: &F| crate::fields::NAMES[*f as usize];
+        let name_of = |f: &F| crate::fields::NAMES[*f as usize];
         for (name, col) in [("ssl", self.ssl), ("truncated", self.truncated)] {
             if col.touched() {
                 columns.push((name, col.finish(n)));
             }
         }
         for (f, col) in STRING_FIELDS.iter().zip(self.strs).filter(|(_, c)| c.touched()) {
-            columns.push((name(f), col.finish(n)));
+            columns.push((name_of(f), col.finish(n)));
         }
         for (f, col) in INT_FIELDS.iter().zip(self.ints).filter(|(_, c)| c.touched()) {
-            columns.push((name(f), col.finish(n)));
+            columns.push((name_of(f), col.finish(n)));
         }
         for (f, col) in TIME_FIELDS.iter().zip(self.times).filter(|(_, c)| c.touched()) {
-            columns.push((name(f), col.finish(n)));
+            columns.push((name_of(f), col.finish(n)));
         }
         batch(columns)
     }
