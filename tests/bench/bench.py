@@ -301,6 +301,42 @@ def report(results: dict[str, dict]) -> None:
             r = results[name]
             print(f"scratch files, {name}: {r['scratch_files']:,} for {r['parse_tasks']:,} "
                   f"parse tasks ({r['scratch_files'] / r['parse_tasks']:.1f} per task)")
+    print()
+    print(f"{'target':44s} {'measured':>14s} {'target':>12s}  met")
+    for what, measured, target, unit, met in targets(results):
+        print(f"{what:44s} {f'{measured:,.2f} {unit}':>14s} {target:>12s}  "
+              f"{'yes' if met else 'no'}")
+
+
+def targets(results: dict[str, dict]) -> list[tuple[str, float, str, str, bool]]:
+    """The compiled core's performance targets on the 2-core reference machine, each from
+    this run: (what, measured, the target as printed, the measure's unit, met)."""
+    def mb_s(name: str) -> float:
+        r = results[name]
+        return r["bytes"] / r.get("inner_seconds", r["seconds"]) / 2**20
+
+    full, half = results["run_2_workers_full"], results["run_2_workers_half"]
+    one, single = results["run_1_worker_half"], results["run_single_server_2_workers"]
+    gb = 2**30
+
+    def peak(r: dict) -> float:  # the largest process of the run, client or worker
+        return max(r["peak_rss_main"], r["peak_rss_worker_max"]) / gb
+
+    rows = [
+        (f"dsaccess run, 2 workers, {human(full['bytes'])} fleet", mb_s("run_2_workers_full"),
+         150, "MB/s"),
+        ("dsaccess run / logconv -V, one server",
+         results["logconv_single_server"]["seconds"] / single["seconds"], 30, "x"),
+        ("tokenizer alone, one core", mb_s("tokenizer_1_core"), 800, "MB/s"),
+        ("join step alone, one core (MB of log)", mb_s("join_1_core"), 500, "MB/s"),
+        ("2 workers / 1 worker, same input", one["seconds"] / half["seconds"], 1.8, "x"),
+    ]
+    out = [(what, value, f">= {target:g} {unit}", unit, value >= target)
+           for what, value, target, unit in rows]
+    for what, r in ((f"largest process, {human(half['bytes'])}", half),
+                    (f"largest process, {human(full['bytes'])}", full)):
+        out.append((what, peak(r), "<= 1 GB", "GB", peak(r) <= 1))
+    return out
 
 
 def human(n: float) -> str:
