@@ -61,3 +61,56 @@ def servers(tmp: Path) -> Iterator[tuple[str, pl.DataFrame]]:
         yield server, pl.concat([
             parse_lines(data, server=server.rsplit("/", 1)[-1], file=file, file_seq=seq).events
             for seq, (file, data) in enumerate(found)])
+
+
+# The tables and files of a run's OUT held by golden digests: each aggregate table by its
+# keys, the connections, and summary.json (its warnings aside: they name paths).
+OUTPUT_TABLES = {
+    "fingerprints": ["fingerprint"],
+    "workloads": ["server", "workload", "bind_dn", "verb"],
+    "timeseries": ["server", "minute", "verb"],
+    "load": ["server", "start"],
+    "binds": ["server", "dn", "err"],
+    "clients": ["server", "client_ip", "transport", "close_code"],
+    "restarts": ["server", "ts"],
+    "connections": ["server", "session", "conn"],
+}
+
+
+def output_digests(out: Path) -> dict[str, object]:
+    """Digests of every aggregate table of a run's OUT, with its row count, and the
+    summary (without its warnings)."""
+    found: dict[str, object] = {}
+    for name, order in OUTPUT_TABLES.items():
+        df = pl.read_parquet(out / f"{name}.parquet")
+        found[name] = [df.height, digest(df, order)]
+    summary = json.loads((out / "summary.json").read_text())
+    summary.pop("warnings", None)
+    found["summary"] = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
+    return found
+
+
+def output_corpora(tmp: Path) -> dict[str, Path]:
+    """The inputs of the output digests: the bundled sample, and a generated fleet of two
+    servers with rotations, restarts and zones (seeded)."""
+    from .synth import generate
+
+    generate(tmp / "synth", servers=2, mb_per_server=2.0, seed=11, rotate_mb=0.6, restarts=2)
+    return {"sample": FIXTURES / "real389", "synth": tmp / "synth"}
+
+
+if __name__ == "__main__":  # rewrite the output digests: python -m tests.golden outputs
+    import sys
+    import tempfile
+
+    from pipeline.run import RunOptions, run
+
+    if sys.argv[1:] != ["outputs"]:
+        raise SystemExit("usage: python -m tests.golden outputs")
+    with tempfile.TemporaryDirectory() as tmp:
+        written = {}
+        for name, logs in output_corpora(Path(tmp)).items():
+            out = Path(tmp) / f"out-{name}"
+            run(RunOptions(inputs=(str(logs),), out=out, scheduler="synchronous"))
+            written[name] = output_digests(out)
+    (GOLDEN / "outputs.json").write_text(json.dumps(written, indent=1, sort_keys=True) + "\n")

@@ -132,3 +132,19 @@ def test_tables_round_trip_through_partials(corpus) -> None:
         [aggregate.tables_to_partials(tables)]))
     for name, table in tables.items():
         assert again[name].equals(table), name
+
+
+@pytest.mark.parametrize("partition_mb", [64, 1])
+def test_every_output_table_matches_its_golden_digest(tmp_path: Path, partition_mb: int) -> None:
+    """Every aggregate table, the connections and summary.json of the sample and of a
+    generated fleet, as digests written before the aggregates moved into the compiled
+    core (``python -m tests.golden outputs`` rewrites them, for a defect fixed on
+    purpose): one bucket or many, the same rows."""
+    from .golden import GOLDEN, output_corpora, output_digests
+
+    golden = json.loads((GOLDEN / "outputs.json").read_text())
+    for name, logs in output_corpora(tmp_path).items():
+        out = tmp_path / f"out-{name}"
+        run(RunOptions(inputs=(str(logs),), out=out, scheduler="synchronous",
+                       partition_mb=partition_mb))
+        assert output_digests(out) == golden[name], name
