@@ -1,7 +1,9 @@
-"""Run summary: partial counts per bucket, an associative combine, finalize.
+"""Run summary and aggregate tables: the partials of each bucket (computed by the compiled
+core), an associative combine, finalize.
 
-A partial is a plain nested dict of integers per server, so partials from
-any number of buckets (or chunks) merge by adding, in any grouping.
+A summary partial is a plain nested dict of integers per server, so partials from any
+number of buckets (or chunks) merge by adding, in any grouping; the partial tables merge
+by grouping on their keys (``combine_tables``).
 
 >>> a = {"x": {"lines": {"total": 2}, "connections": 1}}
 >>> b = {"x": {"lines": {"total": 3}}, "y": {"connections": 4}}
@@ -17,9 +19,9 @@ from typing import Any
 
 import polars as pl
 
-from . import histogram
-from .dn import canonical_column, most_frequent, spelled
-from .schema import PAIRED_VERBS, SUMMARY_VERBS
+from . import _core, histogram
+from .dn import canonical_column, most_frequent
+from .schema import SUMMARY_VERBS
 
 Counts = dict[str, Any]
 # total = parsed + outside_window + rejected + header + blank: every line read, once
@@ -64,43 +66,27 @@ def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int 
     return {server: part}
 
 
-def bucket_partial(operations: pl.DataFrame, connections: pl.DataFrame) -> Counts:
-    """What one bucket knows: operations, results, searches, unmatched, connections."""
-    out: Counts = {}
-    # narrow first: every filter below copies the columns it keeps
-    operations = operations.select("server", "line", "result_line", "internal", "verb", "err",
-                                   "unindexed", "partially_unindexed", "paged")
-    for (server,), ops in operations.partition_by("server", as_dict=True).items():
-        out[server] = _server_partial(ops)
-    for (server,), conns in connections.partition_by("server", as_dict=True).items():
-        opened = int(conns["opened"].is_not_null().sum())
-        out.setdefault(server, {})["connections"] = opened
-    return out
-
-
-def _server_partial(ops: pl.DataFrame) -> Counts:
-    requested = ops.filter(pl.col("line").is_not_null())
-    client = requested.filter(~pl.col("internal"))
-    by_verb = dict(client.group_by("verb").len().iter_rows())
-    results = ops.filter(pl.col("result_line").is_not_null())
-    by_err = {str(k): v for k, v in results.group_by("err").len().iter_rows()}
-    searches = results.filter(pl.col("verb") == "SRCH")
-    paired = pl.col("verb").is_in(PAIRED_VERBS)
-    return {
-        "operations": {"total": client.height,
-                       **{v: int(by_verb.get(v, 0)) for v in SUMMARY_VERBS}},
-        "internal_operations": requested.height - client.height,
-        "results": {"total": results.height, "by_err": by_err},
-        "searches": {
-            "unindexed": int(searches["unindexed"].sum()),
-            "partially_unindexed": int(searches["partially_unindexed"].sum()),
-            "paged": int(searches["paged"].sum()),
-        },
-        "unmatched": {
-            "requests": requested.filter(paired & pl.col("result_line").is_null()).height,
-            "results": results.filter(pl.col("line").is_null()).height,
-        },
-    }
+def partials(operations: pl.DataFrame, connections: pl.DataFrame, period_s: int = 60
+             ) -> tuple[Counts, dict[str, pl.DataFrame]]:
+    """One bucket's partials, computed by the compiled core (``rust/core/src/aggregate.rs``
+    states what counts where): the summary's counts per server, and the partial tables,
+    keyed ``"<table>"`` and ``"<table>:<latency>"`` (histogram rows), and ``SPELLINGS``.
+    ``period_s``: the length of the ``load`` table's periods (``load_period``)."""
+    tables, summary = _core.partial_aggregates(operations, connections, period_s=period_s)
+    out = {}
+    for name, table in tables.items():
+        df = pl.DataFrame(table)
+        # categorical keys: histogram rows are the bulk of what combine tasks hold
+        out[name] = df.with_columns(pl.col(pl.String).cast(pl.Categorical)) if ":" in name \
+            else df
+    counts: Counts = {}
+    for server, key, n in pl.DataFrame(summary).iter_rows():
+        node = counts.setdefault(server, {})
+        *path, last = key.split(".")
+        for step in path:
+            node = node.setdefault(step, {})
+        node[last] = n
+    return counts, out
 
 
 def finalize(per_server: Counts, restarts: dict[str, int]) -> Counts:
@@ -156,9 +142,8 @@ def _iso(ns: int | None) -> str | None:
 # ---- aggregate tables: fingerprints, workloads, timeseries (ARCHITECTURE.md §3) ----
 
 # The etime bounds metrics.prom exposes as ``le``: counted exactly per workloads row
-# (a histogram bucket straddling 5.0 could not say how many values are <= 5.0 exactly)
-PROM_LE = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-           1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# (``etime_le_<bound>``) by the core, which owns them.
+PROM_LE = tuple(_core.PROM_LE)
 
 
 def le_column(le: float) -> str:
@@ -166,7 +151,8 @@ def le_column(le: float) -> str:
     return f"etime_le_{le:.9g}"
 
 
-OK_ERRORS = (0, 5, 6, 14)  # success, compare false/true, SASL bind in progress: not failures
+# success, compare false/true, SASL bind in progress: not failures (the core's list)
+OK_ERRORS = tuple(_core.OK_ERRORS)
 LATENCIES = ("etime", "wtime", "optime")
 TABLE_KEYS = MappingProxyType({
     "fingerprints": ("fingerprint",),
@@ -204,94 +190,7 @@ TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, the
 # in their most frequent spelling: these tables' DN columns, and the partial counting them.
 DN_COLUMNS = MappingProxyType({"workloads": "bind_dn", "binds": "dn"})
 SPELLINGS = "dn_spellings"
-TOP_LIST_LIMIT = 10_000  # distinct bind DNs kept per fingerprint (the count is exact below it)
-
-
-def table_partials(ops: pl.DataFrame, connections: pl.DataFrame,
-                   period_s: int = 60) -> dict[str, pl.DataFrame]:
-    """One bucket's partial aggregates: scalar rows, and histogram rows per latency.
-
-    Keys are strings ``"<table>"`` and ``"<table>:<latency>"``, and ``SPELLINGS``.
-    ``period_s``: the length of the ``load`` table's periods (``load_period``).
-    """
-    transport = (pl.when(pl.col("ldapi")).then(pl.lit("LDAPI"))
-                 .when(pl.col("ssl")).then(pl.lit("LDAPS"))
-                 .when(pl.col("starttls")).then(pl.lit("StartTLS"))
-                 .otherwise(pl.lit("LDAP")))
-    # narrow first: the filters below copy the columns they keep
-    ops = ops.select("server", "workload", "bind_dn", "verb", "internal", "ts", "result_ts",
-                     "fingerprint", "fingerprint_id", "err", "unindexed", "partially_unindexed",
-                     "paged", "nentries", "filter", "base", "scope", "dn", *LATENCIES)
-    bind_dn, bind_spellings = spelled(ops["bind_dn"])
-    ops = ops.with_columns(bind_dn.alias("bind_dn"))
-    failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(OK_ERRORS)
-    notes = {"unindexed": pl.col("unindexed").sum(),
-             "nentries_sum": pl.col("nentries").sum().alias("nentries_sum")}
-    searches = ops.filter(pl.col("verb") == "SRCH").with_columns(
-        pl.coalesce("ts", "result_ts").alias("seen"))
-    client = ops.filter(~pl.col("internal"))
-    seen = pl.coalesce("ts", "result_ts")
-    series = client.with_columns(seen.dt.truncate("1m").alias("minute"))
-    # target DNs only of BINDs: every operation has one, and most are distinct entries
-    binds = client.filter(pl.col("verb") == "BIND")
-    target, target_spellings = spelled(binds["dn"])
-    binds = binds.with_columns(target.alias("dn"))
-    out = {
-        "fingerprints": searches.group_by("fingerprint").agg(
-            pl.col("fingerprint_id").first(),
-            pl.len().cast(pl.Int64).alias("count"),
-            failed.sum().cast(pl.Int64).alias("errors"),
-            notes["unindexed"].cast(pl.Int64),
-            pl.col("partially_unindexed").sum().cast(pl.Int64),
-            pl.col("paged").sum().cast(pl.Int64),
-            _ns_sum("etime"),
-            _ns_sum("etime", pl.col("unindexed"), "unindexed_etime_sum_ns"),
-            _ns_sum("etime", pl.col("partially_unindexed"), "partially_unindexed_etime_sum_ns"),
-            pl.col("etime").max().alias("etime_max"),
-            notes["nentries_sum"].cast(pl.Int64),
-            pl.col("bind_dn").drop_nulls().unique().sort().head(TOP_LIST_LIMIT)
-            .alias("bind_dn_set"),
-            pl.col("server").unique().sort().alias("server_set"),
-            pl.col("filter").drop_nulls().min().alias("example"),
-            pl.col("base").drop_nulls().min().alias("example_base"),
-            pl.col("scope").drop_nulls().min().alias("example_scope"),
-            pl.col("seen").min().alias("first_seen"),
-            pl.col("seen").max().alias("last_seen"),
-        ),
-        "workloads": client.group_by(*TABLE_KEYS["workloads"]).agg(
-            pl.len().cast(pl.Int64).alias("count"),
-            failed.sum().cast(pl.Int64).alias("errors"),
-            notes["unindexed"].cast(pl.Int64),
-            _ns_sum("etime"),
-            pl.col("etime").max().alias("etime_max"),
-            notes["nentries_sum"].cast(pl.Int64),
-            *((pl.col("etime") <= le).sum().cast(pl.Int64).alias(le_column(le))
-              for le in PROM_LE),
-        ),
-        "timeseries": series.group_by(*TABLE_KEYS["timeseries"]).agg(
-            pl.len().cast(pl.Int64).alias("count"),
-            failed.sum().cast(pl.Int64).alias("errors"),
-            _ns_sum("etime"),
-        ),
-        "clients": connections.with_columns(transport.alias("transport")).group_by(
-            *TABLE_KEYS["clients"]).agg(
-            pl.col("opened").is_not_null().sum().cast(pl.Int64).alias("connections"),
-            pl.col("operations").sum().cast(pl.Int64)),
-        "binds": binds.group_by(*TABLE_KEYS["binds"]).agg(pl.len().cast(pl.Int64)
-                                                          .alias("count")),
-        "load": client.group_by("server", seen.dt.truncate(f"{period_s}s").alias("start"))
-        .agg(pl.len().cast(pl.Int64).alias("operations"))
-        .with_columns(pl.lit(period_s, pl.Int64).alias("seconds")),
-        SPELLINGS: pl.concat([bind_spellings, target_spellings]).group_by("dn", "spelling")
-        .agg(pl.col("count").sum()),
-    }
-    sources = {"fingerprints": searches, "workloads": client, "timeseries": series}
-    for table, keys in TABLE_KEYS.items():
-        for latency in TABLE_LATENCIES[table]:
-            hist = histogram.bucketize(sources[table], list(keys), latency)
-            # categorical keys: these rows are the bulk of what combine tasks hold
-            out[f"{table}:{latency}"] = hist.with_columns(pl.col(pl.String).cast(pl.Categorical))
-    return out
+TOP_LIST_LIMIT = _core.TOP_LIST_LIMIT  # distinct bind DNs kept per fingerprint
 
 
 # The load table's period: per second for short windows, per minute up to a few days,
@@ -309,18 +208,6 @@ def load_period(first_ns: int | None, last_ns: int | None) -> int:
         return 60
     span = (last_ns - first_ns) / 1e9
     return next((period for longest, period in LOAD_PERIODS if span < longest), 3600)
-
-
-NS_SUM = pl.Decimal(38, 0)  # exact, and every Parquet reader reads it (Int128 is not)
-
-
-def _ns_sum(column: str, where: pl.Expr | None = None, name: str = "") -> pl.Expr:
-    # Sums of integer nanoseconds are exact, so any partitioning gives identical totals;
-    # 128 bits, so no fleet's total overflows (each value is at most 1e9 s, ~2^60 ns).
-    ns = (pl.col(column) * 1e9).round().cast(pl.Int128)
-    if where is not None:
-        ns = ns.filter(where)
-    return ns.sum().cast(NS_SUM).alias(name or f"{column}_sum_ns")
 
 
 def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:

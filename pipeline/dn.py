@@ -5,6 +5,7 @@
 comparison form below and show the most frequent spelling. Attribute types are
 case-insensitive; the values of the naming attributes in use (cn, uid, ou, dc, o...)
 match with caseIgnoreMatch, so folding the whole DN is what the server does for them.
+The rule is the compiled core's (``rust/core/src/dn.rs``): the aggregates group by it.
 
 >>> canonical("CN=Directory Manager")
 'cn=directory manager'
@@ -20,37 +21,13 @@ from __future__ import annotations
 
 import polars as pl
 
-SEPARATORS = ",+="
+from . import _core
 
 
 def canonical(dn: str) -> str:
-    """The comparison form: case folded, no insignificant spaces around ``,`` ``+`` ``=``."""
-    parts: list[str] = []
-    token: list[str] = []
-    escaped = False
-    for ch in dn:
-        if escaped:
-            token.append(ch)
-            escaped = False
-        elif ch == "\\":
-            token.append(ch)
-            escaped = True
-        elif ch in SEPARATORS:
-            parts.append(_strip("".join(token)))
-            parts.append(ch)
-            token = []
-        else:
-            token.append(ch)
-    parts.append(_strip("".join(token)))
-    return "".join(parts).lower()
-
-
-def _strip(token: str) -> str:
-    kept = token.strip(" ")
-    # ``\ `` at the end is an escaped space: part of the value
-    if kept.endswith("\\") and (len(kept) - len(kept.rstrip("\\"))) % 2 == 1:
-        kept += " "
-    return kept
+    """The comparison form: case folded, no insignificant spaces around ``,`` ``+`` ``=``
+    (the compiled core's ``dn::canonical``, which the aggregates group by)."""
+    return _core.canonical_dns([dn])[0]
 
 
 def canonical_column(values: pl.Series) -> pl.Series:
@@ -58,22 +35,9 @@ def canonical_column(values: pl.Series) -> pl.Series:
     distinct = values.drop_nulls().unique()
     if not distinct.len():
         return values.cast(pl.String)
-    mapping = {dn: canonical(dn) for dn in distinct.to_list()}
+    mapping = dict(zip(distinct.to_list(), _core.canonical_dns(distinct.to_list()),
+                       strict=True))
     return values.replace_strict(mapping, default=None, return_dtype=pl.String)
-
-
-def spelled(values: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
-    """``canonical_column(values)``, and how often each spelling occurs: rows ``(dn,
-    spelling, count)``. One count of the distinct spellings gives both (a second pass
-    grouping by the two strings cost as much as the canonical column itself)."""
-    counts = values.drop_nulls().value_counts(name="count")
-    written = counts[values.name]
-    forms = [canonical(dn) for dn in written.to_list()]
-    column = values.replace_strict(written, forms, default=None, return_dtype=pl.String) \
-        if forms else values.cast(pl.String)
-    return column, pl.DataFrame({"dn": pl.Series(forms, dtype=pl.String),
-                                 "spelling": written.cast(pl.String),
-                                 "count": counts["count"].cast(pl.Int64)})
 
 
 def most_frequent(spellings: pl.DataFrame) -> dict[str, str]:

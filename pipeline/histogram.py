@@ -6,14 +6,15 @@ is within ``(GAMMA - 1) / (GAMMA + 1)`` (under 1%) of every value in it. Zero
 (whole-second logs print ``etime=0``) has its own bucket. Histograms are kept
 as rows ``(keys..., bucket, count)``, so merging partials, buckets or whole
 runs is a group-by sum, and percentiles of a merged group come from merged
-buckets, never from averaged percentiles.
+buckets, never from averaged percentiles. The compiled core counts the rows
+(``rust/core/src/aggregate.rs``, which owns the layout); this module merges them
+and reads them back.
 
 >>> import polars as pl
->>> df = pl.DataFrame({"k": ["a"] * 100, "etime": [i / 1000 for i in range(1, 101)]})
->>> h = bucketize(df, ["k"], "etime")
->>> p = percentiles(h, ["k"], (0.5, 0.99)).row(0, named=True)
->>> abs(p["p50"] - 0.050) / 0.050 < 0.01, abs(p["p99"] - 0.099) / 0.099 < 0.01
-(True, True)
+>>> h = pl.DataFrame({"k": ["a", "a"], "bucket": [-151, 0], "count": [99, 1]})
+>>> p = percentiles(h, ["k"], (0.5, 0.99, 1.0)).row(0, named=True)
+>>> round(p["p50"], 4), round(p["p99"], 4), round(p["p100"], 4)
+(0.0498, 0.0498, 0.9901)
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import math
 
 import polars as pl
 
-GAMMA = 1.02
-ZERO_BUCKET = -(2**31)         # values at or below MIN_VALUE
-MIN_VALUE = 1e-9               # the logs' resolution: one nanosecond
+from . import _core
+
+GAMMA = _core.HISTOGRAM_GAMMA
+ZERO_BUCKET = _core.HISTOGRAM_ZERO_BUCKET    # values at or below MIN_VALUE
+MIN_VALUE = _core.HISTOGRAM_MIN_VALUE        # the logs' resolution: one nanosecond
 LAYOUT = {"kind": "log", "gamma": GAMMA, "min_value": MIN_VALUE}  # recorded with every run
 _LOG_GAMMA = math.log(GAMMA)
 
@@ -32,30 +35,10 @@ _LOG_GAMMA = math.log(GAMMA)
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-def bucket_of(value: pl.Expr) -> pl.Expr:
-    """The bucket index of each value (null stays null)."""
-    return (
-        pl.when(value <= MIN_VALUE).then(pl.lit(ZERO_BUCKET))
-        .otherwise((value.log() / _LOG_GAMMA).ceil().cast(pl.Int32))
-        .cast(pl.Int32)
-    )
-
-
 def representative(bucket: pl.Expr) -> pl.Expr:
     """The value a bucket stands for."""
     return pl.when(bucket == ZERO_BUCKET).then(0.0).otherwise(
         2.0 * (bucket.cast(pl.Float64) * _LOG_GAMMA).exp() / (GAMMA + 1.0))
-
-
-def bucketize(df: pl.DataFrame, keys: list[str], value: str) -> pl.DataFrame:
-    """Rows ``(keys..., bucket, count)`` for the non-null values of column ``value``."""
-    # the keys and the bucket only: a filter of the whole frame copied every column
-    return (
-        df.select(*keys, bucket_of(pl.col(value)).alias("bucket"))
-        .filter(pl.col("bucket").is_not_null())
-        .group_by(*keys, "bucket")
-        .agg(pl.len().cast(pl.Int64).alias("count"))
-    )
 
 
 def merge(parts: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:

@@ -572,8 +572,8 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
               for s, p in per_server.items() if "time_range" in p}
     period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
                                    max((t for _, t in ranges.values()), default=None))
-    partials = reduced.tables or aggregate.table_partials(empty.operations, empty.connections,
-                                                          period)
+    partials = reduced.tables or aggregate.partials(empty.operations, empty.connections,
+                                                    period)[1]
     tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)

@@ -215,8 +215,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     if jsonl:
         outputs.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
     steps.lap("write_operations")
-    partial = aggregate.bucket_partial(ops, conns)
-    tables = aggregate.table_partials(ops, conns, between.load_period)
+    partial, tables = aggregate.partials(ops, conns, between.load_period)
     steps.lap("partial_aggregates")
     return partial, tables, rule_errors, ops.height
 

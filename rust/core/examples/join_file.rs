@@ -1,11 +1,13 @@
 //! Join files' events into the operations table (`join`, then `operations`: the join
 //! stage of a bucket) and print its throughput: `cargo run --release --example join_file
 //! -- FILE...` (one server's files in rotation order, read as one; the bench runs it
-//! under callgrind for instruction counts, of `join_stage` alone).
+//! under callgrind for instruction counts, of `join_stage` and `aggregate_stage` apart:
+//! the partial aggregates of the operations, as a bucket's task computes them).
 
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
+use dsaccess_core::aggregate::partials;
 use dsaccess_core::join::{as_shuffled, join, Classes};
 use dsaccess_core::operations::operations;
 use dsaccess_core::{tokenize, Options};
@@ -24,12 +26,23 @@ fn main() {
     let t0 = Instant::now();
     let ops = join_stage(&Classes { request: &request, result: &result, lone: &lone, other: &other });
     let seconds = t0.elapsed().as_secs_f64();
-    println!("{{\"bytes\": {}, \"lines\": {}, \"operations\": {}, \"seconds\": {seconds:.6}}}",
-             data.len(), t.counts.total, ops.num_rows());
+    let t1 = Instant::now();
+    let tables = aggregate_stage(&ops.0, &ops.1);
+    let aggregate_seconds = t1.elapsed().as_secs_f64();
+    println!("{{\"bytes\": {}, \"lines\": {}, \"operations\": {}, \"seconds\": {seconds:.6}, \
+              \"aggregate_seconds\": {aggregate_seconds:.6}, \"partial_rows\": {tables}}}",
+             data.len(), t.counts.total, ops.0.num_rows());
 }
 
 #[inline(never)]
-fn join_stage(classes: &Classes<'_>) -> RecordBatch {
+fn join_stage(classes: &Classes<'_>) -> (RecordBatch, RecordBatch) {
     let joined = join(classes).expect("the tokenizer's tables");
-    operations(classes, &joined, false).expect("the join's structure")
+    (operations(classes, &joined, false).expect("the join's structure"), joined.connections)
+}
+
+/// The partial aggregates' rows, all tables together.
+#[inline(never)]
+fn aggregate_stage(operations: &RecordBatch, connections: &RecordBatch) -> usize {
+    let partials = partials(operations, connections, 1).expect("the operations' columns");
+    partials.tables.iter().map(|(_, t)| t.num_rows()).sum()
 }

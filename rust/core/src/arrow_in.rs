@@ -2,9 +2,9 @@
 //! producer chose (polars exports `Utf8View`; others `Utf8` or `LargeUtf8`).
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
 use arrow_array::{Array, BooleanArray, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, TimeUnit};
 
 /// A column that is missing or of the wrong type: names the column and what was found.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,10 +64,12 @@ pub fn strs_of<'a>(c: &'a dyn Array, table: &str, name: &str) -> Result<Strs<'a>
     })
 }
 
-/// An integer column (Int64 or Int32) read in place, as i64 values with nulls.
+/// An integer column (Int64, Int32, or nanosecond timestamps) read in place, as i64
+/// values with nulls.
 pub enum Ints<'a> {
     I64(&'a arrow_array::Int64Array),
     I32(&'a arrow_array::Int32Array),
+    Ns(&'a arrow_array::TimestampNanosecondArray),
     Absent(usize),
 }
 
@@ -76,6 +78,7 @@ impl Ints<'_> {
         match self {
             Ints::I64(a) => a.is_valid(i).then(|| a.value(i)),
             Ints::I32(a) => a.is_valid(i).then(|| i64::from(a.value(i))),
+            Ints::Ns(a) => a.is_valid(i).then(|| a.value(i)),
             Ints::Absent(_) => None,
         }
     }
@@ -84,6 +87,7 @@ impl Ints<'_> {
         match self {
             Ints::I64(a) => a.len(),
             Ints::I32(a) => a.len(),
+            Ints::Ns(a) => a.len(),
             Ints::Absent(n) => *n,
         }
     }
@@ -102,6 +106,9 @@ pub fn ints<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Ints<
     Ok(match c.data_type() {
         DataType::Int64 => Ints::I64(c.as_primitive::<Int64Type>()),
         DataType::Int32 => Ints::I32(c.as_primitive::<Int32Type>()),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Ints::Ns(c.as_primitive::<TimestampNanosecondType>())
+        }
         DataType::Null => Ints::Absent(c.len()),
         other => return Err(wrong(table, name, "Int64", other)),
     })
@@ -128,5 +135,29 @@ pub fn bools<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Bool
         DataType::Boolean => Bools::Values(c.as_boolean()),
         DataType::Null => Bools::Absent,
         other => return Err(wrong(table, name, "Boolean", other)),
+    })
+}
+
+/// A Float64 column read in place.
+pub enum Floats<'a> {
+    Values(&'a arrow_array::Float64Array),
+    Absent,
+}
+
+impl Floats<'_> {
+    pub fn get(&self, i: usize) -> Option<f64> {
+        match self {
+            Floats::Values(a) => a.is_valid(i).then(|| a.value(i)),
+            Floats::Absent => None,
+        }
+    }
+}
+
+pub fn floats<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Floats<'a>, ColumnError> {
+    let c = column(batch, table, name)?;
+    Ok(match c.data_type() {
+        DataType::Float64 => Floats::Values(c.as_primitive::<Float64Type>()),
+        DataType::Null => Floats::Absent,
+        other => return Err(wrong(table, name, "Float64", other)),
     })
 }

@@ -13,10 +13,14 @@
 //! - `operations`: the operations table from the join, with search fingerprints;
 //! - `shuffle`: one parse task's events → indexed IPC files, a record batch per sub-bucket;
 //! - `filter`: search-filter fingerprints;
+//! - `aggregate`: a bucket's operations and connections → its partial aggregates;
+//! - `dn`: DNs as LDAP compares them;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
+pub mod aggregate;
 pub mod arrow_in;
 pub mod columns;
+pub mod dn;
 pub mod fields;
 pub mod filter;
 pub mod head;

@@ -238,6 +238,37 @@ fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
     table(batch)
 }
 
+/// One bucket's partial aggregates, from its operations (with their ``workload``) and
+/// connections (any Arrow streams, such as polars DataFrames; ``period_s``: the load
+/// table's period): ``(tables, summary)``, ``tables`` a dict of Arrow tables named as
+/// ``pipeline/aggregate.py`` names the partials, ``summary`` rows ``(server, key, count)``
+/// of the summary's counts, ``key`` a dotted path. Raises ``ValueError`` naming a missing
+/// or mistyped column.
+#[pyfunction]
+#[pyo3(signature = (operations, connections, *, period_s))]
+fn partial_aggregates<'py>(
+    py: Python<'py>,
+    operations: PyTable,
+    connections: PyTable,
+    period_s: i64,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let (operations, connections) = (one_batch(operations)?, one_batch(connections)?);
+    let partials = py
+        .detach(|| dsaccess_core::aggregate::partials(&operations, &connections, period_s))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let tables = PyDict::new(py);
+    for (name, batch) in partials.tables {
+        tables.set_item(name, table(batch)?)?;
+    }
+    (tables, table(partials.summary)?).into_pyobject(py)
+}
+
+/// The comparison form of each DN (``None`` stays ``None``): ``dsaccess_core::dn``.
+#[pyfunction]
+fn canonical_dns(py: Python<'_>, dns: Vec<Option<String>>) -> Vec<Option<String>> {
+    py.detach(|| dns.iter().map(|d| d.as_deref().map(dsaccess_core::dn::canonical)).collect())
+}
+
 /// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
 #[pyfunction]
 #[pyo3(signature = (filters, sort_operands=false))]
@@ -260,9 +291,19 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(join_pieces, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
+    m.add_function(wrap_pyfunction!(partial_aggregates, m)?)?;
+    m.add_function(wrap_pyfunction!(canonical_dns, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_id, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     m.add("ShuffleFileError", m.py().get_type::<ShuffleFileError>())?;
+    // the partials' contract, for the Python that finishes the tables
+    use dsaccess_core::aggregate as agg;
+    m.add("OK_ERRORS", agg::OK_ERRORS.to_vec())?;
+    m.add("PROM_LE", agg::PROM_LE.to_vec())?;
+    m.add("TOP_LIST_LIMIT", agg::TOP_LIST_LIMIT)?;
+    m.add("HISTOGRAM_GAMMA", agg::GAMMA)?;
+    m.add("HISTOGRAM_ZERO_BUCKET", agg::ZERO_BUCKET)?;
+    m.add("HISTOGRAM_MIN_VALUE", agg::MIN_VALUE)?;
     Ok(())
 }
