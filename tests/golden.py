@@ -99,14 +99,74 @@ def output_corpora(tmp: Path) -> dict[str, Path]:
     return {"sample": FIXTURES / "real389", "synth": tmp / "synth"}
 
 
+# Workload rules whose classes are held by golden digests: the typed subset, and rules
+# outside it (int against double, functions, a look-around regex).
+CEL_RULES = (
+    'bind_dn.startsWith("uid=svc-")', 'bind_dn.endsWith(",dc=com")', 'bind_dn.contains("ou=")',
+    'bind_dn.matches("(?i)^cn=directory manager$")', 'verb == "SRCH" && unindexed',
+    "etime > 0.05", "etime <= 0.05 || paged", "!(err == 0)", "err != -1 && nentries >= 2",
+    'verb in ["BIND", "UNBIND"]', "scope == 2", "tls", "conn_duration > 1.5", "true", "false",
+    'client_ip == "" || server == "ds1"', "etime > 1", "size(bind_dn) > 3",
+    "etime + 1.0 > 2.0", 'bind_dn.matches("^(?!uid=svc-)")', 'bind_dn == "(unknown)"',
+    'base.endsWith("dc=com") && scope != 0', 'fingerprint.contains("objectClass")',
+    'attrs == "" || attrs.contains("cn")', "int(nentries) * 2 > 3 || etime >= 2.5",
+    "err in [32, 49] && !paged", 'bind_dn.lowerAscii() == "x" || true',
+)
+
+
+def cel_operations() -> pl.DataFrame:
+    """Operations with every variable of the batch rules, nulls among them (seeded)."""
+    import random
+    rng = random.Random(5)
+    n = 3000
+    pick = rng.choice
+    return pl.DataFrame({
+        "server": [pick(["ds1", "ds2"]) for _ in range(n)],
+        "bind_dn": [pick(["uid=svc-a,dc=com", "cn=Directory Manager", "", None,
+                          "uid=u,ou=people,dc=com"]) for _ in range(n)],
+        "client_ip": [pick([None, "", "10.0.0.1"]) for _ in range(n)],
+        "verb": [pick(["SRCH", "BIND", "UNBIND", None]) for _ in range(n)],
+        "base": [pick([None, "", "dc=com", "ou=people,dc=com"]) for _ in range(n)],
+        "scope": [pick([None, 0, 1, 2]) for _ in range(n)],
+        "fingerprint": [pick([None, "(objectClass=*)", "(uid=...)"]) for _ in range(n)],
+        "attrs": [pick([None, "", "cn sn", "ALL"]) for _ in range(n)],
+        "err": [pick([None, 0, 32, 49]) for _ in range(n)],
+        "etime": [pick([None, rng.random() / 10, rng.random() * 3, 1.0, 0.05])
+                  for _ in range(n)],
+        "nentries": [pick([None, 0, 1, 5]) for _ in range(n)],
+        "unindexed": [pick([None, True, False]) for _ in range(n)],
+        "paged": [pick([None, True, False]) for _ in range(n)],
+        "tls": [pick([None, "TLS1.3"]) for _ in range(n)],
+        "conn_duration": [pick([None, rng.random() * 3]) for _ in range(n)],
+    })
+
+
+def class_digest(workload: list[str | None], failed: int) -> list[object]:
+    """How many rows a rule matched, the sha256 of the classes in row order, and how many
+    rows it failed on (a runtime error: no match, counted)."""
+    return [sum(w == "hit" for w in workload),
+            hashlib.sha256(repr(workload).encode()).hexdigest(), failed]
+
+
 if __name__ == "__main__":  # rewrite the output digests: python -m tests.golden outputs
     import sys
     import tempfile
 
     from pipeline.run import RunOptions, run
 
+    if sys.argv[1:] == ["cel"]:  # written with cel-python, the engine the core replaced
+        from pipeline.workload import classify, compile_rules
+        ops = cel_operations()
+        found = {}
+        for rule in CEL_RULES:
+            errors: dict[str, int] = {}
+            classes = classify(ops, compile_rules([("hit", rule)], vectorised=False),
+                               errors=errors)["workload"].to_list()
+            found[rule] = class_digest(classes, errors.get("hit", 0))
+        (GOLDEN / "cel.json").write_text(json.dumps(found, indent=1) + "\n")
+        raise SystemExit(0)
     if sys.argv[1:] != ["outputs"]:
-        raise SystemExit("usage: python -m tests.golden outputs")
+        raise SystemExit("usage: python -m tests.golden outputs|cel")
     with tempfile.TemporaryDirectory() as tmp:
         written = {}
         for name, logs in output_corpora(Path(tmp)).items():

@@ -128,3 +128,18 @@ def test_vectorised_rules_agree_with_the_interpreter() -> None:
         vectorised += fast[0].expr is not None
         assert classify(ops, fast)["workload"].equals(classify(ops, slow)["workload"]), source
     assert vectorised == len(RULES_BOTH_WAYS) - 4
+
+
+def test_classes_equal_the_golden_digests_of_cel_python() -> None:
+    """Every rule of CEL_RULES over operations with nulls: the rows each matches and the
+    rows it fails on, as cel-python gave them (``python -m tests.golden cel`` wrote them
+    before the compiled core's engine replaced it)."""
+    import json
+
+    from .golden import CEL_RULES, GOLDEN, cel_operations, class_digest
+    golden = json.loads((GOLDEN / "cel.json").read_text())
+    ops = cel_operations()
+    for rule in CEL_RULES:
+        errors: dict[str, int] = {}
+        classes = classify(ops, compile_rules([("hit", rule)]), errors=errors)["workload"]
+        assert class_digest(classes.to_list(), errors.get("hit", 0)) == golden[rule], rule
