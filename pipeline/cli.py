@@ -106,7 +106,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Libraries whose INFO and DEBUG lines are theirs, not ours: shown only with -vv.
-NOISY = ("distributed", "dask", "celpy", "paramiko", "fsspec", "asyncio", "tornado", "bokeh")
+NOISY = ("distributed", "dask", "paramiko", "fsspec", "asyncio", "tornado", "bokeh")
 
 
 def set_up_logging(verbose: int) -> None:
@@ -387,14 +387,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    from .config import compiled, load_servers
+    from .config import load_servers
     from .exporter import Exporter, serve
 
     host, sep, port = args.listen.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"--listen: not HOST:PORT: {args.listen!r} (e.g. 127.0.0.1:9389)")
     servers = load_servers(args.config, need="ldap")
-    rules = compiled(load_workloads(args.workloads, live=True), live=True)
+    rules = load_workloads(args.workloads, live=True)
     exporter = Exporter(servers, rules, args.histocrutch)
     if args.once:
         sys.stdout.write(exporter.metrics().decode())

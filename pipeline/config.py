@@ -6,7 +6,6 @@ file, the key or rule, its line, and the fix.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .workload import BATCH_VARIABLES, LIVE_VARIABLES, Rule, compile_rules
+from .workload import compile_rules
 
 # The built-in classes, used when no --workloads file is given (conf/workloads.yaml
 # holds the same rules, commented; a test keeps the two equal).
@@ -52,16 +51,14 @@ def load_workloads(path: Path | None, live: bool = False
     rule naming a variable only the logs have is refused; of the built-in classes, those
     are left out.
 
-    Returns ``(name, expression, line)`` triples, already compiled once to check
-    them (tasks compile their own copy: a compiled program is not sent over the wire).
+    Returns ``(name, expression, line)`` triples, checked (tasks compile their own copy
+    in the core: a compiled program is not sent over the wire).
     """
-    allowed = LIVE_VARIABLES if live else BATCH_VARIABLES
     if path is None:
         rules = tuple((n, w, None) for n, w in DEFAULT_WORKLOADS)
         if live:
-            rules = tuple(r for r in rules if _uses_only(r[1], allowed))
-        compile_rules(list(rules), "built-in workloads", allowed=allowed)
-        return rules
+            rules = tuple(r for r in rules if _is_live(r[1]))
+        return compile_rules(rules, "built-in workloads", live=live)
     data, node = load_yaml(path)
     if not isinstance(data, dict) or set(data) != {"classes"}:
         keys = ", ".join(sorted(data)) if isinstance(data, dict) else type(data).__name__
@@ -90,24 +87,15 @@ def load_workloads(path: Path | None, live: bool = False
         if isinstance(when, bool):  # YAML read `when: true` as a boolean, not CEL text
             when = "true" if when else "false"
         rules.append((name, str(when), line))
-    compile_rules(rules, str(path), allowed=allowed)
-    return tuple(rules)
+    return compile_rules(rules, str(path), live=live)
 
 
-def _uses_only(expression: str, allowed: frozenset[str]) -> bool:
+def _is_live(expression: str) -> bool:
     try:
-        compile_rules([("x", expression)], allowed=allowed)
+        compile_rules([("x", expression)], live=True)
         return True
     except ConfigError:
         return False
-
-
-@functools.lru_cache(maxsize=8)
-def compiled(rules: tuple[tuple[str, str, int | None], ...], live: bool = False
-             ) -> tuple[Rule, ...]:
-    """Compile checked rules (on a worker, once per process: tasks share the programs
-    and the answers they remember)."""
-    return compile_rules(list(rules), allowed=LIVE_VARIABLES if live else BATCH_VARIABLES)
 
 
 def _item_lines(node: yaml.Node | None, section: str) -> list[int]:

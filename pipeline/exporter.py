@@ -30,14 +30,14 @@ from .monitor import (
     by_workload,
     read_monitor,
 )
-from .workload import Rule
+from .workload import Rules
 
 log = logging.getLogger(__name__)
 
 PREFIX = "dsaccess_ds"
 
 
-def read_server(server: ServerConfig, rules: tuple[Rule, ...]) -> ServerReading:
+def read_server(server: ServerConfig, rules: Rules) -> ServerReading:
     """One server's cn=monitor, snmp and backend monitor entries (never raises)."""
     import ldap
 
@@ -90,7 +90,7 @@ def _ldap_error(e: BaseException) -> str:
 class Exporter:
     """The servers, their rules, and the last reading of each (for ``/``)."""
 
-    def __init__(self, servers: tuple[ServerConfig, ...], rules: tuple[Rule, ...],
+    def __init__(self, servers: tuple[ServerConfig, ...], rules: Rules,
                  histocrutch: bool = False) -> None:
         self.servers = servers
         self.rules = rules

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from .workload import UNCLASSIFIED, Rule, classify
+from .workload import UNCLASSIFIED, Rules, classify
 
 STAMP = re.compile(r"^\d{14}Z$")
 # numeric attributes of cn=monitor, its snmp entry and each backend's monitor entry
@@ -119,7 +119,7 @@ class ServerReading:
 
 def read_monitor(server: str, monitor: dict[str, list[bytes]], snmp: dict[str, list[bytes]],
                  backends: dict[str, dict[str, list[bytes]]], now: float,
-                 rules: tuple[Rule, ...], seconds: float) -> ServerReading:
+                 rules: Rules, seconds: float) -> ServerReading:
     """The entries of one scrape → a reading, its connections classified by the rules."""
     rows, errors = [], 0
     for value in monitor.get("connection", []):
@@ -136,7 +136,7 @@ def read_monitor(server: str, monitor: dict[str, list[bytes]], snmp: dict[str, l
         (pl.lit(now) - pl.col("opened")).clip(lower_bound=0).cast(pl.Float64)
         .alias("conn_duration"),
         pl.lit(None, pl.String).alias("tls"))  # cn=monitor does not say
-    conns = classify(conns, rules) if rules else conns.with_columns(
+    conns = classify(conns, rules, live=True) if rules else conns.with_columns(
         pl.lit(UNCLASSIFIED).alias("workload"))
     # every snmp attribute counts up since the start, but "connections" (open now)
     snmp_counters = numbers(snmp, tuple(k.lower() for k in snmp if k.lower() != "connections"))

@@ -17,7 +17,6 @@ from typing import Any
 import polars as pl
 
 from . import aggregate, outputs, shuffle
-from .config import compiled
 from .enrich import enrich_pieces
 from .jsonlog import is_json_log
 from .logline import reject_table, tokenize, tokenize_json
@@ -208,7 +207,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     del joined
     rule_errors: dict[str, int] = {}
     if workloads:
-        ops = classify(ops, compiled(workloads), errors=rule_errors)
+        ops = classify(ops, workloads, errors=rule_errors)
     steps.lap("classify")
     outputs.write_operations(ops, staging / "operations", name)
     outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import compiled, load_servers, load_workloads
+from pipeline.config import load_servers, load_workloads
 from pipeline.errors import ConfigError
 from pipeline.exporter import render
 from pipeline.monitor import ServerReading, parse_connection, read_monitor
@@ -53,7 +53,7 @@ def _monitor(values: list[str]) -> dict[str, list[bytes]]:
 
 
 def test_live_connections_are_classified_by_the_batch_rules(tmp_path: Path) -> None:
-    rules = compiled(load_workloads(None, live=True), live=True)
+    rules = load_workloads(None, live=True)
     values = [f"{i}:20261201130000Z:{i}:{i}:-:{dn}:0:0:0:{i}:ip=10.0.0.{i}"
               for i, dn in enumerate(["uid=svc-app,dc=x", "uid=svc-app,dc=x", "NULLDN",
                                       "uid=u1,ou=people,dc=x", "cn=Directory Manager"],
@@ -92,7 +92,7 @@ def test_the_exposition_passes_promtool_and_labels_are_escaped(tmp_path: Path) -
     rules_file.write_text('classes:\n  - name: "odd \\"name\\" \\\\ here"\n'
                           '    when: bind_dn.startsWith("uid=")\n  - name: rest\n'
                           '    when: "true"\n')
-    rules = compiled(load_workloads(rules_file, live=True), live=True)
+    rules = load_workloads(rules_file, live=True)
     values = ["1:20261201130000Z:4:1:-:uid=<b>\"x\",dc=y:0:0:0:1:ip=10.0.0.1",
               "2:20261201130000Z:1:1:-:NULLDN:0:0:0:2:ip=10.0.0.2"]
     down = ServerReading("b", ok=False, seconds=3.0, error="SERVER_DOWN", at=NOW)
@@ -139,7 +139,7 @@ def test_ldap_blocks_are_checked_before_any_connection(tmp_path: Path) -> None:
 def test_one_scrape_of_two_servers_with_1000_connections_each_is_fast() -> None:
     # the exporter's own work per scrape (parse, classify, lay out); the LDAP reads are
     # measured against a real server in the note
-    rules = compiled(load_workloads(None, live=True), live=True)
+    rules = load_workloads(None, live=True)
     values = [f"{i}:20261201130000Z:{i % 7}:{i % 5}:-:uid=user{i % 300:04d},ou=people,dc=x"
               f":0:0:0:{i}:ip=10.0.{i // 250}.{i % 250}" for i in range(1000)]
     started = time.perf_counter()

@@ -15,6 +15,7 @@
 //! - `filter`: search-filter fingerprints;
 //! - `aggregate`: a bucket's operations and connections → its partial aggregates;
 //! - `dn`: DNs as LDAP compares them;
+//! - `workload`: the workload classes' CEL rules, checked and evaluated;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
 pub mod aggregate;
@@ -30,5 +31,6 @@ pub mod operations;
 pub mod shuffle;
 pub mod strict;
 pub mod tokenize;
+pub mod workload;
 
 pub use tokenize::{tokenize, Counts, Options, Tokenized};

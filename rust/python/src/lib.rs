@@ -18,6 +18,7 @@ use dsaccess_core::join::{join, Classes};
 use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
+use dsaccess_core::workload::{RuleError, Rules};
 
 // A shuffle file that cannot be decoded (damaged, cut, or not of this version): the
 // message names the file; Python makes it a `ShuffleError`, not an internal error.
@@ -269,6 +270,45 @@ fn canonical_dns(py: Python<'_>, dns: Vec<Option<String>>) -> Vec<Option<String>
     py.detach(|| dns.iter().map(|d| d.as_deref().map(dsaccess_core::dn::canonical)).collect())
 }
 
+/// A workload rule as configured: (name, CEL text, line or None).
+type PyRule = (String, String, Option<i64>);
+
+fn rules_of(rules: &[PyRule], origin: &str, live: bool) -> Result<Rules, RuleError> {
+    let sources: Vec<_> = rules.iter().map(|(n, w, l)| (n.as_str(), w.as_str(), *l)).collect();
+    Rules::compile(&sources, origin, live)
+}
+
+/// Check workload rules (``origin``: where they come from; ``live``: for the exporter's
+/// connections): raises ``ValueError`` with a message naming the rule, its line and the fix.
+#[pyfunction]
+#[pyo3(signature = (rules, *, origin, live=false))]
+fn check_workloads(rules: Vec<PyRule>, origin: &str, live: bool) -> PyResult<()> {
+    rules_of(&rules, origin, live).map(|_| ()).map_err(|e| PyValueError::new_err(e.0))
+}
+
+/// The workload class of each row (any Arrow stream with the rules' variables as columns):
+/// ``(classes, failures, evaluations)``, ``classes`` a one-column table ``workload``,
+/// ``failures`` the rows each rule failed on, ``evaluations`` how often each rule ran.
+#[pyfunction]
+#[pyo3(signature = (rows, rules, *, live=false))]
+fn classify<'py>(py: Python<'py>, rows: PyTable, rules: Vec<PyRule>, live: bool)
+                 -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let rows = one_batch(rows)?;
+    let rules = rules_of(&rules, "workloads", live).map_err(|e| PyValueError::new_err(e.0))?;
+    let classified = py.detach(|| rules.classify(&rows))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let failures = PyDict::new(py);
+    for (name, n) in classified.failures {
+        failures.set_item(name, n)?;
+    }
+    let evaluations = PyDict::new(py);
+    for (name, n) in classified.evaluations {
+        evaluations.set_item(name, n)?;
+    }
+    let classes = dsaccess_core::columns::batch(vec![("workload", classified.classes)]);
+    (table(classes)?, failures, evaluations).into_pyobject(py)
+}
+
 /// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
 #[pyfunction]
 #[pyo3(signature = (filters, sort_operands=false))]
@@ -293,6 +333,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     m.add_function(wrap_pyfunction!(partial_aggregates, m)?)?;
     m.add_function(wrap_pyfunction!(canonical_dns, m)?)?;
+    m.add_function(wrap_pyfunction!(check_workloads, m)?)?;
+    m.add_function(wrap_pyfunction!(classify, m)?)?;
+    m.add("UNCLASSIFIED", dsaccess_core::workload::UNCLASSIFIED)?;
     m.add_function(wrap_pyfunction!(fingerprint_id, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
