@@ -72,7 +72,12 @@ def partials(operations: pl.DataFrame, connections: pl.DataFrame, period_s: int 
     states what counts where): the summary's counts per server, and the partial tables,
     keyed ``"<table>"`` and ``"<table>:<latency>"`` (histogram rows), and ``SPELLINGS``.
     ``period_s``: the length of the ``load`` table's periods (``load_period``)."""
-    tables, summary = _core.partial_aggregates(operations, connections, period_s=period_s)
+    return from_core(*_core.partial_aggregates(operations, connections, period_s=period_s))
+
+
+def from_core(tables: dict[str, Any], summary: Any) -> tuple[Counts, dict[str, pl.DataFrame]]:
+    """The core's partials (Arrow tables, and summary rows ``(server, key, count)``, the
+    key a dotted path) as the combine takes them."""
     out = {}
     for name, table in tables.items():
         df = pl.DataFrame(table)

@@ -5,7 +5,9 @@ the bucket's lines into operations and connections, and ``rust/core/src/operatio
 gathers each operation's columns from its lines and connection and fingerprints its
 search filter (each distinct filter once). Their module documentation states the rules
 (sessions at each ``connection from`` line, pairing by (session, op ids) in the server's
-writing order, identity by op numbers, which line gives which column).
+writing order, identity by op numbers, which line gives which column). A bucket's task
+is one call (``join_pieces``, ``rust/core/src/bucket.rs``): its shuffled events are
+decoded, joined, classified and aggregated without leaving the core.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from . import _core
+from . import _core, aggregate
 from .errors import ShuffleError
 from .schema import (
     EVENT_CLASSES,
@@ -27,6 +29,7 @@ from .schema import (
     empty_class,
     split_classes,
 )
+from .workload import Rules
 
 # a bucket's events of one class as the shuffle files hold them: per file, its header,
 # the bytes of some of its batches, the lines before its chunk in its file, its name
@@ -65,23 +68,33 @@ def enrich_classes(classes: Mapping[str, pl.DataFrame], *, sort_operands: bool =
 
 @dataclass(frozen=True)
 class Joined:
-    """``enrich_pieces``: a bucket's operations and connections, how many events they
-    came from, and the seconds decoding those took."""
+    """A bucket's task done by the compiled core (``join_pieces``): its operations and
+    connections to write, its partial aggregates (``aggregate.partials``), the rows each
+    workload rule failed on, how many events it joined and the seconds decoding took."""
 
-    enriched: Enriched
+    operations: pl.DataFrame
+    connections: pl.DataFrame
+    partial: aggregate.Counts
+    tables: dict[str, pl.DataFrame]
+    rule_errors: dict[str, int]
     events: int
     decode_seconds: float
 
 
-def enrich_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False) -> Joined:
-    """``enrich`` for a bucket's events as they are in the shuffle files (per class, the
-    pieces ``shuffle.read_pieces`` gives; a missing class has none): decoded and joined
+def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
+                workloads: Rules = (), load_period: int = 60) -> Joined:
+    """A bucket's events as they are in the shuffle files (per class, the pieces
+    ``shuffle.read_pieces`` gives; a missing class has none), decoded, joined, classified
+    by ``workloads`` and aggregated (``load_period``: the load table's period in seconds)
     in one call into the compiled core."""
     with shuffle_errors():
-        columns, connections, events, seconds = _core.join_pieces(
+        ops, conns, tables, summary, failures, events, seconds = _core.join_pieces(
             [pieces.get(name, []) for name in EVENT_CLASSES],
-            [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands)
-    return Joined(_enriched(columns, connections), events, seconds)
+            [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands,
+            rules=list(workloads) or None, load_period_s=load_period)
+    partial, partial_tables = aggregate.from_core(tables, summary)
+    return Joined(pl.DataFrame(ops), _connection_columns(pl.DataFrame(conns)), partial,
+                  partial_tables, dict(failures), events, seconds)
 
 
 @contextmanager

@@ -17,14 +17,13 @@ from typing import Any
 import polars as pl
 
 from . import aggregate, outputs, shuffle
-from .enrich import enrich_pieces
+from .enrich import join_pieces
 from .jsonlog import is_json_log
 from .logline import reject_table, tokenize, tokenize_json
 from .partition import SUBS
 from .schema import EVENT_CLASSES, REJECT_SCHEMA
 from .source import Chunk, read_chunk, read_head
 from .store import Place
-from .workload import classify
 
 
 def peak_mb() -> int:
@@ -197,26 +196,20 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     as pieces called ``name``; their partials, rule errors and operation count."""
     pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
     steps.lap("shuffle_read")
-    joined = enrich_pieces(pieces, sort_operands=sort_operands)
-    del pieces  # the events are in the operations now: free them before writing
+    joined = join_pieces(pieces, sort_operands=sort_operands, workloads=workloads,
+                         load_period=between.load_period)
+    del pieces
     steps.lap("join")
     steps.move("join", "shuffle_read", joined.decode_seconds)  # decoding is reading
     if not joined.events:
         return None
-    ops, conns = joined.enriched.operations, joined.enriched.connections
-    del joined
-    rule_errors: dict[str, int] = {}
-    if workloads:
-        ops = classify(ops, workloads, errors=rule_errors)
-    steps.lap("classify")
+    ops, conns = joined.operations, joined.connections
     outputs.write_operations(ops, staging / "operations", name)
     outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
     if jsonl:
         outputs.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
     steps.lap("write_operations")
-    partial, tables = aggregate.partials(ops, conns, between.load_period)
-    steps.lap("partial_aggregates")
-    return partial, tables, rule_errors, ops.height
+    return joined.partial, joined.tables, joined.rule_errors, ops.height
 
 
 def line_offsets(reports: list[ChunkReport]) -> dict[int, int]:

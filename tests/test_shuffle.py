@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import shuffle
 from pipeline.cli import EXIT_FAILED, explain
-from pipeline.enrich import enrich_pieces
+from pipeline.enrich import join_pieces
 from pipeline.errors import ShuffleError
 from pipeline.logline import parse_lines, tokenize
 from pipeline.partition import SUBS, server_seed
@@ -108,7 +108,7 @@ def test_a_damaged_batch_is_an_error_naming_its_file(tmp_path) -> None:
     # the run's own path, decoding and joining in one call, fails the same way, and the
     # command line says what is wrong and the fix, not "internal error"
     with pytest.raises(ShuffleError, match=named) as failed:
-        enrich_pieces({"request": shuffle.read_pieces(found, range(SUBS), {0: 0})})
+        join_pieces({"request": shuffle.read_pieces(found, range(SUBS), {0: 0})})
     assert explain(failed.value) == (str(failed.value), EXIT_FAILED)
 
 

@@ -16,10 +16,12 @@
 //! - `aggregate`: a bucket's operations and connections → its partial aggregates;
 //! - `dn`: DNs as LDAP compares them;
 //! - `workload`: the workload classes' CEL rules, checked and evaluated;
+//! - `bucket`: one bucket's task: shuffle pieces → operations, classes, partials;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
 pub mod aggregate;
 pub mod arrow_in;
+pub mod bucket;
 pub mod columns;
 pub mod dn;
 pub mod fields;

@@ -10,9 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use pyo3_arrow::{PySchema, PyTable};
 
-use std::time::Instant;
-
 use dsaccess_core::arrow_in::ColumnError;
+use dsaccess_core::bucket::{bucket, BucketError, Options as BucketOptions};
 use dsaccess_core::fields::KIND_NAMES;
 use dsaccess_core::join::{join, Classes};
 use dsaccess_core::operations::operations;
@@ -119,41 +118,49 @@ fn join_bucket<'py>(
     (operation_columns(ops)?, table(connections)?).into_pyobject(py)
 }
 
-/// ``join_bucket`` of a bucket (or part of one) as it is in the shuffle files: per class,
-/// its pieces (``(header, batches, line_offset, name)`` as for ``shuffle_decode``) and
-/// schema.
-/// The events are decoded and joined here, never handed to Python.
+/// One bucket's task (or part of one), from its events as they are in the shuffle files:
+/// per class, its pieces (``(header, batches, line_offset, name)`` as for
+/// ``shuffle_decode``) and schema; decoded, joined, classified by the workload ``rules``
+/// (``(name, CEL, line)``; none: ``workload`` stays null) and aggregated here: the events
+/// never reach Python.
 ///
-/// Returns (operations, connections, events, decode_seconds): as ``join_bucket``, the
-/// number of events decoded, and the seconds decoding took. Raises ``ShuffleFileError``
-/// naming a file that cannot be decoded.
+/// Returns (operations, connections, tables, summary, rule_failures, events,
+/// decode_seconds): the operations and connections as Arrow tables, the partial
+/// aggregates as for ``partial_aggregates``, the rows each rule failed on, the number of
+/// events decoded and the seconds decoding took. Raises ``ShuffleFileError`` naming a
+/// file that cannot be decoded.
 #[pyfunction]
-#[pyo3(signature = (pieces, schemas, *, sort_operands=false))]
+#[pyo3(signature = (pieces, schemas, *, sort_operands=false, rules=None, load_period_s=60))]
 fn join_pieces<'py>(
     py: Python<'py>,
     pieces: Vec<Vec<PyPiece<'_>>>,
     schemas: Vec<PySchema>,
     sort_operands: bool,
+    rules: Option<Vec<PyRule>>,
+    load_period_s: i64,
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     if pieces.len() != CLASS_NAMES.len() || schemas.len() != CLASS_NAMES.len() {
         return Err(PyValueError::new_err("join_pieces: one list of pieces and one schema per class"));
     }
     let pieces: Vec<Vec<Piece<'_>>> = pieces.iter().map(|class| pieces_of(class)).collect();
     let schemas: Vec<_> = schemas.into_iter().map(PySchema::into_inner).collect();
-    let (ops, connections, events, seconds) = py
-        .detach(|| {
-            let began = Instant::now();
-            let classes = pieces.iter().zip(&schemas)
-                .map(|(p, schema)| decode(p, schema))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ShuffleFileError::new_err(e.to_string()))?;
-            let seconds = began.elapsed().as_secs_f64();
-            let events: usize = classes.iter().map(RecordBatch::num_rows).sum();
-            let (ops, connections) = joined(&classes, sort_operands)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            Ok::<_, PyErr>((ops, connections, events, seconds))
-        })?;
-    (operation_columns(ops)?, table(connections)?, events, seconds).into_pyobject(py)
+    let rules = rules.map(|r| rules_of(&r, "workloads", false))
+        .transpose().map_err(|e| PyValueError::new_err(e.0))?;
+    let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s };
+    let b = py.detach(|| bucket(&pieces, &schemas, &options)).map_err(|e| match e {
+        BucketError::Shuffle(e) => ShuffleFileError::new_err(e.to_string()),
+        BucketError::Columns(e) => PyValueError::new_err(e.to_string()),
+    })?;
+    let tables = PyDict::new(py);
+    for (name, batch) in b.partials.tables {
+        tables.set_item(name, table(batch)?)?;
+    }
+    let failures = PyDict::new(py);
+    for (name, n) in b.rule_failures {
+        failures.set_item(name, n)?;
+    }
+    (table(b.operations)?, table(b.connections)?, tables, table(b.partials.summary)?, failures,
+     b.events, b.decode_seconds).into_pyobject(py)
 }
 
 /// The join and the operations table of the four classes' events.

@@ -1,0 +1,94 @@
+//! One bucket's task (stage B), in one call: the bucket's events as the shuffle files
+//! hold them → the join → the operations table with its workload classes → the partial
+//! aggregates. The operations and connections come back for writing; nothing of the
+//! events leaves the core.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Field, Schema, SchemaRef};
+
+use crate::aggregate::{partials, Partials};
+use crate::arrow_in::ColumnError;
+use crate::join::{join, Classes};
+use crate::operations::operations;
+use crate::shuffle::{decode, Piece};
+use crate::workload::Rules;
+
+/// What a bucket's task gives back.
+pub struct Bucket {
+    /// the operations (ARCHITECTURE.md §3), classified when there are rules
+    pub operations: RecordBatch,
+    pub connections: RecordBatch,
+    pub partials: Partials,
+    /// rows each workload rule failed on
+    pub rule_failures: Vec<(String, i64)>,
+    /// events decoded, and the seconds decoding took
+    pub events: usize,
+    pub decode_seconds: f64,
+}
+
+/// Why a bucket's task failed: a shuffle file it could not decode (the message names
+/// it), or columns that are not what the join expects.
+#[derive(Debug)]
+pub enum BucketError {
+    Shuffle(ColumnError),
+    Columns(ColumnError),
+}
+
+impl std::fmt::Display for BucketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BucketError::Shuffle(e) | BucketError::Columns(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The task options: how filters are fingerprinted, the workload rules (none: the
+/// `workload` column stays null), the load table's period.
+pub struct Options<'a> {
+    pub sort_operands: bool,
+    pub rules: Option<&'a Rules>,
+    pub load_period_s: i64,
+}
+
+/// One bucket (or some of its sub-buckets): per event class, its pieces of the shuffle
+/// files and its schema.
+pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Options<'_>)
+              -> Result<Bucket, BucketError> {
+    let began = Instant::now();
+    let classes = pieces.iter().zip(schemas)
+        .map(|(p, schema)| decode(p, schema))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BucketError::Shuffle)?;
+    let decode_seconds = began.elapsed().as_secs_f64();
+    let events = classes.iter().map(RecordBatch::num_rows).sum();
+    let c = Classes { request: &classes[0], result: &classes[1], lone: &classes[2],
+                      other: &classes[3] };
+    let joined = join(&c).map_err(BucketError::Columns)?;
+    let mut ops = operations(&c, &joined, options.sort_operands).map_err(BucketError::Columns)?;
+    drop(classes);
+    let mut rule_failures = Vec::new();
+    if let Some(rules) = options.rules {
+        let classified = rules.classify(&ops).map_err(BucketError::Columns)?;
+        ops = with_workload(&ops, classified.classes);
+        rule_failures = classified.failures;
+    }
+    let partials = partials(&ops, &joined.connections, options.load_period_s)
+        .map_err(BucketError::Columns)?;
+    Ok(Bucket { operations: ops, connections: joined.connections, partials, rule_failures,
+                events, decode_seconds })
+}
+
+/// The operations with their `workload` column replaced by the classes.
+fn with_workload(ops: &RecordBatch, classes: arrow_array::ArrayRef) -> RecordBatch {
+    let schema = ops.schema();
+    let at = schema.index_of("workload").expect("the operations have a workload column");
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[at] = Field::new("workload", classes.data_type().clone(), true);
+    let mut columns = ops.columns().to_vec();
+    columns[at] = classes;
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("one class per operation")
+}
