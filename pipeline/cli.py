@@ -170,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "parsed events (default 64); smaller bounds worker memory")
     run.add_argument("--sort-operands", action="store_true",
                      help="fingerprint &/| operands in canonical order")
-    run.add_argument("--jsonl", action="store_true", help="also write OUT/operations.jsonl")
+    run.add_argument("--operations", choices=OPERATIONS, default="parquet",
+                     help="write every operation as OUT/operations/*.parquet (default), as "
+                          "OUT/operations.jsonl, or not at all (a scheduled report needs only "
+                          "the aggregates: the summary and report are the same)")
+    run.add_argument("--jsonl", action="store_true",
+                     help="also write OUT/operations.jsonl (with --operations parquet)")
     run.add_argument("--histocrutch", action="store_true",
                      help="also one gauge per histogram bucket in metrics.prom")
     run.add_argument("--known-hosts", default="~/.ssh/known_hosts",
@@ -262,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPERATIONS = ("parquet", "jsonl", "none")
+
+
+def operation_formats(choice: str, jsonl: bool) -> tuple[str, ...]:
+    """The formats the operations are written in: ``--operations`` and ``--jsonl``.
+
+    >>> operation_formats("parquet", True), operation_formats("none", False)
+    (('parquet', 'jsonl'), ())
+    """
+    chosen = () if choice == "none" else (choice,)
+    return chosen + (("jsonl",) if jsonl and "jsonl" not in chosen else ())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import RunOptions, run
 
@@ -283,7 +301,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = RunOptions(
         inputs=tuple(args.inputs), out=args.out, scheduler=args.scheduler,
         workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
-        partition_mb=args.partition_mb, sort_operands=args.sort_operands, jsonl=args.jsonl,
+        partition_mb=args.partition_mb, sort_operands=args.sort_operands,
+        operations=operation_formats(args.operations, args.jsonl),
         progress=progress, workloads=workloads, histocrutch=args.histocrutch,
         storage_options=_ssh_options(args.known_hosts, args.key_file), force=args.force,
         worker_timeout=args.worker_timeout, scratch=args.scratch,

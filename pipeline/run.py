@@ -83,7 +83,9 @@ class RunOptions:
     servers: tuple[str, ...] = ()
     partition_mb: int = DEFAULT_PARTITION_MB
     sort_operands: bool = False
-    jsonl: bool = False
+    # how the operations are written: "parquet" (OUT/operations/), "jsonl"
+    # (OUT/operations.jsonl); none for a scheduled report, which needs only the aggregates
+    operations: tuple[str, ...] = ("parquet",)
     histocrutch: bool = False
     progress: bool = False
     force: bool = False               # replace OUT even when this run has warnings
@@ -131,7 +133,8 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
     observer = _Logged(observer)
     try:
         scratch = outputs.scratch_dir(scratch_root, staging)
-        _make_folders(staging, scratch, {c.file.server for c in chunks})
+        _make_folders(staging, scratch, {c.file.server for c in chunks},
+                      "parquet" in opts.operations)
         with _scheduler(opts, observer) as compute:
             layout = _layout(chunks, opts.partition_mb, compute.threads)
             parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1],
@@ -141,14 +144,16 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
             budget = BUDGET * (opts.partition_mb << 20)
             enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, scratch,
                                                          staging, opts.sort_operands,
-                                                         opts.jsonl, opts.workloads, budget)
+                                                         opts.operations, opts.workloads,
+                                                         budget)
                        for b, sources in enumerate(_sources(chunks, layout))]
             combined, combines = _tree(enrich_)  # partials merge on the workers
             observer.planned(len(chunks), sum((c.file.size if c.end == -1 else c.end) - c.start
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
-            timelines = _assemble(compute, chunk_reports, layout, scratch, staging, opts.jsonl)
+            timelines = _assemble(compute, chunk_reports, layout, scratch, staging,
+                                  "jsonl" in opts.operations)
         computed = time.perf_counter()
         observer.stage("write")
         summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread,
@@ -509,12 +514,14 @@ class _scheduler:
             self.cluster.close()
 
 
-def _make_folders(staging: Place, scratch: Place, servers: set[str]) -> None:
+def _make_folders(staging: Place, scratch: Place, servers: set[str], operations: bool) -> None:
     """Every folder the tasks write into, made once here: on a remote store, tasks that
     made them as they went would race (and pay a round trip per file)."""
     with outputs.writing(scratch):
         for name in (*EVENT_CLASSES, "rejects", "connections", "jsonl"):
             (scratch / name).makedirs()
+    if not operations:
+        return
     with outputs.writing(staging):
         (staging / "operations").makedirs()
         if not staging.local:  # (a local write makes its folder: no round trip to save)

@@ -158,7 +158,7 @@ def between_stages(reports: list[ChunkReport]) -> Between:
 
 
 def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
-                staging: Place, sort_operands: bool, jsonl: bool,
+                staging: Place, sort_operands: bool, operations: tuple[str, ...],
                 workloads: tuple[tuple[str, str, int | None], ...],
                 budget: int = 1 << 62) -> BucketReport:
     """Stage B: one bucket's events → operations (written here) and partial aggregates.
@@ -171,7 +171,7 @@ def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch
     found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
     sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
     reports = [_join_part(f"{bucket:05d}-{j:02d}", subs, found, between, scratch, staging,
-                          sort_operands, jsonl, workloads, steps)
+                          sort_operands, operations, workloads, steps)
                for j, subs in enumerate(shuffle.parts(sizes, budget))]
     reports = [r for r in reports if r is not None]
     if not reports:
@@ -190,10 +190,12 @@ def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch
 
 def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
                between: Between, scratch: Place, staging: Place, sort_operands: bool,
-               jsonl: bool, workloads: tuple[tuple[str, str, int | None], ...], steps: Steps
+               operations: tuple[str, ...], workloads: tuple[tuple[str, str, int | None], ...],
+               steps: Steps
                ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], dict[str, int], int] | None:
-    """Join the sub-buckets ``subs`` of a bucket; write their operations and connections
-    as pieces called ``name``; their partials, rule errors and operation count."""
+    """Join the sub-buckets ``subs`` of a bucket; write their operations (in the formats
+    ``operations`` names) and connections as pieces called ``name``; their partials, rule
+    errors and operation count."""
     pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
     steps.lap("shuffle_read")
     joined = join_pieces(pieces, sort_operands=sort_operands, workloads=workloads,
@@ -204,10 +206,11 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     if not joined.events:
         return None
     ops, conns = joined.operations, joined.connections
-    outputs.write_operations(ops, staging / "operations", name)
-    outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
-    if jsonl:
+    if "parquet" in operations:
+        outputs.write_operations(ops, staging / "operations", name)
+    if "jsonl" in operations:
         outputs.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
+    outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
     steps.lap("write_operations")
     return joined.partial, joined.tables, joined.rule_errors, ops.height
 

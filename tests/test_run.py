@@ -379,3 +379,18 @@ def test_operations_files_encode_each_column_by_what_it_holds(sample_run: Path) 
     # and the table reads back in the contract's types
     schema = pl.read_parquet_schema(part)
     assert schema["ts"] == pl.Datetime("ns", "UTC") and schema["filter"] == pl.String
+
+
+def test_without_operations_the_summary_report_and_aggregates_are_the_same(
+        sample_run: Path, tmp_path: Path) -> None:
+    """--operations none (a scheduled report): no operations are written, and the summary,
+    report, metrics and aggregate tables equal those of a run that writes them."""
+    out = tmp_path / "none"
+    run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous", operations=()))
+    assert not (out / "operations").exists() and not (out / "operations.jsonl").exists()
+    for name in ("summary.json", "report.html", "metrics.prom"):
+        assert (out / name).read_bytes() == (sample_run / name).read_bytes(), name
+    tables = sorted(p.name for p in sample_run.glob("*.parquet"))
+    assert tables == sorted(p.name for p in out.glob("*.parquet")) and len(tables) >= 9
+    for name in tables:
+        assert pl.read_parquet(out / name).equals(pl.read_parquet(sample_run / name)), name
