@@ -72,18 +72,23 @@ def main() -> None:
     results["logconv_single_server"] = timed_subprocess(
         ["logconv", "-V", *map(str, log_files(single / "ldap1"))], quiet=True)
     results["run_single_server_2_workers"] = timed_subprocess(
-        [PY, __file__, "--run", str(single), str(args.data / "out-single"), "2"])
-    for name in ("logconv_single_server", "run_single_server_2_workers"):
+        [PY, __file__, "--run", str(single), str(args.data / "out-single"), "2",
+         "parquet"])
+    results["run_single_no_operations"] = timed_subprocess(
+        [PY, __file__, "--run", str(single), str(args.data / "out-single-none"), "2", "none"])
+    for name in ("logconv_single_server", "run_single_server_2_workers",
+                 "run_single_no_operations"):
         results[name]["bytes"] = dir_bytes(single)
         results[name]["lines"] = sum(1 for f in log_files(single / "ldap1")
                                      for _ in f.open("rb"))
     half = make_half(fleet)
-    for name, inputs, workers in [("run_2_workers_full", fleet, 2),
-                                  ("run_2_workers_half", half, 2),
-                                  ("run_1_worker_half", half, 1)]:
+    for name, inputs, workers, operations in [("run_2_workers_full", fleet, 2, "parquet"),
+                                              ("run_full_no_operations", fleet, 2, "none"),
+                                              ("run_2_workers_half", half, 2, "parquet"),
+                                              ("run_1_worker_half", half, 1, "parquet")]:
         out = args.data / f"out-{name}"
         results[name] = timed_subprocess(
-            [PY, __file__, "--run", str(inputs), str(out), str(workers)])
+            [PY, __file__, "--run", str(inputs), str(out), str(workers), operations])
         summary = json.loads((out / "summary.json").read_text())
         results[name]["bytes"] = dir_bytes(inputs)
         results[name]["lines"] = summary["lines"]["total"]
@@ -91,7 +96,7 @@ def main() -> None:
         big = prepare_deeper(fleet, args.scale_gb)
         out = args.data / "out-run_2_workers_scale"
         results["run_2_workers_scale"] = timed_subprocess(
-            [PY, __file__, "--run", str(big), str(out), "2"])
+            [PY, __file__, "--run", str(big), str(out), "2", "parquet"])
         summary = json.loads((out / "summary.json").read_text())
         results["run_2_workers_scale"]["bytes"] = dir_bytes(big)
         results["run_2_workers_scale"]["lines"] = summary["lines"]["total"]
@@ -271,6 +276,10 @@ def report(results: dict[str, dict]) -> None:
         print(f"of which pairing (sessions, request-RESULT pairs, identity): "
               f"{results['join_1_core']['pairing_instructions_per_line']:.0f}; the rest is the "
               "operations table's columns and the fingerprints")
+    if results["join_1_core"].get("aggregate_instructions_per_line"):
+        print(f"partial aggregates (after the join, same call): "
+              f"{results['join_1_core']['aggregate_instructions_per_line']:.0f} instructions "
+              "per line")
     if results["join_1_core"].get("shuffle_encode_instructions_per_line"):
         print(f"shuffle: {results['join_1_core']['shuffle_encode_instructions_per_line']:.0f} "
               f"instructions per line to encode (parse task), "
@@ -330,8 +339,11 @@ def targets(results: dict[str, dict]) -> list[tuple[str, float, str, str, bool]]
     rows = [
         (f"dsaccess run, 2 workers, {human(full['bytes'])} fleet", mb_s("run_2_workers_full"),
          150, "MB/s"),
+        ("the same, --operations none", mb_s("run_full_no_operations"), 250, "MB/s"),
         ("dsaccess run / logconv -V, one server",
          results["logconv_single_server"]["seconds"] / single["seconds"], 30, "x"),
+        ("the same, --operations none", results["logconv_single_server"]["seconds"]
+         / results["run_single_no_operations"]["seconds"], 50, "x"),
         ("tokenizer alone, one core", mb_s("tokenizer_1_core"), 800, "MB/s"),
         ("join step alone, one core (MB of log)", mb_s("join_1_core"), 500, "MB/s"),
         ("2 workers / 1 worker, same input", one["seconds"] / half["seconds"], 1.8, "x"),
@@ -473,25 +485,31 @@ def join_alone(folder: str) -> None:
     print(json.dumps({"lines": sum(t.height for t in tables), "inner_seconds": best,
                       **callgrind(folder, "join_file", "join_file::join_stage"),
                       "pairing_instructions_per_line": pairing.get("instructions_per_line"),
+                      "aggregate_instructions_per_line": callgrind(
+                          folder, "join_file", "join_file::aggregate_stage").get(
+                          "instructions_per_line"),
                       "shuffle_encode_instructions_per_line": encode.get("instructions_per_line"),
                       "shuffle_decode_instructions_per_line": decode.get("instructions_per_line")}))
 
 
-def run_job(inputs: str, out: str, workers: int) -> None:
-    """`dsaccess run` in this process, printing the stage timings, the parse tasks and the
-    scratch files (counted before the run removes them) as JSON."""
+def run_job(inputs: str, out: str, workers: int, operations: str) -> None:
+    """`dsaccess run` in this process (``operations``: as --operations), printing the stage
+    timings, the parse tasks and the scratch files (counted before the run removes them)
+    as JSON."""
     from pipeline.run import DEFAULT_PARTITION_MB, RunOptions, run
     from tests.cluster import counting_scratch, parse_tasks
+    formats = () if operations == "none" else (operations,)
     with counting_scratch() as counted:
-        result = run(RunOptions(inputs=(inputs,), out=Path(out), workers=workers))
+        result = run(RunOptions(inputs=(inputs,), out=Path(out), workers=workers,
+                                operations=formats))
     tasks = parse_tasks(Path(inputs), DEFAULT_PARTITION_MB)
     print(json.dumps({"stages": result.stage_seconds, "parse_tasks": tasks,
                       "scratch_files": counted[0] if counted else 0}))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--run":
-        run_job(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--run":
+        run_job(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif len(sys.argv) == 3 and sys.argv[1] == "--naive":
         naive(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "--parse":
