@@ -72,13 +72,20 @@ def failed_binds(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
                                .alias("codes"))
 
 
+def exact_seconds(column: str) -> pl.Expr:
+    """The sum of a duration column in seconds, from its exact nanosecond twin: a sum of
+    the float column depends on the order a group-by adds the rows in, which differs from
+    run to run, and so would the report's digits."""
+    return (pl.col(f"{column}_ns").sum().cast(pl.Float64) / 1e9).alias(column)
+
+
 def bind_dns(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
     """The identities that issue the most operations: operations, errors, total etime (s)."""
     work = tables.get("workloads")
     if work is None or not work.height:
         return pl.DataFrame(schema={"bind_dn": pl.String, "count": pl.Int64,
                                     "etime_sum": pl.Float64, "errors": pl.Int64})
-    return work.group_by("bind_dn").agg(pl.col("count").sum(), pl.col("etime_sum").sum(),
+    return work.group_by("bind_dn").agg(pl.col("count").sum(), exact_seconds("etime_sum"),
                                         pl.col("errors").sum()) \
         .sort("count", "bind_dn", descending=[True, False], nulls_last=True).head(top)
 
