@@ -66,18 +66,12 @@ def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int 
     return {server: part}
 
 
-def partials(operations: pl.DataFrame, connections: pl.DataFrame, period_s: int = 60
-             ) -> tuple[Counts, dict[str, pl.DataFrame]]:
-    """One bucket's partials, computed by the compiled core (``rust/core/src/aggregate.rs``
-    states what counts where): the summary's counts per server, and the partial tables,
-    keyed ``"<table>"`` and ``"<table>:<latency>"`` (histogram rows), and ``SPELLINGS``.
-    ``period_s``: the length of the ``load`` table's periods (``load_period``)."""
-    return from_core(*_core.partial_aggregates(operations, connections, period_s=period_s))
-
-
 def from_core(tables: dict[str, Any], summary: Any) -> tuple[Counts, dict[str, pl.DataFrame]]:
-    """The core's partials (Arrow tables, and summary rows ``(server, key, count)``, the
-    key a dotted path) as the combine takes them."""
+    """A bucket's partials as the compiled core gives them (``rust/core/src/aggregate.rs``
+    states what counts where: Arrow tables keyed ``"<table>"``, ``"<table>:<latency>"``
+    for histogram rows and ``SPELLINGS``, and summary rows ``(server, key, count)``, the
+    key a dotted path) → the summary's counts per server and the tables, as the combine
+    takes them."""
     out = {}
     for name, table in tables.items():
         df = pl.DataFrame(table)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 
@@ -24,46 +23,12 @@ from .errors import ShuffleError
 from .schema import (
     EVENT_CLASSES,
     arrow_class_schema,
-    class_schema,
-    conform,
-    empty_class,
-    split_classes,
 )
 from .workload import Rules
 
 # a bucket's events of one class as the shuffle files hold them: per file, its header,
 # the bytes of some of its batches, the lines before its chunk in its file, its name
 Pieces = list[tuple[bytes, bytes, int, str]]
-
-
-@dataclass(frozen=True)
-class Enriched:
-    """A bucket's operations and connections (see ARCHITECTURE.md §3)."""
-
-    operations: pl.DataFrame
-    connections: pl.DataFrame
-
-
-def enrich(events: pl.DataFrame, *, sort_operands: bool = False) -> Enriched:
-    """Join, sessionise and enrich the events of one bucket.
-
-    Args:
-        events: parsed events with absolute line numbers (``schema.EVENT_SCHEMA``).
-        sort_operands: passed to the fingerprint.
-    """
-    return enrich_classes(split_classes(events), sort_operands=sort_operands)
-
-
-def enrich_classes(classes: Mapping[str, pl.DataFrame], *, sort_operands: bool = False
-                   ) -> Enriched:
-    """``enrich`` for events already split as ``schema.split_classes`` does (the shuffle's
-    layout); a missing class has no events."""
-    tables = {name: conform(classes[name], class_schema(name)).rechunk() if name in classes
-              else empty_class(name) for name in EVENT_CLASSES}
-    columns, connections = _core.join_bucket(
-        tables["request"], tables["result"], tables["lone"], tables["other"],
-        sort_operands=sort_operands)
-    return _enriched(columns, connections)
 
 
 @dataclass(frozen=True)
@@ -106,13 +71,6 @@ def shuffle_errors() -> Iterator[None]:
         yield
     except _core.ShuffleFileError as e:
         raise ShuffleError(str(e)) from None
-
-
-def _enriched(columns: list[Any], connections: Any) -> Enriched:
-    # imported column by column: what a partial aggregate keeps of one column (an example
-    # filter) then keeps only that column's memory alive, not the whole table's
-    ops = pl.concat([pl.DataFrame(c) for c in columns], how="horizontal")
-    return Enriched(operations=ops, connections=_connection_columns(pl.DataFrame(connections)))
 
 
 CONNECTION_COLUMNS = ("server", "session", "conn", "client_ip", "server_ip", "opened", "closed",

@@ -34,10 +34,10 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from . import aggregate, histogram, outputs, views
 from .config import DEFAULT_WORKLOADS
-from .enrich import enrich
+from .enrich import join_pieces
 from .errors import ConfigError, PipelineError, SourceError
 from .partition import bucket_layout
-from .schema import EVENT_CLASSES, empty_events
+from .schema import EVENT_CLASSES
 from .shuffle import Sources
 from .source import Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
@@ -541,7 +541,7 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
         dask.delayed(rejects_task, pure=False)(scratch, staging, order, line_offsets(reports)),
         dask.delayed(concat_task, pure=False)(scratch / "connections", "b*.parquet",
                                               staging / "connections.parquet",
-                                              enrich(empty_events()).connections),
+                                              join_pieces({}).connections),
         *[dask.delayed(server_timeline, pure=False)(server, scratch / "connections",
                                                     range(base, base + count))
           for server, (base, count) in sorted(layout.items())],
@@ -562,7 +562,6 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
         per_server.setdefault(r.server, {})
     for p in unread:  # and so do servers that could not be read at all
         per_server.setdefault(p["server"], {})
-    empty = enrich(empty_events())  # the schemas of a run that found no events
     for server, peak, _ in timelines:
         if peak:
             per_server.setdefault(server, {})["peak_connections"] = peak
@@ -579,8 +578,8 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
               for s, p in per_server.items() if "time_range" in p}
     period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
                                    max((t for _, t in ranges.values()), default=None))
-    partials = reduced.tables or aggregate.partials(empty.operations, empty.connections,
-                                                    period)[1]
+    # a run that found no events: the tables of an empty bucket's task (their schemas)
+    partials = reduced.tables or join_pieces({}, load_period=period).tables
     tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)

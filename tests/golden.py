@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.enrich import Joined
+
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "golden"
 
@@ -47,10 +49,8 @@ def corpus(tmp: Path) -> Iterator[tuple[str, bytes]]:
             if path.suffix == ".gz" else data
 
 
-def servers(tmp: Path) -> Iterator[tuple[str, pl.DataFrame]]:
-    """(server, every event of its files in rotation order) of the same corpus."""
-    from pipeline.logline import parse_lines
-
+def servers(tmp: Path) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """(server, its files as (name, bytes) in rotation order) of the same corpus."""
     files: dict[str, list[tuple[str, bytes]]] = {}
     for name, data in corpus(tmp):
         server, file = name.rsplit("/", 1)
@@ -58,9 +58,31 @@ def servers(tmp: Path) -> Iterator[tuple[str, pl.DataFrame]]:
     for server, found in sorted(files.items()):
         # rotated files by the stamp in their name, the live "access" last
         found.sort(key=lambda f: (f[0].removesuffix(".gz") == "access", f[0]))
-        yield server, pl.concat([
-            parse_lines(data, server=server.rsplit("/", 1)[-1], file=file, file_seq=seq).events
-            for seq, (file, data) in enumerate(found)])
+        yield server, found
+
+
+def join_files(server: str, files: list[tuple[str, bytes]]) -> Joined:
+    """One server's files through the production path of a run without Dask: each file a
+    parse task's chunk (tokenized, written to the shuffle's files as one bucket), then the
+    bucket's task (``enrich.join_pieces``: decoded, joined, aggregated in the core)."""
+    import tempfile
+
+    from pipeline import shuffle
+    from pipeline.enrich import join_pieces
+    from pipeline.logline import tokenize
+    from pipeline.partition import SUBS
+    from pipeline.schema import EVENT_CLASSES
+
+    with tempfile.TemporaryDirectory() as scratch:
+        offsets = {}
+        for seq, (name, data) in enumerate(files):
+            shuffle.write_buckets(scratch, seq, tokenize(data).classes, server=server,
+                                  file=name, file_seq=seq, buckets=1)
+            offsets[seq] = 0
+        sources = ((0, len(files), 0),)
+        return join_pieces({cls: shuffle.read_pieces(shuffle.pieces(scratch, cls, sources),
+                                                     range(SUBS), offsets)
+                            for cls in EVENT_CLASSES})
 
 
 # The tables and files of a run's OUT held by golden digests: each aggregate table by its

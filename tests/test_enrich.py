@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.enrich import enrich
-from pipeline.logline import parse_lines
+from .golden import join_files
 
 
 def _ts(sec: int, ns: int = 0) -> str:
@@ -13,9 +12,9 @@ def _ts(sec: int, ns: int = 0) -> str:
 
 
 def _ops(*files: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    parts = [parse_lines(("\n".join(lines) + "\n").encode(), server="ds", file=f"f{i}",
-                         file_seq=i).events for i, lines in enumerate(files)]
-    e = enrich(pl.concat(parts))
+    """The operations and connections of files of one server, as a run joins them."""
+    e = join_files("ds", [(f"f{i}", ("\n".join(lines) + "\n").encode())
+                          for i, lines in enumerate(files)])
     return e.operations, e.connections
 
 
@@ -156,14 +155,15 @@ def test_next_request_logged_before_the_bind_result_still_runs_as_the_new_identi
 
 
 def test_operations_match_the_golden_tables_of_the_polars_join(tmp_path) -> None:
-    # digests written by the polars join before the compiled core replaced it
+    # digests written by the polars join before the compiled core replaced it; checked on
+    # the production path (shuffle files, then the bucket's task)
     import json
 
     from .golden import GOLDEN, digest, servers
     golden = json.loads((GOLDEN / "operations.json").read_text())
     seen = set()
-    for server, events in servers(tmp_path):
-        e = enrich(events)
+    for server, files in servers(tmp_path):
+        e = join_files(server.rsplit("/", 1)[-1], files)
         assert [e.operations.height, e.connections.height] == golden[server]["rows"], server
         assert digest(e.operations, ["server", "file", "line", "result_file", "result_line"]) \
             == golden[server]["operations"], server
@@ -177,21 +177,18 @@ T = "[26/Nov/2026:16:22:20.116136841 +0000] "
 
 
 def test_repeated_internal_ids_pair_with_the_result_that_follows_them() -> None:
-    # conn=Internal(0) op=0(0)(0) repeats; each request takes the next RESULT of its ids,
-    # whatever order the rows reach the join in
+    # conn=Internal(0) op=0(0)(0) repeats; each request takes the next RESULT of its ids
     lines = []
     for i, err in enumerate([0, 32, 0, 32, 0]):
         lines.append(f'{T}conn=Internal(0) op=0(0)(0) SRCH base="cn=b{i}" scope=0 '
                      f'filter="(objectClass=*)" attrs=ALL')
         lines.append(f"{T}conn=Internal(0) op=0(0)(0) RESULT err={err} tag=48 nentries={i} "
                      "wtime=0.1 optime=0.1 etime=0.1")
-    events = parse_lines(("\n".join(lines) + "\n").encode(), server="ds", file="f").events
-    for shuffled in (events, events.reverse(), events.sample(fraction=1.0, shuffle=True, seed=7)):
-        ops = enrich(shuffled).operations.sort("line")
-        assert ops["base"].to_list() == [f"cn=b{i}" for i in range(5)]
-        assert ops["err"].to_list() == [0, 32, 0, 32, 0]
-        assert ops["nentries"].to_list() == list(range(5))
-        assert (ops["result_line"] - ops["line"]).to_list() == [1] * 5
+    ops = _ops(lines)[0].sort("line")
+    assert ops["base"].to_list() == [f"cn=b{i}" for i in range(5)]
+    assert ops["err"].to_list() == [0, 32, 0, 32, 0]
+    assert ops["nentries"].to_list() == list(range(5))
+    assert (ops["result_line"] - ops["line"]).to_list() == [1] * 5
 
 
 def test_each_search_gets_the_fingerprint_of_its_own_filter() -> None:
@@ -201,8 +198,7 @@ def test_each_search_gets_the_fingerprint_of_its_own_filter() -> None:
     lines = [f'{T}conn=1 op={i} SRCH base="dc=x" scope=2 filter="{f}" attrs=ALL'
              for i, f in enumerate(filters)]
     lines.append(f'{T}conn=1 op=99 SRCH dn="not a dn", invalid dn')
-    ops = enrich(parse_lines(("\n".join(lines) + "\n").encode(), server="ds",
-                             file="f").events).operations.sort("line")
+    ops = _ops(lines)[0].sort("line")
     prints = ops["fingerprint"].to_list()
     assert prints[:50] == ["(uid=...)"] * 50
     assert prints[50] == "<unparsed:expected ')'>"

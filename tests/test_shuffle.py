@@ -126,7 +126,6 @@ T = "[26/Nov/2026:16:22:20.116136841 +0000] "
 def test_internal_operations_spread_over_buckets_and_still_pair(tmp_path) -> None:
     # conn=Internal(0) lines have no connection: they go by their op ids, so they do not
     # all land in one bucket, and the repeated ids still pair in the file's order
-    from pipeline.enrich import enrich_classes
     lines = []
     for i in range(200):
         ids = f"0({i % 7})({i % 2})"
@@ -140,17 +139,14 @@ def test_internal_operations_spread_over_buckets_and_still_pair(tmp_path) -> Non
                           file_seq=0, buckets=buckets)
     used, paired = 0, []
     for b in range(buckets):
-        classes = {}
-        for cls in EVENT_CLASSES:
-            got = shuffle.read_bucket(cls, shuffle.pieces(tmp_path, cls, ((0, 1, b),)),
-                                      range(SUBS), {0: 0})
-            if got is not None:
-                classes[cls] = got
-        if not classes:
+        joined = join_pieces({cls: shuffle.read_pieces(shuffle.pieces(tmp_path, cls,
+                                                                      ((0, 1, b),)),
+                                                       range(SUBS), {0: 0})
+                              for cls in EVENT_CLASSES})
+        if not joined.events:
             continue
         used += 1
-        ops = enrich_classes(classes).operations
-        paired += ops.select("base", "nentries").rows()
+        paired += joined.operations.select("base", "nentries").rows()
     assert used >= 5  # 14 distinct ids over 16 buckets
     assert sorted(paired) == sorted((f"cn=b{i}", i) for i in range(200))
 

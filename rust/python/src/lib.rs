@@ -10,11 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use pyo3_arrow::{PySchema, PyTable};
 
-use dsaccess_core::arrow_in::ColumnError;
 use dsaccess_core::bucket::{bucket, BucketError, Options as BucketOptions};
 use dsaccess_core::fields::KIND_NAMES;
-use dsaccess_core::join::{join, Classes};
-use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
 use dsaccess_core::tokenize::CLASS_NAMES;
 use dsaccess_core::workload::{RuleError, Rules};
@@ -93,31 +90,6 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
     }
 }
 
-/// Join one bucket: the events of each class (``schema.EVENT_CLASSES``, any Arrow
-/// stream, such as a polars DataFrame) → (operations, connections): the operations as
-/// one Arrow table per column, the connections as one table.
-///
-/// The operations table has every column of ARCHITECTURE.md §3 (``workload`` null), the
-/// searches' fingerprints (``sort_operands`` as for ``fingerprints``) included. Raises
-/// ``ValueError`` naming a missing or mistyped column.
-#[pyfunction]
-#[pyo3(signature = (request, result, lone, other, *, sort_operands=false))]
-fn join_bucket<'py>(
-    py: Python<'py>,
-    request: PyTable,
-    result: PyTable,
-    lone: PyTable,
-    other: PyTable,
-    sort_operands: bool,
-) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
-    let (request, result, lone, other) =
-        (one_batch(request)?, one_batch(result)?, one_batch(lone)?, one_batch(other)?);
-    let (ops, connections) = py
-        .detach(|| joined(&[request, result, lone, other], sort_operands))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    (operation_columns(ops)?, table(connections)?).into_pyobject(py)
-}
-
 /// One bucket's task (or part of one), from its events as they are in the shuffle files:
 /// per class, its pieces (``(header, batches, line_offset, name)`` as for
 /// ``shuffle_decode``) and schema; decoded, joined, classified by the workload ``rules``
@@ -163,24 +135,8 @@ fn join_pieces<'py>(
      b.events, b.decode_seconds).into_pyobject(py)
 }
 
-/// The join and the operations table of the four classes' events.
-fn joined(c: &[RecordBatch], sort_operands: bool) -> Result<(RecordBatch, RecordBatch), ColumnError> {
-    let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
-    let joined = join(&classes)?;
-    Ok((operations(&classes, &joined, sort_operands)?, joined.connections))
-}
-
 fn table(b: RecordBatch) -> PyResult<PyTable> {
     PyTable::try_new(vec![b.clone()], b.schema())
-}
-
-/// The operations as one table per column: an importer holds an exported batch's memory
-/// until its last column goes, so one small thing computed from one column (a
-/// fingerprint's example filter) would keep the whole table alive.
-fn operation_columns(ops: RecordBatch) -> PyResult<Vec<PyTable>> {
-    (0..ops.num_columns())
-        .map(|i| table(ops.project(&[i]).expect("a column of the batch")))
-        .collect()
 }
 
 /// A piece of a shuffle file as Python gives it: (header, batches, line_offset, name).
@@ -244,31 +200,6 @@ fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
         .detach(|| decode(&pieces, &schema))
         .map_err(|e| ShuffleFileError::new_err(e.to_string()))?;
     table(batch)
-}
-
-/// One bucket's partial aggregates, from its operations (with their ``workload``) and
-/// connections (any Arrow streams, such as polars DataFrames; ``period_s``: the load
-/// table's period): ``(tables, summary)``, ``tables`` a dict of Arrow tables named as
-/// ``pipeline/aggregate.py`` names the partials, ``summary`` rows ``(server, key, count)``
-/// of the summary's counts, ``key`` a dotted path. Raises ``ValueError`` naming a missing
-/// or mistyped column.
-#[pyfunction]
-#[pyo3(signature = (operations, connections, *, period_s))]
-fn partial_aggregates<'py>(
-    py: Python<'py>,
-    operations: PyTable,
-    connections: PyTable,
-    period_s: i64,
-) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
-    let (operations, connections) = (one_batch(operations)?, one_batch(connections)?);
-    let partials = py
-        .detach(|| dsaccess_core::aggregate::partials(&operations, &connections, period_s))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let tables = PyDict::new(py);
-    for (name, batch) in partials.tables {
-        tables.set_item(name, table(batch)?)?;
-    }
-    (tables, table(partials.summary)?).into_pyobject(py)
 }
 
 /// The comparison form of each DN (``None`` stays ``None``): ``dsaccess_core::dn``.
@@ -335,10 +266,8 @@ fn fingerprint_id(print: &str) -> String {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
     m.add_function(wrap_pyfunction!(tokenize_json, m)?)?;
-    m.add_function(wrap_pyfunction!(join_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(join_pieces, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
-    m.add_function(wrap_pyfunction!(partial_aggregates, m)?)?;
     m.add_function(wrap_pyfunction!(canonical_dns, m)?)?;
     m.add_function(wrap_pyfunction!(check_workloads, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
