@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "OUT/operations.jsonl, or not at all (a scheduled report needs only "
                           "the aggregates: the summary and report are the same)")
     run.add_argument("--jsonl", action="store_true",
-                     help="also write OUT/operations.jsonl (with --operations parquet)")
+                     help="also write OUT/operations.jsonl, whatever --operations says")
     run.add_argument("--histocrutch", action="store_true",
                      help="also one gauge per histogram bucket in metrics.prom")
     run.add_argument("--known-hosts", default="~/.ssh/known_hosts",

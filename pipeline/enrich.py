@@ -34,7 +34,7 @@ Pieces = list[tuple[bytes, bytes, int, str]]
 @dataclass(frozen=True)
 class Joined:
     """A bucket's task done by the compiled core (``join_pieces``): its operations and
-    connections to write, its partial aggregates (``aggregate.partials``), the rows each
+    connections to write, its partial aggregates (``aggregate.from_core``), the rows each
     workload rule failed on, how many events it joined and the seconds decoding took."""
 
     operations: pl.DataFrame
