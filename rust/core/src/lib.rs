@@ -19,6 +19,8 @@
 //! - `bucket`: one bucket's task: shuffle pieces → operations, classes, partials;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
 
+#![forbid(unsafe_code)]
+
 pub mod aggregate;
 pub mod arrow_in;
 pub mod bucket;
