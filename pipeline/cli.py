@@ -398,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import regenerate, text_summary
 
     if args.text:
-        print(text_summary(args.out), end="")
+        print(text_summary(args.out, args.show_examples), end="")
         return EXIT_OK
     regenerate(args.out, args.histocrutch, args.show_examples)
     print(f"wrote {args.out / 'report.html'} and {args.out / 'metrics.prom'}")
@@ -431,14 +431,23 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+UNPARSED = "<unparsed:"  # the fingerprint of a filter that does not parse (ARCHITECTURE §4)
+
+
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     from .fingerprint import fingerprint, fingerprint_id
 
     filters = args.filters or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    failed = False
     for text in filters:
         fp = fingerprint(text, sort_operands=args.sort_operands)
         print(f"{fingerprint_id(fp)}  {fp}" if args.id else fp)
-    return EXIT_OK
+        if fp.startswith(UNPARSED):  # still printed: a run counts it under that name
+            reason = fp.removeprefix(UNPARSED).removesuffix(">")
+            print(f"dsaccess: not an LDAP filter ({reason}): {printable(text)[:200]}",
+                  file=sys.stderr)
+            failed = True
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def parse_time(text: str, flag: str) -> int:

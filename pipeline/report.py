@@ -49,6 +49,6 @@ def regenerate(out: Path, histocrutch: bool = False, show_examples: bool = False
     write_reports(out, summary, tables, info, histocrutch, show_examples)
 
 
-def text_summary(out: Path) -> str:
+def text_summary(out: Path, show_examples: bool = False) -> str:
     summary, tables, _ = load_output(out)
-    return render_text(summary, tables)
+    return render_text(summary, tables, show_examples)

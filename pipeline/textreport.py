@@ -14,8 +14,11 @@ VERB_NAMES = (("SRCH", "Searches"), ("MOD", "Modifications"), ("ADD", "Adds"),
               ("BIND", "Binds"))
 
 
-def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str:
-    """A logconv-like summary (counts, averages, unindexed summary)."""
+def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+                show_examples: bool = False) -> str:
+    """A logconv-like summary (counts, averages, unindexed summary); ``show_examples``:
+    under each unindexed fingerprint, one raw filter with its base and scope (values
+    identify people, so only when asked)."""
     ops = summary["operations"]
     out = ["----------- Access Log Output ------------", "",
            f"Start of Logs:    {when(summary['time_range']['first'])} UTC",
@@ -69,6 +72,9 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str
                                                          descending=[True, False]).head(20)
         for r in slow.iter_rows(named=True):
             out.append(f"{r['unindexed']:>8,}  {r['fingerprint']}  ({r['bind_dns']} bind DNs)")
+            if show_examples:
+                out.append(f"{'':10s}e.g. base={r['example_base']!r} scope={r['example_scope']} "
+                           f"filter={r['example']!r}")
     return "\n".join(out) + "\n"
 
 

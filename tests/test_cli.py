@@ -19,7 +19,7 @@ README = Path(__file__).parent.parent / "README.md"
 
 def test_fingerprint_command_prints_the_canonical_example(capsys: pytest.CaptureFixture) -> None:
     assert main(["fingerprint", "(&(objectClass=inetOrgPerson)(|(cn=ckerr)(uid=ckerr)"
-                 "(mail=ckerr)))", "(uid=a"]) == 0
+                 "(mail=ckerr)))", "(uid=a"]) == 1  # one filter does not parse
     assert capsys.readouterr().out.splitlines() == [
         "(&(objectClass=inetOrgPerson)(|(cn=...)(uid=...)(mail=...)))",
         "<unparsed:expected ')'>"]
@@ -97,3 +97,11 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
                     action.option_strings
                 assert any(re.search(rf"`{re.escape(o)}(?![\w-])", readme) for o in longs), \
                     (name, action.option_strings)
+
+
+def test_fingerprint_of_a_filter_that_does_not_parse_fails_with_the_reason(capsys) -> None:
+    assert main(["fingerprint", "(uid=a)", "(&(uid=a)(cn=b)"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "(uid=...)" and out.splitlines()[1].startswith("<unparsed:")
+    assert err.startswith("dsaccess: not an LDAP filter (") and "(&(uid=a)(cn=b)" in err
+    assert main(["fingerprint", "(uid=a)"]) == 0

@@ -229,3 +229,12 @@ def test_example_filters_only_when_asked(sample_out: Path) -> None:
     page = (sample_out / "report.html").read_text()
     assert "example filter</th>" in page and f">{html.escape(example)}<" in page
     assert main(["report", str(sample_out)]) == 0
+
+
+def test_text_summary_shows_example_filters_only_when_asked(sample_out: Path, capsys) -> None:
+    fps = pl.read_parquet(sample_out / "fingerprints.parquet").filter(pl.col("unindexed") > 0)
+    example = fps.sort("unindexed", "fingerprint", descending=[True, False]).row(0, named=True)
+    assert main(["report", str(sample_out), "--text"]) == 0
+    assert "filter=" not in capsys.readouterr().out
+    assert main(["report", str(sample_out), "--text", "--show-examples"]) == 0
+    assert f"filter={example['example']!r}" in capsys.readouterr().out
