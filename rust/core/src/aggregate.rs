@@ -599,7 +599,8 @@ fn workload_keys(keys: &[WorkloadKey], servers: &Names<'_>, workloads: &Names<'_
 fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
                   workloads: &Names<'_>, dns: &Dns<'_>, verbs: &Names<'_>) -> RecordBatch {
     let (keys, rows): (Vec<WorkloadKey>, Vec<&WorkloadRow>) = rows.iter().copied().unzip();
-    let mut columns = workload_keys(&keys, servers, workloads, dns, verbs);
+    let names: Vec<String> = PROM_LE.iter().map(|le| le_column(*le)).collect();
+    let mut columns: Vec<(&str, ArrayRef)> = workload_keys(&keys, servers, workloads, dns, verbs);
     columns.extend([
         ("count", int64(rows.iter().map(|w| w.count))),
         ("errors", int64(rows.iter().map(|w| w.errors))),
@@ -608,27 +609,15 @@ fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
         ("etime_max", Arc::new(rows.iter().map(|w| w.etime_max).collect::<Float64Array>())),
         ("nentries_sum", int64(rows.iter().map(|w| w.nentries))),
     ]);
-    let names: Vec<String> = PROM_LE.iter().map(|le| le_column(*le)).collect();
-    let mut batch_ = batch(columns);
-    // the le columns' names are built at run time; batch() takes static names
     for (j, name) in names.iter().enumerate() {
-        batch_ = with_column(batch_, name, int64(rows.iter().map(|w| w.le[j])));
+        columns.push((name, int64(rows.iter().map(|w| w.le[j]))));
     }
-    batch_
+    batch(columns)
 }
 
 /// `etime_le_5`, `etime_le_0.0001`: as Python's `f"etime_le_{le:.9g}"`.
 pub fn le_column(le: f64) -> String {
     format!("etime_le_{le}")
-}
-
-fn with_column(b: RecordBatch, name: &str, column: ArrayRef) -> RecordBatch {
-    let mut fields: Vec<_> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(arrow_schema::Field::new(name, column.data_type().clone(), true));
-    let mut columns = b.columns().to_vec();
-    columns.push(column);
-    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
-        .expect("a column of the batch's length")
 }
 
 type SeriesKey = (u32, Option<i64>, u32);

@@ -73,14 +73,14 @@ fn allowed(side: Side, live: bool) -> bool {
 }
 
 /// The value of a variable on a row without one.
-fn missing(name: &str, kind: Kind) -> Value {
+fn missing(name: &str, kind: Kind) -> Key<'static> {
     match (name, kind) {
-        ("bind_dn", _) => Value::String(Arc::new("(unknown)".into())),
-        ("err", _) => Value::Int(-1),
-        (_, Kind::Str) => Value::String(Arc::new(String::new())),
-        (_, Kind::Int) => Value::Int(0),
-        (_, Kind::Double) => Value::Float(0.0),
-        (_, Kind::Bool | Kind::Present) => Value::Bool(false),
+        ("bind_dn", _) => Key::Str("(unknown)"),
+        ("err", _) => Key::Int(-1),
+        (_, Kind::Str) => Key::Str(""),
+        (_, Kind::Int) => Key::Int(0),
+        (_, Kind::Double) => Key::Double(0f64.to_bits()),
+        (_, Kind::Bool | Kind::Present) => Key::Bool(false),
     }
 }
 
@@ -133,7 +133,8 @@ impl Rules {
             .collect();
         variables.sort_unstable();
         variables.dedup();
-        let coded = variables.iter().map(|&v| Ok(Coded::of(&Column::read(rows, v)?, n)))
+        let coded = variables.iter()
+            .map(|&v| Ok(Coded::of(&Column::read(rows, v)?, VARIABLES[v].1, n)))
             .collect::<Result<Vec<_>, ColumnError>>()?;
         // rows with the same values of every variable any rule uses are one group: the
         // rules run per group, not per row
@@ -258,7 +259,7 @@ fn compile((name, source, line): &RuleSource<'_>, origin: &str, live: bool) -> R
     let root = Context::default();
     let mut scope = root.new_inner_scope();
     for &v in &rule.variables {
-        scope.add_variable_from_value(VARIABLES[v].0, missing(VARIABLES[v].0, VARIABLES[v].1));
+        scope.add_variable_from_value(VARIABLES[v].0, missing(VARIABLES[v].0, VARIABLES[v].1).value());
     }
     match rule.program.execute(&scope) {
         Err(ExecutionError::UndeclaredReference(function)) => Err(RuleError(format!(
@@ -308,8 +309,7 @@ fn py_repr(s: &str) -> String {
     out
 }
 
-/// A row's value of a variable, as a key of the answers: a string by its number among
-/// the column's distinct strings, a double by its bits.
+/// A row's value of a variable (a double by its bits, so it can be a key).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Key<'a> {
     Str(&'a str),
@@ -318,7 +318,19 @@ enum Key<'a> {
     Bool(bool),
 }
 
-/// A variable's values as codes, one per row (`Key`s as integers), and its strings.
+impl Key<'_> {
+    fn value(&self) -> Value {
+        match *self {
+            Key::Str(s) => Value::String(Arc::new(s.to_string())),
+            Key::Int(i) => Value::Int(i),
+            Key::Double(bits) => Value::Float(f64::from_bits(bits)),
+            Key::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
+/// A variable's values as codes, one per row (a string by its number among the column's
+/// distinct strings, the other kinds as their bits), and its strings.
 struct Coded<'a> {
     kind: Kind,
     codes: Vec<u64>,
@@ -326,35 +338,26 @@ struct Coded<'a> {
 }
 
 impl<'a> Coded<'a> {
-    fn of(column: &Column<'a>, rows: usize) -> Self {
-        let mut coded = Coded { kind: Kind::Bool, codes: Vec::with_capacity(rows), strings: Vec::new() };
+    fn of(column: &Column<'a>, kind: Kind, rows: usize) -> Self {
+        let mut coded = Coded { kind, codes: Vec::with_capacity(rows), strings: Vec::new() };
         let mut ids: HashMap<&'a str, u64, RandomState> = HashMap::default();
         let mut last: Option<(&'a str, u64)> = None;
         for row in 0..rows {
             let code = match column.key(row) {
-                Key::Str(s) => {
-                    coded.kind = Kind::Str;
-                    match last {
-                        Some((l, id)) if l == s => id,
-                        _ => {
-                            let strings = &mut coded.strings;
-                            let id = *ids.entry(s).or_insert_with(|| {
-                                strings.push(s);
-                                strings.len() as u64 - 1
-                            });
-                            last = Some((s, id));
-                            id
-                        }
+                Key::Str(s) => match last {
+                    Some((l, id)) if l == s => id,
+                    _ => {
+                        let strings = &mut coded.strings;
+                        let id = *ids.entry(s).or_insert_with(|| {
+                            strings.push(s);
+                            strings.len() as u64 - 1
+                        });
+                        last = Some((s, id));
+                        id
                     }
-                }
-                Key::Int(i) => {
-                    coded.kind = Kind::Int;
-                    i as u64
-                }
-                Key::Double(bits) => {
-                    coded.kind = Kind::Double;
-                    bits
-                }
+                },
+                Key::Int(i) => i as u64,
+                Key::Double(bits) => bits,
                 Key::Bool(b) => u64::from(b),
             };
             coded.codes.push(code);
@@ -372,49 +375,47 @@ impl<'a> Coded<'a> {
     }
 }
 
-/// A variable's column, read by its kind (a column the rows lack: every row missing).
-enum Column<'a> {
-    Str(Strs<'a>, &'static str),
-    Int(Ints<'a>, i64),
+/// A variable's column, read by its kind, and its value on rows without one (a column the
+/// rows lack: every row).
+struct Column<'a> {
+    values: Values<'a>,
+    missing: Key<'static>,
+}
+
+enum Values<'a> {
+    Str(Strs<'a>),
+    Int(Ints<'a>),
     Double(Floats<'a>),
     Bool(Bools<'a>),
-    Present(Option<&'a dyn Array>),
-    Missing(Key<'static>),
+    Present(&'a dyn Array),
+    Absent,
 }
 
 impl<'a> Column<'a> {
     fn read(rows: &'a RecordBatch, variable: usize) -> Result<Self, ColumnError> {
         let (name, kind, _) = VARIABLES[variable];
         let table = "workload rows";
-        if rows.column_by_name(name).is_none() {
-            return Ok(Column::Missing(match missing(name, kind) {
-                Value::String(s) if s.is_empty() => Key::Str(""),
-                Value::String(_) => Key::Str("(unknown)"),
-                Value::Int(i) => Key::Int(i),
-                Value::Float(f) => Key::Double(f.to_bits()),
-                Value::Bool(b) => Key::Bool(b),
-                _ => unreachable!("missing values are atoms"),
-            }));
-        }
-        Ok(match kind {
-            Kind::Str => Column::Str(strs(rows, table, name)?,
-                                     if name == "bind_dn" { "(unknown)" } else { "" }),
-            Kind::Int => Column::Int(ints(rows, table, name)?, if name == "err" { -1 } else { 0 }),
-            Kind::Double => Column::Double(floats(rows, table, name)?),
-            Kind::Bool => Column::Bool(bools(rows, table, name)?),
-            Kind::Present => Column::Present(rows.column_by_name(name).map(|c| c.as_ref())),
-        })
+        let values = match (rows.column_by_name(name), kind) {
+            (None, _) => Values::Absent,
+            (Some(_), Kind::Str) => Values::Str(strs(rows, table, name)?),
+            (Some(_), Kind::Int) => Values::Int(ints(rows, table, name)?),
+            (Some(_), Kind::Double) => Values::Double(floats(rows, table, name)?),
+            (Some(_), Kind::Bool) => Values::Bool(bools(rows, table, name)?),
+            (Some(c), Kind::Present) => Values::Present(c.as_ref()),
+        };
+        Ok(Column { values, missing: missing(name, kind) })
     }
 
     fn key(&self, row: usize) -> Key<'a> {
-        match self {
-            Column::Str(c, default) => Key::Str(c.get(row).unwrap_or(default)),
-            Column::Int(c, default) => Key::Int(c.get(row).unwrap_or(*default)),
-            Column::Double(c) => Key::Double(c.get(row).unwrap_or(0.0).to_bits()),
-            Column::Bool(c) => Key::Bool(c.get(row).unwrap_or(false)),
-            Column::Present(c) => Key::Bool(c.is_some_and(|c| c.is_valid(row))),
-            Column::Missing(k) => *k,
-        }
+        let found = match &self.values {
+            Values::Str(c) => c.get(row).map(Key::Str),
+            Values::Int(c) => c.get(row).map(Key::Int),
+            Values::Double(c) => c.get(row).map(f64::to_bits).map(Key::Double),
+            Values::Bool(c) => c.get(row).map(Key::Bool),
+            Values::Present(c) => Some(Key::Bool(c.is_valid(row))),
+            Values::Absent => None,
+        };
+        found.unwrap_or(self.missing)
     }
 }
 
