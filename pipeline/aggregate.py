@@ -349,7 +349,7 @@ def peak_connections(connections: pl.LazyFrame) -> dict[str, int]:
     """Per server, the most connections open at once, counted as logconv does: +1 at each
     open line, -1 at its close; a restart closes what was still open.
 
-    A connection opened before the window is not counted (its open is not seen)."""
+    A connection opened before the window is not counted (its ``opened`` is null)."""
     opened = connections.select("server", "conn", "opened", "closed").filter(
         pl.col("opened").is_not_null()).sort("opened")
     starts = opened.filter(pl.col("conn") == 1).select("server", pl.col("opened")

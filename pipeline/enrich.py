@@ -47,16 +47,18 @@ class Joined:
 
 
 def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
-                workloads: Rules = (), load_period: int = 60) -> Joined:
+                workloads: Rules = (), load_period: int = 60,
+                window: tuple[int | None, int | None] = (None, None)) -> Joined:
     """A bucket's events as they are in the shuffle files (per class, the pieces
     ``shuffle.read_pieces`` gives; a missing class has none), decoded, joined, classified
     by ``workloads`` and aggregated (``load_period``: the load table's period in seconds)
-    in one call into the compiled core."""
+    in one call into the compiled core. Events outside ``window`` (since, until in ns) are
+    connections' context: they give identities and clients and are not counted."""
     with shuffle_errors():
         ops, conns, tables, summary, failures, events, seconds = _core.join_pieces(
             [pieces.get(name, []) for name in EVENT_CLASSES],
             [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands,
-            rules=list(workloads) or None, load_period_s=load_period)
+            rules=list(workloads) or None, load_period_s=load_period, window=window)
     partial, partial_tables = aggregate.from_core(tables, summary)
     return Joined(pl.DataFrame(ops), _connection_columns(pl.DataFrame(conns)), partial,
                   partial_tables, dict(failures), events, seconds)

@@ -140,7 +140,8 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
             parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1],
                                                       scratch, opts.since_ns, opts.until_ns)
                      for c in chunks]
-            between = dask.delayed(between_stages, pure=False)(parse)  # waits for every parse
+            between = dask.delayed(between_stages, pure=False)(  # waits for every parse
+                parse, opts.since_ns, opts.until_ns)
             budget = BUDGET * (opts.partition_mb << 20)
             enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, scratch,
                                                          staging, opts.sort_operands,

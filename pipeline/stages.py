@@ -142,19 +142,23 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
 
 @dataclass(frozen=True)
 class Between:
-    """What stage B needs from all of stage A: line-number offsets, and the load period."""
+    """What stage B needs from all of stage A: line-number offsets, the load period, and
+    the window (what is before it in the shuffle is connections' context)."""
 
     offsets: dict[int, int]
     load_period: int
+    window: tuple[int | None, int | None] = (None, None)
 
 
-def between_stages(reports: list[ChunkReport]) -> Between:
+def between_stages(reports: list[ChunkReport], since_ns: int | None = None,
+                   until_ns: int | None = None) -> Between:
     """The barrier between the stages: the one task that waits for every parse task, so
     the graph has chunks + buckets edges, not chunks x buckets."""
     ranges = [p["time_range"] for r in reports for p in r.partial.values() if "time_range" in p]
     first = min((t["first"] for t in ranges), default=None)
     last = max((t["last"] for t in ranges), default=None)
-    return Between(line_offsets(reports), aggregate.load_period(first, last))
+    return Between(line_offsets(reports), aggregate.load_period(first, last),
+                   (since_ns, until_ns))
 
 
 def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
@@ -199,7 +203,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
     steps.lap("shuffle_read")
     joined = join_pieces(pieces, sort_operands=sort_operands, workloads=workloads,
-                         load_period=between.load_period)
+                         load_period=between.load_period, window=between.window)
     del pieces
     steps.lap("join")
     steps.move("join", "shuffle_read", joined.decode_seconds)  # decoding is reading

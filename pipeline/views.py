@@ -21,7 +21,7 @@ PEAK_MIN_COVER = 0.5
 
 def dn_text(value: str | None) -> str:
     """A bind DN as people read it: ``""`` is anonymous, null a connection opened before
-    the window (its identity is not in the logs)."""
+    the first line read (its identity is not in the logs)."""
     return "(anonymous)" if value == "" else ("(unknown)" if value is None else value)
 
 

@@ -9,7 +9,7 @@ operations repeat the same few tuples), and the answers are mapped back onto the
 
 Values: a missing string is ``""``, a missing number is ``0`` (``err`` is ``-1`` when
 the operation has no RESULT), a missing flag is ``false``; ``bind_dn`` of a connection
-opened before the log window is ``"(unknown)"``.
+opened before the first line read is ``"(unknown)"``.
 
 >>> rules = compile_rules([("svc", 'bind_dn.startsWith("uid=svc-")'), ("other", "true")])
 >>> import polars as pl

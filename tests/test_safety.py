@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -185,6 +185,68 @@ def test_merged_time_slices_count_each_line_once(tmp_path: Path) -> None:
         assert lines_of["total"] == expected["lines"]["total"]  # every run read every line
         assert lines_of["parsed"] + lines_of["outside_window"] == len(lines) - 1
     assert merged["operations"] == expected["operations"]
+
+
+def _pooled(conn: int, opening: list[str], ops: int, rebind_at: int | None = None
+            ) -> list[tuple[datetime, str]]:
+    """A long-lived connection on a 10 ms grid shared by all: its open line and
+    ``opening`` (how it gets its identity) at steps 0, 1, ..., then ``ops`` searches, each
+    request at an odd step and its RESULT at the next (so a cut at an odd step splits no
+    operation); at op ``rebind_at`` a BIND as ``uid=again`` instead of a search."""
+    at = [T0 + timedelta(milliseconds=10 * k) for k in range(2 * ops + 3)]
+    out = [(at[0], f"conn={conn} fd=64 slot=64 connection from 10.0.1.{conn} to 10.0.0.1")]
+    out += [(at[1 + i], f"conn={conn} {text}") for i, text in enumerate(opening)]
+    for op in range(1, ops + 1):
+        request, result = at[2 * op + 1], at[2 * op + 2]
+        if op == rebind_at:
+            out += [(request, f'conn={conn} op={op} BIND dn="uid=again,dc=x" method=128 '
+                              "version=3"),
+                    (result, f'conn={conn} op={op} RESULT err=0 tag=97 nentries=0 '
+                             'etime=0.000100 dn="uid=again,dc=x"')]
+            continue
+        out += [(request, f'conn={conn} op={op} SRCH base="dc=x" scope=2 '
+                          f'filter="(uid=u{op % 7})" attrs=ALL'),
+                (result, f"conn={conn} op={op} RESULT err=0 tag=101 nentries=1 "
+                         f"etime=0.00{op % 9 + 1}000")]
+    return out
+
+
+def test_time_slices_keep_the_identity_of_connections_opened_before_them(
+        tmp_path: Path) -> None:
+    """Pooled connections bound before a window keep their bind DN and client in it, so
+    two halves merged are the whole run, identities included (issue 32, item 10)."""
+    bind = 'op=0 BIND dn="uid=svc-{0},dc=x" method=128 version=3'
+    bound = 'op=0 RESULT err={1} tag=97 nentries=0 etime=0.000100 dn="uid=svc-{0},dc=x"'
+    lines = (_pooled(1, [bind.format("app"), bound.format("app", 0)], 60)
+             + _pooled(2, [bind.format("sync"), bound.format("sync", 0)], 60, rebind_at=10)
+             + _pooled(3, [bind.format("bad"), bound.format("bad", 49)], 60)  # anonymous
+             + _pooled(4, ['AUTOBIND dn="cn=Directory Manager"'], 60)
+             + _pooled(5, ["TLS1.3 client bound as uid=cert,dc=x"], 60)
+             + _pooled(6, [], 60))  # never binds: anonymous
+    logs = write_log(tmp_path / "logs", sorted(lines, key=lambda line: line[0]))
+    cut = stamp(T0 + timedelta(milliseconds=10 * 61)).strip("[]")  # an odd step: op 30
+    slices = []
+    for i, window in enumerate((["--until", cut], ["--since", cut])):
+        slices.append(tmp_path / f"slice{i}")
+        assert main(["run", f"s={logs}", "-o", str(slices[-1]), *LOCAL, "--quiet",
+                     *window]) == 0
+    whole = tmp_path / "whole"
+    run(RunOptions(inputs=(f"s={logs}",), out=whole, scheduler="synchronous"))
+    after = pl.read_parquet(slices[1] / "operations", hive_partitioning=True)
+    identities = dict(after.group_by("conn").agg(pl.col("bind_dn").unique()).iter_rows())
+    assert identities == {1: ["uid=svc-app,dc=x"], 2: ["uid=again,dc=x"], 3: [""],
+                          4: ["cn=Directory Manager"], 5: ["uid=cert,dc=x"], 6: [""]}
+    assert after["client_ip"].null_count() == 0 and after["op"].min() == 30
+    assert after.filter(pl.col("verb") == "BIND").height == 0  # the BINDs were before it
+    merged = tmp_path / "merged"
+    summary, tables = merge_runs(slices, merged)
+    expected = json.loads((whole / "summary.json").read_text())
+    for key in ("connections", "operations", "results", "unmatched", "time_range"):
+        assert summary[key] == expected[key], key
+    for name in ("workloads", "binds", "clients", "fingerprints", "timeseries"):
+        one = pl.read_parquet(whole / f"{name}.parquet")
+        assert tables[name].equals(one), name
+        assert pl.read_parquet(merged / f"{name}.parquet").equals(one), name
 
 
 def test_a_merge_of_runs_with_problems_exits_2(tmp_path: Path, capsys) -> None:

@@ -55,3 +55,39 @@ def test_every_request_has_its_verb_and_identity(synthetic: tuple[Truth, Path]) 
     wrong = [(key, facts, got.get(key)) for key, facts in truth.requests.items()
              if key not in got or any(got[key][k] != v for k, v in facts.items())]
     assert wrong == []
+
+
+def test_a_window_keeps_identities_bound_before_it(synthetic: tuple[Truth, Path],
+                                                   tmp_path: Path) -> None:
+    """Cut in the rotated files, away from the restarts: every request in the
+    window has the identity the generator issued it under, and its client, though its
+    connection opened and bound in an earlier file (issue 32, item 10)."""
+    truth, out = synthetic
+    whole = pl.read_parquet(out / "operations", hive_partitioning=True).filter(
+        pl.col("line").is_not_null() & ~pl.col("internal"))
+    ts = whole["ts"].dt.epoch("ns").sort()  # busy times, away from the restarts' gaps
+    since, until = ts[int(ts.len() * 0.4)], ts[int(ts.len() * 0.8)]
+    cut = tmp_path / "cut"
+    run(RunOptions(inputs=(str(out.parent / "logs"),), out=cut, scheduler="synchronous",
+                   partition_mb=1, since_ns=since, until_ns=until))
+    ops = pl.read_parquet(cut / "operations", hive_partitioning=True).filter(
+        pl.col("line").is_not_null() & ~pl.col("internal"))
+    got = {(r["server"], r["file"], r["line"]): r for r in ops.iter_rows(named=True)}
+    # requests in the window whose RESULT is in it too (a BIND answered after the window
+    # ends has not changed the identity in it)
+    inside = whole.filter((pl.col("ts").dt.epoch("ns") >= since)
+                          & (pl.col("result_ts").dt.epoch("ns") < until))
+    assert inside.height > 3000
+    # requests on connections opened before the window: those a cut used to lose
+    opened_before = inside.filter(pl.col("session").dt.epoch("ns") < since)
+    assert opened_before.filter(pl.col("bind_dn") != "").height > 100
+    wrong = []
+    for r in inside.iter_rows(named=True):
+        key = (r["server"], r["file"], r["line"])
+        facts = truth.requests.get(key)
+        if facts is None:  # UNBIND and StartTLS: the generator keeps no truth of them
+            continue
+        if key not in got or got[key]["bind_dn"] != facts["bind_dn"] \
+                or got[key]["client_ip"] != r["client_ip"]:
+            wrong.append((key, facts, got.get(key, {}).get("bind_dn")))
+    assert wrong == []

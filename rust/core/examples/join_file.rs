@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use dsaccess_core::aggregate::partials;
-use dsaccess_core::join::{as_shuffled, join, Classes};
+use dsaccess_core::join::{as_shuffled, join, Classes, EVERYTHING};
 use dsaccess_core::operations::operations;
 use dsaccess_core::{tokenize, Options};
 
@@ -36,7 +36,7 @@ fn main() {
 
 #[inline(never)]
 fn join_stage(classes: &Classes<'_>) -> (RecordBatch, RecordBatch) {
-    let joined = join(classes).expect("the tokenizer's tables");
+    let joined = join(classes, EVERYTHING).expect("the tokenizer's tables");
     (operations(classes, &joined, false).expect("the join's structure"), joined.connections)
 }
 

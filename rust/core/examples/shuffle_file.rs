@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
-use dsaccess_core::join::{join, Classes};
+use dsaccess_core::join::{join, Classes, EVERYTHING};
 use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{self, Provenance};
 use dsaccess_core::{tokenize, Options};
@@ -83,7 +83,7 @@ fn decode_step(files: &[Vec<u8>], schemas: &[SchemaRef]) -> Vec<RecordBatch> {
 #[inline(never)]
 fn join_step(c: &[RecordBatch]) -> RecordBatch {
     let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
-    let joined = join(&classes).expect("the tokenizer's tables");
+    let joined = join(&classes, EVERYTHING).expect("the tokenizer's tables");
     operations(&classes, &joined, false).expect("the join's structure")
 }
 

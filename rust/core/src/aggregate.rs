@@ -739,7 +739,7 @@ fn decimal(values: impl Iterator<Item = i128>) -> ArrayRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::join::{as_shuffled, join, Classes};
+    use crate::join::{as_shuffled, join, Classes, EVERYTHING};
     use crate::operations::operations;
     use crate::tokenize::{tokenize, Options};
     use arrow_array::cast::AsArray;
@@ -750,7 +750,7 @@ mod tests {
         let t = tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict: true });
         let c: Vec<_> = t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect();
         let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
-        let joined = join(&classes).unwrap();
+        let joined = join(&classes, EVERYTHING).unwrap();
         let ops = operations(&classes, &joined, false).unwrap();
         partials(&ops, &joined.connections, 60).unwrap()
     }

@@ -11,9 +11,9 @@ use arrow_schema::{Field, Schema, SchemaRef};
 
 use crate::aggregate::{partials, Partials};
 use crate::arrow_in::ColumnError;
-use crate::join::{join, Classes};
+use crate::join::{join, Classes, Window};
 use crate::operations::operations;
-use crate::shuffle::{decode, Piece};
+use crate::shuffle::{decode, inside, Piece};
 use crate::workload::Rules;
 
 /// What a bucket's task gives back.
@@ -24,7 +24,7 @@ pub struct Bucket {
     pub partials: Partials,
     /// rows each workload rule failed on
     pub rule_failures: Vec<(String, i64)>,
-    /// events decoded, and the seconds decoding took
+    /// events in the window (the rest are context), and the seconds decoding took
     pub events: usize,
     pub decode_seconds: f64,
 }
@@ -51,6 +51,8 @@ pub struct Options<'a> {
     pub sort_operands: bool,
     pub rules: Option<&'a Rules>,
     pub load_period_s: i64,
+    /// the run's window: events outside it are connections' context (`join::join`)
+    pub window: Window,
 }
 
 /// One bucket (or some of its sub-buckets): per event class, its pieces of the shuffle
@@ -63,10 +65,15 @@ pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Option
         .collect::<Result<Vec<_>, _>>()
         .map_err(BucketError::Shuffle)?;
     let decode_seconds = began.elapsed().as_secs_f64();
-    let events = classes.iter().map(RecordBatch::num_rows).sum();
+    let mut events = 0;
+    for (class, name) in classes.iter().zip(["request", "result", "lone", "other"]) {
+        let ts = crate::arrow_in::ints(class, name, "ts").map_err(BucketError::Columns)?;
+        events += (0..class.num_rows())
+            .filter(|r| ts.get(*r).is_some_and(|t| inside(t, options.window))).count();
+    }
     let c = Classes { request: &classes[0], result: &classes[1], lone: &classes[2],
                       other: &classes[3] };
-    let joined = join(&c).map_err(BucketError::Columns)?;
+    let joined = join(&c, options.window).map_err(BucketError::Columns)?;
     let mut ops = operations(&c, &joined, options.sort_operands).map_err(BucketError::Columns)?;
     drop(classes);
     let mut rule_failures = Vec::new();

@@ -40,6 +40,7 @@ use arrow_schema::{DataType, Field, Schema};
 use crate::arrow_in::{bools, ints, strs, Bools, ColumnError, Ints, Strs};
 use crate::columns::batch;
 use crate::fields::{Kind, ALL_KINDS, KIND_NAMES};
+use crate::shuffle::inside;
 
 pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
 /// pos = file_seq * 2^40 + line: one order across rotated files.
@@ -87,6 +88,12 @@ impl Hasher for Fx {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
+
+/// A run's time window, `since <= ts < until` in ns (either end open).
+pub type Window = (Option<i64>, Option<i64>);
+
+/// No window: every event counts.
+pub const EVERYTHING: Window = (None, None);
 
 /// The four event tables of one bucket, as `schema.EVENT_CLASSES` names them.
 pub struct Classes<'a> {
@@ -147,6 +154,9 @@ struct Ev {
     ts: i64,
     kind: Kind,
     internal: bool,
+    /// before the window: the connection's context, read for identity and client, never
+    /// counted (`shuffle::in_window`)
+    context: bool,
     op: Option<i64>,
     op_internal: Option<i64>,
     op_nested: Option<i64>,
@@ -156,8 +166,9 @@ struct Ev {
 struct Session<'a> {
     server: u32,
     conn: i64,
-    key: i64, // pos of the open line; 0: opened before the window
-    start: Option<i64>,
+    key: i64, // pos of the open line; 0: opened before the files (or the context) begin
+    start: Option<i64>, // the open line's time, when it is in the window
+    live: bool,         // has an event in the window
     connect: Option<u32>,
     haproxy: Option<u32>,
     close: Option<(i64, u32)>,
@@ -238,8 +249,10 @@ pub fn as_shuffled(b: &RecordBatch, server: &str, file_seq: i32) -> RecordBatch 
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same row counts")
 }
 
-/// Join one bucket's events.
-pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
+/// Join one bucket's events; those outside `window` are context (connections opened
+/// before it, and how they bound): they give sessions their client and identity, and
+/// are neither operations nor counted.
+pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
     let tables = [("request", c.request), ("result", c.result), ("lone", c.lone),
                   ("other", c.other)];
     let ids: Vec<Ids<'_>> = tables
@@ -278,15 +291,17 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
             };
             let pos = t.file_seq.get(row).unwrap_or(0) * POS_FILE_SHIFT
                 + t.line.get(row).unwrap_or(0);
+            let ts = t.ts.get(row).unwrap_or(0);
             evs.push(Ev {
                 class: class as u8,
                 row: row as u32,
                 server,
                 conn: t.conn.get(row).unwrap_or(UNKNOWN_ID),
                 pos,
-                ts: t.ts.get(row).unwrap_or(0),
+                ts,
                 kind: kind_of(t.kind.get(row), name)?,
                 internal: t.internal.get(row).unwrap_or(false),
+                context: !inside(ts, window),
                 op: t.op.get(row),
                 op_internal: t.op_internal.get(row),
                 op_nested: t.op_nested.get(row),
@@ -310,17 +325,21 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
         if new_group || e.kind == Kind::Connect {
             last_group = Some((e.server, e.conn));
             last_op = None;
-            let (key, start) = if e.kind == Kind::Connect { (e.pos, Some(e.ts)) } else { (0, None) };
+            let open = e.kind == Kind::Connect;
             sessions.push(Session {
-                server: e.server, conn: e.conn, key, start, first_seen: e.ts, last_seen: e.ts,
-                ..Session::default()
+                server: e.server, conn: e.conn, key: if open { e.pos } else { 0 },
+                start: (open && !e.context).then_some(e.ts), first_seen: i64::MAX,
+                last_seen: i64::MIN, ..Session::default()
             });
         }
         let sid = sessions.len() as u32 - 1;
         session_of[i] = sid;
         let s = sessions.last_mut().expect("a session was opened above");
-        s.first_seen = s.first_seen.min(e.ts);
-        s.last_seen = s.last_seen.max(e.ts);
+        if !e.context {
+            s.live = true;
+            s.first_seen = s.first_seen.min(e.ts);
+            s.last_seen = s.last_seen.max(e.ts);
+        }
         let row = e.row as usize;
         match (e.class, e.kind) {
             (OTHER, Kind::Connect) => s.connect = s.connect.or(Some(e.row)),
@@ -339,13 +358,13 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
                 s.changes.push((last_op.flatten().unwrap_or(UNKNOWN_ID), e.pos, dn));
             }
             (REQUEST, kind) if !e.internal => {
-                s.operations += 1;
-                s.binds += i64::from(kind == Kind::Bind);
+                s.operations += i64::from(!e.context);
+                s.binds += i64::from(kind == Kind::Bind && !e.context);
                 s.starttls |= kind == Kind::Ext && req_oid.get(row) == Some(STARTTLS_OID);
                 last_op = Some(e.op);
             }
             (REQUEST, Kind::Ext) => s.starttls |= req_oid.get(row) == Some(STARTTLS_OID),
-            (LONE, _) if !e.internal => {
+            (LONE, _) if !e.internal && !e.context => {
                 s.operations += 1;
                 last_op = Some(e.op);
             }
@@ -470,7 +489,7 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
 
     // connections: sessions of numbered connections, by server, conn, opened
     let mut conn_order: Vec<u32> = (0..sessions.len() as u32)
-        .filter(|s| sessions[*s as usize].conn != UNKNOWN_ID)
+        .filter(|s| sessions[*s as usize].conn != UNKNOWN_ID && sessions[*s as usize].live)
         .collect();
     let opened_cmp = |a: Option<i64>, b: Option<i64>| match (a, b) {
         (Some(x), Some(y)) => x.cmp(&y),
@@ -489,6 +508,10 @@ pub fn join(c: &Classes<'_>) -> Result<Joined, ColumnError> {
     for (row, s) in conn_order.iter().enumerate() {
         conn_row[*s as usize] = Some(row as u32);
     }
+
+    // the operations with a line in the window (the context's BINDs only set identities)
+    let in_window = |i: Option<u32>| i.is_some_and(|i| !evs[i as usize].context);
+    ops.retain(|op| in_window(op.request) || in_window(op.result) || in_window(op.lone));
 
     // operations in output order: server, conn, session (opened), ts, pos, result pos,
     // nulls last. Sessions are ranked first (sessions of equal rank mix), then each
@@ -701,8 +724,14 @@ mod tests {
 
     /// The join of a log, and each operation's (verb, bind_dn) in output order.
     fn identities(text: &str) -> (Joined, Vec<(String, Option<String>)>) {
+        identities_in(text, EVERYTHING)
+    }
+
+    /// `identities` of the events in `window` (those before it are context).
+    fn identities_in(text: &str, window: Window) -> (Joined, Vec<(String, Option<String>)>) {
         let c = classes(text);
-        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] }).unwrap();
+        let j = join(&Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] },
+                     window).unwrap();
         let verb = j.operations.column_by_name("verb").unwrap().as_string_view();
         let dn = j.operations.column_by_name("bind_dn").unwrap().as_string_view();
         let got = (0..j.operations.num_rows())
@@ -713,6 +742,46 @@ mod tests {
 
     fn pairs(want: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
         want.iter().map(|(v, d)| (v.to_string(), d.map(str::to_string))).collect()
+    }
+
+    #[test]
+    fn context_before_the_window_gives_identity_and_client_and_is_not_counted() {
+        let (before, after) = ("[26/Nov/2026:16:00:00 +0000] ", "[26/Nov/2026:17:00:00 +0000] ");
+        let text = format!(
+            "{before}conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2\n\
+             {before}conn=1 op=0 BIND dn=\"uid=a\" method=128 version=3\n\
+             {before}conn=1 op=0 RESULT err=0 tag=97 nentries=0 etime=0.1 dn=\"uid=a\"\n\
+             {before}conn=2 fd=65 slot=65 connection from 10.0.0.3 to 10.0.0.2\n\
+             {before}conn=2 op=0 BIND dn=\"uid=b\" method=128 version=3\n\
+             {after}conn=2 op=0 RESULT err=0 tag=97 nentries=0 etime=0.1 dn=\"uid=b\"\n\
+             {after}conn=1 op=1 SRCH base=\"dc=x\" scope=2 filter=\"(uid=b)\" attrs=ALL\n\
+             {after}conn=1 op=1 RESULT err=0 tag=101 nentries=1 etime=0.1\n\
+             {after}conn=2 op=1 SRCH base=\"dc=x\" scope=2 filter=\"(uid=b)\" attrs=ALL\n\
+             {after}conn=2 op=1 RESULT err=0 tag=101 nentries=1 etime=0.1\n\
+             {before}conn=3 fd=66 slot=66 connection from 10.0.0.4 to 10.0.0.2\n"
+        );
+        let since = 1_795_712_400_000_000_000; // 26/Nov/2026:17:00:00 UTC
+        let (j, got) = identities_in(&text, (Some(since), None));
+        // the BIND whose RESULT is in the window is an operation of it, with its request;
+        // the one wholly before it only set conn 1's identity
+        assert_eq!(got, pairs(&[("SRCH", Some("uid=a")), ("BIND", Some("uid=b")),
+                                ("SRCH", Some("uid=b"))]));
+        // conn 3 has nothing in the window: no row; 1 and 2 opened before it: no `opened`,
+        // their client from the open line, and only the window's operations counted
+        let c = &j.connections;
+        let col = |name: &str| c.column_by_name(name).unwrap().clone();
+        assert_eq!(c.num_rows(), 2);
+        assert_eq!(col("opened").null_count(), 2);
+        let client = col("client_ip");
+        let client = client.as_string::<i64>();
+        assert_eq!((client.value(0), client.value(1)), ("10.0.0.1", "10.0.0.3"));
+        let count = |name: &str| col(name).as_primitive::<arrow_array::types::Int64Type>()
+            .values().to_vec();
+        assert_eq!((count("operations"), count("binds")), (vec![1, 1], vec![0, 0]));
+        assert_eq!(count("first_seen"), vec![since, since]);
+        // without a window, the same log: every line counts
+        let (_, all) = identities(&text);
+        assert_eq!(all.len(), 4);
     }
 
     #[test]

@@ -357,14 +357,14 @@ pub fn fingerprint_id(print: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::join::{as_shuffled, join};
+    use crate::join::{as_shuffled, join, EVERYTHING};
     use crate::tokenize::{tokenize, Options};
 
     fn operations_of(text: &str) -> RecordBatch {
         let t = tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict: true });
         let c: Vec<RecordBatch> = t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect();
         let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
-        operations(&classes, &join(&classes).unwrap(), false).unwrap()
+        operations(&classes, &join(&classes, EVERYTHING).unwrap(), false).unwrap()
     }
 
     fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
@@ -387,7 +387,7 @@ mod tests {
         fields[at] = arrow_schema::Field::new("base", DataType::Int64, true);
         c[0] = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap();
         let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
-        let e = operations(&classes, &join(&classes).unwrap(), false).unwrap_err();
+        let e = operations(&classes, &join(&classes, EVERYTHING).unwrap(), false).unwrap_err();
         assert!(e.0.contains("\"base\"") && e.0.contains("expected a string"), "{e}");
     }
 

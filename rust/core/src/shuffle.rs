@@ -3,7 +3,9 @@
 //! `pipeline/shuffle.py` writes and reads them, and `partition.bucket_layout` places the
 //! server's buckets.
 //!
-//! Per class: rows outside the time window are dropped; each row gets a key, its
+//! Per class: rows outside the time window are dropped, but for those before it that
+//! are a connection's context (its open, TLS and BIND lines: `in_window`), which the
+//! join reads for who the connection is and does not count; each row gets a key, its
 //! connection number, or for a row of no connection (`conn=Internal(0)`, which repeats
 //! op ids again and again) a mix of its op ids: rows with other ids never pair, so they
 //! need not meet, and such rows spread over the buckets instead of all landing in one.
@@ -98,10 +100,11 @@ impl<'a> Provenance<'a> {
 pub struct Encoded {
     /// One shuffle file per class, in the order given.
     pub files: Vec<Vec<u8>>,
-    /// Earliest and latest time of the events kept.
+    /// Earliest and latest time of the events inside the window.
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
-    /// Events kept (inside the window): the rest are parsed lines outside it.
+    /// Events inside the window (the rest are parsed lines outside it, a few of them
+    /// kept as context).
     pub kept: u64,
 }
 
@@ -151,11 +154,11 @@ pub fn encode(
     for (table, schema) in tables.iter().zip(schemas) {
         let table = in_window(table, window)?;
         let ts = int_column(&table, "ts")?;
-        for t in ts.iter().flatten() {
+        for t in ts.iter().flatten().filter(|t| inside(*t, window)) {
             out.first_ts = Some(out.first_ts.map_or(t, |f| f.min(t)));
             out.last_ts = Some(out.last_ts.map_or(t, |l| l.max(t)));
+            out.kept += 1;
         }
-        out.kept += table.num_rows() as u64;
         let conn = int_column(&table, "conn")?;
         let ids = [int_column(&table, "op")?, int_column(&table, "op_internal")?,
                    int_column(&table, "op_nested")?];
@@ -445,19 +448,37 @@ fn int_column<'a>(table: &'a RecordBatch, name: &str)
     crate::arrow_in::ints(table, "events", name)
 }
 
-fn in_window(table: &RecordBatch, (since, until): (Option<i64>, Option<i64>))
+/// Whether a time is in the window `since <= t < until`.
+pub fn inside(t: i64, (since, until): (Option<i64>, Option<i64>)) -> bool {
+    since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
+}
+
+/// Kinds of lines before the window that the join needs to know who a connection is in
+/// the window: its open line (client, server, TLS), TLS, AUTOBIND and HAProxy lines, and
+/// its BIND and extended (StartTLS) requests. BIND RESULTs (`tag=97`) come too.
+const CONTEXT_KINDS: [&str; 6] = ["CONNECT", "TLS", "AUTOBIND", "HAPROXY", "BIND", "EXT"];
+
+/// The rows of a class table a task sends to the join: those in the window, and those
+/// before it that are a connection's context (`CONTEXT_KINDS`, BIND RESULTs), which the
+/// join reads for identity and client and does not count (a pooled connection opened
+/// at 02:00 keeps its bind DN in a window from 08:00). Rows without a time go.
+fn in_window(table: &RecordBatch, window: (Option<i64>, Option<i64>))
              -> Result<RecordBatch, ColumnError> {
-    if since.is_none() && until.is_none() {
+    if window == (None, None) {
         return Ok(table.clone());
     }
-    let ts = table
-        .column_by_name("ts")
-        .ok_or_else(|| ColumnError("events: no column \"ts\"".into()))?
-        .as_primitive_opt::<Int64Type>()
-        .ok_or_else(|| ColumnError("events: column \"ts\" is not Int64".into()))?;
-    let keep: arrow_array::BooleanArray = ts
-        .iter()
-        .map(|t| Some(t.is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u))))
+    let ts = int_column(table, "ts")?;
+    let kind = strs(table, "events", "kind")?;
+    let tag = match table.column_by_name("tag") {
+        Some(_) => Some(int_column(table, "tag")?),
+        None => None,
+    };
+    let context = |r: usize| kind.get(r).is_some_and(|k| CONTEXT_KINDS.contains(&k))
+        || (kind.get(r) == Some("RESULT") && tag.as_ref().and_then(|t| t.get(r)) == Some(97));
+    let keep: arrow_array::BooleanArray = (0..table.num_rows())
+        .map(|r| Some(ts.get(r).is_some_and(|t| {
+            inside(t, window) || (window.0.is_some_and(|s| t < s) && context(r))
+        })))
         .collect();
     filter_record_batch(table, &keep).map_err(error)
 }

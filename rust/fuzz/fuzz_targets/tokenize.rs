@@ -4,7 +4,7 @@
 #![no_main]
 
 use arrow_array::RecordBatch;
-use dsaccess_core::join::{as_shuffled, join, Classes};
+use dsaccess_core::join::{as_shuffled, join, Classes, EVERYTHING};
 use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, read_batch, whole, Piece, Provenance};
 use dsaccess_core::{tokenize, Options};
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         // the join needs every column its classes read: missing ones are absent (null)
         let [request, result, lone, other] = t.events.each_ref().map(|b| as_shuffled(b, "s", 0));
         let classes = Classes { request: &request, result: &result, lone: &lone, other: &other };
-        let joined = join(&classes).expect("the join takes what the tokenizer gives");
+        let joined = join(&classes, EVERYTHING).expect("the join takes what the tokenizer gives");
         let events: usize = [&request, &result, &lone].iter().map(|b| b.num_rows()).sum();
         // every request, RESULT and lone line is in exactly one operation row (or two
         // lines in one row: a pair)
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let [request, result, lone, other] = &decoded_classes[..] else { unreachable!() };
         let again = Classes { request, result, lone, other };
-        let ops_again = operations(&again, &join(&again).expect("joins"), data.len() % 2 == 0)
+        let ops_again = operations(&again, &join(&again, EVERYTHING).expect("joins"), data.len() % 2 == 0)
             .expect("gathers");
         assert_eq!(ops_again, ops, "the shuffle changed the operations");
     }

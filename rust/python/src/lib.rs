@@ -96,13 +96,18 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 /// (``(name, CEL, line)``; none: ``workload`` stays null) and aggregated here: the events
 /// never reach Python.
 ///
+/// Events outside ``window``, ``(since, until)`` in ns, are connections' context, which the
+/// shuffle kept for the join (``shuffle::in_window``): they give identity and client, and
+/// are not counted.
+///
 /// Returns (operations, connections, tables, summary, rule_failures, events,
 /// decode_seconds): the operations and connections as Arrow tables, the partial
-/// aggregates as for ``partial_aggregates``, the rows each rule failed on, the number of
-/// events decoded and the seconds decoding took. Raises ``ShuffleFileError`` naming a
-/// file that cannot be decoded.
+/// aggregates (tables by name, and the summary's counts), the rows each rule failed on,
+/// the number of events in the window and the seconds decoding took. Raises
+/// ``ShuffleFileError`` naming a file that cannot be decoded.
 #[pyfunction]
-#[pyo3(signature = (pieces, schemas, *, sort_operands=false, rules=None, load_period_s=60))]
+#[pyo3(signature = (pieces, schemas, *, sort_operands=false, rules=None, load_period_s=60,
+                    window=(None, None)))]
 fn join_pieces<'py>(
     py: Python<'py>,
     pieces: Vec<Vec<PyPiece<'_>>>,
@@ -110,6 +115,7 @@ fn join_pieces<'py>(
     sort_operands: bool,
     rules: Option<Vec<PyRule>>,
     load_period_s: i64,
+    window: (Option<i64>, Option<i64>),
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     if pieces.len() != CLASS_NAMES.len() || schemas.len() != CLASS_NAMES.len() {
         return Err(PyValueError::new_err("join_pieces: one list of pieces and one schema per class"));
@@ -118,7 +124,8 @@ fn join_pieces<'py>(
     let schemas: Vec<_> = schemas.into_iter().map(PySchema::into_inner).collect();
     let rules = rules.map(|r| rules_of(&r, "workloads", false))
         .transpose().map_err(|e| PyValueError::new_err(e.0))?;
-    let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s };
+    let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s,
+                                 window };
     let b = py.detach(|| bucket(&pieces, &schemas, &options)).map_err(|e| match e {
         BucketError::Shuffle(e) => ShuffleFileError::new_err(e.to_string()),
         BucketError::Columns(e) => PyValueError::new_err(e.to_string()),
@@ -157,7 +164,8 @@ fn pieces_of<'a>(given: &'a [PyPiece<'_>]) -> Vec<Piece<'a>> {
 /// sub-bucket), and its index (``rust/core/src/shuffle.rs``).
 ///
 /// Returns (files, first_ts, last_ts, kept): the files' bytes in the classes'
-/// order, the time range of the events kept (``since <= ts < until``) and how many were.
+/// order (with the context before the window: ``shuffle::in_window``), the time range
+/// of the events in the window (``since <= ts < until``) and how many there were.
 #[pyfunction]
 #[pyo3(signature = (tables, schemas, *, server, file, file_seq, buckets, subs, seed,
                     since=None, until=None))]
