@@ -20,10 +20,7 @@ import polars as pl
 
 from . import _core, aggregate
 from .errors import ShuffleError
-from .schema import (
-    EVENT_CLASSES,
-    arrow_class_schema,
-)
+from .schema import EVENT_CLASSES
 from .workload import Rules
 
 # a bucket's events of one class as the shuffle files hold them: per file, its header,
@@ -56,8 +53,7 @@ def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
     connections' context: they give identities and clients and are not counted."""
     with shuffle_errors():
         ops, conns, tables, summary, failures, events, seconds = _core.join_pieces(
-            [pieces.get(name, []) for name in EVENT_CLASSES],
-            [arrow_class_schema(name) for name in EVENT_CLASSES], sort_operands=sort_operands,
+            [pieces.get(name, []) for name in EVENT_CLASSES], sort_operands=sort_operands,
             rules=list(workloads) or None, load_period_s=load_period, window=window)
     partial, partial_tables = aggregate.from_core(tables, summary)
     return Joined(pl.DataFrame(ops), _connection_columns(pl.DataFrame(conns)), partial,
@@ -65,14 +61,14 @@ def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
 
 
 @contextmanager
-def shuffle_errors() -> Iterator[None]:
-    """A shuffle file the core cannot decode (its message names the file) is a
-    ``ShuffleError``, which adds the fix: the run fails with that message, not as an
-    internal error."""
+def shuffle_errors(source: str = "") -> Iterator[None]:
+    """A shuffle file the core cannot read (its message names the file, or ``source``
+    does) is a ``ShuffleError``, which adds the fix: the run fails with that message, not
+    as an internal error."""
     try:
         yield
     except _core.ShuffleFileError as e:
-        raise ShuffleError(str(e)) from None
+        raise ShuffleError(f"{source}: {e}" if source else str(e)) from None
 
 
 CONNECTION_COLUMNS = ("server", "session", "conn", "client_ip", "server_ip", "opened", "closed",

@@ -1,31 +1,24 @@
 """Stable bucket ids for (server, connection): every line of a connection,
 from every file and every parse task, lands in the same bucket.
 
-The id mixes a blake2b digest of the server name (``server_seed``) with a
-multiplicative (Fibonacci) hash of the connection number (of the op ids, for lines of no
-connection, such as ``conn=Internal(0)``: only lines with the same ids pair); the
-compiled shuffle (``rust/core/src/shuffle.rs``) computes it per row: plain integer
-arithmetic, so every worker process agrees (Python's ``hash()`` is salted per process).
-
->>> server_seed("ldap1") == server_seed("ldap1") != server_seed("ldap2")
-True
+The compiled shuffle (``rust/core/src/shuffle.rs``) computes the id per row: a blake2b
+digest of the server name (``shuffle::server_seed``) mixed with a multiplicative (Fibonacci) hash
+of the connection number (of the op ids, for lines of no connection, such as
+``conn=Internal(0)``: only lines with the same ids pair); plain integer arithmetic, so
+every worker process agrees (Python's ``hash()`` is salted per process). This module
+places each server's buckets (``bucket_layout``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 
-# Sub-buckets per bucket: a join task whose bucket outgrew its memory budget joins them a
-# few at a time (a connection is whole in one). Each is a record batch in every shuffle
-# file, so more of them cost index and batch headers in every file.
-SUBS = 8
+from . import _core
 
-
-def server_seed(server: str) -> int:
-    """A 63-bit seed per server name, the same in every process."""
-    return int.from_bytes(hashlib.blake2b(server.encode(), digest_size=8).digest(), "big") >> 1
+# Sub-buckets per bucket (the core's): a join task whose bucket outgrew its memory budget
+# joins them a few at a time (a connection is whole in one).
+SUBS: int = _core.SUBS
 
 
 def bucket_layout(server_bytes: Mapping[str, int], target: float, at_least: int = 1

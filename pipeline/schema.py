@@ -5,11 +5,12 @@ Every stage imports its column names from here, so a rename happens once.
 
 from __future__ import annotations
 
-from functools import cache
 from types import MappingProxyType
 
 import polars as pl
 import pyarrow as pa
+
+from . import _core
 
 # Event kinds: the first keyword of a line after its ids (389ds-access-log.md §15.4).
 REQUEST_VERBS = ("BIND", "SRCH", "MOD", "ADD", "DEL", "MODRDN", "CMP", "EXT")
@@ -80,22 +81,11 @@ EVENT_SCHEMA = MappingProxyType({
 EVENT_COLUMNS = tuple(EVENT_SCHEMA)
 
 # Events by what the join does with them. Most fields are null for most kinds, so the
-# shuffle stores each class with only the columns the join reads from it.
+# shuffle stores each class with only the columns the join reads from it: the compiled
+# core owns that layout (``shuffle::class_schemas``), in the order it takes the classes.
 LONE_VERBS = ("ABANDON", "UNBIND")   # operations that never get a RESULT
-EVENT_IDS = ("server", "file", "file_seq", "line", "ts", "kind", "conn", "internal", "op",
-             "op_internal", "op_nested")
-REQUEST_FIELDS = ("dn", "base", "scope", "filter", "attrs", "options", "authzid", "method",
-                  "version", "mech", "newrdn", "newsuperior", "attr", "oid", "name",
-                  "targetop", "msgid", "truncated")
-RESULT_FIELDS = ("err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
-                 "notes", "details", "csn", "pr_idx", "pr_cookie", "sid")
-EVENT_CLASSES = MappingProxyType({
-    "request": (*EVENT_IDS, *REQUEST_FIELDS),
-    "result": (*EVENT_IDS, "dn", "text", *RESULT_FIELDS),
-    "lone": (*EVENT_IDS, "targetop", "msgid", "nentries", "etime"),
-    "other": (*EVENT_IDS, "fd", "client_ip", "server_ip", "ssl", "close_code", "tls_version",
-              "dn"),
-})
+EVENT_CLASSES = MappingProxyType({name: tuple(pa.schema(schema).names)
+                                  for name, schema in _core.event_classes().items()})
 
 
 def event_class(kind: pl.Expr) -> pl.Expr:
@@ -129,12 +119,6 @@ def class_schema(name: str) -> MappingProxyType:
 def empty_class(name: str) -> pl.DataFrame:
     """A table of one event class with no rows."""
     return pl.DataFrame(schema=dict(class_schema(name)))
-
-
-@cache
-def arrow_class_schema(name: str) -> pa.Schema:
-    """The Arrow schema of one event class (what the compiled core reads and writes)."""
-    return empty_class(name).to_arrow().schema
 
 
 REJECT_SCHEMA = MappingProxyType({

@@ -22,7 +22,6 @@ each weighs, and the task joins them a few at a time (``parts``).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,14 +30,8 @@ import pyarrow as pa
 
 from . import _core, outputs
 from .enrich import Pieces, shuffle_errors
-from .errors import ShuffleError
-from .partition import SUBS, server_seed
-from .schema import EVENT_CLASSES, arrow_class_schema, empty_class
+from .schema import EVENT_CLASSES, empty_class
 from .store import Place, place
-
-MAGIC = b"DSSHUF03"
-ENTRY = struct.Struct("<QQ")  # an index entry: (offset, bytes in memory)
-TAIL = struct.Struct("<QQ8s")  # the header's length, the batch count, the magic
 
 # per join task: (first chunk, end chunk, bucket of those chunks' server): the files of
 # chunks first..end-1 hold the bucket as its server's bucket number (batch bucket * SUBS)
@@ -68,8 +61,7 @@ def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, s
     names = list(EVENT_CLASSES)
     inputs = [tables[n] if n in tables else empty_class(n) for n in names]
     files, first, last, kept = _core.shuffle_encode(
-        inputs, [arrow_class_schema(n) for n in names], server=server, file=file,
-        file_seq=file_seq, buckets=buckets, subs=SUBS, seed=server_seed(server),
+        inputs, server=server, file=file, file_seq=file_seq, buckets=buckets,
         since=since_ns, until=until_ns)
     for name, data in zip(names, files, strict=True):
         outputs.write_bytes(data, path_of(scratch, name, chunk))
@@ -97,29 +89,24 @@ def _open(path: Place) -> pa.NativeFile:
 
 def pieces(scratch: Place, cls: str, sources: Sources) -> list[Piece]:
     """The index entries of a bucket in each of its source files of a class (a JSON file's
-    later ranges wrote none)."""
+    later ranges wrote none): three small reads per file at the places the core names
+    (its tail, the bucket's entries, its header), which it reads too."""
     scratch = place(scratch)
     out = []
     for first, end, bucket in sources:
         for chunk in range(first, end):
             path = path_of(scratch, cls, chunk)
             try:
-                with _open(path) as f:
+                with _open(path) as f, shuffle_errors(str(path)):
                     size = f.size()
-                    if size < TAIL.size:
-                        raise ShuffleError(f"{path}: shuffle file: cut short")
-                    head, n, magic = TAIL.unpack(f.read_at(TAIL.size, size - TAIL.size))
-                    index = size - TAIL.size - (n + 1) * ENTRY.size
-                    if magic != MAGIC or n < (bucket + 1) * SUBS or not 0 < head <= index:
-                        raise ShuffleError(f"{path}: not a shuffle file of this run "
-                                           f"({n} batches, magic {magic!r})")
-                    raw = f.read_at((SUBS + 1) * ENTRY.size, index + bucket * SUBS * ENTRY.size)
+                    tail = min(size, _core.SHUFFLE_TAIL)
+                    head, at, length = _core.shuffle_bucket_place(
+                        f.read_at(tail, size - tail), size, bucket)
+                    offsets, sizes = _core.shuffle_bucket_entries(f.read_at(length, at), head)
                     header = f.read_at(head, 0)
             except FileNotFoundError:
                 continue
-            entries = [ENTRY.unpack_from(raw, i * ENTRY.size) for i in range(SUBS + 1)]
-            out.append(Piece(chunk, path, tuple(o for o, _ in entries),
-                             tuple(b for _, b in entries[:SUBS]), header))
+            out.append(Piece(chunk, path, tuple(offsets), tuple(sizes), header))
     return out
 
 
@@ -165,5 +152,5 @@ def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int,
     if not parts:
         return None
     with shuffle_errors():
-        table = pl.DataFrame(_core.shuffle_decode(parts, arrow_class_schema(cls)))
+        table = pl.DataFrame(_core.shuffle_decode(parts, cls))
     return table if table.height else None

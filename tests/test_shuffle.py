@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -13,13 +14,18 @@ from pipeline.cli import EXIT_FAILED, explain
 from pipeline.enrich import join_pieces
 from pipeline.errors import ShuffleError
 from pipeline.logline import parse_lines, tokenize
-from pipeline.partition import SUBS, server_seed
+from pipeline.partition import SUBS
 from pipeline.schema import EVENT_CLASSES
 from pipeline.store import place
 
 from .test_logline import _sample_files
 
 GOLDEN = 0x9E3779B97F4A7C15
+
+
+def server_seed(server: str) -> int:
+    """The reference of the core's seed: BLAKE2b of the name in 8 bytes, >> 1."""
+    return int.from_bytes(hashlib.blake2b(server.encode(), digest_size=8).digest(), "big") >> 1
 M64 = 2**64
 
 
@@ -81,6 +87,25 @@ def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
     assert written.kept == window.height
 
 
+def test_the_cores_class_layout_has_the_event_tables_types() -> None:
+    """The shuffle's classes (the core's) are columns of the events table with its types."""
+    import pyarrow as pa
+
+    from pipeline import _core
+    from pipeline.schema import empty_class
+    layout = _core.event_classes()
+    assert list(layout) == ["request", "result", "lone", "other"]
+    for name, schema in layout.items():
+        assert pa.schema(schema) == empty_class(name).to_arrow().schema, name
+
+
+def test_the_cores_seed_is_blake2b_of_the_server_name() -> None:
+    from pipeline import _core
+    names = ["ldap1", "ldap2", "real389a", "é-server", ""]
+    assert [_core.server_seed(n) for n in names] == [server_seed(n) for n in names]
+    assert len({_core.server_seed(n) for n in names}) == len(names)
+
+
 def test_lines_of_no_connection_spread_by_their_op_ids() -> None:
     keys = {_reference_key(None, (0, i, n)) for i in range(4) for n in range(2)}
     assert len({_reference_batch("ldap1", k, 64)[0] for k in keys}) > 1
@@ -91,11 +116,11 @@ def test_a_file_that_is_not_this_runs_shuffle_file_is_refused(tmp_path) -> None:
     _, data = next(iter(_sample_files()))
     shuffle.write_buckets(tmp_path, 0, tokenize(data).classes, server="s", file="access",
                           file_seq=0, buckets=2)
-    with pytest.raises(shuffle.ShuffleError, match="not a shuffle file of this run"):
+    with pytest.raises(ShuffleError, match="shuffle file: not of this run"):
         shuffle.pieces(tmp_path, "request", ((0, 1, 5),))  # a bucket it does not have
     path = shuffle.path_of(place(tmp_path), "request", 0)
     Path(path.url).write_bytes(Path(path.url).read_bytes()[:-3])
-    with pytest.raises(shuffle.ShuffleError):
+    with pytest.raises(ShuffleError):
         shuffle.pieces(tmp_path, "request", ((0, 1, 0),))
 
 

@@ -10,7 +10,7 @@
 //! op ids again and again) a mix of its op ids: rows with other ids never pair, so they
 //! need not meet, and such rows spread over the buckets instead of all landing in one.
 //! `mixed = (key * 2^64/φ) ^ seed(server)`, plain integer arithmetic, so every process
-//! agrees (the seed is a blake2b digest of the server name, `partition.server_seed`);
+//! agrees (the seed is a blake2b digest of the server name, `server_seed`);
 //! the bucket is `(mixed >> 32) mod buckets`, the sub-bucket `(mixed mod 2^32) mod subs`.
 //! Rows are ordered by (bucket, sub-bucket), batch `b * subs + s`. The columns are those
 //! of the class (`schema.EVENT_CLASSES`) that have a value in this task, and the task's
@@ -75,6 +75,39 @@ pub struct Provenance<'a> {
     pub file_seq: i32,
 }
 
+/// The columns every event class has in the shuffle.
+const IDS: [(&str, DataType); 11] = [
+    ("server", DataType::LargeUtf8), ("file", DataType::LargeUtf8), ("file_seq", DataType::Int32),
+    ("line", DataType::Int64), ("ts", DataType::Int64), ("kind", DataType::LargeUtf8),
+    ("conn", DataType::Int64), ("internal", DataType::Boolean), ("op", DataType::Int64),
+    ("op_internal", DataType::Int64), ("op_nested", DataType::Int64),
+];
+
+/// What the join and the operations read of each class (`tokenize::CLASS_NAMES`), after
+/// the ids: the tokenizer's other columns stay in the parse task.
+const CLASS_COLUMNS: [&[&str]; 4] = [
+    &["dn", "base", "scope", "filter", "attrs", "options", "authzid", "method", "version", "mech",
+      "newrdn", "newsuperior", "attr", "oid", "name", "targetop", "msgid", "truncated"],
+    &["dn", "text", "err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
+      "notes", "details", "csn", "pr_idx", "pr_cookie", "sid"],
+    &["targetop", "msgid", "nentries", "etime"],
+    &["fd", "client_ip", "server_ip", "ssl", "close_code", "tls_version", "dn"],
+];
+
+/// Each event class's columns and types in the shuffle, in `tokenize::CLASS_NAMES` order:
+/// what a parse task keeps and a join task decodes (`schema.EVENT_CLASSES` reads them).
+pub fn class_schemas() -> &'static [SchemaRef; 4] {
+    static SCHEMAS: std::sync::OnceLock<[SchemaRef; 4]> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| CLASS_COLUMNS.map(|columns| {
+        let payload = columns.iter()
+            .map(|name| (*name, crate::tokenize::column_type(name).expect("a tokenizer column")));
+        let fields: Vec<arrow_schema::Field> = IDS.iter().cloned().chain(payload)
+            .map(|(name, t)| arrow_schema::Field::new(name, t, true))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }))
+}
+
 /// The columns that hold the provenance.
 const PROVENANCE: [&str; 3] = ["server", "file", "file_seq"];
 
@@ -124,6 +157,23 @@ pub fn key_of(conn: Option<i64>, ids: [Option<i64>; 3]) -> u64 {
         }
     }
     h
+}
+
+/// Sub-buckets per bucket: a join task whose bucket outgrew its memory budget joins them
+/// a few at a time (a connection is whole in one). Each is a record batch in every
+/// shuffle file, so more of them cost index and batch headers in every file.
+pub const SUBS: u32 = 8;
+
+/// A 63-bit seed per server name, the same in every process: the BLAKE2b digest of the
+/// name in 8 bytes, big-endian, shifted right once (Python's
+/// `int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big") >> 1`).
+pub fn server_seed(server: &str) -> u64 {
+    use blake2::digest::{Update, VariableOutput};
+    let mut h = blake2::Blake2bVar::new(8).expect("8 is a valid BLAKE2b size");
+    h.update(server.as_bytes());
+    let mut out = [0u8; 8];
+    h.finalize_variable(&mut out).expect("8 bytes");
+    u64::from_be_bytes(out) >> 1
 }
 
 /// The (bucket, sub-bucket) of a key of a server.
@@ -283,14 +333,57 @@ pub fn whole<'a>(file: &'a [u8], source: &'a str) -> Result<Piece<'a>, ColumnErr
 
 /// From a file's tail: its header's length, its batch count, and where its index starts.
 fn layout(file: &[u8]) -> Result<(usize, usize, usize), ColumnError> {
-    if file.len() < TAIL || &file[file.len() - 8..] != MAGIC {
+    if file.len() < TAIL {
         return Err(bad("no index (magic)"));
     }
-    let (header, n) = (word64(file, file.len() - 24)? as usize,
-                       word64(file, file.len() - 16)? as usize);
+    layout_of_tail(&file[file.len() - TAIL..], file.len())
+}
+
+/// `layout` from a file's last `TAIL` bytes and its size (a reader that reads by range).
+fn layout_of_tail(tail: &[u8], size: usize) -> Result<(usize, usize, usize), ColumnError> {
+    if tail.len() != TAIL || &tail[16..] != MAGIC {
+        return Err(bad("no index (magic)"));
+    }
+    let (header, n) = (word64(tail, 0)? as usize, word64(tail, 8)? as usize);
     let index = n.checked_add(1).and_then(|k| k.checked_mul(16)).and_then(|k| k.checked_add(TAIL))
-        .and_then(|k| file.len().checked_sub(k)).ok_or_else(|| bad("index cut"))?;
+        .and_then(|k| size.checked_sub(k)).ok_or_else(|| bad("index cut"))?;
     Ok((header, n, index))
+}
+
+/// Where a join task reads one bucket of a file it reads by range: the file's header is
+/// bytes `0..header`, and the bucket's index entries (its `subs` sub-buckets and where
+/// the last ends) are `length` bytes at `entries`: `(header, entries, length)`, from the
+/// file's last `TAIL` bytes and its size. A file that is not of this layout, or has no
+/// such bucket, is an error.
+pub fn bucket_place(tail: &[u8], size: usize, bucket: usize, subs: usize)
+                    -> Result<(usize, usize, usize), ColumnError> {
+    let (header, n, index) = layout_of_tail(tail, size)?;
+    let wanted = bucket.checked_add(1).and_then(|b| b.checked_mul(subs));
+    if wanted.is_none_or(|w| n < w) || header == 0 || header > index {
+        return Err(bad(&format!("not of this run ({n} batches)")));
+    }
+    Ok((header, index + bucket * subs * 16, (subs + 1) * 16))
+}
+
+/// A bucket's index entries (as `bucket_place` found them): where each sub-bucket starts
+/// and where the last ends, and what each weighs once decoded. Offsets that run backwards
+/// or past the header's end are an error.
+pub fn bucket_entries(raw: &[u8], header: usize) -> Result<(Vec<u64>, Vec<u64>), ColumnError> {
+    if raw.len() < 16 || !raw.len().is_multiple_of(16) {
+        return Err(bad("index cut"));
+    }
+    let mut offsets = Vec::with_capacity(raw.len() / 16);
+    let mut sizes = Vec::with_capacity(raw.len() / 16);
+    for at in (0..raw.len()).step_by(16) {
+        let offset = word64(raw, at)?;
+        if offset < offsets.last().copied().unwrap_or(header as u64) {
+            return Err(bad("offsets out of order"));
+        }
+        offsets.push(offset);
+        sizes.push(word64(raw, at + 8)?);
+    }
+    sizes.pop(); // the last entry only says where the bucket ends
+    Ok((offsets, sizes))
 }
 
 fn bad(what: &str) -> ColumnError {
@@ -303,7 +396,7 @@ fn word64(file: &[u8], at: usize) -> Result<u64, ColumnError> {
 }
 
 /// Bytes after the index: the header's length, the batch count, the magic.
-const TAIL: usize = 24;
+pub const TAIL: usize = 24;
 
 /// Bytes before the header's schema message: its CRC-32.
 const HEADER_CRC: usize = 4;
@@ -695,5 +788,18 @@ mod tests {
         let at = bent.len() - TAIL - 5 * 16;
         bent[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(read_batch(&bent, 0).is_err());
+        // the ranged reader: the file's own buckets, and no other; a cut file; entries
+        // that run backwards
+        let (size, tail) = (file.len(), &file[file.len() - TAIL..]);
+        let (header, at, length) = bucket_place(tail, size, 1, 2).expect("bucket 1 of 2");
+        let (offsets, sizes) = bucket_entries(&file[at..at + length], header).unwrap();
+        assert_eq!((offsets.len(), sizes.len()), (3, 2));
+        assert!(offsets[0] as usize >= header && *offsets.last().unwrap() as usize <= at);
+        assert!(bucket_place(tail, size, 2, 2).unwrap_err().0.contains("not of this run"));
+        assert!(bucket_place(&tail[1..], size, 0, 2).is_err());
+        assert!(bucket_place(tail, 10, 0, 2).is_err());
+        let mut backwards = file[at..at + length].to_vec();
+        backwards[16..24].copy_from_slice(&0u64.to_le_bytes());
+        assert!(bucket_entries(&backwards, header).is_err());
     }
 }

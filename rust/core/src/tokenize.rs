@@ -141,6 +141,24 @@ pub(crate) const INT_FIELDS: [F; 9] =
     [F::Fd, F::Version, F::Scope, F::Msgid, F::Err, F::Tag, F::Nentries, F::PrIdx, F::PrCookie];
 pub(crate) const TIME_FIELDS: [F; 5] = [F::Wqtime, F::Wtime, F::Optime, F::Writetime, F::Etime];
 
+/// The Arrow type of a payload column of the events, by name (None: no such column), as
+/// the shuffle keeps it (`shuffle::class_schemas`).
+pub fn column_type(name: &str) -> Option<arrow_schema::DataType> {
+    use arrow_schema::DataType;
+    let among = |fields: &[F]| fields.iter().any(|f| crate::fields::NAMES[*f as usize] == name);
+    Some(if among(&STRING_FIELDS) {
+        DataType::LargeUtf8
+    } else if among(&INT_FIELDS) {
+        DataType::Int64
+    } else if among(&TIME_FIELDS) {
+        DataType::Float64
+    } else if matches!(name, "ssl" | "truncated") {
+        DataType::Boolean
+    } else {
+        return None;
+    })
+}
+
 /// Which of the columns of `STRING_FIELDS`, `INT_FIELDS` and `TIME_FIELDS` a kind can
 /// fill (its general pattern's fields), as (column, field): a line visits only those,
 /// not all 38 (visiting all of them was a tenth of the tokenizer's instructions).

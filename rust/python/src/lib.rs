@@ -12,7 +12,8 @@ use pyo3_arrow::{PySchema, PyTable};
 
 use dsaccess_core::bucket::{bucket, BucketError, Options as BucketOptions};
 use dsaccess_core::fields::KIND_NAMES;
-use dsaccess_core::shuffle::{decode, encode, Piece, Provenance};
+use dsaccess_core::shuffle::{bucket_entries, bucket_place, class_schemas, decode, encode,
+                             server_seed, Piece, Provenance, SUBS, TAIL};
 use dsaccess_core::tokenize::CLASS_NAMES;
 use dsaccess_core::workload::{RuleError, Rules};
 
@@ -106,27 +107,26 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 /// the number of events in the window and the seconds decoding took. Raises
 /// ``ShuffleFileError`` naming a file that cannot be decoded.
 #[pyfunction]
-#[pyo3(signature = (pieces, schemas, *, sort_operands=false, rules=None, load_period_s=60,
+#[pyo3(signature = (pieces, *, sort_operands=false, rules=None, load_period_s=60,
                     window=(None, None)))]
 fn join_pieces<'py>(
     py: Python<'py>,
     pieces: Vec<Vec<PyPiece<'_>>>,
-    schemas: Vec<PySchema>,
     sort_operands: bool,
     rules: Option<Vec<PyRule>>,
     load_period_s: i64,
     window: (Option<i64>, Option<i64>),
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
-    if pieces.len() != CLASS_NAMES.len() || schemas.len() != CLASS_NAMES.len() {
-        return Err(PyValueError::new_err("join_pieces: one list of pieces and one schema per class"));
+    if pieces.len() != CLASS_NAMES.len() {
+        return Err(PyValueError::new_err("join_pieces: one list of pieces per class"));
     }
     let pieces: Vec<Vec<Piece<'_>>> = pieces.iter().map(|class| pieces_of(class)).collect();
-    let schemas: Vec<_> = schemas.into_iter().map(PySchema::into_inner).collect();
+    let schemas = class_schemas();
     let rules = rules.map(|r| rules_of(&r, "workloads", false))
         .transpose().map_err(|e| PyValueError::new_err(e.0))?;
     let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s,
                                  window };
-    let b = py.detach(|| bucket(&pieces, &schemas, &options)).map_err(|e| match e {
+    let b = py.detach(|| bucket(&pieces, schemas, &options)).map_err(|e| match e {
         BucketError::Shuffle(e) => ShuffleFileError::new_err(e.to_string()),
         BucketError::Columns(e) => PyValueError::new_err(e.to_string()),
     })?;
@@ -167,27 +167,23 @@ fn pieces_of<'a>(given: &'a [PyPiece<'_>]) -> Vec<Piece<'a>> {
 /// order (with the context before the window: ``shuffle::in_window``), the time range
 /// of the events in the window (``since <= ts < until``) and how many there were.
 #[pyfunction]
-#[pyo3(signature = (tables, schemas, *, server, file, file_seq, buckets, subs, seed,
-                    since=None, until=None))]
+#[pyo3(signature = (tables, *, server, file, file_seq, buckets, since=None, until=None))]
 #[allow(clippy::too_many_arguments)]
 fn shuffle_encode<'py>(
     py: Python<'py>,
     tables: Vec<PyTable>,
-    schemas: Vec<PySchema>,
     server: &str,
     file: &str,
     file_seq: i32,
     buckets: u32,
-    subs: u32,
-    seed: u64,
     since: Option<i64>,
     until: Option<i64>,
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let tables = tables.into_iter().map(one_batch).collect::<PyResult<Vec<_>>>()?;
-    let schemas: Vec<_> = schemas.into_iter().map(|s| s.into_inner()).collect();
     let provenance = Provenance { server, file, file_seq };
     let encoded = py
-        .detach(|| encode(&tables, &schemas, &provenance, (since, until), (buckets, subs), seed))
+        .detach(|| encode(&tables, class_schemas(), &provenance, (since, until), (buckets, SUBS),
+                          server_seed(server)))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let files: Vec<Bound<'py, PyBytes>> =
         encoded.files.iter().map(|f| PyBytes::new(py, f)).collect();
@@ -197,17 +193,53 @@ fn shuffle_encode<'py>(
 /// A bucket's batches of one class, from pieces of shuffle files (``(header, batches,
 /// line_offset, name)``: a file's bytes before batch 0, the bytes of some of its
 /// consecutive batches, the lines before its chunk, the file's name for errors), as one
-/// Arrow table of ``schema``. Raises ``ShuffleFileError`` naming a file that cannot be
-/// decoded.
+/// Arrow table of the columns of event class ``cls`` (``event_classes``). Raises
+/// ``ShuffleFileError`` naming a file that cannot be decoded.
 #[pyfunction]
-fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>,
-                  schema: PySchema) -> PyResult<PyTable> {
-    let schema = schema.into_inner();
+fn shuffle_decode(py: Python<'_>, pieces: Vec<PyPiece<'_>>, cls: &str) -> PyResult<PyTable> {
+    let at = CLASS_NAMES.iter().position(|c| *c == cls)
+        .ok_or_else(|| PyValueError::new_err(format!("no event class {cls:?}")))?;
+    let schema = &class_schemas()[at];
     let pieces = pieces_of(&pieces);
     let batch = py
-        .detach(|| decode(&pieces, &schema))
+        .detach(|| decode(&pieces, schema))
         .map_err(|e| ShuffleFileError::new_err(e.to_string()))?;
     table(batch)
+}
+
+/// Where a join task reads bucket ``bucket`` of a shuffle file it reads by range, from the
+/// file's last ``SHUFFLE_TAIL`` bytes and its size: (header, entries, length): the header
+/// is bytes ``0..header``, the bucket's index entries ``length`` bytes at ``entries``.
+/// Raises ``ShuffleFileError`` for a file not of this layout or without the bucket.
+#[pyfunction]
+fn shuffle_bucket_place(tail: &[u8], size: usize, bucket: usize)
+                        -> PyResult<(usize, usize, usize)> {
+    bucket_place(tail, size, bucket, SUBS as usize)
+        .map_err(|e| ShuffleFileError::new_err(e.to_string()))
+}
+
+/// The index entries ``shuffle_bucket_place`` located, as (offsets, sizes): where each
+/// sub-bucket starts and where the last ends, and what each weighs once decoded.
+#[pyfunction]
+fn shuffle_bucket_entries(raw: &[u8], header: usize) -> PyResult<(Vec<u64>, Vec<u64>)> {
+    bucket_entries(raw, header).map_err(|e| ShuffleFileError::new_err(e.to_string()))
+}
+
+/// The event classes, name → the Arrow schema of its columns in the shuffle, in the
+/// order the core takes and gives them (``schema.EVENT_CLASSES``).
+#[pyfunction]
+fn event_classes(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    for (name, schema) in CLASS_NAMES.iter().zip(class_schemas()) {
+        out.set_item(name, PySchema::new(schema.clone()))?;
+    }
+    Ok(out)
+}
+
+/// The seed of a server's buckets (``shuffle::server_seed``), for tests that check it.
+#[pyfunction(name = "server_seed")]
+fn py_server_seed(server: &str) -> u64 {
+    server_seed(server)
 }
 
 /// The comparison form of each DN (``None`` stays ``None``): ``dsaccess_core::dn``.
@@ -283,6 +315,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint_id, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(event_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(py_server_seed, m)?)?;
+    m.add("SUBS", SUBS)?;
+    m.add_function(wrap_pyfunction!(shuffle_bucket_place, m)?)?;
+    m.add_function(wrap_pyfunction!(shuffle_bucket_entries, m)?)?;
+    m.add("SHUFFLE_TAIL", TAIL)?;
     m.add("ShuffleFileError", m.py().get_type::<ShuffleFileError>())?;
     // the partials' contract, for the Python that finishes the tables
     use dsaccess_core::aggregate as agg;
