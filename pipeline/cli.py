@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
+from . import __version__, _core
 from .config import load_workloads
 from .errors import ConfigError, PipelineError
 from .names import printable, problem_text
@@ -458,18 +458,12 @@ def parse_time(text: str, flag: str) -> int:
     >>> parse_time("[26/Nov/2026:11:20:10 -0500]", "--since")
     1795710010000000000
     """
-    value = text.strip().strip("[]")
-    for fmt in ("%d/%b/%Y:%H:%M:%S %z", "%d/%b/%Y:%H:%M:%S.%f %z"):
-        try:
-            head, _, tz = value.rpartition(" ")
-            if "." in head and fmt.endswith(".%f %z"):
-                secs, _, frac = head.partition(".")
-                dt = datetime.strptime(f"{secs} {tz}", "%d/%b/%Y:%H:%M:%S %z")
-                return int(dt.timestamp()) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-            dt = datetime.strptime(value, fmt)
-            return int(dt.timestamp()) * 1_000_000_000
-        except ValueError:
-            continue
+    value = text.strip()
+    try:
+        return _core.parse_stamp(value)[0]  # the tokenizer's own reading of 389's form
+    except ValueError as e:
+        if not str(e).startswith("not a 389 timestamp"):  # its shape, an impossible value
+            raise ConfigError(f"{flag}: {e}: {text!r}") from None
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import time
@@ -39,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import _core
 from .config import ServerConfig
 from .errors import SourceError
 from .names import printable
@@ -157,7 +157,18 @@ def collect_server(server: ServerConfig, stage: Path, outcome: ServerOutcome,
             _collect_rotated(fs, remote, name, folder, manifest, outcome, progress)
 
 
-ZONE = re.compile(rb"^\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d(?:\.\d+)? ([-+])(\d\d)(\d\d)\]", re.M)
+def _zone(head: bytes) -> timedelta | None:
+    """The UTC offset of the first line of ``head`` that opens with a 389 timestamp (read
+    by the tokenizer's parser); None when no line does."""
+    for line in head.split(b"\n"):
+        end = line.find(b"]")
+        if line.startswith(b"[") and end > 0:
+            try:
+                _, minutes = _core.parse_stamp(line[:end + 1].decode("ascii", "replace"))
+            except ValueError:
+                continue
+            return timedelta(minutes=minutes)
+    return None
 
 
 def _local_stamp(fs: Any, logs: list[tuple[Any, str, str | None, dict[str, Any]]],
@@ -173,10 +184,9 @@ def _local_stamp(fs: Any, logs: list[tuple[Any, str, str | None, dict[str, Any]]
                 head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
         except (OSError, zlib.error, *TRANSIENT_ERRORS):
             continue
-        found = ZONE.search(head)
-        if found:
-            sign = -1 if found[1] == b"-" else 1
-            offset = sign * timedelta(hours=int(found[2]), minutes=int(found[3]))
+        found = _zone(head)
+        if found is not None:
+            offset = found
             break
     local = datetime.fromtimestamp(since // 10**9, tz=UTC) + offset
     return local.strftime("%Y%m%d-%H%M%S")

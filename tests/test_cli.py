@@ -48,6 +48,8 @@ def test_run_writes_outputs_and_prints_a_summary(tmp_path: Path,
 @pytest.mark.parametrize("args,message", [
     (["run", "nowhere", "-o", "x"], "input not found: nowhere"),
     (["run", str(SAMPLE), "-o", "x", "--since", "yesterday"], "--since: not a time"),
+    (["run", str(SAMPLE), "-o", "x", "--until", "31/Feb/2026:00:00:00 +0000"],
+     "--until: impossible timestamp: no such day"),
     (["run", str(SAMPLE), "-o", "x", "--workers", "0"], "--workers must be at least 1"),
     (["run", str(SAMPLE), "-o", "x", "--scheduler", "localhost"], "is not an address"),
     (["run", str(SAMPLE), "-o", "x", "--server", "nope"], "--server not among the inputs"),
@@ -56,7 +58,7 @@ def test_run_writes_outputs_and_prints_a_summary(tmp_path: Path,
     (["run", str(SAMPLE), "-o", "nope://bucket/x"], "-o: cannot write to nope:// URLs"),
     (["run", str(SAMPLE), "-o", "x", "--scratch", "sftp://u:pw@h/s"],
      "--scratch URL with a password: sftp://u:***@h/s"),
-], ids=["missing input", "bad time", "zero workers", "bad scheduler", "unknown server",
+], ids=["missing input", "bad time", "impossible time", "zero workers", "bad scheduler", "unknown server",
         "reversed window", "unknown protocol", "password in a URL"])
 def test_usage_errors_name_the_flag_and_exit_64(args: list[str], message: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:

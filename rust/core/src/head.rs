@@ -152,6 +152,18 @@ fn frame(c: &mut Cursor<'_>, cache: &mut StampCache) -> Option<Result<Ids, &'sta
             return zoned(c, Ok(local));
         }
     }
+    let local = wall_clock(c)?;
+    if let Ok(seconds) = local {
+        cache.key.copy_from_slice(&c.b[1..21]);
+        cache.local_seconds = Some(seconds);
+    }
+    zoned(c, local)
+}
+
+/// `dd/Mon/yyyy:hh:mm:ss` as seconds since 1970-01-01 read as UTC (None: not that
+/// shape; an error: an impossible value).
+#[inline(always)]
+fn wall_clock(c: &mut Cursor<'_>) -> Option<Result<i64, &'static str>> {
     let day = c.fixed(2)?;
     c.eat(b'/').then_some(())?;
     let mon = c.b.get(c.i..c.i + 3)?;
@@ -169,12 +181,39 @@ fn frame(c: &mut Cursor<'_>, cache: &mut StampCache) -> Option<Result<Ids, &'sta
     let minute = c.fixed(2)?;
     c.eat(b':').then_some(())?;
     let second = c.fixed(2)?;
-    let local = local_seconds(year, month, day, hour, minute, second);
-    if let Ok(seconds) = local {
-        cache.key.copy_from_slice(&c.b[1..21]);
-        cache.local_seconds = Some(seconds);
+    Some(local_seconds(year, month, day, hour, minute, second))
+}
+
+/// A 389 timestamp on its own, `[26/Nov/2026:16:20:10.123456789 +0000]` (brackets and
+/// the fraction optional, 1 to 9 digits of it), as the command line and `collect` take
+/// it: (UTC nanoseconds, the UTC offset in minutes). `Err`: why it is not one, for a
+/// message (the tokenizer reads line heads with `parse_head`, which this shares).
+pub fn parse_stamp(text: &str) -> Result<(i64, i32), &'static str> {
+    const SHAPE: &str = "not a 389 timestamp (26/Nov/2026:16:20:10 +0000)";
+    let text = text.trim();
+    let text = text.strip_prefix('[').map_or(text, |t| t.strip_suffix(']').unwrap_or(t));
+    let mut c = Cursor { s: text, b: text.as_bytes(), i: 0 };
+    let local = wall_clock(&mut c).ok_or(SHAPE)?;
+    let mut nanos = 0u32;
+    if c.eat(b'.') {
+        let digits = c.digits().filter(|d| d.len() <= 9).ok_or(SHAPE)?;
+        for (k, d) in digits.iter().enumerate() {
+            nanos += u32::from(d - b'0') * 10u32.pow(8 - k as u32);
+        }
     }
-    zoned(c, local)
+    c.eat(b' ').then_some(()).ok_or(SHAPE)?;
+    let sign = match c.peek() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return Err(SHAPE),
+    };
+    c.i += 1;
+    let hhmm = c.fixed(4).ok_or(SHAPE)?;
+    if c.i != c.b.len() {
+        return Err(SHAPE);
+    }
+    let ts = utc_nanoseconds(local?, sign, hhmm, nanos)?;
+    Ok((ts, (sign * i64::from(hhmm / 100 * 60 + hhmm % 100)) as i32))
 }
 
 /// Seconds since 1970-01-01 of a local wall time read as UTC (`month` None: a name
@@ -335,6 +374,27 @@ mod tests {
         match parse_head(line) {
             Head::Event(ids) => ids,
             other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stamp_on_its_own_is_read_as_the_tokenizer_reads_a_line_head() {
+        let ns = 1_795_710_010_000_000_000; // 2026-11-26T16:20:10Z
+        assert_eq!(parse_stamp("26/Nov/2026:16:20:10 +0000"), Ok((ns, 0)));
+        assert_eq!(parse_stamp(" [26/Nov/2026:11:20:10.5 -0500] "), Ok((ns + 500_000_000, -300)));
+        assert_eq!(parse_stamp("26/Nov/2026:21:50:10.000000001 +0530"), Ok((ns + 1, 330)));
+        let line = "[26/Nov/2026:11:20:10.500000000 -0500] conn=1 op=0 UNBIND";
+        match parse_head(line) {
+            Head::Event(ids) => assert_eq!(ids.ts, parse_stamp(&line[..39]).unwrap().0),
+            other => panic!("{other:?}"),
+        }
+        for (text, why) in [
+            ("yesterday", "not a 389 timestamp"), ("26/Nov/2026:16:20:10", "not a 389"),
+            ("26/Nov/2026:16:20:10 +0000 x", "not a 389"), ("26/Nov/2026:16:20:10.1234567891 +0000", "not a 389"),
+            ("26/Foo/2026:16:20:10 +0000", "unknown month"), ("31/Feb/2026:00:00:00 +0000", "no such day"),
+            ("26/Nov/2026:16:20:10 +0075", "minutes over 59"),
+        ] {
+            assert!(parse_stamp(text).unwrap_err().contains(why), "{text}");
         }
     }
 

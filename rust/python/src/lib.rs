@@ -225,6 +225,14 @@ fn shuffle_bucket_entries(raw: &[u8], header: usize) -> PyResult<(Vec<u64>, Vec<
     bucket_entries(raw, header).map_err(|e| ShuffleFileError::new_err(e.to_string()))
 }
 
+/// A 389 timestamp on its own (``26/Nov/2026:16:20:10[.nnnnnnnnn] +0000``, brackets
+/// optional) → (UTC nanoseconds, UTC offset in minutes): the tokenizer's parser. Raises
+/// ``ValueError`` saying why it is not one.
+#[pyfunction]
+fn parse_stamp(text: &str) -> PyResult<(i64, i32)> {
+    dsaccess_core::head::parse_stamp(text).map_err(PyValueError::new_err)
+}
+
 /// The event classes, name → the Arrow schema of its columns in the shuffle, in the
 /// order the core takes and gives them (``schema.EVENT_CLASSES``).
 #[pyfunction]
@@ -316,6 +324,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shuffle_encode, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     m.add_function(wrap_pyfunction!(event_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_stamp, m)?)?;
     m.add_function(wrap_pyfunction!(py_server_seed, m)?)?;
     m.add("SUBS", SUBS)?;
     m.add_function(wrap_pyfunction!(shuffle_bucket_place, m)?)?;
