@@ -6,10 +6,9 @@ __version__ = "0.1.0"
 
 from .errors import PipelineError  # noqa: E402
 from .fingerprint import fingerprint  # noqa: E402
-from .ldapfilter import parse_filter  # noqa: E402
 from .logline import parse_lines  # noqa: E402
 
-__all__ = ["PipelineError", "__version__", "fingerprint", "parse_filter", "parse_lines", "run"]
+__all__ = ["PipelineError", "__version__", "fingerprint", "parse_lines", "run"]
 
 
 def run(*args, **kwargs):  # type: ignore[no-untyped-def]

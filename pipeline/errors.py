@@ -15,14 +15,6 @@ class LogParseError(PipelineError, ValueError):
     """A log line or file could not be parsed (only with ``errors="raise"``)."""
 
 
-class FilterParseError(PipelineError, ValueError):
-    """An LDAP filter is not valid RFC 4515; carries the offset of the fault."""
-
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} at offset {position}")
-        self.position = position
-
-
 class ConfigError(PipelineError, ValueError):
     """A command-line option or configuration file is wrong."""
 

@@ -1,7 +1,8 @@
 """Search-filter fingerprints: the shape of a filter with its values taken out.
 
-The rules are compiled (``rust/core/src/filter.rs``: the grammar of ``ldapfilter``,
-its limits and error phrases). In the order they apply (ARCHITECTURE.md §4):
+The rules are compiled (``rust/core/src/filter.rs``: the one RFC 4515 parser, which the
+report's index advice uses too, its limits and error phrases). In the order they apply
+(ARCHITECTURE.md §4):
 
 1. Guard: text that cannot be a filter (too long, cut by the server at 512
    characters, malformed) gets ``<unparsed:REASON>`` and is still counted; REASON is

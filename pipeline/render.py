@@ -16,9 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from . import histogram, views
-from .errors import FilterParseError
-from .ldapfilter import Compare, Extensible, Node, Not, Present, Substring, parse_filter
+from . import _core, histogram, views
 from .names import close_name, err_name, ms, problem_text, scope_name, when
 
 TOP = 15
@@ -438,48 +436,17 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
     ])
 
 
-INDEX_TYPES = {"=": "eq", ">=": "eq", "<=": "eq", "~=": "approx"}
-
-
 def index_candidates(filt: str | None) -> str:
-    """Which attributes a slow filter would want indexed, and how.
+    """Which attributes a slow filter would want indexed, and how (the core's filter
+    parser reads it: ``filter::index_candidates``).
 
     >>> index_candidates("(&(objectClass=person)(description=*finance*))")
     'description: sub'
     >>> index_candidates("(|(cn=a)(telephoneNumber=*))")
     'cn: eq; telephoneNumber: pres'
     """
-    if not filt:
-        return ""
-    try:
-        node = parse_filter(filt)
-    except FilterParseError:
-        return ""
-    found: dict[str, set[str]] = {}
-    _walk(node, found)
-    return "; ".join(f"{a}: {', '.join(sorted(t))}" for a, t in sorted(
-        found.items(), key=lambda kv: kv[0].lower()))
-
-
-def _walk(node: Node, found: dict[str, set[str]]) -> None:
-    if isinstance(node, Not):
-        return  # no index serves a negation: the server scans what the rest selects
-    children = getattr(node, "children", None)
-    if children is not None:
-        for child in children:
-            _walk(child, found)
-        return
-    child = getattr(node, "child", None)
-    if child is not None:
-        _walk(child, found)
-        return
-    attr = getattr(node, "attr", "")
-    if not attr or attr.lower() == "objectclass":
-        return  # objectClass is always indexed
-    kind = ("pres" if isinstance(node, Present) else "sub" if isinstance(node, Substring)
-            else f"matching rule {node.rule}" if isinstance(node, Extensible)
-            else INDEX_TYPES.get(node.op, "eq") if isinstance(node, Compare) else "eq")
-    found.setdefault(attr, set()).add(kind)
+    found = _core.index_candidates(filt) if filt else None
+    return "; ".join(f"{attr}: {', '.join(kinds)}" for attr, kinds in found or [])
 
 
 def _unindexed(tables: dict[str, pl.DataFrame]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "pipeline"
-CORE = {"errors", "schema", "logline", "jsonlog", "ldapfilter", "fingerprint", "partition",
+CORE = {"errors", "schema", "logline", "jsonlog", "fingerprint", "partition",
         "enrich", "histogram", "aggregate", "workload", "dn", "names", "views", "render",
         "metrics", "textreport", "monitor", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",

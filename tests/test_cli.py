@@ -58,8 +58,8 @@ def test_run_writes_outputs_and_prints_a_summary(tmp_path: Path,
     (["run", str(SAMPLE), "-o", "nope://bucket/x"], "-o: cannot write to nope:// URLs"),
     (["run", str(SAMPLE), "-o", "x", "--scratch", "sftp://u:pw@h/s"],
      "--scratch URL with a password: sftp://u:***@h/s"),
-], ids=["missing input", "bad time", "impossible time", "zero workers", "bad scheduler", "unknown server",
-        "reversed window", "unknown protocol", "password in a URL"])
+], ids=["missing input", "bad time", "impossible time", "zero workers", "bad scheduler",
+        "unknown server", "reversed window", "unknown protocol", "password in a URL"])
 def test_usage_errors_name_the_flag_and_exit_64(args: list[str], message: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:
     args = [a if a != "x" else str(tmp_path / "x") for a in args]

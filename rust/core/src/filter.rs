@@ -1,9 +1,9 @@
-//! Search-filter fingerprints: the shape of an RFC 4515 filter with its values taken
-//! out (ARCHITECTURE.md §4; the rules and the rejected ones are listed in
-//! `pipeline/fingerprint.py`).
+//! Search filters: their fingerprints, the shape of an RFC 4515 filter with its values
+//! taken out (ARCHITECTURE.md §4; the rules and the rejected ones are listed in
+//! `pipeline/fingerprint.py`), and the indexes a filter would want (`index_candidates`,
+//! the report's advice). The project's one filter parser.
 //!
-//! A recursive-descent parser over the string, as `pipeline/ldapfilter.py` reads
-//! filters (the same grammar, limits and error phrases), then the shape:
+//! A recursive-descent parser over the string, then the shape:
 //! values become `...` except `objectClass` equality values; presence stays `=*`;
 //! substrings keep their stars; extensible matches keep attribute, `:dn` and rule;
 //! with `sort_operands` the children of `&`/`|` are ordered and attribute names
@@ -192,27 +192,28 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// `read` of the tree of one logged filter, or why it does not parse.
+fn parsed<R>(text: &str, read: impl FnOnce(&Node<'_>) -> R) -> Result<R, &'static str> {
+    if text.len() > MAX_FILTER_LENGTH && text.chars().count() > MAX_FILTER_LENGTH {
+        return Err("filter longer than 16384 characters");
+    }
+    let t = text.trim_matches(py_space);
+    // 389 DS logs some internal searches without the outer parentheses
+    let wrapped = (!t.is_empty() && !t.starts_with('(')).then(|| format!("({t})"));
+    let t = wrapped.as_deref().unwrap_or(t);
+    let (node, pos) = Parser { t }.filter(0, 0)?;
+    if pos != t.len() {
+        return Err("unexpected text after the filter");
+    }
+    Ok(read(&node))
+}
+
 /// The fingerprint of one logged filter (`None`: `<unparsed:missing>`).
 pub fn fingerprint(text: Option<&str>, sort_operands: bool) -> String {
     let Some(text) = text else {
         return "<unparsed:missing>".to_string();
     };
-    let parsed = if text.len() > MAX_FILTER_LENGTH && text.chars().count() > MAX_FILTER_LENGTH {
-        Err("filter longer than 16384 characters")
-    } else {
-        let t = text.trim_matches(py_space);
-        // 389 DS logs some internal searches without the outer parentheses
-        let wrapped = (!t.is_empty() && !t.starts_with('(')).then(|| format!("({t})"));
-        let t = wrapped.as_deref().unwrap_or(t);
-        Parser { t }.filter(0, 0).and_then(|(node, pos)| {
-            if pos == t.len() {
-                Ok(shape(&node, sort_operands))
-            } else {
-                Err("unexpected text after the filter")
-            }
-        })
-    };
-    match parsed {
+    match parsed(text, |node| shape(node, sort_operands)) {
         Ok(shaped) => shaped,
         // cut by the server, not the client's fault
         Err(_) if text.ends_with("...") && text.chars().count() >= SERVER_CUT => {
@@ -220,6 +221,47 @@ pub fn fingerprint(text: Option<&str>, sort_operands: bool) -> String {
         }
         Err(reason) => format!("<unparsed:{reason}>"),
     }
+}
+
+/// The attributes a filter would want indexed, and the index type each needs (`eq`,
+/// `approx`, `pres`, `sub`, `matching rule R`), by attribute (its spelling in the filter,
+/// ordered case-insensitively), each type once, sorted; None: the filter does not parse.
+/// A negation wants none (the server scans what the rest selects), nor `objectClass`
+/// (always indexed).
+pub fn index_candidates(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+    fn walk(node: &Node<'_>, found: &mut Vec<(String, Vec<String>)>) {
+        let (attr, kind) = match node {
+            Node::Not(_) => return,
+            Node::And(children) | Node::Or(children) => {
+                children.iter().for_each(|c| walk(c, found));
+                return;
+            }
+            Node::Present(attr) => (*attr, "pres".to_string()),
+            Node::Substring { attr, .. } => (*attr, "sub".to_string()),
+            Node::Extensible { attr, rule, .. } => (*attr, format!("matching rule {rule}")),
+            Node::Compare { attr, op, .. } => {
+                (*attr, if *op == "~=" { "approx" } else { "eq" }.to_string())
+            }
+        };
+        if attr.is_empty() || attr.eq_ignore_ascii_case("objectclass") {
+            return;
+        }
+        match found.iter_mut().find(|(a, _)| a == attr) {
+            Some((_, kinds)) if kinds.contains(&kind) => {}
+            Some((_, kinds)) => kinds.push(kind),
+            None => found.push((attr.to_string(), vec![kind])),
+        }
+    }
+    let mut found = parsed(text, |node| {
+        let mut found = Vec::new();
+        walk(node, &mut found);
+        found
+    }).ok()?;
+    for (_, kinds) in &mut found {
+        kinds.sort();
+    }
+    found.sort_by_key(|(attr, _)| attr.to_lowercase());
+    Some(found)
 }
 
 fn push_attr(out: &mut String, name: &str, fold: bool) {

@@ -1,8 +1,9 @@
 //! Any text: the fingerprint never panics, and is a filter shape or `<unparsed:…>` that
-//! never quotes the input.
+//! never quotes the input; the index advice never panics, and exists exactly when the
+//! filter parses.
 #![no_main]
 
-use dsaccess_core::filter::fingerprint;
+use dsaccess_core::filter::{fingerprint, index_candidates};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,4 +15,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(reason.len() < 60, "a fixed phrase: {reason}");
         }
     }
+    let parses = !fingerprint(Some(text), false).starts_with("<unparsed:");
+    assert_eq!(index_candidates(text).is_some(), parses);
 });
