@@ -159,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="tcp://host:8786 for an existing Dask cluster, or "
                                          "'synchronous' for one process (default: a local "
                                          "cluster sized to this machine)")
-    run.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    run.add_argument("--workers", type=int,
+                     help="tasks at once on the local cluster (default: CPU count)")
+    run.add_argument("--worker-processes", action="store_true",
+                     help="run the local cluster's tasks in worker processes, not in "
+                          "threads of this one")
     run.add_argument("--since", help="only events at or after this time (ISO 8601 or "
                                      "26/Nov/2026:16:20:10 +0000)")
     run.add_argument("--until", help="only events before this time")
@@ -285,8 +289,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1: {args.workers}")
-    if args.workers is not None and args.scheduler:
-        raise ConfigError("--workers sizes the local cluster; drop it with --scheduler")
+    if (args.workers is not None or args.worker_processes) and args.scheduler:
+        flag = "--workers" if args.workers is not None else "--worker-processes"
+        raise ConfigError(f"{flag} shapes the local cluster; drop it with --scheduler")
     if args.partition_mb < 1:
         raise ConfigError(f"--partition-mb must be at least 1: {args.partition_mb}")
     if not args.worker_timeout > 0:
@@ -300,7 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     opts = RunOptions(
         inputs=tuple(args.inputs), out=args.out, scheduler=args.scheduler,
-        workers=args.workers, since_ns=since, until_ns=until, servers=tuple(args.server),
+        workers=args.workers, worker_processes=args.worker_processes, since_ns=since,
+        until_ns=until, servers=tuple(args.server),
         partition_mb=args.partition_mb, sort_operands=args.sort_operands,
         operations=operation_formats(args.operations, args.jsonl),
         progress=progress, workloads=workloads, histocrutch=args.histocrutch,

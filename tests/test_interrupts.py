@@ -65,11 +65,13 @@ def previous(fleet: Path, tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("where", ["staging", "--scratch"])
+@pytest.mark.parametrize("workers", ["threads", "processes"])
 def test_an_interrupted_run_leaves_nothing_and_says_one_line(fleet: Path, previous, how: str,
-                                                              where: str) -> None:
+                                                              where: str, workers: str) -> None:
     out, before = previous
     scratch = out.parent / "scratch" if where == "--scratch" else None
-    proc = _start(fleet, out, *(["--scratch", str(scratch)] if scratch else []))
+    proc = _start(fleet, out, *(["--scratch", str(scratch)] if scratch else []),
+                  *(["--worker-processes"] if workers == "processes" else []))
     _wait_for_work(out, scratch)
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole group
@@ -138,7 +140,7 @@ def _summary(out: Path) -> dict:
 def test_a_worker_killed_mid_run_changes_nothing(fleet: Path, previous) -> None:
     out, _ = previous
     clean = _summary(out)
-    proc = _start(fleet, out)
+    proc = _start(fleet, out, "--worker-processes")  # (threads, the default, have none)
     _wait_for_work(out)
     workers = [p for p in _children(proc.pid)
                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
