@@ -187,6 +187,26 @@ def test_merged_time_slices_count_each_line_once(tmp_path: Path) -> None:
     assert merged["operations"] == expected["operations"]
 
 
+def test_one_line_dated_centuries_away_is_a_reject_not_a_stretched_series(
+        tmp_path: Path) -> None:
+    """A fault in one line's clock (found by fuzzing: 2200 in a 2026 log made the report
+    51 MB): a reject with its reason; the series keep the log's own span (issue 35)."""
+    lines = session(1, T0, "uid=a", "uid=a", ops=30)
+    lines.insert(20, (T0.replace(year=2200), "conn=1 op=99 UNBIND"))
+    lines.insert(10, (T0.replace(year=1970), "conn=1 op=98 UNBIND"))
+    logs = write_log(tmp_path / "logs", lines)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(f"s={logs}",), out=out, scheduler="synchronous"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lines"]["rejected"] == 2 and summary["lines"]["parsed"] == len(lines) - 2
+    rejects = pl.read_parquet(out / "rejects.parquet")
+    assert rejects["line"].to_list() == [11, 22]
+    assert rejects["reason"].str.starts_with("timestamp more than a day").all()
+    span = pl.read_parquet(out / "load.parquet")
+    assert span.height <= 2 and span["start"].dt.year().to_list() == [2026] * span.height
+    assert (out / "report.html").stat().st_size < 10_000_000  # 51 MB with the fault
+
+
 def _pooled(conn: int, opening: list[str], ops: int, rebind_at: int | None = None
             ) -> list[tuple[datetime, str]]:
     """A long-lived connection on a 10 ms grid shared by all: its open line and

@@ -109,6 +109,64 @@ pub(crate) struct Builder {
     pub(crate) counts: Counts,
     kind_events: [u64; KIND_COUNT],
     kind_strict: [u64; KIND_COUNT],
+    outliers: Outliers,
+}
+
+/// A line whose time is more than this from the lines on both sides of it is a fault
+/// (a clock or a disk's), not a time: one line dated 2200 in a 2026 log would stretch
+/// every time series of the run over two centuries (a report of 50 MB).
+const OUTLIER_NS: i64 = 86_400 * 1_000_000_000;
+
+/// Finds the events whose time is far from both their neighbours' (`OUTLIER_NS`), in
+/// line order: a jump is a candidate until the next event says whether it came back.
+/// Two or more such lines in a row are a jump of the clock, and are kept.
+#[derive(Default)]
+struct Outliers {
+    last_ts: Option<i64>,
+    pending: Option<Outlier>,
+    found: Vec<Outlier>,
+}
+
+struct Outlier {
+    class: usize,
+    row: usize,
+    kind: Kind,
+    number: i64,
+    ts: i64,
+    before: i64,
+    text: String,
+}
+
+impl Outliers {
+    fn far(a: i64, b: i64) -> bool {
+        a.abs_diff(b) > OUTLIER_NS as u64
+    }
+
+    /// The next event, in line order (`text` is read only when its time jumped).
+    #[inline(always)]
+    fn event(&mut self, class: usize, row: usize, kind: Kind, number: i64, ts: i64, text: &str) {
+        match self.last_ts {
+            // the usual case: close to the line before, which was no jump
+            Some(b) if self.pending.is_none() && !Self::far(ts, b) => self.last_ts = Some(ts),
+            _ => self.judge(class, row, kind, number, ts, text),
+        }
+    }
+
+    #[inline(never)]
+    fn judge(&mut self, class: usize, row: usize, kind: Kind, number: i64, ts: i64, text: &str) {
+        let mut before = self.last_ts;
+        if let Some(c) = self.pending.take() {
+            if Self::far(c.ts, ts) && (c.ts > c.before) == (c.ts > ts) {
+                before = Some(c.before);
+                self.found.push(c);
+            }
+        }
+        if let Some(b) = before.filter(|b| Self::far(ts, *b)) {
+            self.pending = Some(Outlier { class, row, kind, number, ts, before: b,
+                                         text: text.to_string() });
+        }
+        self.last_ts = Some(ts);
+    }
 }
 
 /// The columns of one event class.
@@ -258,7 +316,10 @@ impl Builder {
         match typed(kind, &fields, &mut values) {
             Ok(()) => {
                 self.counts.parsed += 1;
-                self.classes[class_of(kind)].event(number, text, &ids, kind, &fields, &values);
+                let class = class_of(kind);
+                self.classes[class].event(number, text, &ids, kind, &fields, &values);
+                self.outliers.event(class, self.classes[class].rows - 1, kind, number, ids.ts,
+                                    text);
                 self.kind_events[kind as usize] += 1;
                 self.kind_strict[kind as usize] += u64::from(from_strict);
             }
@@ -282,11 +343,30 @@ impl Builder {
         r.reason.set(row, &reason);
     }
 
-    pub(crate) fn finish(self, carry_from: usize) -> Tokenized {
+    pub(crate) fn finish(mut self, carry_from: usize) -> Tokenized {
+        let outliers = std::mem::take(&mut self.outliers.found);
+        for o in &outliers {
+            self.counts.parsed -= 1;
+            self.kind_events[o.kind as usize] -= 1;
+            self.reject(o.number, &o.text, Cow::Borrowed(
+                "timestamp more than a day from the lines before and after it (a clock or disk \
+                 fault)"));
+        }
+        let mut events = self.classes.map(Columns::finish);
+        for (class, table) in events.iter_mut().enumerate() {
+            let rows: Vec<usize> = outliers.iter().filter(|o| o.class == class).map(|o| o.row)
+                .collect();
+            if !rows.is_empty() {
+                let keep: arrow_array::BooleanArray = (0..table.num_rows())
+                    .map(|r| Some(!rows.contains(&r))).collect();
+                *table = arrow_select::filter::filter_record_batch(table, &keep)
+                    .expect("a mask of the table's length");
+            }
+        }
         let r = self.rejects;
         let m = r.rows;
         Tokenized {
-            events: self.classes.map(Columns::finish),
+            events,
             rejects: batch(vec![
                 ("line", r.line.finish(m)),
                 ("text", r.text.finish(m)),
@@ -610,6 +690,32 @@ mod tests {
 
     fn run(text: &str, strict: bool) -> Tokenized {
         tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict })
+    }
+
+    #[test]
+    fn a_line_far_in_time_from_both_neighbours_is_a_reject_a_jump_is_not() {
+        let at = |stamp: &str, rest: &str| format!("[{stamp} +0000] conn=1 {rest}\n");
+        let text = [
+            at("26/Nov/2026:16:00:00", "op=0 BIND dn=\"cn=x\" method=128 version=3"),
+            at("26/Nov/2026:16:00:01", "op=0 RESULT err=0 tag=97 nentries=0 etime=0.1"),
+            at("26/Nov/2200:16:00:02", "op=1 UNBIND"), // one line two centuries out
+            at("26/Nov/2026:16:00:03", "op=2 UNBIND"),
+            at("29/Nov/2026:16:00:04", "op=3 UNBIND"), // the clock jumps three days: kept
+            at("29/Nov/2026:16:00:05", "op=4 UNBIND"),
+            at("01/Jan/1970:00:00:00", "op=5 UNBIND"), // the last event: one neighbour only
+        ].concat();
+        let t = run(&text, true);
+        assert_eq!(t.counts, Counts { total: 7, parsed: 6, rejected: 1, header: 0, blank: 0 });
+        let reasons = t.rejects.column_by_name("reason").unwrap().as_string::<i64>();
+        assert!(reasons.value(0).starts_with("timestamp more than a day from the lines before"));
+        let line = t.rejects.column_by_name("line").unwrap()
+            .as_primitive::<arrow_array::types::Int64Type>();
+        assert_eq!(line.value(0), 3);
+        let lone = &t.events[2]; // the UNBINDs: the outlier's row is gone, in line order
+        let lines = lone.column_by_name("line").unwrap()
+            .as_primitive::<arrow_array::types::Int64Type>();
+        assert_eq!(lines.values().to_vec(), vec![4, 5, 6, 7]);
+        assert_eq!(t.kind_events[Kind::Unbind as usize], 4);
     }
 
     #[test]
