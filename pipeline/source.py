@@ -314,10 +314,9 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
     try:
         fs, path = fsspec.core.url_to_fs(fs_url(url), **options)
         if fs.isdir(path):
-            infos = [i if not i.get("islink") else fs.info(i["name"])  # follow file links
-                     for i in fs.ls(path, detail=True)]
-            infos = [i for i in infos if i["type"] == "file" or
-                     (i.get("islink") and fs.isfile(i["name"]))]
+            infos = [_followed(fs, i, notes) for i in fs.ls(path, detail=True)]
+            infos = [i for i in infos if i is not None and (i["type"] == "file" or
+                     (i.get("islink") and fs.isfile(i["name"])))]
         elif any(ch in path for ch in "*?["):
             infos = [fs.info(p) for p in fs.glob(path)]
         else:
@@ -345,6 +344,20 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
     logs.sort(key=lambda t: rotation_key(t[0]))
     return [LogFile(server, full, name, seq, size, gz, options)
             for seq, (name, full, size, gz) in enumerate(logs)]
+
+
+def _followed(fs: Any, info: dict[str, Any], notes: list[str] | None) -> dict[str, Any] | None:
+    """A folder entry, its link followed. A link that cannot be (dangling, a loop) is
+    skipped, not the folder's end: named in ``notes`` when its name is a log's."""
+    if not info.get("islink"):
+        return info
+    try:
+        return fs.info(info["name"])
+    except OSError as e:
+        if notes is not None and LOG_NAME.fullmatch(_basename(info["name"])):
+            notes.append(f"{info['name']}: a link that cannot be followed, skipped "
+                         f"({e.strerror or e})")
+        return None
 
 
 def plan_chunks(files: list[LogFile], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[Chunk]:

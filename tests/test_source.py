@@ -84,3 +84,22 @@ def test_concatenated_gzip_members(tmp_path: Path) -> None:
                                                          gzip.compress(b"b\n"))
     got = read_chunk(Chunk(discover("ds", str(tmp_path))[0], 0, 0, -1))
     assert got.data == b"a\nb\n" and got.problem is None
+
+
+def test_a_link_that_cannot_be_followed_is_skipped_and_named_not_the_server(
+        tmp_path: Path, sample: Path) -> None:
+    """Found by fuzzing the whole path: a dangling link or a link loop anywhere in a
+    server folder made the folder "not found" and dropped the server (issue 35)."""
+    logs = tmp_path / "s"
+    logs.mkdir()
+    (logs / "access").write_bytes((sample / "real389a" / "access").read_bytes())
+    (logs / "access.20261126-000000").symlink_to(tmp_path / "gone")  # dangling, a log's name
+    (logs / "loop").symlink_to(logs / "loop")  # a loop, no log's name
+    (logs / "access.20261125-000000").symlink_to(logs / "access.20261125-000000")
+    notes: list[str] = []
+    found = discover("s", str(logs), notes=notes)
+    assert [f.name for f in found] == ["access"]
+    assert len(notes) == 2 and all("a link that cannot be followed, skipped" in n
+                                   for n in notes)
+    assert {n.split(":")[0].rsplit("/", 1)[-1] for n in notes} == {
+        "access.20261126-000000", "access.20261125-000000"}
