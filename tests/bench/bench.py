@@ -257,13 +257,18 @@ def report(results: dict[str, dict]) -> None:
         rate = bytes_per_second(r)
         lines = r.get("lines", 0) / seconds
         print(f"{name:28s} {rate / 2**20:8.1f} {lines:12,.0f} {rate / base_rate:8.2f} "
-              f"{human(r['peak_rss_main']):>10s} {human(r['peak_rss_worker_max']):>10s}")
+              f"{human(r['peak_rss_main']):>10s} "
+              f"{human(r['peak_rss_worker_max']) if r['peak_rss_worker_max'] else '-':>10s}")
     full, half = results["run_2_workers_full"], results["run_2_workers_half"]
     one = results["run_1_worker_half"]
     print()
-    rss_ratio = full["peak_rss_worker_max"] / max(1, half["peak_rss_worker_max"])
+    # the largest process: the client, or a worker process (none with the default threads)
+    def largest(r: dict) -> int:
+        return max(r["peak_rss_main"], r["peak_rss_worker_max"])
     print(f"input x{full['bytes'] / half['bytes']:.2f}: time "
-          f"x{full['seconds'] / half['seconds']:.2f}, peak worker RSS x{rss_ratio:.2f}")
+          f"x{full['seconds'] / half['seconds']:.2f}, largest process "
+          f"x{largest(full) / max(1, largest(half)):.2f} ({human(largest(half))} -> "
+          f"{human(largest(full))})")
     print(f"2 workers vs 1 on the same input: speed-up x{one['seconds'] / half['seconds']:.2f}")
     logconv, ours = results["logconv_single_server"], results["run_single_server_2_workers"]
     print(f"dsaccess run vs logconv -V on the same {human(ours['bytes'])} single-server log: "
