@@ -149,7 +149,8 @@ REJECTED_WARN_SHARE = 0.01  # more rejected lines than this is a warning: a form
 
 def run_warnings(summary: dict[str, Any], windowed: bool = False) -> list[str]:
     """What makes a finished run suspect (it exits 2): a server with over 1% of its lines
-    rejected, a server with no event in the window, workload rules that failed on rows."""
+    rejected, a server with no event in the window or in its files (title blocks, blank
+    lines or nothing), workload rules that failed on rows."""
     out = []
     for name, s in summary["servers"].items():
         lines = s["lines"]
@@ -161,6 +162,10 @@ def run_warnings(summary: dict[str, Any], windowed: bool = False) -> list[str]:
         if not lines["parsed"] and (parsed or windowed):
             where = "in the --since/--until window" if windowed else "in its logs"
             out.append(f"{name}: no events {where} ({parsed:,} lines parsed)")
+        elif not read:  # its files hold title blocks and blank lines, or nothing
+            out.append(f"{name}: no events in its logs (" + (
+                f"{lines['total']:,} lines: {lines['header']:,} of title blocks, "
+                f"{lines['blank']:,} blank)" if lines["total"] else "its files are empty)"))
     for rule, rows in sorted(summary.get("workload_rule_errors", {}).items()):
         out.append(f"workload rule {rule!r} failed on {rows:,} operations (treated as no "
                    "match; fix the rule)")

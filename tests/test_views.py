@@ -250,6 +250,22 @@ def test_suspect_runs_warn_exit_2_and_keep_the_previous_output(tmp_path: Path,
     assert "s: no events in the --since/--until window" in capsys.readouterr().err
 
 
+def test_a_server_whose_logs_hold_no_event_is_a_warning(tmp_path: Path, capsys) -> None:
+    """Title blocks and blank lines only, or an empty file: said, exit 2 (issue 35)."""
+    fleet = tmp_path / "fleet"
+    write_log(fleet / "busy", session(1, T0, "", "", ops=2))
+    (fleet / "quiet").mkdir()
+    (fleet / "quiet" / "access").write_text("\t389-Directory/2.3.1 B2023.123.0000\n\n")
+    (fleet / "empty").mkdir()
+    (fleet / "empty" / "access").write_text("")
+    assert main(["run", str(fleet), "-o", str(tmp_path / "out"), "--scheduler",
+                 "synchronous", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "quiet: no events in its logs (2 lines: 1 of title blocks, 1 blank)" in err
+    assert "empty: no events in its logs (its files are empty)" in err
+    assert "busy:" not in err
+
+
 def test_a_workload_rule_failing_at_run_time_is_counted_and_reported(tmp_path: Path,
                                                                      capsys) -> None:
     logs = write_log(tmp_path / "logs", session(1, T0, "", "", ops=4))
