@@ -475,7 +475,10 @@ def parse_time(text: str, flag: str) -> int:
     except ValueError:
         raise ConfigError(f"{flag}: not a time: {text!r} (use 2026-11-26T16:20:10Z or "
                           "26/Nov/2026:16:20:10 +0000)") from None
-    if dt.tzinfo is None:
+    if dt.tzinfo is None:  # the servers log in their own zones: say which one this is
         dt = dt.replace(tzinfo=UTC)
+        print(f"dsaccess: {flag} {text.strip()}: no UTC offset given, read as UTC "
+              f"(write {dt.replace(tzinfo=None).isoformat()}+01:00, say, for another zone)",
+              file=sys.stderr)
     whole = int(dt.replace(microsecond=0).timestamp())
     return whole * 1_000_000_000 + dt.microsecond * 1000

@@ -107,3 +107,14 @@ def test_fingerprint_of_a_filter_that_does_not_parse_fails_with_the_reason(capsy
     assert out.splitlines()[0] == "(uid=...)" and out.splitlines()[1].startswith("<unparsed:")
     assert err.startswith("dsaccess: not an LDAP filter (") and "(&(uid=a)(cn=b)" in err
     assert main(["fingerprint", "(uid=a)"]) == 0
+
+
+def test_a_time_without_a_zone_is_read_as_utc_and_says_so(capsys) -> None:
+    """The servers log in their own zones: a bare time is UTC, and the run says it (35)."""
+    from pipeline.cli import parse_time
+    assert parse_time("2026-11-26T16:21:00", "--since") == 1795710060_000000000
+    err = capsys.readouterr().err
+    assert "--since 2026-11-26T16:21:00: no UTC offset given, read as UTC" in err
+    assert parse_time("2026-11-26T17:21:00+01:00", "--until") == 1795710060_000000000
+    assert parse_time("26/Nov/2026:16:21:00 +0000", "--until") == 1795710060_000000000
+    assert capsys.readouterr().err == ""
