@@ -2,8 +2,8 @@
 from every file and every parse task, lands in the same bucket.
 
 The compiled shuffle (``rust/core/src/shuffle.rs``) computes the id per row: a blake2b
-digest of the server name (``shuffle::server_seed``) mixed with a multiplicative (Fibonacci) hash
-of the connection number (of the op ids, for lines of no connection, such as
+digest of the server name (``shuffle::server_seed``) mixed with a multiplicative
+(Fibonacci) hash of the connection number (of the op ids, for lines of no connection, such as
 ``conn=Internal(0)``: only lines with the same ids pair); plain integer arithmetic, so
 every worker process agrees (Python's ``hash()`` is salted per process). This module
 places each server's buckets (``bucket_layout``).

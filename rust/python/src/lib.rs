@@ -92,8 +92,8 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 }
 
 /// One bucket's task (or part of one), from its events as they are in the shuffle files:
-/// per class, its pieces (``(header, batches, line_offset, name)`` as for
-/// ``shuffle_decode``) and schema; decoded, joined, classified by the workload ``rules``
+/// per class (``event_classes``' order), its pieces (``(header, batches, line_offset,
+/// name)`` as for ``shuffle_decode``); decoded, joined, classified by the workload ``rules``
 /// (``(name, CEL, line)``; none: ``workload`` stays null) and aggregated here: the events
 /// never reach Python.
 ///
@@ -159,9 +159,10 @@ fn pieces_of<'a>(given: &'a [PyPiece<'_>]) -> Vec<Piece<'a>> {
         .collect()
 }
 
-/// One parse task's events, a table per class (any Arrow stream), into the bytes of one
-/// shuffle file per class: an Arrow IPC stream with a record batch per (bucket,
-/// sub-bucket), and its index (``rust/core/src/shuffle.rs``).
+/// One parse task's events, a table per class (any Arrow stream, in ``event_classes``'
+/// order), into the bytes of one shuffle file per class: an Arrow IPC stream of the
+/// class's columns with a record batch per (bucket, sub-bucket) of the server's
+/// (``shuffle::server_seed``, ``SUBS``), and its index (``rust/core/src/shuffle.rs``).
 ///
 /// Returns (files, first_ts, last_ts, kept): the files' bytes in the classes'
 /// order (with the context before the window: ``shuffle::in_window``), the time range
