@@ -354,11 +354,13 @@ impl Builder {
         }
         let mut events = self.classes.map(Columns::finish);
         for (class, table) in events.iter_mut().enumerate() {
-            let rows: Vec<usize> = outliers.iter().filter(|o| o.class == class).map(|o| o.row)
-                .collect();
-            if !rows.is_empty() {
-                let keep: arrow_array::BooleanArray = (0..table.num_rows())
-                    .map(|r| Some(!rows.contains(&r))).collect();
+            if outliers.iter().any(|o| o.class == class) {
+                // a mask, not a search per row: a hostile log can make half its lines outliers
+                let mut keep = vec![true; table.num_rows()];
+                for o in outliers.iter().filter(|o| o.class == class) {
+                    keep[o.row] = false;
+                }
+                let keep = arrow_array::BooleanArray::from(keep);
                 *table = arrow_select::filter::filter_record_batch(table, &keep)
                     .expect("a mask of the table's length");
             }
