@@ -298,12 +298,18 @@ def test_whole_real_sample_parses_with_no_rejects_and_exact_kind_counts() -> Non
 
 def test_line_numbers_point_at_the_source_line() -> None:
     path, data = next(iter(_sample_files()))
+    data += (b'[26/Nov/2026:16:22:39.000000000 +0000] conn=Internal(0) op=0(1)(0) SRCH '
+             b'base="cn=config" scope=0 filter="(objectclass=*)" attrs=ALL\n')
     r = parse_lines(data, server="s", file=path.name)
     lines = data.decode().splitlines()
-    for row in r.events.sample(50, seed=1).iter_rows(named=True):
+    internal = r.events.filter(pl.col("conn").is_null()).head(10)
+    assert internal.height  # conn=Internal lines, which have no connection number
+    for row in pl.concat([r.events.sample(50, seed=1), internal]).iter_rows(named=True):
+        line = lines[row["line"] - 1]
         # conn=1 must not be found in conn=1180: the number ends at a space or "("
-        assert row["conn"] is None or re.search(rf"\bconn={row['conn']}[ (]",
-                                                lines[row["line"] - 1])
+        conn = r"Internal\b" if row["conn"] is None else rf"{row['conn']}[ (]"
+        assert re.search(rf"\bconn={conn}", line), (row, line)
+        assert row["op"] is None or re.search(rf"\bop={row['op']}\b", line), (row, line)
 
 
 @settings(max_examples=150, deadline=None)
