@@ -13,7 +13,7 @@ use crate::aggregate::{partials, Partials};
 use crate::arrow_in::ColumnError;
 use crate::join::{join, Classes, Window};
 use crate::operations::operations;
-use crate::shuffle::{decode, inside, Piece};
+use crate::shuffle::{decode, Piece};
 use crate::workload::Rules;
 
 /// What a bucket's task gives back.
@@ -65,12 +65,6 @@ pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Option
         .collect::<Result<Vec<_>, _>>()
         .map_err(BucketError::Shuffle)?;
     let decode_seconds = began.elapsed().as_secs_f64();
-    let mut events = 0;
-    for (class, name) in classes.iter().zip(["request", "result", "lone", "other"]) {
-        let ts = crate::arrow_in::ints(class, name, "ts").map_err(BucketError::Columns)?;
-        events += (0..class.num_rows())
-            .filter(|r| ts.get(*r).is_some_and(|t| inside(t, options.window))).count();
-    }
     let c = Classes { request: &classes[0], result: &classes[1], lone: &classes[2],
                       other: &classes[3] };
     let joined = join(&c, options.window).map_err(BucketError::Columns)?;
@@ -85,7 +79,7 @@ pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Option
     let partials = partials(&ops, &joined.connections, options.load_period_s)
         .map_err(BucketError::Columns)?;
     Ok(Bucket { operations: ops, connections: joined.connections, partials, rule_failures,
-                events, decode_seconds })
+                events: joined.events, decode_seconds })
 }
 
 /// The operations with their `workload` column replaced by the classes.

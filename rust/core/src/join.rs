@@ -41,6 +41,7 @@ use crate::arrow_in::{bools, ints, strs, Bools, ColumnError, Ints, Strs};
 use crate::columns::batch;
 use crate::fields::{Kind, ALL_KINDS, KIND_NAMES};
 use crate::shuffle::inside;
+pub use crate::shuffle::{Window, EVERYTHING};
 
 pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
 /// pos = file_seq * 2^40 + line: one order across rotated files.
@@ -89,12 +90,6 @@ impl Hasher for Fx {
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
-/// A run's time window, `since <= ts < until` in ns (either end open).
-pub type Window = (Option<i64>, Option<i64>);
-
-/// No window: every event counts.
-pub const EVERYTHING: Window = (None, None);
-
 /// The four event tables of one bucket, as `schema.EVENT_CLASSES` names them.
 pub struct Classes<'a> {
     pub request: &'a RecordBatch,
@@ -110,6 +105,8 @@ pub struct Joined {
     pub operations: RecordBatch,
     /// One row per connection (session), ordered by server, conn, opened.
     pub connections: RecordBatch,
+    /// Events in the window (the rest were context).
+    pub events: usize,
 }
 
 /// The columns every class has.
@@ -579,7 +576,9 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
         ("bind_dn", Arc::new(bind_dn.finish())),
         ("abandoned", Arc::new(abandoned.finish())),
     ]);
-    Ok(Joined { operations, connections: connections(&sessions, &conn_order, &servers, c.other)? })
+    let events = evs.iter().filter(|e| !e.context).count();
+    Ok(Joined { operations, connections: connections(&sessions, &conn_order, &servers, c.other)?,
+                events })
 }
 
 /// Nulls after every value, in a key that sorts as a tuple.
@@ -779,9 +778,10 @@ mod tests {
             .values().to_vec();
         assert_eq!((count("operations"), count("binds")), (vec![1, 1], vec![0, 0]));
         assert_eq!(count("first_seen"), vec![since, since]);
+        assert_eq!(j.events, 5); // the lines at 17:00; the six before are context
         // without a window, the same log: every line counts
-        let (_, all) = identities(&text);
-        assert_eq!(all.len(), 4);
+        let (whole, all) = identities(&text);
+        assert_eq!((all.len(), whole.events), (4, 11));
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub fn encode(
     tables: &[RecordBatch],
     schemas: &[SchemaRef],
     provenance: &Provenance<'_>,
-    window: (Option<i64>, Option<i64>),
+    window: Window,
     (buckets, subs): (u32, u32),
     seed: u64,
 ) -> Result<Encoded, ColumnError> {
@@ -541,8 +541,14 @@ fn int_column<'a>(table: &'a RecordBatch, name: &str)
     crate::arrow_in::ints(table, "events", name)
 }
 
+/// A run's time window, `since <= ts < until` in ns (either end open).
+pub type Window = (Option<i64>, Option<i64>);
+
+/// No window: every event counts.
+pub const EVERYTHING: Window = (None, None);
+
 /// Whether a time is in the window `since <= t < until`.
-pub fn inside(t: i64, (since, until): (Option<i64>, Option<i64>)) -> bool {
+pub fn inside(t: i64, (since, until): Window) -> bool {
     since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
 }
 
@@ -555,9 +561,9 @@ const CONTEXT_KINDS: [&str; 6] = ["CONNECT", "TLS", "AUTOBIND", "HAPROXY", "BIND
 /// before it that are a connection's context (`CONTEXT_KINDS`, BIND RESULTs), which the
 /// join reads for identity and client and does not count (a pooled connection opened
 /// at 02:00 keeps its bind DN in a window from 08:00). Rows without a time go.
-fn in_window(table: &RecordBatch, window: (Option<i64>, Option<i64>))
+fn in_window(table: &RecordBatch, window: Window)
              -> Result<RecordBatch, ColumnError> {
-    if window == (None, None) {
+    if window == EVERYTHING {
         return Ok(table.clone());
     }
     let ts = int_column(table, "ts")?;
