@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -378,16 +379,29 @@ def long_lived() -> None:
 GC_THRESHOLDS = (700, 10, 10)  # CPython's defaults
 
 
-@contextlib.contextmanager
-def _ignoring_sigint() -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+class _DeferredInterrupt:
+    """Ctrl-C while the cluster starts is held back, not dropped: SIGINT is blocked in
+    this thread, so the threads and worker processes started meanwhile inherit the block
+    (a terminal sends Ctrl-C to the whole process group; only this process answers it,
+    with one line, after closing the cluster). When the block is lifted, a Ctrl-C that
+    came meanwhile is delivered, and ``__exit__`` raises it as KeyboardInterrupt."""
+
+    def __enter__(self) -> _DeferredInterrupt:
+        self.got: list[int] = []
+        self.active = (threading.current_thread() is threading.main_thread()
+                       and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
+        if self.active:  # (started with Ctrl-C ignored, a background job: it stays so)
+            self.previous = signal.signal(signal.SIGINT, lambda n, f: self.got.append(n))
+            self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.active:
+            return
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)  # a held Ctrl-C arrives now
+        signal.signal(signal.SIGINT, self.previous)
+        if self.got and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 class _Compute:
@@ -475,7 +489,28 @@ class _scheduler:
             except OSError as e:
                 raise PipelineError(f"cannot reach the Dask scheduler: {opts.scheduler} ({e}); "
                                     "is `dask scheduler` running there?") from e
-        elif not opts.worker_processes:
+        else:
+            if opts.worker_processes:
+                # started now, unblocked: starting it later, from the cluster's thread,
+                # unblocks Ctrl-C in that thread, and the workers it spawns inherit that
+                from multiprocessing import resource_tracker
+                resource_tracker.ensure_running()
+            try:
+                with _DeferredInterrupt():
+                    self._start_local(LocalCluster, Client)
+            except BaseException:  # Ctrl-C held back while it started: close it again
+                self.__exit__(*sys.exc_info())
+                raise
+        info = self.client.scheduler_info()
+        threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
+        observer = self.observer
+        self.client.subscribe_topic(PROGRESS_TOPIC, lambda event: observer.event(event[1]))
+        return _Compute(threads, self.client, opts.worker_timeout)
+
+    def _start_local(self, LocalCluster: Any, Client: Any) -> None:  # noqa: N803
+        """A cluster on this machine, and a client of it."""
+        opts = self.opts
+        if not opts.worker_processes:
             # by default, one worker in this process with a thread per task: every task is
             # a few calls into the compiled core, which release the GIL, so threads run
             # them side by side with no copies between processes and no workers to start
@@ -486,30 +521,19 @@ class _scheduler:
                 processes=False, dashboard_address=":0", silence_logs=logging.ERROR)
         else:
             workers = opts.workers or os.cpu_count() or 1
-            # one thread per worker process; polars inside a task gets that one thread too.
-            # The workers start with Ctrl-C ignored (a child keeps an ignored signal): the
-            # terminal sends it to the whole process group, and only this process should
-            # answer it, with one line, closing the cluster.
-            with _ignoring_sigint():
-                self.cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
-                    silence_logs=logging.ERROR,
-                )
-        if self.cluster is not None:
-            self.client = Client(self.cluster)
-            # and again in each worker, the ones a nanny starts later too: a worker that
-            # spawned before the parent's disposition took hold would print a traceback
-            try:
-                self.client.register_plugin(_WorkerSetup(), name="dsaccess-worker-setup")
-            except OSError as e:  # CommClosedError: a worker died while it was told
-                # the scheduler keeps the plugin and gives it to the worker its nanny starts
-                log.debug("worker plugin: %s", e)
-        info = self.client.scheduler_info()
-        threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
-        observer = self.observer
-        self.client.subscribe_topic(PROGRESS_TOPIC, lambda event: observer.event(event[1]))
-        return _Compute(threads, self.client, opts.worker_timeout)
+            # one thread per worker process; polars inside a task gets that one thread too
+            self.cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=":0", env={"POLARS_MAX_THREADS": "1"},
+                silence_logs=logging.ERROR,
+            )
+        self.client = Client(self.cluster)
+        # Ctrl-C ignored in each worker too, the ones a nanny starts later among them
+        try:
+            self.client.register_plugin(_WorkerSetup(), name="dsaccess-worker-setup")
+        except OSError as e:  # CommClosedError: a worker died while it was told
+            # the scheduler keeps the plugin and gives it to the worker its nanny starts
+            log.debug("worker plugin: %s", e)
 
     def __exit__(self, *exc: Any) -> None:
         if self.observer in _LOCAL:

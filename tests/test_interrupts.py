@@ -34,7 +34,14 @@ def _start(fleet: Path, out: Path, *more: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(fleet), "-o",
                              str(out), "--workers", "2", "--partition-mb", "4", *more],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own group, as a terminal's job
+                            start_new_session=True,  # its own group, as a terminal's job
+                            preexec_fn=_default_ctrl_c)
+
+
+def _default_ctrl_c() -> None:
+    """A terminal's job answers Ctrl-C even when these tests run as a background job,
+    which starts with it ignored (and a child keeps an ignored signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _scratch(out: Path, scratch: Path | None) -> str:
@@ -86,6 +93,44 @@ def test_an_interrupted_run_leaves_nothing_and_says_one_line(fleet: Path, previo
                                                                        else [])
     assert scratch is None or list(scratch.iterdir()) == []
     assert tree_digest(out) == before
+
+
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+@pytest.mark.parametrize("when", ["loading the libraries", "starting the cluster"])
+def test_a_ctrl_c_at_start_up_ends_the_run_and_replaces_nothing(fleet: Path, previous,
+                                                                 when: str, workers: str
+                                                                 ) -> None:
+    # a Ctrl-C while the cluster starts (its worker processes appear) is held back until
+    # it is up, not dropped, and no worker prints a traceback; before it, while polars
+    # and Dask load, it is not a traceback either
+    out, before = previous
+    proc = _start(fleet, out, *(["--worker-processes"] if workers == "processes" else []))
+    if when == "loading the libraries":
+        time.sleep(0.2)
+    else:
+        cluster.wait_until(lambda: glob.glob(str(out.parent / ".out.tmp-*")), every=0.01)
+        threads = len(os.listdir(f"/proc/{proc.pid}/task"))  # the cluster's come next
+        cluster.wait_until(lambda: _starting(proc.pid, workers, threads), every=0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.strip().splitlines()) == (130, ["dsaccess: interrupted"])
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+    assert tree_digest(out) == before
+
+
+def _starting(pid: int, workers: str, threads: int) -> bool:
+    """The local cluster is starting: a worker process exists, or (threads) the run
+    has more threads than it had before the cluster."""
+    if workers == "processes":
+        return any(b"spawn_main" in _cmdline(p) for p in _children(pid))
+    return len(os.listdir(f"/proc/{pid}/task")) > threads
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(fleet: Path, previous
