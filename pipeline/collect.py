@@ -4,7 +4,9 @@ For each server, ``STAGE/<server>/`` receives its logs and ``MANIFEST.json``
 says what was collected (size, remote mtime, sha256, and for the live file the
 offset and a fingerprint of its head). A collect is incremental and safe:
 
-- rotated files (``access.YYYYMMDD-HHMMSS[.gz]``) never change: each is fetched
+- rotated files (``access.YYYYMMDD-HHMMSS[.gz]``, logrotate's dateext
+  ``access-YYYYMMDD[.gz]``; its numbered ``access.1``, renamed at every rotation, are
+  refused, named) never change: each is fetched
   once, into a hidden ``.NAME.part`` file that is renamed only when complete and
   verified; an interrupted transfer resumes from the part file next time;
 - the live ``access`` grows: only the new complete lines are fetched, and the
@@ -144,16 +146,21 @@ def collect_server(server: ServerConfig, stage: Path, outcome: ServerOutcome,
             log.warning("refused remote name %s on %s", printable(name), server.name)
             continue
         m = LOG_NAME.fullmatch(name)
-        if m:
+        if m and (m["rotated"] or "").startswith("."):
+            # logrotate's access.1 becomes access.2 at the next rotation: a copy kept
+            # under its name would be overwritten by other lines
+            outcome.refuse(f"{name} (logrotate's numbered rotations are renamed each time: "
+                           "set dateext for this log)")
+        elif m:
             logs.append((rotation_key(name), name, m["stamp"], remote))
     logs.sort(key=lambda t: t[0])  # rotated files by stamp, then the live file
     stamp_since = _local_stamp(fs, logs, since) if since is not None else None
     for _, name, stamp, remote in logs:
-        if stamp is None:
+        if name == "access":
             _collect_live(fs, remote, folder, manifest, outcome, progress)
-        elif stamp_since and stamp < stamp_since:
+        elif stamp and stamp_since and stamp < stamp_since:
             outcome.unchanged.add(name)
-        else:
+        else:  # (logrotate's dateext names never change, but say no time to --since)
             _collect_rotated(fs, remote, name, folder, manifest, outcome, progress)
 
 

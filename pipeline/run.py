@@ -40,7 +40,7 @@ from .errors import ConfigError, PipelineError, SourceError
 from .partition import bucket_layout
 from .schema import EVENT_CLASSES
 from .shuffle import Sources
-from .source import Chunk, discover, parse_inputs, plan_chunks
+from .source import LOG_NAMES, Chunk, discover, parse_inputs, plan_chunks
 from .stages import (
     BucketReport,
     ChunkReport,
@@ -311,14 +311,14 @@ def _plan(opts: RunOptions) -> tuple[list[Chunk], list[Problem]]:
             continue
         if not found and len(pairs) > 1:
             problems.append(problem(name, url, "no access logs in this folder (expected "
-                                               "access, access.YYYYMMDD-HHMMSS[.gz])"))
+                                               f"{LOG_NAMES})"))
         files += found
     if not files and problems:
         raise SourceError("no input could be read: " + "; ".join(
             f"{p['server']}: {p['problem']}" for p in problems))
     if not files:
-        raise ConfigError("no access logs found in the inputs (expected files named access, "
-                          "access.YYYYMMDD-HHMMSS or access.YYYYMMDD-HHMMSS.gz)")
+        raise ConfigError(f"no access logs found in the inputs (expected files named "
+                          f"{LOG_NAMES})")
     return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb) << 20), problems
 
 

@@ -7,6 +7,7 @@ a chunk sent to a Dask worker is read there.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -21,13 +22,19 @@ import fsspec
 import paramiko
 from fsspec.implementations.sftp import SFTPFileSystem
 
+from . import _core
 from .errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
-# access, access.YYYYMMDD-HHMMSS, optionally .gz; everything else (rotationinfo,
-# errors, audit, editor backups) is not an access log.
-LOG_NAME = re.compile(r"access(?:\.(?P<stamp>\d{8}-\d{6}))?(?P<gz>\.gz)?")  # fullmatch only
+# access; the server's rotations access.YYYYMMDD-HHMMSS; logrotate's access.1 and
+# access-20261126 (dateext; other dateformats of digits too); each optionally .gz.
+# Everything else is not an access log (errors, audit); one whose name starts with
+# "access" but is none of these (access.1.bz2, access.bak) is named as not read.
+LOG_NAME = re.compile(  # fullmatch only
+    r"access(?:\.(?P<stamp>\d{8}-\d{6})|(?P<rotated>[.-]\d+(?:-\d+)?))?(?P<gz>\.gz)?")
+LOG_NAMES = "access, access.YYYYMMDD-HHMMSS, access.N, access-YYYYMMDD, each optionally .gz"
+NOT_LOGS = {"access.rotationinfo"}  # the server's own note of its rotations
 READ_AHEAD = 1 << 16  # bytes read at a time past a range's end to find its last newline
 DEFAULT_CHUNK_BYTES = 64 << 20
 # What a connection dropped mid-transfer raises: paramiko's SSHException ("Server
@@ -234,7 +241,9 @@ def refuse_password(url: str, what: str = "input URL") -> None:
 
 
 def rotation_key(name: str) -> tuple[int, str]:
-    """Sort key: rotated files by the stamp in their name, the live ``access`` last.
+    """Sort key of the server's own names: rotated files by the stamp in their name, the
+    live ``access`` last (logrotate's names carry no time: ``discover`` orders them by
+    their first line's).
 
     >>> sorted(["access", "access.20261126-162107.gz", "access.20261126-162009"],
     ...        key=rotation_key)
@@ -329,21 +338,38 @@ def discover(server: str, url: str, storage_options: dict[str, Any] | None = Non
     logs = []
     for info in infos:
         name = _basename(info["name"])
+        full = info["name"] if protocol in ("file", "local") else _remote_url(url, info["name"])
         m = LOG_NAME.fullmatch(name)
         if not m:
+            if name.startswith("access") and name not in NOT_LOGS and notes is not None:
+                notes.append(f"{full}: named like an access log but not read (read are "
+                             f"{LOG_NAMES}); rename it to one of these, or move it away")
             log.debug("not an access log, skipped: %s", info["name"])
             continue
-        full = info["name"] if protocol in ("file", "local") else _remote_url(url, info["name"])
-        logs.append((name, full, int(info.get("size") or 0), bool(m["gz"])))
-    plain = {name for name, _, _, gz in logs if not gz}
-    for name, full, _, gz in logs:
-        if gz and name.removesuffix(".gz") in plain and notes is not None:
-            notes.append(f"{full}: the same rotation as {name.removesuffix('.gz')}, which "
+        logs.append(LogFile(server, full, name, 0, int(info.get("size") or 0), bool(m["gz"]),
+                            options))
+    plain = {f.name for f in logs if not f.gz}
+    for f in logs:
+        if f.gz and f.name.removesuffix(".gz") in plain and notes is not None:
+            notes.append(f"{f.url}: the same rotation as {f.name.removesuffix('.gz')}, which "
                          "was read instead (each line once)")
-    logs = [t for t in logs if not (t[3] and t[0].removesuffix(".gz") in plain)]
-    logs.sort(key=lambda t: rotation_key(t[0]))
-    return [LogFile(server, full, name, seq, size, gz, options)
-            for seq, (name, full, size, gz) in enumerate(logs)]
+    logs = [f for f in logs if not (f.gz and f.name.removesuffix(".gz") in plain)]
+    return [dataclasses.replace(f, seq=seq) for seq, f in enumerate(_rotation_order(logs))]
+
+
+def _rotation_order(logs: list[LogFile]) -> list[LogFile]:
+    """Oldest first, the live ``access`` last. The server's names say when each rotation
+    began; logrotate's do not (``access.1`` is renamed ``access.2`` at the next rotation,
+    and ``access.10`` sorts before ``access.9``), so when any is among them, every rotated
+    file is ordered by the time of its first event, read from its first bytes. A file
+    with no event there (empty, a title block) holds none to misplace: it goes first."""
+    if not any(LOG_NAME.fullmatch(f.name)["rotated"] for f in logs):  # type: ignore[index]
+        return sorted(logs, key=lambda f: rotation_key(f.name))
+    live = [f for f in logs if f.name == "access"]
+    rotated = [f for f in logs if f.name != "access"]
+    firsts = {f.name: _core.first_time(read_head(f)) for f in rotated}
+    return sorted(rotated, key=lambda f: (firsts[f.name] is not None, firsts[f.name] or 0,
+                                          rotation_key(f.name))) + live
 
 
 def _followed(fs: Any, info: dict[str, Any], notes: list[str] | None) -> dict[str, Any] | None:

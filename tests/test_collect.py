@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -403,3 +404,19 @@ def test_counters_count_each_file_once_after_a_retry(fleet, monkeypatch) -> None
     assert sorted(out.fetched) == remote and out.skipped == 0
     again = collect(load_servers(config)[:1], root / "stage")[0]
     assert again.fetched == [] and again.skipped == len(remote)
+
+
+def test_logrotate_dateext_files_are_collected_and_numbered_ones_refused(fleet,
+                                                                        capsys) -> None:
+    # access-20261125.gz never changes once rotated: fetched like the server's own; access.1
+    # becomes access.2 at the next rotation: a copy under its name would be overwritten
+    root, config, servers = fleet
+    logs = servers["ds1"].logs
+    (logs / "access-20261125.gz").write_bytes(gzip.compress(b"\n"))
+    (logs / "access.1").write_text("\n")
+    stage = root / "stage"
+    assert main(["collect", "-c", str(config), "-s", str(stage)]) == 2
+    printed = capsys.readouterr()
+    assert "refused access.1 (logrotate's numbered rotations" in printed.out + printed.err
+    got = {p.name for p in (stage / "ds1").iterdir()}
+    assert "access-20261125.gz" in got and "access.1" not in got

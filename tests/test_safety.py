@@ -338,6 +338,31 @@ def test_a_plain_rotated_file_and_its_gz_are_read_once(tmp_path: Path) -> None:
     assert "the same rotation as access.20261126-160000" in summary["problems"][0]["problem"]
 
 
+def test_logrotate_rotations_are_read_and_a_stray_file_is_a_warning(tmp_path: Path,
+                                                                      capsys) -> None:
+    """Sites that rotate with logrotate: access.2.gz, access.1, access (issue 35, part 1,
+    item 2). Each file holds one connection's lines; a stray access.bak is named."""
+    import gzip
+    folder = tmp_path / "s"
+    files = {"access.2.gz": 1, "access.1": 2, "access": 3}
+    for name, conn in files.items():
+        write_log(folder, session(conn, T0 + timedelta(hours=conn), f"uid=u{conn}",
+                                  f"uid=u{conn}", ops=2))
+        data = (folder / "access").read_bytes()
+        (folder / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        total = data.count(b"\n") * len(files)
+    out = tmp_path / "out"
+    assert main(["run", f"s={folder}", "-o", str(out), *LOCAL, "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lines"]["total"] == summary["lines"]["parsed"] == total
+    binds = pl.read_parquet(out / "binds.parquet")
+    assert sorted(binds["dn"].to_list()) == ["uid=u1", "uid=u2", "uid=u3"]
+    (folder / "access.bak").write_bytes(b"")
+    assert main(["run", f"s={folder}", "-o", str(out), *LOCAL, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "access.bak: named like an access log but not read" in err[0]
+
+
 def test_failures_that_are_not_the_users_are_one_line(capsys) -> None:
     from pipeline.cli import explain
 

@@ -29,6 +29,44 @@ def test_rotation_order_by_name_stamp_and_live_file_last(tmp_path: Path) -> None
     assert sorted(names, key=rotation_key) == names
 
 
+TITLE = "389-Directory/2.3.1 B2023.123.0000\n\tds.example.com:389 (/etc/dirsrv/slapd-ds)\n\n"
+
+
+@pytest.mark.parametrize("names", [
+    ["access.10", "access.9.gz", "access.2.gz", "access.1", "access"],  # numbered
+    ["access-20261124.gz", "access-20261125", "access-2026112609", "access"],  # dateext
+    ["access.20261124-000000", "access.2", "access-20261126.gz", "access"],  # mixed
+])
+def test_logrotate_names_are_read_in_the_order_of_their_first_lines(tmp_path: Path,
+                                                                     names: list[str]) -> None:
+    """logrotate's names carry no time, or one that does not sort (access.10 before
+    access.9): files are ordered by their first event, in UTC (issue 35, part 1, item 2)."""
+    for k, name in enumerate(names):  # names oldest first; each file a day after the last
+        # a west-coast offset: the later file's local time reads earlier than UTC
+        zone = "-0800" if k % 2 else "+0100"
+        hour = 8 if k % 2 else 18
+        text = TITLE + f"[{23 + k}/Nov/2026:{hour:02d}:00:00 {zone}] conn=1 op=0 UNBIND\n"
+        data = text.encode()
+        (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    for name in ["access.rotationinfo", "errors", "errors.1", "audit-20261125"]:
+        (tmp_path / name).write_text("x\n")
+    notes: list[str] = []
+    found = discover("ds", str(tmp_path), notes=notes)
+    assert [f.name for f in found] == names and [f.seq for f in found] == list(range(len(names)))
+    assert notes == []
+
+
+def test_a_file_named_like_a_log_but_not_read_is_named(tmp_path: Path) -> None:
+    for name in ["access", "access.1.bz2", "access.bak", "access~", "access.rotationinfo"]:
+        (tmp_path / name).write_text("x\n")
+    notes: list[str] = []
+    assert [f.name for f in discover("ds", str(tmp_path), notes=notes)] == ["access"]
+    assert sorted(n.split(":")[0].rsplit("/", 1)[-1] for n in notes) == [
+        "access.1.bz2", "access.bak", "access~"]
+    assert all("named like an access log but not read" in n and "access.N" in n
+               for n in notes)
+
+
 def test_fleet_directory_and_named_inputs(tmp_path: Path, sample: Path) -> None:
     assert parse_inputs([str(sample)]) == [
         ("real389a", f"{sample}/real389a"), ("real389b", f"{sample}/real389b")]

@@ -216,6 +216,26 @@ pub fn parse_stamp(text: &str) -> Result<(i64, i32), &'static str> {
     Ok((ts, (sign * i64::from(hhmm / 100 * 60 + hhmm % 100)) as i32))
 }
 
+/// The UTC time of a log's first event, from its first bytes (text or JSON): what
+/// orders rotated files whose names carry no time (logrotate's `access.1`,
+/// `access-20261126`). None when those bytes hold no event (a title block, an empty
+/// file). A line cut at the end of `head` still has its time at its start.
+pub fn first_time(head: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(head);
+    text.lines().find_map(|line| {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            return match parse_head(line) {
+                Head::Event(ids) => Some(ids.ts),
+                _ => None,
+            };
+        }
+        let value = line.split_once("\"local_time\"")?.1.trim_start().strip_prefix(':')?;
+        let value = value.trim_start().strip_prefix('"')?;
+        crate::json::local_time(value.split_once('"')?.0).map(|(ts, _)| ts)
+    })
+}
+
 /// Seconds since 1970-01-01 of a local wall time read as UTC (`month` None: a name
 /// that is no month), or why it is impossible.
 pub(crate) fn local_seconds(year: u32, month: Option<u32>, day: u32, hour: u32, minute: u32,
@@ -374,6 +394,22 @@ mod tests {
         match parse_head(line) {
             Head::Event(ids) => ids,
             other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_logs_first_time_is_its_first_events_in_either_format() {
+        let ns = 1_795_710_010_000_000_000; // 2026-11-26T16:20:10Z
+        let text = b"\n389-Directory/2.3.1 B2023.123.0000\n\tds.example.com:389 (/etc/dirsrv)\n\n\
+                     [26/Nov/2026:11:20:10.000000001 -0500] conn=1 fd=64 slot=64 connection\n\
+                     [26/Nov/2026:11:20:09.000000000 -0500] conn=1 op=0 UNBIND\n";
+        assert_eq!(first_time(text), Some(ns + 1));
+        let json = b"{\n  \"local_time\": \"2026-11-26T16:20:10.000000002 +0000\",\n  \"operation\": \"UNBIND\"";
+        assert_eq!(first_time(json), Some(ns + 2));
+        assert_eq!(first_time(b"{\"header\": {}}\n{\"local_time\":\"26/Nov/2026:16:20:10 +0000\"}"), Some(ns));
+        // no event: a title block, a cut first line, an impossible date, nothing
+        for head in [&b"389-Directory/2.3.1\n\n"[..], b"[26/Nov/20", b"[31/Feb/2026:00:00:00 +0000] conn=1 op=0 UNBIND\n", b""] {
+            assert_eq!(first_time(head), None, "{}", String::from_utf8_lossy(head));
         }
     }
 

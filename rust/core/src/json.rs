@@ -235,7 +235,7 @@ fn timing(column: &str, v: Option<&Value>) -> Result<Option<f64>, String> {
 
 /// `YYYY-MM-DDTHH:MM:SS[.nnnnnnnnn] +hhmm` (or the text format's `DD/Mon/YYYY:...`):
 /// UTC nanoseconds and the offset as written.
-fn local_time(value: &str) -> Option<(i64, String)> {
+pub(crate) fn local_time(value: &str) -> Option<(i64, String)> {
     if !value.is_ascii() {
         return None; // (and every index below is a character boundary)
     }

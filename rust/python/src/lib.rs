@@ -234,6 +234,13 @@ fn parse_stamp(text: &str) -> PyResult<(i64, i32)> {
     dsaccess_core::head::parse_stamp(text).map_err(PyValueError::new_err)
 }
 
+/// The UTC nanoseconds of a log's first event, from its first bytes (text or JSON);
+/// None when they hold none.
+#[pyfunction]
+fn first_time(head: &[u8]) -> Option<i64> {
+    dsaccess_core::head::first_time(head)
+}
+
 /// The attributes a filter would want indexed and the index types each needs, as
 /// ``[(attr, [type, ...]), ...]``; None: the filter does not parse
 /// (``dsaccess_core::filter::index_candidates``).
@@ -334,6 +341,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     m.add_function(wrap_pyfunction!(event_classes, m)?)?;
     m.add_function(wrap_pyfunction!(parse_stamp, m)?)?;
+    m.add_function(wrap_pyfunction!(first_time, m)?)?;
     m.add_function(wrap_pyfunction!(index_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(py_server_seed, m)?)?;
     m.add("SUBS", SUBS)?;
