@@ -54,16 +54,23 @@ def combine_all(parts: list[Counts]) -> Counts:
 
 
 def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int | None,
-                  last_ts: int | None) -> Counts:
+                  last_ts: int | None, span: tuple[int, int] | None = None) -> Counts:
     """What the parse stage knows: line accounting and the time range. ``kept``: the parsed
-    lines inside the window (``parsed`` counts those; the rest are ``outside_window``)."""
+    lines inside the window (``parsed`` counts those; the rest are ``outside_window``).
+    ``span``: the time range of every event read, in the window or not (``LOGS_RANGE``,
+    for the warning of a window that holds no event; not in summary.json)."""
     lines = dict(counts)
     lines["outside_window"] = lines.get("parsed", 0) - kept
     lines["parsed"] = kept
     part: Counts = {"lines": lines}
     if first_ts is not None and last_ts is not None:
         part["time_range"] = {"first": int(first_ts), "last": int(last_ts)}
+    if span is not None and lines["outside_window"]:
+        part[LOGS_RANGE] = {"first": int(span[0]), "last": int(span[1])}
     return {server: part}
+
+
+LOGS_RANGE = "logs_range"
 
 
 def from_core(tables: dict[str, Any], summary: Any) -> tuple[Counts, dict[str, pl.DataFrame]]:
@@ -116,8 +123,8 @@ def _complete(part: Counts, restarts: int) -> Counts:
         "searches": {k: int(searches.get(k, 0))
                      for k in ("unindexed", "partially_unindexed", "paged")},
         "unmatched": {k: int(unmatched.get(k, 0)) for k in ("requests", "results")},
-        "time_range": {"first": _iso(time_range.get("first")),
-                       "last": _iso(time_range.get("last"))},
+        "time_range": {"first": iso(time_range.get("first")),
+                       "last": iso(time_range.get("last"))},
     }
 
 
@@ -125,10 +132,10 @@ def _err_order(key: str) -> tuple[int, str]:
     return (int(key), key) if key.lstrip("-").isdigit() else (1 << 30, key)
 
 
-def _iso(ns: int | None) -> str | None:
+def iso(ns: int | None) -> str | None:
     """UTC nanoseconds → ``2026-11-26T16:20:09.123456789Z``.
 
-    >>> _iso(1_795_710_079_008_343_411)
+    >>> iso(1_795_710_079_008_343_411)
     '2026-11-26T16:21:19.008343411Z'
     """
     if ns is None:

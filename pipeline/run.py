@@ -608,8 +608,11 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
                          sorted(chunk_reports, key=lambda r: r.index) if r.problem]
     problems = [dict(t) for t in dict.fromkeys(tuple(p.items()) for p in problems)]
     summary["problems"] = problems
+    spans = {s: (aggregate.iso(p[aggregate.LOGS_RANGE]["first"]),
+                 aggregate.iso(p[aggregate.LOGS_RANGE]["last"]))
+             for s, p in per_server.items() if aggregate.LOGS_RANGE in p}
     summary["warnings"] = views.run_warnings(summary, windowed=opts.since_ns is not None
-                                             or opts.until_ns is not None)
+                                             or opts.until_ns is not None, spans=spans)
     ranges = {s: (p["time_range"]["first"], p["time_range"]["last"])
               for s, p in per_server.items() if "time_range" in p}
     period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),

@@ -49,6 +49,7 @@ class Written:
     first_ts: int | None
     last_ts: int | None
     kept: int                    # events inside the window (the rest are outside it)
+    span: tuple[int, int] | None  # first and last time of every event, in the window or not
 
 
 def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, server: str,
@@ -60,12 +61,12 @@ def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, s
     scratch = place(scratch)
     names = list(EVENT_CLASSES)
     inputs = [tables[n] if n in tables else empty_class(n) for n in names]
-    files, first, last, kept = _core.shuffle_encode(
+    files, first, last, kept, span = _core.shuffle_encode(
         inputs, server=server, file=file, file_seq=file_seq, buckets=buckets,
         since=since_ns, until=until_ns)
     for name, data in zip(names, files, strict=True):
         outputs.write_bytes(data, path_of(scratch, name, chunk))
-    return Written(first, last, kept)
+    return Written(first, last, kept, span)
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
         outputs.write_parquet(rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
                               scratch / "rejects" / f"c{chunk.index:06d}.parquet")
     partial = aggregate.chunk_partial(f.server, counts, written.kept, written.first_ts,
-                                      written.last_ts)
+                                      written.last_ts, written.span)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
                        got.problem, steps.total, len(got.data), steps.raised("parse"), f.url)

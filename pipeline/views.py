@@ -12,7 +12,7 @@ import polars as pl
 
 from . import histogram
 from .aggregate import OK_ERRORS
-from .names import err_name
+from .names import err_name, when
 from .schema import SUMMARY_VERBS
 
 # a load period counts toward the peak rate only when the window covers most of it
@@ -147,11 +147,14 @@ def minute_rates_by_verb(summary: dict[str, Any], tables: dict[str, pl.DataFrame
 REJECTED_WARN_SHARE = 0.01  # more rejected lines than this is a warning: a format we miss
 
 
-def run_warnings(summary: dict[str, Any], windowed: bool = False) -> list[str]:
+def run_warnings(summary: dict[str, Any], windowed: bool = False,
+                 spans: dict[str, tuple[str, str]] | None = None) -> list[str]:
     """What makes a finished run suspect (it exits 2): a server with over 1% of its lines
-    rejected, a server with no event in the window or in its files (title blocks, blank
-    lines or nothing), workload rules that failed on rows."""
+    rejected, a server with no event in the window (told with ``spans``: the first and
+    last time of its logs' events, ISO UTC) or in its files (title blocks, blank lines or
+    nothing), workload rules that failed on rows."""
     out = []
+    spans = spans or {}
     for name, s in summary["servers"].items():
         lines = s["lines"]
         parsed = lines["parsed"] + lines.get("outside_window", 0)
@@ -161,7 +164,9 @@ def run_warnings(summary: dict[str, Any], windowed: bool = False) -> list[str]:
                        f"({lines['rejected']:,} of {read:,}; see rejects.parquet)")
         if not lines["parsed"] and (parsed or windowed):
             where = "in the --since/--until window" if windowed else "in its logs"
-            out.append(f"{name}: no events {where} ({parsed:,} lines parsed)")
+            span = (f", from {when(spans[name][0])} to {when(spans[name][1])} UTC"
+                    if name in spans else "")
+            out.append(f"{name}: no events {where} ({parsed:,} lines parsed{span})")
         elif not read:  # its files hold title blocks and blank lines, or nothing
             out.append(f"{name}: no events in its logs (" + (
                 f"{lines['total']:,} lines: {lines['header']:,} of title blocks, "

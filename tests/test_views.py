@@ -247,7 +247,10 @@ def test_suspect_runs_warn_exit_2_and_keep_the_previous_output(tmp_path: Path,
     empty = tmp_path / "empty"
     assert main(["run", f"s={logs}", "-o", str(empty), "--scheduler", "synchronous",
                  "--since", "2027-01-01T00:00:00Z"]) == 2
-    assert "s: no events in the --since/--until window" in capsys.readouterr().err
+    first, last = min(t for t, _ in good), max(t for t, _ in good)  # (garbage has none)
+    assert (f"s: no events in the --since/--until window ({len(good)} lines parsed, from "
+            f"{first:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" to {last:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+            + " UTC)") in capsys.readouterr().err
 
 
 def test_a_server_whose_logs_hold_no_event_is_a_warning(tmp_path: Path, capsys) -> None:

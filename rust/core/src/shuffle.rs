@@ -139,6 +139,9 @@ pub struct Encoded {
     /// Events inside the window (the rest are parsed lines outside it, a few of them
     /// kept as context).
     pub kept: u64,
+    /// Earliest and latest time of every event read, in the window or not (what a
+    /// window that holds none is told against).
+    pub span: Option<(i64, i64)>,
 }
 
 /// What ends a shuffle file (after its index and the batch count).
@@ -200,8 +203,11 @@ pub fn encode(
         return Err(ColumnError("buckets and sub-buckets must be at least 1".into()));
     }
     let batches = buckets as usize * subs as usize;
-    let mut out = Encoded { files: Vec::new(), first_ts: None, last_ts: None, kept: 0 };
+    let mut out = Encoded { files: Vec::new(), first_ts: None, last_ts: None, kept: 0, span: None };
     for (table, schema) in tables.iter().zip(schemas) {
+        for t in int_column(table, "ts")?.iter().flatten() {
+            out.span = Some(out.span.map_or((t, t), |(f, l)| (f.min(t), l.max(t))));
+        }
         let table = in_window(table, window)?;
         let ts = int_column(&table, "ts")?;
         for t in ts.iter().flatten().filter(|t| inside(*t, window)) {

@@ -164,9 +164,10 @@ fn pieces_of<'a>(given: &'a [PyPiece<'_>]) -> Vec<Piece<'a>> {
 /// class's columns with a record batch per (bucket, sub-bucket) of the server's
 /// (``shuffle::server_seed``, ``SUBS``), and its index (``rust/core/src/shuffle.rs``).
 ///
-/// Returns (files, first_ts, last_ts, kept): the files' bytes in the classes'
+/// Returns (files, first_ts, last_ts, kept, span): the files' bytes in the classes'
 /// order (with the context before the window: ``shuffle::in_window``), the time range
-/// of the events in the window (``since <= ts < until``) and how many there were.
+/// of the events in the window (``since <= ts < until``), how many there were, and the
+/// time range of every event, in the window or not (None when there is none).
 #[pyfunction]
 #[pyo3(signature = (tables, *, server, file, file_seq, buckets, since=None, until=None))]
 #[allow(clippy::too_many_arguments)]
@@ -188,7 +189,7 @@ fn shuffle_encode<'py>(
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let files: Vec<Bound<'py, PyBytes>> =
         encoded.files.iter().map(|f| PyBytes::new(py, f)).collect();
-    (files, encoded.first_ts, encoded.last_ts, encoded.kept).into_pyobject(py)
+    (files, encoded.first_ts, encoded.last_ts, encoded.kept, encoded.span).into_pyobject(py)
 }
 
 /// A bucket's batches of one class, from pieces of shuffle files (``(header, batches,
