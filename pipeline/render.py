@@ -85,23 +85,25 @@ def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     """
     charts: list[dict[str, Any]] = []
     colours = server_colours(summary["servers"])
-    sections = [
-        _accounting(summary, tables, info),
-        _load(summary, tables, charts, colours),
-        _latency(tables, charts, colours),
-        _fingerprints(tables, charts, show_examples),
-        _workloads(tables, charts),
-        _errors(summary, tables, charts),
-        _connections(tables, charts),
-        _unindexed(tables),
-    ]
+    sections = [_accounting(summary, tables, info)]
+    first, last = summary["time_range"]["first"], summary["time_range"]["last"]
+    if first is not None:  # (a run with no event has the accounting only: nothing to chart)
+        sections += [
+            _load(summary, tables, charts, colours),
+            _latency(tables, charts, colours),
+            _fingerprints(tables, charts, show_examples),
+            _workloads(tables, charts),
+            _errors(summary, tables, charts),
+            _connections(tables, charts),
+            _unindexed(tables),
+        ]
     data = json.dumps({"charts": charts}, separators=(",", ":"), sort_keys=True)
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    first, last = summary["time_range"]["first"], summary["time_range"]["last"]
+    span = f"{when(first)} – {when(last)}" if first is not None else "(no events)"
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        f"<title>dsaccess report {_e(when(first))} – {_e(when(last))}</title>",
+        f"<title>dsaccess report {_e(span)}</title>",
         f"<style>{STYLE}</style>", f"<script>{GUARD}</script>",
         f"<script>{plotly_js}</script>", "</head><body>",
         "<h1>389 Directory Server access: capacity report</h1>",
@@ -192,7 +194,8 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     rows = [[name, s["lines"]["total"], s["lines"]["rejected"], s["connections"],
              s["peak_connections"], s["operations"]["total"],
              rates[name]["peak_rate"] if name in rates else 0.0, s["restarts"],
-             when(s["time_range"]["first"]), when(s["time_range"]["last"])]
+             *((when(s["time_range"]["first"]), when(s["time_range"]["last"]))
+               if s["time_range"]["first"] else ("no events", ""))]
             for name, s in summary["servers"].items()]
     verb_rows = [[r["verb"], r["operations"], r["errors"], ms(r["etime_p95"])]
                  for r in views.verbs(summary, tables).iter_rows(named=True)]
@@ -203,7 +206,10 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
         "<h2>Run</h2>",
         f"<p>From {_e(when(summary['time_range']['first']))} to "
         f"{_e(when(summary['time_range']['last']))} (UTC). Peak rate: the busiest "
-        f"{_period_name(tables)}{at}; times are in milliseconds.</p>", cards,
+        f"{_period_name(tables)}{at}; times are in milliseconds.</p>"
+        if summary["time_range"]["first"] else
+        "<p>No events in the logs read: nothing to chart (see the servers and the problems "
+        "below).</p>", cards,
         _table(["server", "lines", "rejected", "connections", "peak concurrent",
                 "operations", "peak ops/s", "restarts", "first (UTC)", "last (UTC)"], rows,
                element_id="servers"),

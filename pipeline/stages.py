@@ -22,6 +22,7 @@ from .jsonlog import is_json_log
 from .logline import reject_table, tokenize, tokenize_json
 from .partition import SUBS
 from .schema import EVENT_CLASSES, REJECT_SCHEMA
+from .sniff import looks_like
 from .source import Chunk, read_chunk, read_head
 from .store import Place
 
@@ -137,7 +138,23 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                                       written.last_ts, written.span)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
-                       got.problem, steps.total, len(got.data), steps.raised("parse"), f.url)
+                       got.problem or _not_an_access_log(chunk, got.data, counts), steps.total,
+                       len(got.data), steps.raised("parse"), f.url)
+
+
+def _not_an_access_log(chunk: Chunk, data: bytes, counts: dict[str, int]) -> str | None:
+    """A file whose first range holds lines but no event, and looks like another log: say
+    which (an errors log saved as access was "100% of its lines rejected")."""
+    if chunk.start or counts["parsed"] or counts["total"] == counts["blank"]:
+        return None
+    kind = looks_like(data[:SNIFF_BYTES])
+    if kind is None:
+        return None
+    return (f"{chunk.file.url}: looks like {kind}, not a 389 DS access log (no event in "
+            f"its {counts['total']:,} lines); give the access log's path")
+
+
+SNIFF_BYTES = 4096
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
         + (f"outside the window {lines['outside_window']:,}, " if lines["outside_window"]
            else "")
         + f"rejected {lines['rejected']:,}, header {lines['header']:,}, blank {lines['blank']:,}")
-    console.print(f"{when(first)} to {when(last)} UTC; servers {len(summary['servers'])}, "
+    console.print((f"{when(first)} to {when(last)} UTC" if first else "no events")
+                  + f"; servers {len(summary['servers'])}, "
                   f"connections {summary['connections']:,} (peak concurrent "
                   f"{summary['peak_connections']:,}), restarts {summary['restarts']:,}; "
                   f"peak {peak_rate:,.1f} ops/s")

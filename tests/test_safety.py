@@ -363,6 +363,70 @@ def test_logrotate_rotations_are_read_and_a_stray_file_is_a_warning(tmp_path: Pa
     assert len(err) == 1 and "access.bak: named like an access log but not read" in err[0]
 
 
+# Other logs saved as "access", written from the server's format strings (389ds/389-ds-base
+# at 70dcccaf): ldap/servers/slapd/log.c:3636 (errors: "- %s - %s - %s" after the time),
+# log.c:3595 (errors in JSON), auditlog.c:786 ("time: " then "dn: "); and OpenLDAP's slapd
+# through syslog. The shape, not the content, is what is told apart.
+NOT_ACCESS_LOGS = {
+    "a 389 DS errors log": (
+        "[26/Nov/2026:16:20:09.123456789 +0000] - NOTICE - main - 389-Directory/2.3.1 "
+        "B2023.123.0000 starting up\n"
+        "[26/Nov/2026:16:20:10.223456789 +0000] - ERR - NSMMReplicationPlugin - "
+        'bind_and_check_pwp - agmt="cn=to-b" (b:389) - Replication bind failed\n'),
+    "a 389 DS errors log (JSON)": (
+        '{"local_time":"2026-11-26T16:20:09.123456789 +0000","severity":"NOTICE",'
+        '"subsystem":"main","msg":"starting up"}\n'),
+    "a 389 DS audit log": (
+        "time: 20261126162010\ndn: uid=a,ou=people,dc=example,dc=com\nresult: 0\n"
+        "changetype: modify\nreplace: description\ndescription: x\n-\n\n"),
+    "an OpenLDAP slapd log": (
+        "Nov 26 16:20:10 ldap1 slapd[1234]: conn=1000 fd=12 ACCEPT from IP=10.0.0.1:5000 "
+        "(IP=0.0.0.0:389)\nNov 26 16:20:10 ldap1 slapd[1234]: conn=1000 op=0 BIND dn=\"\" "
+        "method=128\n"),
+}
+
+
+def test_a_file_that_is_another_log_is_named_for_what_it_looks_like(tmp_path: Path,
+                                                                    capsys) -> None:
+    """An errors, audit or OpenLDAP log saved as access was "100% of its lines rejected"
+    and a report from " to  UTC" (issue 35, part 1, item 3)."""
+    fleet = tmp_path / "fleet"
+    write_log(fleet / "good", session(1, T0, "uid=u", "uid=u", ops=2))
+    kinds = NOT_ACCESS_LOGS
+    for k, text in enumerate(kinds.values()):
+        (fleet / f"s{k}").mkdir()
+        (fleet / f"s{k}" / "access").write_text(text)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["run", str(fleet), "-o", str(out), *LOCAL, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    for k, kind in enumerate(kinds):
+        assert f"s{k}/access: looks like {kind}, not a 389 DS access log" in err
+    assert "good/access: looks like" not in err
+    table = (out / "report.html").read_text().split('<table id="servers">')[1].split(
+        "</table>")[0]
+    rows = {r[0]: r for r in (re.findall(r"<td[^>]*>([^<]*)</td>", row)
+                               for row in table.split("<tr>")[2:])}
+    assert sorted(n for n, r in rows.items() if r[-2] == "no events") == [
+        f"s{k}" for k in range(len(kinds))]
+    assert rows["good"][-2].startswith("2026-11-26 16:00:00")
+    # one server, nothing but an errors log: a report of no events, not of " to  UTC"
+    alone = tmp_path / "alone"
+    assert main(["run", f"s={fleet / 's0'}", "-o", str(alone), *LOCAL]) == 2
+    printed = capsys.readouterr().out
+    assert "no events; servers 1" in printed and " to  UTC" not in printed
+    page = (alone / "report.html").read_text()
+    assert "No events in the logs read" in page and "<h2>Load" not in page
+
+
+def test_real_access_logs_look_like_no_other_log() -> None:
+    from pipeline.sniff import looks_like
+    # (the sample's rotated files are gzip, named without .gz, as the server writes them)
+    heads = [f.read_bytes()[:4096] for f in sorted(SAMPLE.glob("*/access*"))]
+    assert len(heads) == 10 and [looks_like(h) for h in heads] == [None] * len(heads)
+    assert [looks_like(t.encode()) for t in NOT_ACCESS_LOGS.values()] == list(NOT_ACCESS_LOGS)
+
+
 def test_failures_that_are_not_the_users_are_one_line(capsys) -> None:
     from pipeline.cli import explain
 
