@@ -122,6 +122,11 @@ def set_up_logging(verbose: int) -> None:
         # an interrupted gather leaves a task of Dask's client whose exception asyncio
         # reports at ERROR on the way out: noise, after "dsaccess: interrupted"
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    if verbose < 1:
+        # paramiko logs every failed connection at ERROR with its traceback (30 lines a
+        # server that does not speak SSH); the failure is the server's one line in
+        # collect's table, or the run's problem: its traceback only with -v
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,14 +362,16 @@ def cmd_collect(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if not o.ok]
     partial = [o for o in outcomes if not o.ok or o.refused]
     if not args.quiet or partial:
-        for o in outcomes:
-            state = "ok" if o.ok else "FAILED"
-            line = (f"{o.server:20s} {state:6s} fetched {len(o.fetched)} files, "
-                    f"{o.bytes:,} bytes; unchanged {o.skipped}")
-            if o.refused:  # remote names, escaped: a name cannot fake a line of this table
-                line += f"; refused {', '.join(printable(r) for r in o.refused)}"
-            if o.error:
-                line += f"\n{'':20s} {printable(o.error)}"
+        for o in outcomes:  # one line a server; a traceback only with -v
+            line = f"{o.server:20s} {'ok' if o.ok else 'FAILED':6s} "
+            if o.error and not o.fetched and not o.refused:
+                line += printable(o.error)
+            else:
+                line += f"fetched {len(o.fetched)} files, {o.bytes:,} bytes; unchanged {o.skipped}"
+                if o.refused:  # remote names, escaped: a name cannot fake a line of this table
+                    line += f"; refused {', '.join(printable(r) for r in o.refused)}"
+                if o.error:
+                    line += f"; then {printable(o.error)}"
             print(line, file=sys.stderr if partial else sys.stdout)
     if len(failed) == len(outcomes):
         return EXIT_FAILED

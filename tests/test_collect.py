@@ -420,3 +420,45 @@ def test_logrotate_dateext_files_are_collected_and_numbered_ones_refused(fleet,
     assert "refused access.1 (logrotate's numbered rotations" in printed.out + printed.err
     got = {p.name for p in (stage / "ds1").iterdir()}
     assert "access-20261125.gz" in got and "access.1" not in got
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_server_that_does_not_speak_ssh_is_one_line_and_a_traceback_only_with_v(
+        tmp_path: Path, verbose: bool) -> None:
+    """paramiko logged 30 lines of traceback for each such server (issue 35, part 1,
+    item 4): an HTTP server on the port, a closed port, a name that does not resolve."""
+    import socket
+    import threading
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_like_http() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+    threading.Thread(target=answer_like_http, daemon=True).start()
+    closed = socket.create_server(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    config = tmp_path / "servers.yaml"
+    config.write_text(yaml.safe_dump({"servers": [
+        {"name": "web", "host": "127.0.0.1", "port": port, "user": "x", "logs": "/l"},
+        {"name": "closed", "host": "127.0.0.1", "port": closed_port, "user": "x", "logs": "/l"},
+        {"name": "nowhere", "host": "nosuchhost.invalid", "user": "x", "logs": "/l"}]}))
+    try:
+        done = subprocess.run([sys.executable, "-m", "pipeline", *(["-v"] if verbose else []),
+                               "collect", "-c", str(config), "-s", str(tmp_path / "stage")],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        listener.close()
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).splitlines()
+    assert ("Traceback (most recent call last):" in done.stderr) is verbose
+    if not verbose:
+        assert sorted(line.split()[0] for line in lines) == ["closed", "nowhere", "web"]
+        assert all(line.split()[1] == "FAILED" for line in lines)
+        assert "SSH failed" in next(line for line in lines if line.startswith("web"))
