@@ -14,8 +14,10 @@ from typing import Any
 import polars as pl
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import views
 from .aggregate import OK_ERRORS
@@ -96,12 +98,14 @@ def done_line(seconds: float, bytes_: int, summary: dict[str, Any]) -> str:
 
 def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out: str | Path,
                   console: Console | None = None) -> None:
-    """Accounting first, then what an operator looks at first; at most 50 lines."""
-    console = console or Console(highlight=False, soft_wrap=False, width=140)
+    """Accounting first, then what an operator looks at first; at most 50 lines. On a
+    terminal every line fits its width (columns of least use dropped, DNs and filters
+    shortened in the middle); elsewhere (a file, a pipe, a CI log) nothing is cut."""
+    console = console or summary_console()
     lines, ops = summary["lines"], summary["operations"]
     peak_rate, _ = views.fleet_peak_rate(tables)
     first, last = summary["time_range"]["first"], summary["time_range"]["last"]
-    console.print(f"wrote {out}")
+    console.print(f"wrote {_esc(str(out))}")
     console.print(
         f"lines {lines['total']:,}: parsed {lines['parsed']:,}, "
         + (f"outside the window {lines['outside_window']:,}, " if lines["outside_window"]
@@ -117,66 +121,150 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
                   f"{summary['unmatched']['requests']:,}, results "
                   f"{summary['unmatched']['results']:,}; searches unindexed {s['unindexed']:,}, "
                   f"partially {s['partially_unindexed']:,}, paged {s['paged']:,}")
-    console.print(_verbs(summary, tables))
+    console.print(_verbs(console, summary, tables))
     fps = tables.get("fingerprints")
     if fps is not None and fps.height:
-        table = _table("top search fingerprints by total etime (A: unindexed, U: partially)",
-                       ("fingerprint", "searches", "etime total (ms)", "p95 (ms)", "unindexed",
-                        "bind DNs"))
+        rows = []
         for r in fps.sort("etime_sum", "fingerprint", descending=[True, False]).head(TOP) \
                 .iter_rows(named=True):
-            mark = "[bold red]A[/] " if r["unindexed"] else ("U " if r[
-                "partially_unindexed"] else "")
-            table.add_row(mark + _esc(r["fingerprint"]), f"{r['count']:,}",
-                          ms(float(r["etime_sum"])), ms(r["etime_p95"]), f"{r['unindexed']:,}",
-                          f"{r['bind_dns']:,}")
-        console.print(table)
+            mark = ("A ", "bold red") if r["unindexed"] else (
+                ("U ", "") if r["partially_unindexed"] else ("", ""))
+            rows.append([(*mark, r["fingerprint"]), f"{r['count']:,}", ms(float(r["etime_sum"])),
+                         ms(r["etime_p95"]), f"{r['unindexed']:,}", f"{r['bind_dns']:,}"])
+        console.print(_fitted(console, "top search fingerprints by total etime (A: unindexed, "
+                              "U: partially)", ("fingerprint", "searches", "etime total (ms)",
+                                                "p95 (ms)", "unindexed", "bind DNs"),
+                              rows, drop=(5, 4, 3)))
     dns = views.bind_dns(tables, TOP)
     if dns.height:
-        table = _table("top bind DNs by operations",
-                       ("bind DN", "operations", "etime total (ms)", "errors"))
-        for r in dns.iter_rows(named=True):
-            table.add_row(_esc(views.dn_text(r["bind_dn"])), f"{r['count']:,}",
-                          ms(r["etime_sum"]), f"{r['errors']:,}")
-        console.print(table)
+        rows = [[("", "", views.dn_text(r["bind_dn"])), f"{r['count']:,}", ms(r["etime_sum"]),
+                 f"{r['errors']:,}"] for r in dns.iter_rows(named=True)]
+        console.print(_fitted(console, "top bind DNs by operations",
+                              ("bind DN", "operations", "etime total (ms)", "errors"), rows,
+                              drop=(3,)))
     failed = views.failed_binds(tables, 3)
     if failed.height:
-        table = _table("failed binds by the DN they tried", ("target DN", "failed", "codes"))
-        for r in failed.iter_rows(named=True):
-            table.add_row(_esc(views.target_text(r["dn"])), f"{r['failed']:,}", _esc(r["codes"]))
-        console.print(table)
+        rows = [[("", "", views.target_text(r["dn"])), f"{r['failed']:,}", r["codes"]]
+                for r in failed.iter_rows(named=True)]
+        console.print(_fitted(console, "failed binds by the DN they tried",
+                              ("target DN", "failed", "codes"), rows, drop=(2,)))
     errors = {k: v for k, v in summary["results"]["by_err"].items()
               if not (k.lstrip("-").isdigit() and int(k) in OK_ERRORS)}
     if errors:
         ranked = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
-        text = ", ".join(f"{err_name(k)} {v:,}" for k, v in ranked[:6])
-        more = f" and {len(ranked) - 6} more" if len(ranked) > 6 else ""
-        console.print(f"failed results: {text}{more}")
+        entries = [f"{err_name(k)} {v:,}" for k, v in ranked[:6]]
+        if len(ranked) > 6:
+            entries[-1] += f" and {len(ranked) - 6} more"
+        _print_entries(console, "failed results: ", entries)
     for problem in summary.get("problems", [])[:5]:
         console.print(f"[yellow]problem:[/] {_esc(problem_text(problem))}")
     console.print(f"details: dsaccess report {_esc(str(out))} --text; "
                   f"{_esc(str(out).rstrip('/') + '/report.html')}")
 
 
+FULL_WIDTH = 10_000  # not a terminal: no line is cut or wrapped
+MIN_TEXT = 24        # the shortest a DN or filter column is cut to before it is left wider
+
+
+def summary_console() -> Console:
+    """Standard output, at the terminal's width; unlimited when it is not a terminal."""
+    terminal = Console().is_terminal
+    return Console(highlight=False, soft_wrap=False, width=None if terminal else FULL_WIDTH)
+
+
+Cell = tuple[str, str, str]  # the first column's (mark, its style, text)
+
+
+def _fitted(console: Console, title: str, headers: tuple[str, ...], rows: list[list[Any]],
+            drop: tuple[int, ...]) -> Table:
+    """A table no wider than the console: the columns in ``drop`` go first, in that order,
+    then the first column's texts are shortened in the middle (a DN's start and its
+    suffix both say whose it is), but not below ``MIN_TEXT``."""
+    keep = list(range(len(headers)))
+
+    def build(text_width: int | None = None) -> Table:
+        table = _table(title, tuple(headers[i] for i in keep))
+        for row in rows:
+            mark, style, text = row[0]
+            cell = Text.assemble((mark, style), middle(text, text_width) if text_width else text)
+            table.add_row(cell, *(_esc_text(row[i]) for i in keep[1:]))
+        return table
+
+    table = build()
+    for column in drop:
+        if _width(console, table) <= console.width:
+            break
+        keep.remove(column)
+        table = build()
+    over = _width(console, table) - console.width
+    if over > 0:
+        longest = max(len(r[0][2]) for r in rows)
+        table = build(max(MIN_TEXT, longest - over))
+    return table
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its middle replaced by "…".
+
+    >>> middle("uid=svc-reporting-batch,ou=services,dc=example,dc=com", 30)
+    'uid=svc-reporti…example,dc=com'
+    """
+    if len(text) <= width:
+        return text
+    head = width // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def _width(console: Console, table: Table) -> int:
+    """The table's natural width (rich's own measure stops at the console's, and then
+    cuts every column with an ellipsis, numbers too)."""
+    return Measurement.get(console, console.options.update_width(FULL_WIDTH), table).maximum
+
+
+def _print_entries(console: Console, lead: str, entries: list[str]) -> None:
+    """``lead`` and the entries, comma-separated, wrapped between entries only: an entry
+    ("16 noSuchAttribute 5") is never split across lines."""
+    line = lead
+    for k, entry in enumerate(entries):
+        piece = entry + ("," if k < len(entries) - 1 else "")
+        if line.strip() and len(line) + len(piece) > console.width and line != lead:
+            console.print(_esc(line.rstrip()))
+            line = "  "
+        line += piece + " "
+    console.print(_esc(line.rstrip()))
+
+
 def _table(title: str, columns: tuple[str, ...]) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for i, col in enumerate(columns):
-        table.add_column(col, overflow="ellipsis", no_wrap=True, max_width=70 if i == 0 else None,
+        table.add_column(col, overflow="ellipsis", no_wrap=True,
                          justify="left" if i == 0 or col == "codes" else "right")
     return table
 
 
-def _verbs(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> Table:
+def _verbs(console: Console, summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> Table:
+    """Operations, errors and p95 per verb, the verbs by operations; those of least use
+    left out (and counted in the title) when the console is too narrow for all."""
     rows = views.verbs(summary, tables)
-    table = Table(title="operations by verb", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    table.add_column("")
-    for verb in rows["verb"]:
-        table.add_column(verb, justify="right")
-    table.add_row("operations", *(f"{n:,}" for n in rows["operations"]))
-    table.add_row("errors", *(f"{n:,}" for n in rows["errors"]))
-    table.add_row("etime p95 (ms)", *(ms(v) for v in rows["etime_p95"]))
+    for shown in range(rows.height, 0, -1):
+        part = rows.head(shown)
+        title = "operations by verb" + (f" ({rows.height - shown} more in the report)"
+                                        if shown < rows.height else "")
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("")
+        for verb in part["verb"]:
+            table.add_column(verb, justify="right", no_wrap=True)
+        table.add_row("operations", *(f"{n:,}" for n in part["operations"]))
+        table.add_row("errors", *(f"{n:,}" for n in part["errors"]))
+        table.add_row("etime p95 (ms)", *(ms(v) for v in part["etime_p95"]))
+        if _width(console, table) <= console.width:
+            break
     return table
+
+
+def _esc_text(value: str) -> Text:
+    return Text(value)  # log values are not rich markup
 
 
 def _esc(text: str) -> str:

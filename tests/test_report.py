@@ -240,3 +240,46 @@ def test_text_summary_shows_example_filters_only_when_asked(sample_out: Path, ca
     assert "filter=" not in capsys.readouterr().out
     assert main(["report", str(sample_out), "--text", "--show-examples"]) == 0
     assert f"filter={example['example']!r}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_run_summary_fits_the_terminal_and_cuts_no_number_or_entry(sample_out: Path,
+                                                                       width: int) -> None:
+    """Tables up to 135 columns wrapped at 80 and split entries ("16⏎noSuchAttribute")
+    (issue 35, part 1, item 6): every line fits, columns of least use go first, DNs are
+    shortened in the middle, numbers never, and an error entry stays on one line."""
+    import io
+
+    from rich.console import Console
+
+    from pipeline import views
+    from pipeline.names import err_name
+    from pipeline.report import load_output
+    from pipeline.terminal import print_summary
+
+    summary, tables, _ = load_output(sample_out)
+    buf = io.StringIO()
+    print_summary(summary, tables, sample_out,
+                  Console(file=buf, width=width, highlight=False, soft_wrap=False))
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert not [line for line in lines if re.search(r"(?<![\w=])[\d,.]+…", line)]
+    by_err = summary["results"]["by_err"]
+    top = sorted(((k, v) for k, v in by_err.items() if int(k) not in (0, 5, 6, 14)),
+                 key=lambda kv: (-kv[1], kv[0]))[:6]
+    for k, v in top:
+        assert any(f"{err_name(k)} {v:,}" in line for line in lines), (k, width)
+    dns = [views.dn_text(d) for d in views.bind_dns(tables, 5)["bind_dn"]] + [
+        views.target_text(d) for d in views.failed_binds(tables, 3)["dn"]]
+    shown = [line.split("  ")[0].strip() for line in lines if line.startswith(" uid=")]
+    for text in shown:  # whole, or the start and the end of one of them
+        head, _, tail = text.partition("…")
+        assert any(d == text or (d.startswith(head) and d.endswith(tail) and tail)
+                   for d in dns), text
+    assert any("…" in t for t in shown) is (width == 60)
+    assert " SRCH " in "".join(lines)  # the verb of most operations is never dropped
+
+
+def test_the_run_summary_is_not_cut_when_not_on_a_terminal(capsys) -> None:
+    from pipeline.terminal import FULL_WIDTH, summary_console
+    assert summary_console().width == FULL_WIDTH  # pytest's stdout is no terminal
