@@ -268,15 +268,31 @@ REAL_LINES = _real_lines()
 NOISE = list(b' "=-.,()\\\t\r0123456789AZaz:/[]+') + [0xC3, 0xA9, 0xFF]
 
 
+LONG_LINE = (b'[26/Nov/2026:16:20:10.000000000 +0000] conn=1 op=1 SRCH base="dc=x" scope=2 '
+             b'filter="(uid=' + b"a" * 1_500_000 + b')" attrs=ALL')
+AROUND = st.fixed_dictionaries({
+    # what fuzzing the whole path found (issue 35): a line far outside its file's span, a
+    # line longer than a partition, links that cannot be followed in a server's folder
+    "far_year": st.sampled_from([None, 1970, 2200]),
+    "long_line": st.booleans(),
+    "partition_mb": st.sampled_from([64, 1]),
+    "link": st.sampled_from([None, "dangling", "loop"]),
+})
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(REAL_LINES) - 1),
                           st.lists(st.tuples(st.integers(0, 2), st.integers(0, 400),
                                              st.sampled_from(NOISE)), max_size=3)),
-                min_size=1, max_size=60))
+                min_size=1, max_size=60), AROUND)
 # found by this test: a RESULT whose request is gone has no verb, and metrics.prom's
 # label tuples (server, workload, verb) then failed to sort
-@example(picks=[(68, []), (412, [(0, 68, 49)])])
-def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks) -> None:
+@example(picks=[(68, []), (412, [(0, 68, 49)])],
+         around={"far_year": None, "long_line": False, "partition_mb": 64, "link": None})
+@example(picks=[(68, []), (70, []), (71, [])],
+         around={"far_year": 2200, "long_line": True, "partition_mb": 1, "link": "loop"})
+def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks,
+                                                       around) -> None:
     # real lines, shuffled and damaged: parse -> join -> aggregate -> report, no exception
     lines = []
     for index, edits in picks:
@@ -290,16 +306,37 @@ def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks) 
             elif line:
                 line[min(at, len(line) - 1)] = byte
         lines.append(bytes(line))
+    if around["far_year"]:
+        lines.insert(len(lines) // 2, REAL_LINES[70].replace(
+            b"/2026:", f"/{around['far_year']}:".encode(), 1))
+    if around["long_line"]:
+        lines.insert(len(lines) // 3, LONG_LINE)
     root = tmp_path_factory.mktemp("fuzz")
-    (root / "logs" / "ds1").mkdir(parents=True)
-    (root / "logs" / "ds1" / "access").write_bytes(b"\n".join(lines) + b"\n")
+    folder = root / "logs" / "ds1"
+    folder.mkdir(parents=True)
+    (folder / "access").write_bytes(b"\n".join(lines) + b"\n")
+    link = folder / "access.20261126-000000"
+    if around["link"] == "dangling":
+        link.symlink_to(root / "nowhere")
+    elif around["link"] == "loop":
+        link.symlink_to(link)
     out = root / "out"
-    run(RunOptions(inputs=(str(root / "logs"),), out=out, scheduler="synchronous"))
+    result = run(RunOptions(inputs=(str(root / "logs"),), out=out, scheduler="synchronous",
+                            partition_mb=around["partition_mb"]))
     s = _summary(out)
     c = s["lines"]
     assert c["total"] == len(lines) == c["parsed"] + c["rejected"] + c["header"] + c["blank"]
     assert pl.read_parquet(out / "rejects.parquet").height == c["rejected"]
     assert (out / "report.html").stat().st_size > 0 and (out / "metrics.prom").stat().st_size > 0
+    assert bool(around["link"]) is any("cannot be followed" in p["problem"]
+                                       for p in result.problems)
+    # one line decades out in a block of the file with more events: a reject, not a span
+    # of decades (across two blocks, the tokenizer of each sees one side: a block of two
+    # events cannot say which is wrong)
+    one_block = not (around["long_line"] and around["partition_mb"] == 1)
+    if around["far_year"] and c["parsed"] > 2 and one_block:
+        first, last = s["time_range"]["first"], s["time_range"]["last"]
+        assert first[:4] == last[:4] == "2026", (first, last)
 
 
 def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(

@@ -207,6 +207,25 @@ def test_one_line_dated_centuries_away_is_a_reject_not_a_stretched_series(
     assert (out / "report.html").stat().st_size < 10_000_000  # 51 MB with the fault
 
 
+def test_a_far_line_first_or_last_in_its_partition_is_a_reject_too(tmp_path: Path) -> None:
+    """A line over a partition long puts the next line first in its task's block, where it
+    had one neighbour and was kept (found by the whole-path Hypothesis test): a far line
+    there, and one last in the file, are rejects when their one neighbour agrees with its
+    own."""
+    long_filter = "(uid=" + "a" * 1_500_000 + ")"
+    lines = session(1, T0, "uid=a", "uid=a", ops=6)
+    lines.insert(4, (T0, f'conn=1 op=50 SRCH base="dc=x" scope=2 filter="{long_filter}"'))
+    lines.insert(5, (T0.replace(year=2200), "conn=1 op=99 UNBIND"))  # first of block 2
+    lines.append((T0.replace(year=1970), "conn=1 op=98 UNBIND"))  # last of the file
+    logs = write_log(tmp_path / "logs", lines)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(f"s={logs}",), out=out, scheduler="synchronous", partition_mb=1))
+    rejects = pl.read_parquet(out / "rejects.parquet")
+    assert rejects["line"].to_list() == [6, len(lines)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["time_range"]["first"][:4] == summary["time_range"]["last"][:4] == "2026"
+
+
 def _pooled(conn: int, opening: list[str], ops: int, rebind_at: int | None = None
             ) -> list[tuple[datetime, str]]:
     """A long-lived connection on a 10 ms grid shared by all: its open line and

@@ -120,11 +120,19 @@ const OUTLIER_NS: i64 = 86_400 * 1_000_000_000;
 /// Finds the events whose time is far from both their neighbours' (`OUTLIER_NS`), in
 /// line order: a jump is a candidate until the next event says whether it came back.
 /// Two or more such lines in a row are a jump of the clock, and are kept.
+///
+/// A block's first and last events have one neighbour in it (the other is in the block
+/// before or after, a task of its own): such an event is an outlier when it is far from
+/// its neighbour and that neighbour is close to its own (two against one). A partition
+/// edge put a line dated 2200 first in its block, where it stretched every series.
 #[derive(Default)]
 struct Outliers {
     last_ts: Option<i64>,
     pending: Option<Outlier>,
     found: Vec<Outlier>,
+    /// Events seen in the block, and its first while the second is far from it.
+    seen: u64,
+    first: Option<Outlier>,
 }
 
 struct Outlier {
@@ -145,6 +153,7 @@ impl Outliers {
     /// The next event, in line order (`text` is read only when its time jumped).
     #[inline(always)]
     fn event(&mut self, class: usize, row: usize, kind: Kind, number: i64, ts: i64, text: &str) {
+        self.seen += 1;
         match self.last_ts {
             // the usual case: close to the line before, which was no jump
             Some(b) if self.pending.is_none() && !Self::far(ts, b) => self.last_ts = Some(ts),
@@ -155,10 +164,20 @@ impl Outliers {
     #[inline(never)]
     fn judge(&mut self, class: usize, row: usize, kind: Kind, number: i64, ts: i64, text: &str) {
         let mut before = self.last_ts;
+        if before.is_none() {
+            // the block's first event: held until the next two say whether it is the odd one
+            self.first = Some(Outlier { class, row, kind, number, ts, before: ts,
+                                        text: text.to_string() });
+            self.last_ts = Some(ts);
+            return;
+        }
         if let Some(c) = self.pending.take() {
             if Self::far(c.ts, ts) && (c.ts > c.before) == (c.ts > ts) {
                 before = Some(c.before);
                 self.found.push(c);
+            } else if self.seen == 3 && !Self::far(c.ts, ts) {
+                // the second and third agree, and the first was far from the second
+                self.found.extend(self.first.take());
             }
         }
         if let Some(b) = before.filter(|b| Self::far(ts, *b)) {
@@ -166,6 +185,14 @@ impl Outliers {
                                          text: text.to_string() });
         }
         self.last_ts = Some(ts);
+    }
+
+    /// The block's end: a last event far from the one before it, which agreed with its
+    /// own before, is an outlier too.
+    fn close(&mut self) {
+        if self.seen >= 3 {
+            self.found.extend(self.pending.take());
+        }
     }
 }
 
@@ -344,6 +371,7 @@ impl Builder {
     }
 
     pub(crate) fn finish(mut self, carry_from: usize) -> Tokenized {
+        self.outliers.close();
         let outliers = std::mem::take(&mut self.outliers.found);
         for o in &outliers {
             self.counts.parsed -= 1;
@@ -704,20 +732,29 @@ mod tests {
             at("26/Nov/2026:16:00:03", "op=2 UNBIND"),
             at("29/Nov/2026:16:00:04", "op=3 UNBIND"), // the clock jumps three days: kept
             at("29/Nov/2026:16:00:05", "op=4 UNBIND"),
-            at("01/Jan/1970:00:00:00", "op=5 UNBIND"), // the last event: one neighbour only
+            // the last event: its one neighbour agrees with its own (a partition's edge
+            // may cut any line's other neighbour off)
+            at("01/Jan/1970:00:00:00", "op=5 UNBIND"),
         ].concat();
         let t = run(&text, true);
-        assert_eq!(t.counts, Counts { total: 7, parsed: 6, rejected: 1, header: 0, blank: 0 });
+        assert_eq!(t.counts, Counts { total: 7, parsed: 5, rejected: 2, header: 0, blank: 0 });
         let reasons = t.rejects.column_by_name("reason").unwrap().as_string::<i64>();
         assert!(reasons.value(0).starts_with("timestamp more than a day from the lines before"));
-        let line = t.rejects.column_by_name("line").unwrap()
-            .as_primitive::<arrow_array::types::Int64Type>();
-        assert_eq!(line.value(0), 3);
-        let lone = &t.events[2]; // the UNBINDs: the outlier's row is gone, in line order
+        let rejected = |t: &Tokenized| t.rejects.column_by_name("line").unwrap()
+            .as_primitive::<arrow_array::types::Int64Type>().values().to_vec();
+        assert_eq!(rejected(&t), vec![3, 7]);
+        let lone = &t.events[2]; // the UNBINDs: the outliers' rows are gone, in line order
         let lines = lone.column_by_name("line").unwrap()
             .as_primitive::<arrow_array::types::Int64Type>();
-        assert_eq!(lines.values().to_vec(), vec![4, 5, 6, 7]);
-        assert_eq!(t.kind_events[Kind::Unbind as usize], 4);
+        assert_eq!(lines.values().to_vec(), vec![4, 5, 6]);
+        assert_eq!(t.kind_events[Kind::Unbind as usize], 3);
+        // the first event of a block, far from the next two, which agree
+        let first = [at("26/Nov/2200:16:00:00", "op=1 UNBIND"), at("26/Nov/2026:16:00:01", "op=2 UNBIND"),
+                     at("26/Nov/2026:16:00:02", "op=3 UNBIND")].concat();
+        assert_eq!(rejected(&run(&first, true)), vec![1]);
+        // two events a century apart: nothing says which is wrong; both kept
+        let two = [at("26/Nov/2200:16:00:00", "op=1 UNBIND"), at("26/Nov/2026:16:00:01", "op=2 UNBIND")].concat();
+        assert_eq!(rejected(&run(&two, true)), Vec::<i64>::new());
     }
 
     #[test]
