@@ -265,6 +265,44 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print one scrape's metrics and exit (2 when a server is down)")
     exp.set_defaults(func=cmd_exporter)
 
+    tr = sub.add_parser(
+        "trace", help="an identity's, a client's, a connection's or an entry's operations, "
+                      "in time order across the fleet",
+        description="Print the operations of OUT (a run made with --operations parquet or "
+                    "jsonl) that match every selector given (a selector repeated matches "
+                    "any of its values), in time order, with each matched connection's "
+                    "open, close and BINDs. Exit 1 when nothing matched.")
+    tr.add_argument("out", type=Path, metavar="OUT", help="a run's output folder")
+    tr.add_argument("--bind-dn", action="append", default=[], metavar="DN",
+                    help="operations issued under this identity, and BINDs that tried it "
+                         "(compared as LDAP compares DNs)")
+    tr.add_argument("--client-ip", action="append", default=[], metavar="IP",
+                    help="an address or a network (10.1.2.0/24)")
+    tr.add_argument("--conn", action="append", default=[], metavar="SERVER:CONN",
+                    help="one connection of one server")
+    tr.add_argument("--target", action="append", default=[], metavar="DN",
+                    help="the entry operated on, or a search's base")
+    tr.add_argument("--subtree", action="store_true",
+                    help="--target matches the entries below it too")
+    tr.add_argument("--filter-value", action="append", default=[], metavar="TEXT",
+                    help="searches whose filter contains TEXT (any case)")
+    tr.add_argument("--verb", action="append", default=[], metavar="VERB",
+                    help="SRCH, MOD, BIND, ...")
+    tr.add_argument("--err", action="append", default=[], type=int, metavar="CODE",
+                    help="result code (49: invalidCredentials)")
+    tr.add_argument("--min-etime", type=float, metavar="SECONDS",
+                    help="operations that took at least this long")
+    tr.add_argument("--since", metavar="TIME", help="from this time (as for run)")
+    tr.add_argument("--until", metavar="TIME", help="before this time (as for run)")
+    tr.add_argument("--server", action="append", default=[], metavar="NAME",
+                    help="only this server")
+    tr.add_argument("--format", choices=TRACE_FORMATS, default="table",
+                    help="table (the terminal, default), jsonl, csv or parquet")
+    tr.add_argument("-o", "--output", type=Path, metavar="FILE",
+                    help="write the rows to FILE (needed for parquet; jsonl and csv go to "
+                         "standard output without it)")
+    tr.set_defaults(func=cmd_trace)
+
     fp = sub.add_parser(
         "fingerprint", help="print the fingerprint of LDAP filters",
         description="Print one fingerprint per filter (arguments, or one per line on stdin).")
@@ -445,6 +483,38 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
 
 UNPARSED = "<unparsed:"  # the fingerprint of a filter that does not parse (ARCHITECTURE §4)
+
+
+TRACE_FORMATS = ("table", "jsonl", "csv", "parquet")
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from .trace import Selectors, closing_line, parse_conn, trace, write_rows
+
+    form = args.format
+    if form == "table" and args.output is not None:  # -o rows.csv: the file's kind
+        form = args.output.suffix.lstrip(".").replace("ndjson", "jsonl")
+        if form not in TRACE_FORMATS[1:]:
+            raise ConfigError(f"-o {args.output}: give --format jsonl, csv or parquet (or "
+                              "a file name ending in one of them)")
+    if form == "parquet" and args.output is None:
+        raise ConfigError("--format parquet: needs -o FILE")
+    selectors = Selectors(
+        bind_dns=tuple(args.bind_dn), client_ips=tuple(args.client_ip),
+        conns=tuple(parse_conn(c) for c in args.conn), targets=tuple(args.target),
+        subtree=args.subtree, filter_values=tuple(args.filter_value), verbs=tuple(args.verb),
+        errs=tuple(args.err), min_etime=args.min_etime,
+        since_ns=parse_time(args.since, "--since") if args.since else None,
+        until_ns=parse_time(args.until, "--until") if args.until else None,
+        servers=tuple(args.server)).check()
+    rows = trace(args.out, selectors)
+    if form == "table":
+        from .terminal import print_trace
+        print_trace(rows)
+    else:
+        write_rows(rows, form, args.output)
+    print(f"dsaccess: {closing_line(rows)}", file=sys.stderr)
+    return EXIT_OK if rows["match"].any() else EXIT_FAILED
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:

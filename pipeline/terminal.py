@@ -269,3 +269,78 @@ def _esc_text(value: str) -> Text:
 
 def _esc(text: str) -> str:
     return text.replace("[", r"\[")  # log values are not rich markup
+
+
+def print_trace(rows: pl.DataFrame, console: Console | None = None) -> None:
+    """A trace's rows as a table, matched operations plain and their connections' context
+    dim. On a terminal, the columns of least use go first (``TRACE_DROPS``) until the text
+    columns (DNs, filter, error name) have room, then those are cut at the end, the room
+    shared so a short column leaves its rest to the others; a time or a number never is."""
+    if not rows.height:
+        return
+    console = console or summary_console()
+    shown = [("time (UTC)", "time"), ("server", "server"), ("conn", "conn"), ("op", "op"),
+             ("verb", "verb"), ("bind DN", "bind_dn"), ("client", "client_ip"),
+             ("target", "target"), ("scope", "scope"), ("filter", "filter"), ("err", "err"),
+             ("etime (ms)", "etime"), ("wtime (ms)", "wtime")]
+    # the date once in the header when every row is on one day (11 columns more for text)
+    days = rows["time"].dt.date().unique()
+    if days.len() == 1:
+        shown[0] = (f"{days[0]} (UTC)", "time")
+    cells = {name: [_trace_cell(name, v, days.len() == 1) for v in rows[name]]
+             for _, name in shown}
+    widest = {name: max([len(title), *map(len, cells[name])]) for title, name in shown}
+    room: dict[str, int] = {}
+    for drop in (*TRACE_DROPS, None):
+        fixed = sum(widest[n] for _, n in shown if n not in TRACE_TEXT) + 3 * (len(shown) - 1)
+        room = _shared(console.width - fixed, {n: widest[n] for _, n in shown if n in TRACE_TEXT})
+        if drop is None or all(room[n] >= min(widest[n], TRACE_TEXT_MIN) for n in room):
+            break
+        shown = [(t, n) for t, n in shown if n != drop]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for title, name in shown:
+        table.add_column(title, no_wrap=True, overflow="ellipsis", max_width=room.get(name),
+                         justify="right" if name in ("conn", "op", "etime", "wtime") else "left")
+    for k, match in enumerate(rows["match"]):
+        table.add_row(*(Text(cells[name][k]) for _, name in shown),
+                      style="" if match else "dim")
+    console.print(table)
+
+
+TRACE_TEXT = ("bind_dn", "client_ip", "target", "filter", "err")  # cut at the end if need be
+TRACE_DROPS = ("wtime", "scope", "target", "client_ip", "filter")  # in this order, for room
+TRACE_TEXT_MIN = 16  # the least a text column is given before another column goes
+
+
+def _shared(space: int, widest: dict[str, int]) -> dict[str, int]:
+    """``space`` shared among columns: the narrow ones get their width, the rest share what
+    is left equally (each at least 1).
+
+    >>> _shared(40, {"a": 5, "b": 30, "c": 30})
+    {'a': 5, 'b': 17, 'c': 17}
+    """
+    out: dict[str, int] = {}
+    left = dict(sorted(widest.items(), key=lambda kv: kv[1]))
+    while left:
+        name, width = next(iter(left.items()))
+        share = max(space // len(left), 1)
+        if width > share:
+            return {**out, **{n: share for n in left}}
+        out[name] = width
+        space -= width
+        del left[name]
+    return out
+
+
+def _trace_cell(name: str, value: Any, one_day: bool = False) -> str:
+    if value is None:
+        return ""
+    if name == "time":
+        text = when(value.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return text[11:] if one_day else text
+    if name in ("etime", "wtime"):
+        return ms(value)
+    if name == "bind_dn":
+        return views.dn_text(value)
+    return str(value)
+

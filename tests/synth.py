@@ -273,7 +273,8 @@ class _Conn:
             self.outstanding.append((op, "BIND", f"RESULT err={err} tag=97 nentries=0 "
                                      f"{timing}{tail}", line))
             # the op is issued under the old identity but carries the one it establishes
-            facts = {"verb": verb, "bind_dn": dn.lower() if ok else "", "conn": self.n, "op": op}
+            facts = {"verb": verb, "bind_dn": dn.lower() if ok else "", "conn": self.n, "op": op,
+                     "tried": dn.lower()}
             self._bind_facts = (facts, self.identity)
             record(line, facts)
             truth.counts[verb] += 1

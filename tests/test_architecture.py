@@ -15,7 +15,7 @@ CORE = {"errors", "schema", "logline", "jsonlog", "fingerprint", "partition",
         "enrich", "histogram", "aggregate", "workload", "dn", "names", "views", "render",
         "metrics", "textreport", "monitor", "sniff", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",
-         "outputs", "report", "merge", "cli", "terminal", "exporter", "store"}
+         "outputs", "report", "merge", "cli", "terminal", "exporter", "store", "trace"}
 FORBIDDEN = ["fsspec", "paramiko", "dask", "distributed", "click", "rich"]
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 

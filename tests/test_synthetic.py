@@ -53,7 +53,8 @@ def test_every_request_has_its_verb_and_identity(synthetic: tuple[Truth, Path]) 
            .iter_rows(named=True)}
     assert len(truth.requests) > 10_000
     wrong = [(key, facts, got.get(key)) for key, facts in truth.requests.items()
-             if key not in got or any(got[key][k] != v for k, v in facts.items())]
+             if key not in got or any(got[key][k] != v for k, v in facts.items()
+                                      if k != "tried")]
     assert wrong == []
 
 

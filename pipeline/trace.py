@@ -1,0 +1,268 @@
+"""``dsaccess trace OUT``: what one identity, client, connection or entry did, across the
+fleet, in time order, from a run's operations table.
+
+The selectors are ANDed; each repeated is ORed. The cheap ones (server, time, verb, err,
+etime) are pushed down to the Parquet scan; DNs are compared as LDAP compares them
+(``dn.canonical``) and addresses by network, each once per distinct value, and then
+pushed down as a list of the values that match. Every matched operation's connection
+brings its open and close and its BINDs, as context rows (``match`` false), so each
+line reads with the identity and client it had.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import dn as dns
+from .errors import ConfigError
+from .names import err_name, scope_name, when
+
+# the columns of a trace row, in order (the contract of --format jsonl/csv/parquet)
+COLUMNS = ("time", "server", "conn", "op", "verb", "bind_dn", "client_ip", "target", "scope",
+           "filter", "err", "etime", "wtime", "match", "file", "line")
+CONTEXT_VERBS = ("BIND",)  # a matched operation's connection shows these too
+# the operations' columns a trace reads (of some sixty: the scan reads only these)
+READ = ("server", "session", "conn", "op", "verb", "ts", "result_ts", "bind_dn", "client_ip",
+        "dn", "base", "scope", "filter", "err", "etime", "wtime", "internal", "file", "line",
+        "result_file", "result_line")
+
+
+@dataclass(frozen=True)
+class Selectors:
+    bind_dns: tuple[str, ...] = ()
+    client_ips: tuple[str, ...] = ()        # addresses or networks (CIDR)
+    conns: tuple[tuple[str, int], ...] = ()  # (server, conn)
+    targets: tuple[str, ...] = ()
+    subtree: bool = False
+    filter_values: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    errs: tuple[int, ...] = ()
+    min_etime: float | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    servers: tuple[str, ...] = ()
+
+    def check(self) -> Selectors:
+        """Each value is what its flag takes, or a usage error naming the flag."""
+        for value in (*self.bind_dns, *self.targets):
+            problem = dn_problem(value)
+            if problem:
+                flag = "--bind-dn" if value in self.bind_dns else "--target"
+                raise ConfigError(f"{flag}: not a DN: {value!r} ({problem})")
+        for value in self.client_ips:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ConfigError(f"--client-ip: not an address or a network: {value!r} "
+                                  "(use 10.1.2.3 or 10.1.2.0/24)") from None
+        if self.subtree and not self.targets:
+            raise ConfigError("--subtree: needs --target DN (the entry whose subtree)")
+        if self.min_etime is not None and self.min_etime < 0:
+            raise ConfigError(f"--min-etime: seconds, not negative: {self.min_etime}")
+        return self
+
+
+ESCAPE = re.compile(r'\\(?:[0-9A-Fa-f]{2}|[ "#+,;<=>\\])')
+
+
+def dn_problem(text: str) -> str | None:
+    """Why ``text`` is not an RFC 4514 DN, or None.
+
+    >>> dn_problem("uid=a,ou=People,dc=x"), dn_problem(r"cn=a\\,b,dc=x"), dn_problem("")
+    (None, None, None)
+    >>> dn_problem(r"cn=a\\q,dc=x"), dn_problem("nobody")
+    ('a bad escape at character 5', "'nobody' has no '='")
+    """
+    at = 0
+    while (at := text.find("\\", at)) >= 0:
+        if not ESCAPE.match(text, at):
+            return f"a bad escape at character {at + 1}"
+        at += 3 if re.match(r"\\[0-9A-Fa-f]{2}", text[at:]) else 2
+    plain = ESCAPE.sub("x", text)
+    for rdn in filter(None, (p.strip() for p in plain.split(","))) if text else ():
+        if "=" not in rdn:
+            return f"{rdn!r} has no '='"
+    return None
+
+
+def parse_conn(text: str) -> tuple[str, int]:
+    """``SERVER:CONN`` → (server, conn), or a usage error."""
+    server, sep, conn = text.rpartition(":")
+    if not sep or not server or not conn.isdigit():
+        raise ConfigError(f"--conn: not SERVER:CONN: {text!r} (for example ds1:1234)")
+    return server, int(conn)
+
+
+def operations_of(out: Path) -> pl.LazyFrame:
+    """A run's or merge's operations, as a lazy scan; a clear error when it has none."""
+    if not (out / "run.json").exists():
+        raise ConfigError(f"not the output of dsaccess run: {out} (no run.json)")
+    if (out / "operations").is_dir():
+        return pl.scan_parquet(out / "operations" / "**" / "*.parquet", hive_partitioning=True)
+    if (out / "operations.jsonl").exists():
+        return pl.scan_ndjson(out / "operations.jsonl")
+    raise ConfigError(f"{out} keeps no operations (run with --operations none, or a merge): "
+                      "trace reads a run made with --operations parquet or jsonl")
+
+
+def trace(out: Path, sel: Selectors) -> pl.DataFrame:
+    """The matching operations of ``out`` and their connections' context, in time order
+    (``COLUMNS``)."""
+    ops = operations_of(out).select(READ).filter(~pl.col("internal"))
+    matched = ops.filter(_pushed(ops, sel)).collect()
+    keys = matched.select("server", "session", "conn").unique()
+    if not keys.height:
+        return pl.DataFrame(schema=_schema())
+    # (the servers and numbers first: the scan skips the rest before the join)
+    context = ops.filter(pl.col("verb").is_in(CONTEXT_VERBS)
+                         & pl.col("server").is_in(keys["server"].unique().to_list())
+                         & pl.col("conn").is_in(keys["conn"].unique().to_list())).join(
+        keys.lazy(), on=["server", "session", "conn"], how="semi").collect()
+    rows = pl.concat([matched.with_columns(pl.lit(True).alias("match")),
+                      context.with_columns(pl.lit(False).alias("match"))], how="diagonal")
+    rows = rows.unique(["server", "session", "conn", "op", "line"], keep="first",
+                       maintain_order=True)
+    return pl.concat([_op_rows(rows), _connection_rows(out, keys)], how="vertical") \
+        .sort("time", "server", "conn", "op", nulls_last=True)
+
+
+def _pushed(ops: pl.LazyFrame, sel: Selectors) -> pl.Expr:
+    """One predicate: every selector given, each a list of values the scan can test."""
+    parts: list[pl.Expr] = []
+    when = pl.coalesce("ts", "result_ts")
+    if sel.servers:
+        parts.append(pl.col("server").is_in(sel.servers))
+    if sel.since_ns is not None:
+        parts.append(when >= _time(sel.since_ns))
+    if sel.until_ns is not None:
+        parts.append(when < _time(sel.until_ns))
+    if sel.verbs:
+        parts.append(pl.col("verb").is_in([v.upper() for v in sel.verbs]))
+    if sel.errs:
+        parts.append(pl.col("err").is_in(list(sel.errs)))
+    if sel.min_etime is not None:
+        parts.append(pl.col("etime") >= sel.min_etime)
+    if sel.conns:
+        parts.append(pl.any_horizontal(*((pl.col("server") == s) & (pl.col("conn") == c)
+                                         for s, c in sel.conns)))
+    if sel.bind_dns:
+        wanted = {dns.canonical(d) for d in sel.bind_dns}
+        issued = _spellings(ops, "bind_dn", lambda d: d in wanted)
+        tried = _spellings(ops.filter(pl.col("verb") == "BIND"), "dn", lambda d: d in wanted)
+        parts.append(pl.col("bind_dn").is_in(issued)
+                     | ((pl.col("verb") == "BIND") & pl.col("dn").is_in(tried)))
+    if sel.targets:
+        wanted = {dns.canonical(d) for d in sel.targets}
+
+        def under(d: str) -> bool:
+            return d in wanted or (sel.subtree and any(d.endswith("," + w) for w in wanted))
+        parts.append(pl.col("dn").is_in(_spellings(ops, "dn", under))
+                     | pl.col("base").is_in(_spellings(ops, "base", under)))
+    if sel.client_ips:
+        networks = [ipaddress.ip_network(v, strict=False) for v in sel.client_ips]
+        parts.append(pl.col("client_ip").is_in(_values(ops, "client_ip", lambda ip: any(
+            _address(ip) in n for n in networks if _address(ip) is not None))))
+    if sel.filter_values:
+        text = pl.col("filter").str.to_lowercase()
+        parts.append(pl.any_horizontal(*(text.str.contains(v.lower(), literal=True)
+                                         for v in sel.filter_values)))
+    return pl.all_horizontal(parts) if parts else pl.lit(True)
+
+
+def _spellings(ops: pl.LazyFrame, column: str, keep: Any) -> list[str]:
+    """The spellings in ``column`` whose LDAP comparison form ``keep`` accepts."""
+    spelled = ops.select(pl.col(column).unique()).collect()[column].drop_nulls().to_list()
+    return [s for s, c in zip(spelled, dns.canonical_column(pl.Series(spelled, dtype=pl.String))
+                              .to_list(), strict=True) if keep(c)]
+
+
+def _values(ops: pl.LazyFrame, column: str, keep: Any) -> list[str]:
+    return [v for v in ops.select(pl.col(column).unique()).collect()[column].drop_nulls()
+            if keep(v)]
+
+
+def _address(text: str) -> Any:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:  # "local" (LDAPI), or an address the log cut
+        return None
+
+
+def _time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 10**9, tz=UTC).replace(microsecond=ns % 10**9 // 1000)
+
+
+def _schema() -> dict[str, Any]:
+    return {"time": pl.Datetime("ns", "UTC"), "server": pl.String, "conn": pl.Int64,
+            "op": pl.Int64, "verb": pl.String, "bind_dn": pl.String, "client_ip": pl.String,
+            "target": pl.String, "scope": pl.String, "filter": pl.String, "err": pl.String,
+            "etime": pl.Float64, "wtime": pl.Float64, "match": pl.Boolean, "file": pl.String,
+            "line": pl.Int64}
+
+
+def _op_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.select(
+        pl.coalesce("ts", "result_ts").alias("time"), "server", "conn", "op", "verb",
+        "bind_dn", "client_ip", pl.coalesce("dn", "base").alias("target"),
+        pl.col("scope").map_elements(scope_name, return_dtype=pl.String),
+        "filter", pl.col("err").map_elements(err_name, return_dtype=pl.String),
+        "etime", "wtime", "match", pl.coalesce("file", "result_file").alias("file"),
+        pl.coalesce("line", "result_line").alias("line")).cast(_schema())
+
+
+def _connection_rows(out: Path, keys: pl.DataFrame) -> pl.DataFrame:
+    """A CONNECT row at each matched connection's open and a CLOSE row at its close (with
+    the close code), from the connections table."""
+    path = out / "connections.parquet"
+    if not path.exists():
+        return pl.DataFrame(schema=_schema())
+    conns = pl.read_parquet(path).join(keys, on=["server", "session", "conn"], how="semi")
+    both = []
+    for verb, at, code in (("CONNECT", "opened", None), ("CLOSE", "closed", "close_code")):
+        part = conns.filter(pl.col(at).is_not_null()).select(
+            pl.col(at).alias("time"), "server", "conn", pl.lit(None, pl.Int64).alias("op"),
+            pl.lit(verb).alias("verb"), pl.lit(None, pl.String).alias("bind_dn"), "client_ip",
+            pl.lit(None, pl.String).alias("target"), pl.lit(None, pl.String).alias("scope"),
+            pl.lit(None, pl.String).alias("filter"),
+            (pl.col(code) if code else pl.lit(None, pl.String)).alias("err"),
+            pl.lit(None, pl.Float64).alias("etime"), pl.lit(None, pl.Float64).alias("wtime"),
+            pl.lit(False).alias("match"), pl.lit(None, pl.String).alias("file"),
+            pl.lit(None, pl.Int64).alias("line"))
+        both.append(part.cast(_schema()))
+    return pl.concat(both)
+
+
+def closing_line(rows: pl.DataFrame) -> str:
+    """``12 operations on 3 servers, 2026-11-26 16:20:10.475 to 16:22:38.851 UTC``."""
+    matched = rows.filter(pl.col("match"))
+    if not matched.height:
+        return "no operation matched"
+    first, last = (matched["time"].min(), matched["time"].max())
+    servers = matched["server"].n_unique()
+    return (f"{matched.height:,} operation{'s' * (matched.height != 1)} on {servers} "
+            f"server{'s' * (servers != 1)}, {when(_iso(first))} to {when(_iso(last))} UTC "
+            f"({rows.height - matched.height:,} context rows: opens, closes, BINDs)")
+
+
+def _iso(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_rows(rows: pl.DataFrame, form: str, path: Path | None) -> None:
+    """The rows as jsonl or csv (to standard output without ``path``) or parquet."""
+    out = rows.select(COLUMNS)
+    if form == "parquet":
+        out.write_parquet(path)
+    elif path is not None:
+        out.write_csv(path) if form == "csv" else out.write_ndjson(path)
+    else:
+        sys.stdout.write(out.write_csv() if form == "csv" else out.write_ndjson())
+

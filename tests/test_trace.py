@@ -1,0 +1,149 @@
+"""`dsaccess trace OUT`: an identity's, a client's, a connection's or an entry's operations
+across a fleet, against the generator's truth (issue 34, part 1, over an OUT)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.cli import main
+from pipeline.names import ms
+from pipeline.run import RunOptions, run
+from pipeline.trace import COLUMNS, Selectors, trace
+
+from .conftest import SAMPLE
+from .synth import Truth, generate
+
+DN = "uid=svc-sync,dc=example,dc=com"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Truth, Path]:
+    """Three servers in their own zones, with restarts that reuse connection numbers."""
+    root = tmp_path_factory.mktemp("trace")
+    truth = generate(root / "logs", servers=3, mb_per_server=1.0, rotate_mb=0.4, restarts=2,
+                     seed=11)
+    out = root / "out"
+    run(RunOptions(inputs=(str(root / "logs"),), out=out, scheduler="synchronous"))
+    return truth, out
+
+
+def _ops(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "operations", hive_partitioning=True).filter(~pl.col("internal"))
+
+
+def test_an_identitys_operations_are_the_generators(fleet: tuple[Truth, Path]) -> None:
+    truth, out = fleet
+    # spelled as a person would type it: LDAP compares DNs without case and spaces
+    rows = trace(out, Selectors(bind_dns=("UID=svc-sync, DC=example,dc=com",)).check())
+    matched = rows.filter(pl.col("match"))
+    # every request the generator issued under the identity, or that tried to bind as it
+    want = {key for key, facts in truth.requests.items()
+            if facts["bind_dn"] == DN or facts.get("tried") == DN}
+    got = {(r["server"], r["file"], r["line"]) for r in matched.iter_rows(named=True)}
+    assert len(want) > 100 and got & want == want
+    # the rest are the lines the generator keeps no truth of: UNBINDs and StartTLS
+    extra = matched.filter(pl.Series([(r["server"], r["file"], r["line"]) not in want
+                                      for r in matched.iter_rows(named=True)]))
+    assert set(extra["verb"]) <= {"UNBIND", "EXT"}
+    # failed BINDs that tried it are there; their identity is the old one
+    failed = [k for k in want if truth.requests[k]["verb"] == "BIND"
+              and truth.requests[k]["bind_dn"] == ""]
+    assert failed and all(k in got for k in failed)
+    # in time order, each matched connection opened and closed around its operations
+    assert rows["time"].is_sorted()
+    for (server, conn), part in rows.group_by("server", "conn"):
+        verbs = part["verb"].to_list()
+        assert "CONNECT" not in verbs or verbs.index("CONNECT") == 0, (server, conn)
+    assert rows.filter(~pl.col("match"))["verb"].is_in(["CONNECT", "CLOSE", "BIND"]).all()
+    assert len(set(matched["server"])) == 3
+
+
+def test_selectors_combine_as_and_and_repeat_as_or(fleet: tuple[Truth, Path]) -> None:
+    _, out = fleet
+    ops = _ops(out)
+    first = ops.row(100, named=True)
+    conn = f"{first['server']}:{first['conn']}"
+    rows = trace(out, Selectors(conns=((first["server"], first["conn"]),), verbs=("srch",),
+                                min_etime=0.01).check()).filter(pl.col("match"))
+    want = ops.filter((pl.col("server") == first["server"]) & (pl.col("conn") == first["conn"])
+                      & (pl.col("verb") == "SRCH") & (pl.col("etime") >= 0.01))
+    assert rows.height == want.height > 0, conn
+    # two client networks (OR), and an error code
+    ips = ops["client_ip"].drop_nulls().unique().sort()
+    nets = (f"{ips[0]}/32", f"{ips[1]}/32")
+    rows = trace(out, Selectors(client_ips=nets, errs=(0,)).check()).filter(pl.col("match"))
+    want = ops.filter(pl.col("client_ip").is_in(ips[:2].to_list()) & (pl.col("err") == 0))
+    assert rows.height == want.height > 0
+    # the entries under a subtree, by their DN or a search's base
+    rows = trace(out, Selectors(targets=("OU=People,dc=example,dc=com",), subtree=True,
+                                verbs=("MOD", "SRCH")).check()).filter(pl.col("match"))
+    below = pl.col("dn").str.to_lowercase().str.ends_with(",ou=people,dc=example,dc=com") | (
+        pl.col("base").str.to_lowercase() == "ou=people,dc=example,dc=com")
+    want = ops.filter(below & pl.col("verb").is_in(["MOD", "SRCH"]))
+    assert rows.height == want.height > 0
+
+
+def test_the_command_writes_rows_and_exits_1_when_nothing_matched(
+        fleet: tuple[Truth, Path], tmp_path: Path, capsys) -> None:
+    _, out = fleet
+    assert main(["trace", str(out), "--bind-dn", DN, "--format", "jsonl", "-o",
+                 str(tmp_path / "t.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert rows and list(rows[0]) == list(COLUMNS)
+    assert "operations on 3 servers" in capsys.readouterr().err
+    assert main(["trace", str(out), "--bind-dn", DN, "--format", "parquet", "-o",
+                 str(tmp_path / "t.parquet")]) == 0
+    assert pl.read_parquet(tmp_path / "t.parquet").height == len(rows)
+    assert main(["trace", str(out), "--bind-dn", DN, "-o", str(tmp_path / "t.csv")]) == 0
+    assert pl.read_csv(tmp_path / "t.csv").height == len(rows)  # the kind from the name
+    assert main(["trace", str(out), "--bind-dn", "uid=nobody,dc=x"]) == 1
+    assert "no operation matched" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bind-dn", r"cn=a\q,dc=x"], "--bind-dn: not a DN"),
+    (["--client-ip", "10.1.2.300"], "--client-ip: not an address"),
+    (["--conn", "ds1"], "--conn: not SERVER:CONN"),
+    (["--subtree"], "--subtree: needs --target"),
+    (["--format", "parquet"], "--format parquet: needs -o FILE"),
+    (["-o", "rows.txt"], "give --format jsonl, csv or parquet"),
+])
+def test_a_selector_that_does_not_parse_is_a_usage_error(fleet: tuple[Truth, Path], args,
+                                                         message: str, capsys) -> None:
+    _, out = fleet
+    assert main(["trace", str(out), *args]) == 64
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_without_operations_or_not_dsaccess_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["trace", str(tmp_path), "--verb", "BIND"]) == 64
+    assert "not the output of dsaccess run" in capsys.readouterr().err
+    out = tmp_path / "report-only"
+    assert main(["run", f"b={SAMPLE}/real389b", "-o", str(out), "--scheduler", "synchronous",
+                 "--operations", "none", "--quiet"]) == 0
+    assert main(["trace", str(out), "--verb", "BIND"]) == 64
+    assert "keeps no operations" in capsys.readouterr().err
+
+
+def test_the_table_fits_a_terminal_and_cuts_no_time_or_number(fleet: tuple[Truth, Path]
+                                                              ) -> None:
+    import io
+
+    from rich.console import Console
+
+    from pipeline.terminal import print_trace
+    _, out = fleet
+    rows = trace(out, Selectors(bind_dns=(DN,), verbs=("SRCH",)))
+    buf = io.StringIO()
+    print_trace(rows, Console(file=buf, width=120, highlight=False))
+    lines = buf.getvalue().splitlines()[2:]  # (the header and its rule)
+    assert max(len(line) for line in lines) <= 120 and len(lines) == rows.height
+    for line, r in zip(lines, rows.iter_rows(named=True), strict=True):
+        stamp = r["time"].strftime("%Y-%m-%d %H:%M:%S.%f")[:23]  # (the date in the header
+        assert line.startswith(stamp) or line.startswith(stamp[11:] + " "), line  # if one)
+        if r["etime"] is not None:  # whole, at the end of its column
+            assert f" {ms(r['etime'])} " in line + " ", line
