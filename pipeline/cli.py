@@ -265,6 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print one scrape's metrics and exit (2 when a server is down)")
     exp.set_defaults(func=cmd_exporter)
 
+    cmp = sub.add_parser(
+        "compare", help="two periods side by side: what got slower, busier, new or gone",
+        description="Compare two run or merge outputs (BASE, then NEW) per fingerprint, "
+                    "workload class, bind DN, verb and server, per hour; rank regressions "
+                    "and improvements; write OUT/compare.json, compare_*.parquet and "
+                    "compare.html, or print them with --text.")
+    cmp.add_argument("base", type=Path, metavar="BASE", help="the earlier output")
+    cmp.add_argument("new", type=Path, metavar="NEW", help="the later output")
+    cmp.add_argument("-o", "--out", type=Path, help="output directory (else --text)")
+    cmp.add_argument("--text", action="store_true", help="print the ranked lists")
+    cmp.add_argument("--fail-on", action="append", default=[], metavar="THRESHOLD",
+                     help="exit 2 when a fingerprint, bind DN or workload crosses it: "
+                          "'p95>1.5x', 'rate>2x', 'etime>2x', 'errors>3x'")
+    cmp.add_argument("--min-count", type=int, default=None, metavar="N",
+                     help="operations a row needs on a side to rank or cross (default 20)")
+    cmp.set_defaults(func=cmd_compare)
+
     tr = sub.add_parser(
         "trace", help="an identity's, a client's, a connection's or an entry's operations, "
                       "in time order across the fleet",
@@ -483,6 +500,28 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
 
 UNPARSED = "<unparsed:"  # the fingerprint of a filter that does not parse (ARCHITECTURE §4)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import MIN_COUNT, Threshold
+    from .compare_out import run_compare, text, write_compare
+
+    thresholds = [Threshold.parse(t) for t in args.fail_on]
+    min_count = MIN_COUNT if args.min_count is None else args.min_count
+    if min_count < 1:
+        raise ConfigError(f"--min-count must be at least 1: {min_count}")
+    if args.out is not None:
+        from .outputs import check_target
+        check_target(args.out, [args.base, args.new])
+    result = run_compare(args.base, args.new, thresholds, min_count)
+    if args.out is not None:
+        write_compare(args.out, result)
+        print(f"wrote {args.out / 'compare.html'}")
+    if args.text or args.out is None:
+        print(text(result["doc"]), end="")
+    for line in result["doc"]["crossed"]:
+        print(f"dsaccess: crossed {line}", file=sys.stderr)
+    return EXIT_PARTIAL if result["doc"]["crossed"] else EXIT_OK
 
 
 TRACE_FORMATS = ("table", "jsonl", "csv", "parquet")

@@ -43,12 +43,18 @@ PARQUET_LEVEL = -1
 
 
 def is_output(folder: Where) -> bool:
-    """Whether a folder is what run or merge writes (its run.json says so; outputs of
-    versions before the marker have run.json with the histogram layout)."""
+    """Whether a folder is what run, merge or compare writes (its run.json or compare.json
+    says so; outputs of versions before the marker have run.json with the histogram
+    layout)."""
     try:
         info = json.loads((place(folder) / "run.json").read_text())
     except (OSError, ValueError):
-        return False
+        try:
+            info = json.loads((place(folder) / "compare.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(info, dict) and str(info.get("format", "")).startswith(
+            "dsaccess-compare")
     return isinstance(info, dict) and (str(info.get("format", "")).startswith("dsaccess-output")
                                        or ("version" in info and "histogram" in info))
 

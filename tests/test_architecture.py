@@ -13,9 +13,10 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "pipeline"
 CORE = {"errors", "schema", "logline", "jsonlog", "fingerprint", "partition",
         "enrich", "histogram", "aggregate", "workload", "dn", "names", "views", "render",
-        "metrics", "textreport", "monitor", "sniff", "_core"}
+        "metrics", "textreport", "monitor", "sniff", "compare", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",
-         "outputs", "report", "merge", "cli", "terminal", "exporter", "store", "trace"}
+         "outputs", "report", "merge", "cli", "terminal", "exporter", "store", "trace",
+         "compare_out"}
 FORBIDDEN = ["fsspec", "paramiko", "dask", "distributed", "click", "rich"]
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 
