@@ -1,7 +1,8 @@
 """Command line: argument checks, logging setup, errors → message and exit code.
 
 Exit codes: 0 success, 1 failure (nothing produced), 2 partial (output
-written, but some input could not be read), 64 usage error.
+written, but some input could not be read), 64 usage error, 69 a part the command needs
+is not installed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .names import printable, problem_text
 from .terminal import RunProgress, done_line, print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
+EXIT_UNAVAILABLE = 69  # sysexits' EX_UNAVAILABLE: a part the command needs is not installed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,6 +478,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_exporter(args: argparse.Namespace) -> int:
     from .config import load_servers
     from .exporter import Exporter, serve
+
+    for module, package in (("ldap", "python-ldap"), ("prometheus_client", "prometheus-client")):
+        try:
+            __import__(module)
+        except ImportError:  # an install without the extra: say so now, not per scrape
+            print(f"dsaccess: error: the exporter needs {package}: pip install "
+                  "'dsaccess[exporter]' (python-ldap builds against libldap-dev and "
+                  "libsasl2-dev)", file=sys.stderr)
+            return EXIT_UNAVAILABLE
 
     host, sep, port = args.listen.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:

@@ -67,8 +67,11 @@ def read_server(server: ServerConfig, rules: Rules) -> ServerReading:
         finally:
             conn.unbind_s()
     except (ldap.LDAPError, OSError) as e:
+        late = isinstance(e, ldap.TIMEOUT)
+        error = (f"timed out after {cfg.timeout:g} s: connected, no answer (a saturated "
+                 "worker pool delays the monitor search too)") if late else _ldap_error(e)
         return ServerReading(server.name, ok=False, seconds=time.monotonic() - started,
-                             error=_ldap_error(e), at=time.time())
+                             error=error, at=time.time(), timed_out=late)
     return read_monitor(server.name, monitor, snmp, backends, time.time(), rules,
                         time.monotonic() - started)
 
@@ -99,6 +102,7 @@ class Exporter:
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=max(1, len(servers)))
         self.parse_errors: dict[str, int] = {s.name: 0 for s in servers}
+        self.timeouts: dict[str, int] = {s.name: 0 for s in servers}
 
     def scrape(self) -> list[ServerReading]:
         """Read every server concurrently: each costs at most its timeout (plus a second
@@ -111,20 +115,25 @@ class Exporter:
                 reading = future.result(timeout=limit)
             except Exception as e:  # a timeout, or a bug: the other servers still report
                 reading = ServerReading(server.name, ok=False, seconds=limit,
-                                        error=f"{type(e).__name__}: {e}", at=time.time())
+                                        error=f"{type(e).__name__}: {e}", at=time.time(),
+                                        timed_out=isinstance(e, TimeoutError))
             readings.append(reading)
         with self.lock:
             for r in readings:
                 self.last[r.server] = r
                 self.parse_errors[r.server] += r.parse_errors
+                self.timeouts[r.server] += r.timed_out
         return readings
 
     def metrics(self) -> bytes:
-        return render(self.scrape(), self.parse_errors, self.histocrutch)
+        readings = self.scrape()
+        with self.lock:
+            timeouts = dict(self.timeouts)
+        return render(readings, self.parse_errors, self.histocrutch, timeouts)
 
 
 def render(readings: list[ServerReading], parse_errors: dict[str, int],
-           histocrutch: bool = False) -> bytes:
+           histocrutch: bool = False, timeouts: dict[str, int] | None = None) -> bytes:
     """The exposition text of one scrape, through prometheus_client's own writer."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -139,12 +148,25 @@ def render(readings: list[ServerReading], parse_errors: dict[str, int],
             errors = CounterMetricFamily("dsaccess_exporter_parse_errors",
                                          "cn=monitor connection values of a layout the "
                                          "exporter does not know.", labels=["server"])
+            late = CounterMetricFamily("dsaccess_scrape_timeouts",
+                                       "Reads of the server's cn=monitor that timed out (the "
+                                       "monitor search waits for a worker thread too).",
+                                       labels=["server"])
             for r in readings:
                 up.add_metric([r.server], 1 if r.ok else 0)
                 took.add_metric([r.server], r.seconds)
                 errors.add_metric([r.server], parse_errors.get(r.server, 0))
-            yield from (up, took, errors)
+                late.add_metric([r.server], (timeouts or {}).get(r.server, int(r.timed_out)))
+            yield from (up, took, errors, late)
             ok = [r for r in readings if r.ok]
+            backlog = GaugeMetricFamily(f"{PREFIX}_backlog_operations",
+                                        "cn=monitor opsinitiated - opscompleted: operations "
+                                        "not completed (persistent searches among them).",
+                                        labels=["server"])
+            for r in ok:
+                if r.backlog is not None:
+                    backlog.add_metric([r.server], r.backlog)
+            yield backlog
             for attr, name in SERVER_GAUGES.items():
                 g = GaugeMetricFamily(f"{PREFIX}_{name}", f"cn=monitor {attr}.",
                                       labels=["server"])
@@ -235,12 +257,14 @@ def front_page(exporter: Exporter) -> str:
         when = "" if r is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(r.at))
         took = "" if r is None else f"{r.seconds * 1000:.0f} ms"
         error = "" if r is None or r.ok else r.error or ""
-        cells = (s.name, s.ldap.url if s.ldap else "", state, when, took, error)
+        cells = (s.name, s.ldap.url if s.ldap else "", state, when, took,
+                 exporter.timeouts.get(s.name, 0), error)
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>dsaccess exporter</title>"
             "</head><body><h1>dsaccess exporter</h1><p><a href='/metrics'>/metrics</a></p>"
             "<table border='1'><tr><th>server</th><th>url</th><th>state</th>"
-            "<th>last scrape</th><th>took</th><th>error</th></tr>" + "".join(rows) +
+            "<th>last scrape</th><th>took</th><th>timeouts</th><th>error</th></tr>" +
+            "".join(rows) +
             "</table></body></html>")
 
 

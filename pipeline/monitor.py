@@ -38,7 +38,10 @@ SERVER_COUNTERS = {"totalconnections": "connections_opened", "opsinitiated":
 SERVER_GAUGES = {"threads": "threads", "currentconnections": "current_connections",
                  "currentconnectionsatmaxthreads": "connections_at_max_threads",
                  "maxthreadsperconnhits": "max_threads_per_connection_hits",
-                 "readwaiters": "read_waiters", "dtablesize": "descriptor_table_size"}
+                 "readwaiters": "read_waiters", "dtablesize": "descriptor_table_size",
+                 # 389 DS 3.2.1 and its backports (monitor.c): the worker pool itself
+                 "currentworkqueue": "work_queue", "maxworkqueue": "work_queue_max",
+                 "currentbusyworkers": "busy_workers", "maxbusyworkers": "busy_workers_max"}
 BACKEND_COUNTERS = {"entrycachehits": "entry_cache_hits", "entrycachetries":
                     "entry_cache_tries", "dncachehits": "dn_cache_hits",
                     "dncachetries": "dn_cache_tries"}
@@ -115,6 +118,15 @@ class ServerReading:
     connections: pl.DataFrame | None = None
     parse_errors: int = 0
     at: float = 0.0
+    timed_out: bool = False  # the server did not answer in time (a busy pool does that)
+
+    @property
+    def backlog(self) -> float | None:
+        """Operations initiated and not completed, server-wide (None: not both read)."""
+        c = self.counters
+        if "opsinitiated" not in c or "opscompleted" not in c:
+            return None
+        return max(0.0, c["opsinitiated"] - c["opscompleted"])
 
 
 def read_monitor(server: str, monitor: dict[str, list[bytes]], snmp: dict[str, list[bytes]],

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,12 @@ from pipeline.errors import ConfigError
 from pipeline.exporter import render
 from pipeline.monitor import ServerReading, parse_connection, read_monitor
 
-from .test_report import _promtool
+from .test_report import PROMTOOL, _promtool
+
+CONF = Path(__file__).parent.parent / "conf"
+ALERTS = CONF / "prometheus" / "dsaccess-alerts.yml"
+DASHBOARD = CONF / "grafana" / "dsaccess.json"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 NOW = 1796130600  # 2026-12-01 13:10:00 UTC
 
@@ -160,3 +169,96 @@ def test_one_scrape_of_two_servers_with_1000_connections_each_counts_every_one()
                          f'dsaccess_ds_connection_age_seconds_bucket{{le="1800",{labels}}} '
                          f"{len(mine)}.0"):
                 assert line in text.splitlines(), line
+
+
+# cn=monitor's worker-pool attributes of 389 DS 3.2.1 (and the branches it was backported
+# to): ldap/servers/slapd/monitor.c:123-135 at 70dcccaf
+POOL = {"currentworkqueue": [b"7"], "maxworkqueue": [b"40"], "currentbusyworkers": [b"16"],
+        "maxbusyworkers": [b"16"]}
+
+
+def test_worker_pool_gauges_and_the_backlog_are_served_where_the_server_has_them() -> None:
+    rules = load_workloads(None, live=True)
+    new = read_monitor("new", {**_monitor([]), **POOL}, {}, {}, NOW, rules, 0.01)
+    old = read_monitor("old", _monitor([]), {}, {}, NOW, rules, 0.01)
+    lines = render([new, old], {"new": 0, "old": 0}).decode().splitlines()
+    for name, value in (("work_queue", 7), ("work_queue_max", 40), ("busy_workers", 16),
+                        ("busy_workers_max", 16)):
+        assert f'dsaccess_ds_{name}{{server="new"}} {value}.0' in lines
+        assert not any(line.startswith(f'dsaccess_ds_{name}{{server="old"}}') for line in lines)
+    # opsinitiated 100 - opscompleted 98, on any server version
+    for server in ("new", "old"):
+        assert f'dsaccess_ds_backlog_operations{{server="{server}"}} 2.0' in lines
+
+
+def test_a_scrape_that_times_out_is_counted_with_its_reason(tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers: what a saturated pool does
+    to the monitor search too."""
+    import socket
+
+    from pipeline.exporter import Exporter, front_page
+    mute = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(mute.accept()), daemon=True).start()
+    path = tmp_path / "servers.yaml"
+    path.write_text(yaml.safe_dump({"servers": [{"name": "mute", "ldap": {
+        "url": f"ldap://127.0.0.1:{mute.getsockname()[1]}", "timeout": 0.5}}]}))
+    exporter = Exporter(load_servers(path, need="ldap"), load_workloads(None, live=True))
+    try:
+        exporter.metrics()
+        lines = exporter.metrics().decode().splitlines()
+    finally:
+        mute.close()
+    assert 'dsaccess_scrape_timeouts_total{server="mute"} 2.0' in lines
+    assert 'dsaccess_up{server="mute"} 0.0' in lines
+    page = front_page(exporter)
+    assert "timed out" in page.lower() and "<td>2</td>" in page
+
+
+def test_the_alert_rules_pass_promtool_and_fire_on_saturation_only() -> None:
+    if not PROMTOOL:
+        pytest.skip("promtool is not installed (make test installs Debian's prometheus)")
+    for args, cwd in ((["check", "rules", str(ALERTS)], None),
+                      (["test", "rules", "alerts_test.yml"], FIXTURES / "prometheus")):
+        done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, cwd=cwd)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_dashboard_and_alert_query_names_a_metric_the_exporter_serves() -> None:
+    rules = load_workloads(None, live=True)
+    values = ["1:20261201130000Z:4:1:-:uid=u1,ou=people,dc=x:0:0:0:1:ip=10.0.0.1"]
+    reading = read_monitor("a", {**_monitor(values), **POOL}, {}, {}, NOW, rules, 0.01)
+    text = render([reading], {"a": 0}).decode()
+    served = {m for m in re.findall(r"^# TYPE (\S+) (\w+)", text, re.M) for m in
+              _sample_names(*m)}
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [r["expr"] for g in yaml.safe_load(ALERTS.read_text())["groups"]
+                for r in g["rules"]]
+    named = {n for q in queries for n in re.findall(r"\b(dsaccess_\w+)", q)}
+    assert named and named <= served, named - served
+    assert dashboard["panels"][0]["title"].startswith("Worker pool")  # the pool first
+
+
+def _sample_names(name: str, kind: str) -> set[str]:
+    """The series names a family of this kind serves."""
+    if kind == "counter":
+        return {name, f"{name}_total"} if not name.endswith("_total") else {name}
+    if kind == "histogram":
+        return {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return {name}
+
+
+def test_without_python_ldap_the_exporter_refuses_at_start_with_exit_69(tmp_path: Path) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text(yaml.safe_dump({"servers": [{"name": "a", "ldap": {
+        "url": "ldap://127.0.0.1:1"}}]}))
+    code = ("import sys; sys.modules['ldap'] = None; sys.argv = ['dsaccess', 'exporter', "
+            f"'-c', {str(path)!r}, '--once']; from pipeline.__main__ import entry; "
+            "sys.exit(entry())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 69 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "dsaccess: error: the exporter needs python-ldap: pip install 'dsaccess[exporter]' "
+        "(python-ldap builds against libldap-dev and libsasl2-dev)"]
