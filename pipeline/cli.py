@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address to serve on (default 127.0.0.1:9389)")
     exp.add_argument("--histocrutch", action="store_true",
                      help="also one gauge per histogram bucket")
+    exp.add_argument("--web-config", type=Path, metavar="FILE",
+                     help="TLS and basic auth for /metrics, in the Prometheus "
+                          "exporter-toolkit format (tls_server_config, basic_auth_users)")
     exp.add_argument("--once", action="store_true",
                      help="print one scrape's metrics and exit (2 when a server is down)")
     exp.set_defaults(func=cmd_exporter)
@@ -493,6 +496,10 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         raise ConfigError(f"--listen: not HOST:PORT: {args.listen!r} (e.g. 127.0.0.1:9389)")
     servers = load_servers(args.config, need="ldap")
     rules = load_workloads(args.workloads, live=True)
+    web = None
+    if args.web_config is not None:
+        from .webconfig import load_web_config
+        web = load_web_config(args.web_config)
     exporter = Exporter(servers, rules, args.histocrutch)
     if args.once:
         sys.stdout.write(exporter.metrics().decode())
@@ -500,14 +507,34 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         for r in down:
             print(f"dsaccess: warning: {r.server}: {printable(r.error)}", file=sys.stderr)
         return EXIT_PARTIAL if down else EXIT_OK
+    address = host.strip("[]") or "127.0.0.1"
     try:
-        httpd = serve(exporter, host.strip("[]") or "127.0.0.1", int(port))
+        httpd = serve(exporter, address, int(port), web)
     except OSError as e:
         raise ConfigError(f"--listen: cannot listen on {args.listen}: {e.strerror}") from None
-    print(f"dsaccess exporter: {len(servers)} servers, http://{args.listen}/metrics",
+    if web is None and not _loopback(address):
+        print(f"dsaccess: warning: listening on {args.listen} without --web-config: anyone "
+              "who reaches it reads the servers' names, load and workloads (give TLS and "
+              "basic_auth_users in a web config)", file=sys.stderr)
+    scheme = "https" if web is not None and web.tls is not None else "http"
+    print(f"dsaccess exporter: {len(servers)} servers, {scheme}://{args.listen}/metrics",
           file=sys.stderr)
     httpd.serve_forever()
     return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    """
+    >>> _loopback("127.0.0.1"), _loopback("::1"), _loopback("localhost"), _loopback("0.0.0.0")
+    (True, True, True, False)
+    """
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 UNPARSED = "<unparsed:"  # the fingerprint of a filter that does not parse (ARCHITECTURE §4)

@@ -30,6 +30,7 @@ from .monitor import (
     by_workload,
     read_monitor,
 )
+from .webconfig import WebConfig
 from .workload import Rules
 
 log = logging.getLogger(__name__)
@@ -268,11 +269,22 @@ def front_page(exporter: Exporter) -> str:
             "</table></body></html>")
 
 
-def serve(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server for ``/metrics`` and ``/`` (the caller runs ``serve_forever``)."""
+def serve(exporter: Exporter, host: str, port: int, web: WebConfig | None = None
+          ) -> ThreadingHTTPServer:
+    """An HTTP server for ``/metrics`` and ``/`` (the caller runs ``serve_forever``), over
+    TLS and behind basic auth when ``web`` says so."""
+    web = web or WebConfig()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            if not web.allows(self.headers.get("Authorization")):
+                body = b"401 Unauthorized\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="dsaccess exporter"')
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 body = exporter.metrics()
@@ -291,4 +303,16 @@ def serve(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("%s %s", self.address_string(), fmt % args)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # a client that speaks no TLS, or drops the connection: its problem, one debug
+            # line, not a traceback on the exporter's stderr
+            log.debug("request from %s failed", client_address, exc_info=True)
+
+    httpd = Server((host, port), Handler)
+    if web.tls is not None:  # the handshake happens in the request's thread, not accept's
+        httpd.socket = web.tls.wrap_socket(httpd.socket, server_side=True,
+                                           do_handshake_on_connect=False)
+    return httpd

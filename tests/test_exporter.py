@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -262,3 +263,124 @@ def test_without_python_ldap_the_exporter_refuses_at_start_with_exit_69(tmp_path
     assert done.stderr.splitlines() == [
         "dsaccess: error: the exporter needs python-ldap: pip install 'dsaccess[exporter]' "
         "(python-ldap builds against libldap-dev and libsasl2-dev)"]
+
+
+def _throwaway_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA made for this test, and a certificate it signed for 127.0.0.1: (ca, cert, key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key: Any, issuer: Any, issuer_key: Any, ca: bool) -> Any:
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(issuer).public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=1))
+             .not_valid_after(now + dt.timedelta(hours=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dsaccess test CA")])
+    ca = cert("dsaccess test CA", ca_key, ca_name, ca_key, True)
+    server = cert("127.0.0.1", key, ca_name, ca_key, False)
+    pem = serialization.Encoding.PEM
+    paths = (folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(server.public_bytes(pem))
+    paths[2].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_metrics_over_tls_with_basic_auth_refuse_a_wrong_password(tmp_path: Path) -> None:
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    import bcrypt
+
+    from pipeline.exporter import Exporter, serve
+    from pipeline.webconfig import load_web_config
+    ca, crt, key = _throwaway_ca(tmp_path)
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": crt.name,
+                                                         "key_file": key.name},
+                                   "basic_auth_users": {"prometheus": hashed}}))
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(yaml.safe_dump({"servers": [{"name": "a", "ldap": {
+        "url": "ldap://127.0.0.1:1", "timeout": 0.2}}]}))
+    httpd = serve(Exporter(load_servers(servers, need="ldap"), load_workloads(None, live=True)),
+                  "127.0.0.1", 0, load_web_config(web))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{httpd.server_address[1]}/metrics"
+    trusting = ssl.create_default_context(cafile=str(ca))
+
+    def get(password: str | None, context: Any = trusting) -> int:
+        request = urllib.request.Request(url)
+        if password is not None:
+            token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as r:
+                assert b"dsaccess_up" in r.read()
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    try:
+        assert get("s3cret") == 200 and get("s3cret") == 200  # (the second from the cache)
+        assert get("wrong") == 401 and get(None) == 401
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            get("s3cret", ssl.create_default_context())  # a client that does not trust it
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP: no answer
+            urllib.request.urlopen(url.replace("https", "http"), timeout=5)
+    finally:
+        httpd.shutdown()
+
+
+@pytest.mark.parametrize("doc,message", [
+    ({"tls_server_config": {"cert_file": "nope.crt", "key_file": "nope.key"}},
+     "cert_file not found"),
+    ({"tls_server_config": {"cert_file": "a.crt"}}, "key_file is needed"),
+    ({"basic_auth_users": {"prometheus": "plain"}}, "prometheus: not a bcrypt hash"),
+    ({"tls": {}}, "unknown key tls"),
+])
+def test_a_web_config_is_checked_before_listening(tmp_path: Path, doc: dict,
+                                                  message: str) -> None:
+    from pipeline.webconfig import load_web_config
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=message):
+        load_web_config(path)
+
+
+def test_listening_beyond_loopback_without_a_web_config_is_warned(tmp_path: Path) -> None:
+    import socket
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(yaml.safe_dump({"servers": [{"name": "a", "ldap": {
+        "url": "ldap://127.0.0.1:1", "timeout": 0.2}}]}))
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "exporter", "-c", str(servers),
+                             "--listen", f"0.0.0.0:{port}"], stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith(f"dsaccess: warning: listening on 0.0.0.0:{port} without "
+                                "--web-config")
+        assert proc.stderr.readline().startswith("dsaccess exporter: 1 servers, http://")
+    finally:
+        proc.kill()
+        proc.wait()
