@@ -446,6 +446,29 @@ def test_real_access_logs_look_like_no_other_log() -> None:
     assert [looks_like(t.encode()) for t in NOT_ACCESS_LOGS.values()] == list(NOT_ACCESS_LOGS)
 
 
+def test_lines_of_newer_servers_that_were_rejects_are_events(tmp_path: Path) -> None:
+    """Two of issue 33's named defects, written from 389 DS's format strings (70dcccaf): an
+    internal operation's STAT line has no space before STAT (result.c:2142-2143, 2203), and
+    a disconnect for a reset read carries no close code (connection.c:1510, 2716)."""
+    lines = session(1, T0, "uid=a", "uid=a", ops=1)
+    at = T0 + timedelta(seconds=1)
+    lines += [(at, "conn=Internal(0) op=0(0)(0) SRCH base=\"cn=config\" scope=0 "
+                   "filter=\"(objectClass=*)\" attrs=ALL"),
+              (at, "conn=Internal(0) op=0(0)(0)STAT read index: attribute=objectclass "
+                   "key(eq)=referral --> count 0 (duration 0.000012)"),
+              (at, "conn=Internal(0) op=0(0)(0) RESULT err=0 tag=48 nentries=1 etime=0.0001"),
+              (at, "conn=2 fd=65 slot=65 connection from 10.0.0.2 to 10.0.0.1"),
+              (at, "conn=2 op=-1 fd=65 Disconnect - Connection reset by peer - TCP "
+                   "connection reset by peer")]
+    logs = write_log(tmp_path / "logs", lines)
+    out = tmp_path / "out"
+    assert main(["run", f"s={logs}", "-o", str(out), *LOCAL, "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lines"]["rejected"] == 0 and summary["lines"]["parsed"] == len(lines)
+    conns = pl.read_parquet(out / "connections.parquet").filter(pl.col("conn") == 2)
+    assert conns["close_code"].to_list() == [None] and conns["closed"].is_not_null().all()
+
+
 def test_failures_that_are_not_the_users_are_one_line(capsys) -> None:
     from pipeline.cli import explain
 

@@ -379,7 +379,11 @@ fn op(c: &mut Cursor<'_>) -> Option<Result<OpIds, &'static str>> {
         fits &= i.is_some() && n.is_some();
         nest = i.zip(n);
     }
-    c.eat(b' ').then_some(())?;
+    // the STAT lines of internal operations have no space before STAT (result.c:2142-2143
+    // at 70dcccaf: STAT_LOG_CONN_OP_FMT_INT_INT and _EXT_INT, "op=%d(%d)(%d)" then "STAT")
+    if !(nest.is_some() && c.b[c.i..].starts_with(b"STAT ")) {
+        c.eat(b' ').then_some(())?;
+    }
     Some(match (fits, value) {
         (true, Some(v)) => Ok((v, nest)),
         _ => Err("operation number out of range"),
@@ -395,6 +399,22 @@ mod tests {
             Head::Event(ids) => ids,
             other => panic!("{line}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_internal_operations_stat_line_has_no_space_before_stat() {
+        // result.c:2203-2204 (70dcccaf), both internal forms
+        let a = event("[26/Nov/2026:16:20:10.000000000 +0000] conn=Internal(0) op=0(0)(0)STAT read \
+                       index: attribute=objectclass key(eq)=referral --> count 0 (duration 0.000012)");
+        assert!(a.internal && a.conn.is_none());
+        assert_eq!((a.op, a.op_internal, a.op_nested), (Some(0), Some(0), Some(0)));
+        let line = "[26/Nov/2026:16:20:10.000000000 +0000] conn=5 (Internal) op=3(1)(2)STAT read index: duration 0.000012";
+        let b = event(line);
+        assert_eq!((b.conn, b.op, b.op_internal, b.op_nested), (Some(5), Some(3), Some(1), Some(2)));
+        assert!(line[b.body_at..].starts_with("STAT read index"));
+        // only STAT: any other keyword still needs its space
+        let glued = "[26/Nov/2026:16:20:10.000000000 +0000] conn=5 (Internal) op=3(1)(2)SRCH base=\"\"";
+        assert!(matches!(parse_head(glued), Head::Bad(_)));
     }
 
     #[test]

@@ -797,6 +797,25 @@ mod tests {
         assert_eq!(fast.kind_strict.iter().sum::<u64>(), bodies.len() as u64 - 1);
     }
 
+    #[test]
+    fn a_disconnect_for_a_reset_has_no_close_code_and_is_no_reject() {
+        // connection.c:2716 (70dcccaf): "Disconnect - %s - %s", the errno's text, then the
+        // NSPR error's, which carries no code when the read failed (PR_Recv, :1510)
+        let text = format!(
+            "{T}conn=5 op=-1 fd=64 Disconnect - Connection reset by peer - TCP connection reset by peer\n\
+             {T}conn=6 op=2 fd=65 Disconnect - Cleanly Closed Connection - U1\n\
+             {T}conn=7 op=-1 fd=66 closed - B1\n");
+        let t = run(&text, true);
+        assert_eq!(t.counts.rejected, 0);
+        let close = &t.events[3]; // the connection class
+        let col = |name: &str| close.column_by_name(name).unwrap().as_string::<i64>().clone();
+        let (codes, reasons) = (col("close_code"), col("close_reason"));
+        assert!(arrow_array::Array::is_null(&codes, 0) && !arrow_array::Array::is_null(&codes, 1));
+        assert_eq!(reasons.value(0), "Connection reset by peer - TCP connection reset by peer");
+        assert_eq!((codes.value(1), reasons.value(1)), ("U1", "Cleanly Closed Connection"));
+        assert_eq!((codes.value(2), reasons.value(2)), ("B1", ""));
+    }
+
     /// `seconds` as first written: two passes of checks, then the digits folded.
     fn reference_seconds(value: &str) -> Option<f64> {
         let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
