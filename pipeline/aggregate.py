@@ -54,14 +54,19 @@ def combine_all(parts: list[Counts]) -> Counts:
 
 
 def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int | None,
-                  last_ts: int | None, span: tuple[int, int] | None = None) -> Counts:
-    """What the parse stage knows: line accounting and the time range. ``kept``: the parsed
-    lines inside the window (``parsed`` counts those; the rest are ``outside_window``).
-    ``span``: the time range of every event read, in the window or not (``LOGS_RANGE``,
-    for the warning of a window that holds no event; not in summary.json)."""
+                  last_ts: int | None, span: tuple[int, int] | None = None,
+                  events: int | None = None) -> Counts:
+    """What the parse stage knows: line accounting and the time range. ``kept``: the events
+    inside the window, of ``events`` (the parsed lines when not given: a text log has a
+    line an event); the events outside it are ``outside_window`` lines, the rest of the
+    parsed lines stay ``parsed`` (a json-pretty object's lines after its first were
+    counted outside a window no one gave). ``span``: the time range of every event read,
+    in the window or not (``LOGS_RANGE``, for the warning of a window that holds no event;
+    not in summary.json)."""
     lines = dict(counts)
-    lines["outside_window"] = lines.get("parsed", 0) - kept
-    lines["parsed"] = kept
+    outside = (lines.get("parsed", 0) if events is None else events) - kept
+    lines["outside_window"] = outside
+    lines["parsed"] = lines.get("parsed", 0) - outside
     part: Counts = {"lines": lines}
     if first_ts is not None and last_ts is not None:
         part["time_range"] = {"first": int(first_ts), "last": int(last_ts)}

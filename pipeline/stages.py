@@ -135,7 +135,8 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
         outputs.write_parquet(rejects.with_columns(pl.lit(chunk.index).alias("chunk")),
                               scratch / "rejects" / f"c{chunk.index:06d}.parquet")
     partial = aggregate.chunk_partial(f.server, counts, written.kept, written.first_ts,
-                                      written.last_ts, written.span)
+                                      written.last_ts, written.span,
+                                      events=sum(t.num_rows for t in tables.values()))
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
                        got.problem or _not_an_access_log(chunk, got.data, counts), steps.total,

@@ -213,6 +213,11 @@ def test_a_json_pretty_log_cut_into_ranges_loses_no_object(tmp_path: Path) -> No
     assert s["lines"]["rejected"] == 0
     assert s["lines"]["total"] == pretty.count("\n") + 1
     assert s["operations"]["BIND"] == 1500 and s["connections"] == 1500
+    # no window was given: an object's lines after its first are parsed, not outside one
+    # (issue 33, item 1: they were counted outside_window)
+    assert s["lines"]["outside_window"] == 0
+    assert s["lines"]["parsed"] == s["lines"]["total"] - s["lines"]["blank"] - s["lines"][
+        "header"]
 
 
 def _bad_values_fleet(root: Path) -> Path:
