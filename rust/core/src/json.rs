@@ -76,6 +76,15 @@ pub fn tokenize_json(data: &[u8], first_line: i64) -> Tokenized {
                 t.counts.blank += 1;
                 continue;
             }
+            if stripped.starts_with('[') {
+                // a line of the text format: the server writes a search it could not
+                // decode that way whatever the log's format (search.c:456-465 at 70dcccaf,
+                // log_search_access): read as the text tokenizer reads it
+                t.line(&format!("{}\n", raw.trim_end_matches('\r')), first_line + i as i64,
+                       true, true);
+                t.counts.total -= 1; // (counted above, with the file's lines)
+                continue;
+            }
             start = i;
         } else if raw.starts_with('{') {
             // a new top-level object: the pending one was broken
@@ -448,6 +457,28 @@ mod tests {
                    (Some("U1".into()), "Cleanly Closed Connection".into()));
         assert_eq!(close_code("B1"), (Some("B1".into()), String::new()));
         assert_eq!(close_code("no code here"), (None, "no code here".into()));
+    }
+
+    #[test]
+    fn a_text_line_in_a_json_log_is_the_event_it_says() {
+        // search.c:456-465 (70dcccaf): a search the server could not decode is logged in
+        // the text format, JSON log or not
+        let log = concat!(
+            "{\"local_time\":\"2026-05-30T10:00:00.000000001 +0000\",\"operation\":\"SEARCH\",",
+            "\"conn_id\":1,\"op_id\":2,\"base_dn\":\"dc=x\",\"scope\":2,\"filter\":\"(uid=a)\"}\n",
+            "[30/May/2026:10:00:00.000000002 +0000] conn=1 op=3 SRCH base=\"dc=x\" scope=2 ",
+            "filter=\"(uid=b)\", failed to decode LDAP controls\n",
+            "{\"local_time\":\"2026-05-30T10:00:00.000000003 +0000\",\"operation\":\"UNBIND\",",
+            "\"conn_id\":1,\"op_id\":4}\n",
+        );
+        let t = tokenize_json(log.as_bytes(), 1);
+        let c = t.counts;
+        assert_eq!((c.total, c.parsed, c.rejected), (3, 3, 0));
+        let requests = &t.events[0];
+        let lines = requests.column_by_name("line").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(lines.values().to_vec(), vec![1, 2]);
+        let text = requests.column_by_name("text").unwrap().as_string::<i64>();
+        assert_eq!(text.value(1), "failed to decode LDAP controls");
     }
 
     #[test]

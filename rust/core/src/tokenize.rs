@@ -304,7 +304,7 @@ impl Builder {
         }
     }
 
-    fn line(&mut self, text: &str, number: i64, complete: bool, use_strict: bool) {
+    pub(crate) fn line(&mut self, text: &str, number: i64, complete: bool, use_strict: bool) {
         self.counts.total += 1;
         if !complete {
             return self.reject(number, text, Cow::Borrowed(
