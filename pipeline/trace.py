@@ -29,10 +29,15 @@ from .names import err_name, scope_name, when
 COLUMNS = ("time", "server", "conn", "op", "verb", "bind_dn", "client_ip", "target", "scope",
            "filter", "err", "etime", "wtime", "match", "file", "line")
 CONTEXT_VERBS = ("BIND",)  # a matched operation's connection shows these too
-# the operations' columns a trace reads (of some sixty: the scan reads only these)
-READ = ("server", "session", "conn", "op", "verb", "ts", "result_ts", "bind_dn", "client_ip",
-        "dn", "base", "scope", "filter", "err", "etime", "wtime", "internal", "file", "line",
-        "result_file", "result_line")
+# the operations' columns a trace reads (of some sixty: the scan reads only these), with
+# their types (operations.jsonl carries times as ISO text)
+READ = {"server": pl.String, "session": pl.String, "conn": pl.Int64, "op": pl.Int64,
+        "verb": pl.String, "ts": pl.String, "result_ts": pl.String, "bind_dn": pl.String,
+        "client_ip": pl.String, "dn": pl.String, "base": pl.String, "scope": pl.Int64,
+        "filter": pl.String, "err": pl.Int64, "etime": pl.Float64, "wtime": pl.Float64,
+        "internal": pl.Boolean, "file": pl.String, "line": pl.Int64,
+        "result_file": pl.String, "result_line": pl.Int64}
+TIMES = ("session", "ts", "result_ts")
 
 
 @dataclass(frozen=True)
@@ -102,13 +107,17 @@ def parse_conn(text: str) -> tuple[str, int]:
 
 
 def operations_of(out: Path) -> pl.LazyFrame:
-    """A run's or merge's operations, as a lazy scan; a clear error when it has none."""
+    """A run's operations (the columns ``READ``), as a lazy scan; a clear error when it
+    has none."""
     if not (out / "run.json").exists():
         raise ConfigError(f"not the output of dsaccess run: {out} (no run.json)")
     if (out / "operations").is_dir():
-        return pl.scan_parquet(out / "operations" / "**" / "*.parquet", hive_partitioning=True)
+        return pl.scan_parquet(out / "operations" / "**" / "*.parquet",
+                               hive_partitioning=True).select(list(READ))
     if (out / "operations.jsonl").exists():
-        return pl.scan_ndjson(out / "operations.jsonl")
+        return pl.scan_ndjson(out / "operations.jsonl", schema_overrides=READ).select(
+            list(READ)).with_columns(pl.col(c).str.to_datetime(time_unit="ns", time_zone="UTC")
+                                     for c in TIMES)
     raise ConfigError(f"{out} keeps no operations (run with --operations none, or a merge): "
                       "trace reads a run made with --operations parquet or jsonl")
 
@@ -116,7 +125,7 @@ def operations_of(out: Path) -> pl.LazyFrame:
 def trace(out: Path, sel: Selectors) -> pl.DataFrame:
     """The matching operations of ``out`` and their connections' context, in time order
     (``COLUMNS``)."""
-    ops = operations_of(out).select(READ).filter(~pl.col("internal"))
+    ops = operations_of(out).filter(~pl.col("internal"))
     matched = ops.filter(_pushed(ops, sel)).collect()
     keys = matched.select("server", "session", "conn").unique()
     if not keys.height:

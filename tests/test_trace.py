@@ -147,3 +147,15 @@ def test_the_table_fits_a_terminal_and_cuts_no_time_or_number(fleet: tuple[Truth
         assert line.startswith(stamp) or line.startswith(stamp[11:] + " "), line  # if one)
         if r["etime"] is not None:  # whole, at the end of its column
             assert f" {ms(r['etime'])} " in line + " ", line
+
+
+def test_a_run_with_operations_jsonl_traces_the_same_rows(tmp_path: Path) -> None:
+    outs = {}
+    for form in ("parquet", "jsonl"):
+        outs[form] = tmp_path / form
+        run(RunOptions(inputs=(f"b={SAMPLE}/real389b",), out=outs[form],
+                       scheduler="synchronous", operations=(form,)))
+    sel = Selectors(bind_dns=("uid=svc-limited,dc=example,dc=com",),
+                    since_ns=1_795_710_060_000_000_000)  # 16:21:00 UTC: a time filter too
+    got = {form: trace(out, sel) for form, out in outs.items()}
+    assert got["parquet"].height > 100 and got["jsonl"].equals(got["parquet"])
