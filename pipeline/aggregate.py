@@ -175,6 +175,9 @@ TABLE_KEYS = MappingProxyType({
     "load": ("server", "start", "seconds"),          # client operations per period
 })
 PARTIAL_KEYS = MappingProxyType({**TABLE_KEYS, "dn_spellings": ("dn", "spelling")})
+# a merge's runs.parquet: per merged run, its fingerprints' and bind DNs' operations and
+# total etime (merge._by_run), so a week's report shows its days
+RUNS = "runs"
 # wtime and optime only per fingerprint: per bind DN they would triple the largest
 # partials (histogram rows grow with distinct keys x buckets) for little insight.
 TABLE_LATENCIES = MappingProxyType({

@@ -47,6 +47,7 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
     problems: list[Any] = []
     rule_errors: dict[str, int] = {}
     parts = []
+    by_run = []
     for run in runs:
         summary = _read_json(run, "summary.json")
         for server, section in summary["servers"].items():
@@ -57,6 +58,7 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
         tables = {name: pl.read_parquet(run / f"{name}.parquet")
                   for name in aggregate.TABLE_KEYS if (run / f"{name}.parquet").exists()}
         parts.append(aggregate.tables_to_partials(tables))
+        by_run.append(_by_run(run, summary, tables))
     for server, lines in _line_accounting(infos).items():  # each line once
         partials.setdefault(server, {})["lines"] = lines
     summary = aggregate.finalize(partials, restarts)
@@ -64,6 +66,8 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
     summary["problems"] = [p for i, p in enumerate(problems) if p not in problems[:i]]
     summary["warnings"] = views.run_warnings(summary)
     tables = aggregate.finalize_tables(aggregate.combine_tables(parts))
+    tables[aggregate.RUNS] = pl.concat(by_run, how="vertical_relaxed").sort(
+        "first", "run", "kind", "key")
     info = {**infos[0], "merged_from": [str(r) for r in runs],
             "inputs": [i for info in infos for i in info.get("inputs", [])]}
     info.pop("window", None)  # each input keeps its own
@@ -75,6 +79,29 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
         outputs.discard(staging)
         raise
     return summary, tables
+
+
+def _by_run(run: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame]
+            ) -> pl.DataFrame:
+    """One merged run's rows of ``runs.parquet``: per fingerprint and per bind DN, its
+    operations and total etime, labelled with the run's folder name and first event. A
+    merge of merges keeps the runs it was made of."""
+    if (run / f"{aggregate.RUNS}.parquet").exists():
+        return pl.read_parquet(run / f"{aggregate.RUNS}.parquet")
+    label, first = run.name, summary["time_range"]["first"] or ""
+    parts = []
+    for kind, table, key in (("fingerprint", "fingerprints", "fingerprint"),
+                             ("bind_dn", "workloads", "bind_dn")):
+        if table in tables and tables[table].height:
+            parts.append(tables[table].group_by(pl.col(key).cast(pl.String).fill_null("")
+                                                .alias("key")).agg(
+                pl.col("count").sum(), pl.col("etime_sum").sum()).with_columns(
+                pl.lit(kind).alias("kind")))
+    rows = pl.concat(parts) if parts else pl.DataFrame(
+        schema={"key": pl.String, "count": pl.Int64, "etime_sum": pl.Float64,
+                "kind": pl.String})
+    return rows.select(pl.lit(label).alias("run"), pl.lit(first).alias("first"), "kind",
+                       "key", pl.col("count").cast(pl.Int64), pl.col("etime_sum"))
 
 
 def _window(entry: dict[str, Any], info: dict[str, Any]) -> tuple[float, float]:

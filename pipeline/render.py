@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from . import _core, histogram, views
+from .aggregate import RUNS
 from .names import close_name, err_name, ms, problem_text, scope_name, when
 
 TOP = 15
@@ -93,6 +94,7 @@ def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             _latency(tables, charts, colours),
             _fingerprints(tables, charts, show_examples),
             _workloads(tables, charts),
+            _by_run(tables),
             _errors(summary, tables, charts),
             _connections(tables, charts),
             _unindexed(tables),
@@ -392,6 +394,33 @@ def _workloads(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) ->
              "yaxis": {"automargin": True}, "showlegend": False,
              "margin": {"l": 330, "r": 20, "t": 40, "b": 50}}),
     ])
+
+
+def _by_run(tables: dict[str, pl.DataFrame], top: int = 10) -> str:
+    """A merge of several runs: the top fingerprints (by total etime) and bind DNs (by
+    operations) with a column per run, in the runs' order, so a week shows its days."""
+    runs = tables.get(RUNS)
+    if runs is None or runs["run"].n_unique() < 2:
+        return ""
+    order = runs.group_by("run").agg(pl.col("first").min()).sort("first", "run")["run"]
+    out = ["<h2>By run</h2><p>The merged runs side by side (a run per column, in time "
+           "order).</p>"]
+    for kind, value, title, fmt in (
+            ("fingerprint", "etime_sum", "top search fingerprints: total etime (ms)",
+             lambda v: ms(v * 1000)),
+            ("bind_dn", "count", "top bind DNs: operations", lambda v: f"{int(v):,}")):
+        part = runs.filter(pl.col("kind") == kind)
+        keys = part.group_by("key").agg(pl.col(value).sum()).sort(
+            [value, "key"], descending=[True, False]).head(top)["key"]
+        shown = part.filter(pl.col("key").is_in(keys.implode()))
+        wide = {(r["key"], r["run"]): r[value] for r in shown.group_by("key", "run").agg(
+            pl.col(value).sum()).iter_rows(named=True)}
+        rows = [[k if kind == "fingerprint" else views.dn_text(k),
+                 *(fmt(wide[(k, r)]) if (k, r) in wide else "" for r in order)]
+                for k in keys]
+        out.append(f"<p>{_e(title)}</p>" + _table([kind.replace("_", " "), *order], rows,
+                                                  element_id=f"by-run-{kind}"))
+    return "".join(out)
 
 
 def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],

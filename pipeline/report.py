@@ -38,8 +38,9 @@ def load_output(out: Path) -> tuple[dict[str, Any], dict[str, pl.DataFrame], dic
     except FileNotFoundError:
         raise ConfigError(f"not the output of dsaccess run or merge: {out} (no summary.json "
                           "or run.json)") from None
+    names = (*aggregate.TABLE_KEYS, aggregate.RUNS)  # (runs: a merge's)
     tables = {name: pl.read_parquet(out / f"{name}.parquet")
-              for name in aggregate.TABLE_KEYS if (out / f"{name}.parquet").exists()}
+              for name in names if (out / f"{name}.parquet").exists()}
     return summary, tables, info
 
 

@@ -178,3 +178,34 @@ def test_every_output_table_matches_its_golden_digest(tmp_path: Path, partition_
         run(RunOptions(inputs=(str(logs),), out=out, scheduler="synchronous",
                        partition_mb=partition_mb))
         assert output_digests(out) == golden[name], name
+
+
+def test_a_merge_of_several_runs_keeps_each_runs_figures_for_its_report(corpus,
+                                                                        tmp_path: Path) -> None:
+    """A week's report shows its days (issue 34, item 3): runs.parquet holds each merged
+    run's fingerprints and bind DNs, adding up to the merged tables; the report has a
+    column per run; a merge of merges keeps the runs it was made of."""
+    root, _ = corpus
+    days = []
+    for server in ("ldap1", "ldap2"):  # two "days": here, the fleet's two servers
+        day = tmp_path / f"day-{server}"
+        run(RunOptions(inputs=(str(root / "logs"),), out=day, scheduler="synchronous",
+                       servers=(server,)))
+        days.append(day)
+    merged = tmp_path / "week"
+    _, tables = merge_runs(days, merged)
+    runs = pl.read_parquet(merged / "runs.parquet")
+    assert sorted(runs["run"].unique()) == ["day-ldap1", "day-ldap2"]
+    fps = pl.read_parquet(merged / "fingerprints.parquet")
+    per_run = runs.filter(pl.col("kind") == "fingerprint").group_by("key").agg(
+        pl.col("count").sum())
+    assert dict(per_run.iter_rows()) == dict(fps.select("fingerprint", "count").iter_rows())
+    one = pl.read_parquet(days[0] / "fingerprints.parquet")
+    mine = runs.filter((pl.col("run") == "day-ldap1") & (pl.col("kind") == "fingerprint"))
+    assert dict(mine.select("key", "count").iter_rows()) == dict(
+        one.select("fingerprint", "count").iter_rows())
+    page = (merged / "report.html").read_text()
+    assert '<h2>By run</h2>' in page and page.count(">day-ldap1<") >= 2  # both tables
+    assert "<h2>By run</h2>" not in (days[0] / "report.html").read_text()
+    again = merge_runs([merged], tmp_path / "month")[1]["runs"]
+    assert again.sort(again.columns).equals(runs.sort(runs.columns))
