@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from . import _core, histogram, views
-from .aggregate import RUNS
+from .aggregate import OK_ERRORS, RUNS
 from .names import close_name, err_name, ms, problem_text, scope_name, when
 
 TOP = 15
@@ -425,14 +425,20 @@ def _by_run(tables: dict[str, pl.DataFrame], top: int = 10) -> str:
 
 def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             charts: list[dict[str, Any]]) -> str:
-    codes = {k: v for k, v in summary["results"]["by_err"].items() if k != "0"}
+    by_err = summary["results"]["by_err"]
+    # failures only: compareTrue/False, referral, saslBindInProgress are outcomes (OK_ERRORS)
+    codes = {k: v for k, v in by_err.items() if not _outcome(k)}
+    outcomes = {k: v for k, v in by_err.items() if _outcome(k) and k != "0"}
     out = ["<h2>Errors</h2>"]
     if codes:
         out.append(_chart(charts, "chart-errors", [{  # across: the names read level
             "type": "bar", "orientation": "h", "y": [err_name(k) for k in codes][::-1],
             "x": list(codes.values())[::-1]}],
-            {"title": {"text": "results by LDAP result code (0 success left out)"},
+            {"title": {"text": "failed results by LDAP result code"},
              "xaxis": {"title": {"text": "results"}}, "yaxis": {"automargin": True}}))
+    if outcomes:
+        out.append("<p>Not failures (outcomes): " + ", ".join(
+            f"{_e(err_name(k))} {v:,}" for k, v in outcomes.items()) + "</p>")
     failed = views.failed_binds(tables, TOP)
     if failed.height:
         out.append("<p>Failed binds by the DN they tried</p>" + _table(
@@ -440,6 +446,12 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             [[views.target_text(r["dn"]), r["codes"], r["failed"], r["binds"]]
              for r in failed.iter_rows(named=True)], text_cols=2, element_id="failed-binds"))
     return "".join(out)
+
+
+def _outcome(code: str) -> bool:
+    """A result code that is no failure (``OK_ERRORS``; a code that is no number is a
+    failure, as in the terminal's list)."""
+    return code.lstrip("-").isdigit() and int(code) in OK_ERRORS
 
 
 def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:

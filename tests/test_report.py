@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.metrics import LE
+from pipeline.names import err_name
 from pipeline.run import RunOptions, run
 
 from . import browser
@@ -92,7 +93,7 @@ def test_report_renders_in_chromium_with_no_errors(sample_out: Path) -> None:
     # failed binds: by the DN the BIND tried, counts from the operations themselves
     ops = pl.read_parquet(sample_out / "operations", hive_partitioning=True)
     failed = ops.filter((pl.col("verb") == "BIND") & ~pl.col("internal")
-                        & pl.col("err").is_not_null() & ~pl.col("err").is_in([0, 5, 6, 14]))
+                        & pl.col("err").is_not_null() & ~pl.col("err").is_in([0, 5, 6, 10, 14]))
     want = dict(failed.group_by("dn").len().iter_rows())
     rows = _table_rows(dom, "failed-binds")
     assert rows and sum(r[0].startswith("uid=") for r in rows) >= len(rows) - 1
@@ -265,7 +266,7 @@ def test_the_run_summary_fits_the_terminal_and_cuts_no_number_or_entry(sample_ou
     assert max(len(line) for line in lines) <= width
     assert not [line for line in lines if re.search(r"(?<![\w=])[\d,.]+…", line)]
     by_err = summary["results"]["by_err"]
-    top = sorted(((k, v) for k, v in by_err.items() if int(k) not in (0, 5, 6, 14)),
+    top = sorted(((k, v) for k, v in by_err.items() if int(k) not in (0, 5, 6, 10, 14)),
                  key=lambda kv: (-kv[1], kv[0]))[:6]
     for k, v in top:
         assert any(f"{err_name(k)} {v:,}" in line for line in lines), (k, width)
@@ -283,3 +284,19 @@ def test_the_run_summary_fits_the_terminal_and_cuts_no_number_or_entry(sample_ou
 def test_the_run_summary_is_not_cut_when_not_on_a_terminal(capsys) -> None:
     from pipeline.terminal import FULL_WIDTH, summary_console
     assert summary_console().width == FULL_WIDTH  # pytest's stdout is no terminal
+
+
+def test_the_errors_chart_counts_failures_only(sample_out: Path) -> None:
+    """compareTrue was the Errors chart's longest bar on the sample (issue 35, part 2,
+    item 4): outcomes are listed apart, and the chart's bars are the failures."""
+    page = (sample_out / "report.html").read_text()
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', page).group(1))
+    bars = next(c for c in data["charts"] if c["id"] == "chart-errors")["data"][0]
+    summary = json.loads((sample_out / "summary.json").read_text())
+    failures = {k: v for k, v in summary["results"]["by_err"].items()
+                if int(k) not in (0, 5, 6, 10, 14)}
+    assert dict(zip(bars["y"], bars["x"], strict=True)) == {
+        err_name(k): v for k, v in failures.items()}
+    assert "6 compareTrue" not in bars["y"] and summary["results"]["by_err"]["6"] > 0
+    outcomes = re.search(r"<p>Not failures \(outcomes\): (.*?)</p>", page).group(1)
+    assert f"6 compareTrue {summary['results']['by_err']['6']:,}" in outcomes

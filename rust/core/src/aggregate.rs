@@ -32,8 +32,9 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 type Set<K> = HashSet<K, RandomState>;
 
 /// Result codes that are outcomes, not failures: success, compareFalse, compareTrue,
+/// referral (the client is sent elsewhere: no fault of the server or the client),
 /// saslBindInProgress.
-pub const OK_ERRORS: [i64; 4] = [0, 5, 6, 14];
+pub const OK_ERRORS: [i64; 5] = [0, 5, 6, 10, 14];
 /// The etime bounds metrics.prom exposes as `le`, counted exactly per workloads row (a
 /// histogram bucket straddling 5.0 could not say how many values are <= 5.0).
 pub const PROM_LE: [f64; 18] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
