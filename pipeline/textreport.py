@@ -16,44 +16,22 @@ VERB_NAMES = (("SRCH", "Searches"), ("MOD", "Modifications"), ("ADD", "Adds"),
 
 def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
                 show_examples: bool = False) -> str:
-    """A logconv-like summary (counts, averages, unindexed summary); ``show_examples``:
-    under each unindexed fingerprint, one raw filter with its base and scope (values
-    identify people, so only when asked)."""
-    ops = summary["operations"]
-    out = ["----------- Access Log Output ------------", "",
-           f"Start of Logs:    {when(summary['time_range']['first'])} UTC",
-           f"End of Logs:      {when(summary['time_range']['last'])} UTC", "",
-           _row("Restarts", summary["restarts"]),
-           _row("Peak Concurrent Connections", summary["peak_connections"])]
-    clients = tables.get("clients")
-    out.append(_row("Total Connections", summary["connections"]))
-    if clients is not None and clients.height:
-        by = dict(clients.group_by("transport").agg(pl.col("connections").sum()).iter_rows())
-        for transport in ("LDAP", "LDAPI", "LDAPS", "StartTLS"):
-            out.append(_row(f" - {transport} Connections", by.get(transport, 0)))
-    out += [_row("Total Operations", ops["total"]),
-            _row("Total Results", summary["results"]["total"]), ""]
-    out += [_row(name, ops[verb]) for verb, name in VERB_NAMES]
-    out.append("")
+    """A logconv-like summary (counts, averages, unindexed summary) of the fleet, then the
+    same counts per server when there are several; ``show_examples``: under each
+    unindexed fingerprint, one raw filter with its base and scope (values identify
+    people, so only when asked)."""
     work = tables.get("workloads")
     fps = tables.get("fingerprints")
+    averages = []
     if work is not None and work.height:
-        out.append(f"{'Average etime (elapsed time):':31s}{_mean(work, 'etime'):.9f}")
+        averages.append(f"{'Average etime (elapsed time):':31s}{_mean(work, 'etime'):.9f}")
     if fps is not None and fps.height:  # kept per fingerprint only: searches
         for latency, title in (("wtime", "wait time"), ("optime", "op time")):
-            out.append(f"{'Average ' + latency + ' (' + title + '):':31s}"
-                       f"{_mean(fps, latency):.9f}  (searches)")
-    out.append("")
-    s = summary["searches"]
-    out += [_row("Paged Searches", s["paged"]), _row("Unindexed Searches", s["unindexed"]),
-            _row("Unindexed Components", s["partially_unindexed"]), "",
-            _row("Binds", ops["BIND"]), _row("Unbinds", ops["UNBIND"]),
-            _row("Abandoned Requests", ops["ABANDON"]),
-            _row("Extended Operations", ops["EXT"]), "", "----- Errors -----"]
-    for err, count in sorted(summary["results"]["by_err"].items(),
-                             key=lambda kv: (-kv[1], kv[0])):
-        name = RESULT_CODES.get(int(err), "") if err.lstrip("-").isdigit() else ""
-        out.append(f"err={err:<6s}{count:>10,}    {name}")
+            averages.append(f"{'Average ' + latency + ' (' + title + '):':31s}"
+                            f"{_mean(fps, latency):.9f}  (searches)")
+    clients = tables.get("clients")
+    out = ["----------- Access Log Output ------------", "",
+           *_counts(summary, clients, averages)]
     failed = views.failed_binds(tables, 20)
     if failed.height:
         out += ["", "----- Failed Binds by Target DN -----"]
@@ -75,7 +53,44 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             if show_examples:
                 out.append(f"{'':10s}e.g. base={r['example_base']!r} scope={r['example_scope']} "
                            f"filter={r['example']!r}")
+    if len(summary["servers"]) > 1:
+        for name, section in summary["servers"].items():
+            mine = None if clients is None else clients.filter(pl.col("server") == name)
+            out += ["", f"----------- Server {name} ------------", "",
+                    *_counts(section, mine, [])]
     return "\n".join(out) + "\n"
+
+
+def _counts(s: dict[str, Any], clients: pl.DataFrame | None, averages: list[str]) -> list[str]:
+    """The counts of a summary section (the fleet's, or a server's), logconv's order.
+    Total Operations: every client operation, UNBIND and ABANDON among them."""
+    ops = s["operations"]
+    out = [f"Start of Logs:    {when(s['time_range']['first'])} UTC",
+           f"End of Logs:      {when(s['time_range']['last'])} UTC", "",
+           _row("Restarts", s["restarts"]),
+           _row("Peak Concurrent Connections", s["peak_connections"]),
+           _row("Total Connections", s["connections"])]
+    if clients is not None and clients.height:
+        by = dict(clients.group_by("transport").agg(pl.col("connections").sum()).iter_rows())
+        for transport in ("LDAP", "LDAPI", "LDAPS", "StartTLS"):
+            out.append(_row(f" - {transport} Connections", by.get(transport, 0)))
+    out += [_row("Total Operations", ops["total"]),
+            _row("Total Results", s["results"]["total"]), ""]
+    out += [_row(name, ops[verb]) for verb, name in VERB_NAMES]
+    out.append("")
+    if averages:
+        out += [*averages, ""]
+    searches = s["searches"]
+    out += [_row("Paged Searches", searches["paged"]),
+            _row("Unindexed Searches", searches["unindexed"]),
+            _row("Unindexed Components", searches["partially_unindexed"]), "",
+            _row("Binds", ops["BIND"]), _row("Unbinds", ops["UNBIND"]),
+            _row("Abandoned Requests", ops["ABANDON"]),
+            _row("Extended Operations", ops["EXT"]), "", "----- Errors -----"]
+    for err, count in sorted(s["results"]["by_err"].items(), key=lambda kv: (-kv[1], kv[0])):
+        name = RESULT_CODES.get(int(err), "") if err.lstrip("-").isdigit() else ""
+        out.append(f"err={err:<6s}{count:>10,}    {name}")
+    return out
 
 
 def _row(name: str, value: int) -> str:

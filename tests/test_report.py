@@ -300,3 +300,24 @@ def test_the_errors_chart_counts_failures_only(sample_out: Path) -> None:
     assert "6 compareTrue" not in bars["y"] and summary["results"]["by_err"]["6"] > 0
     outcomes = re.search(r"<p>Not failures \(outcomes\): (.*?)</p>", page).group(1)
     assert f"6 compareTrue {summary['results']['by_err']['6']:,}" in outcomes
+
+
+def test_the_text_summary_has_a_block_per_server_after_the_fleets(sample_out: Path,
+                                                                    capsys) -> None:
+    assert main(["report", str(sample_out), "--text"]) == 0
+    text = capsys.readouterr().out
+    s = json.loads((sample_out / "summary.json").read_text())
+    blocks = re.split(r"^----------- Server (\S+) ------------$", text, flags=re.M)
+    assert blocks[1::2] == sorted(s["servers"])  # the fleet's first, then one a server
+    for name, block in zip(blocks[1::2], blocks[2::2], strict=True):
+        mine = s["servers"][name]
+        # Total Operations: every client operation, UNBIND and ABANDON among them
+        assert f"Total Operations:              {mine['operations']['total']}" in block
+        assert mine["operations"]["total"] == sum(
+            v for k, v in mine["operations"].items() if k != "total")
+        assert f"Unbinds:                       {mine['operations']['UNBIND']}" in block
+        assert f"Total Connections:             {mine['connections']}" in block
+        transports = [int(n) for n in re.findall(r"^ - \w+ Connections:\s+(\d+)$", block,
+                                                  re.M)]
+        assert sum(transports) == mine["connections"]
+    assert f"Total Operations:              {s['operations']['total']}" in blocks[0]
