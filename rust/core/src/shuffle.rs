@@ -205,8 +205,10 @@ pub fn encode(
     let batches = buckets as usize * subs as usize;
     let mut out = Encoded { files: Vec::new(), first_ts: None, last_ts: None, kept: 0, span: None };
     for (table, schema) in tables.iter().zip(schemas) {
-        for t in int_column(table, "ts")?.iter().flatten() {
-            out.span = Some(out.span.map_or((t, t), |(f, l)| (f.min(t), l.max(t))));
+        if window != EVERYTHING {  // (without a window the span is the kept events', below)
+            for t in int_column(table, "ts")?.iter().flatten() {
+                out.span = Some(out.span.map_or((t, t), |(f, l)| (f.min(t), l.max(t))));
+            }
         }
         let table = in_window(table, window)?;
         let ts = int_column(&table, "ts")?;
@@ -295,6 +297,9 @@ pub fn encode(
         file.extend_from_slice(&(batches as u64).to_le_bytes());
         file.extend_from_slice(MAGIC);
         out.files.push(file);
+    }
+    if window == EVERYTHING {
+        out.span = out.first_ts.zip(out.last_ts);
     }
     Ok(out)
 }
