@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from . import _core, histogram, views
-from .aggregate import OK_ERRORS, RUNS
+from .aggregate import RUNS
 from .names import close_name, err_name, ms, problem_text, scope_name, when
 
 TOP = 15
@@ -427,8 +427,8 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             charts: list[dict[str, Any]]) -> str:
     by_err = summary["results"]["by_err"]
     # failures only: compareTrue/False, referral, saslBindInProgress are outcomes (OK_ERRORS)
-    codes = {k: v for k, v in by_err.items() if not _outcome(k)}
-    outcomes = {k: v for k, v in by_err.items() if _outcome(k) and k != "0"}
+    codes = {k: v for k, v in by_err.items() if not views.outcome(k)}
+    outcomes = {k: v for k, v in by_err.items() if views.outcome(k) and k != "0"}
     out = ["<h2>Errors</h2>"]
     if codes:
         out.append(_chart(charts, "chart-errors", [{  # across: the names read level
@@ -446,12 +446,6 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             [[views.target_text(r["dn"]), r["codes"], r["failed"], r["binds"]]
              for r in failed.iter_rows(named=True)], text_cols=2, element_id="failed-binds"))
     return "".join(out)
-
-
-def _outcome(code: str) -> bool:
-    """A result code that is no failure (``OK_ERRORS``; a code that is no number is a
-    failure, as in the terminal's list)."""
-    return code.lstrip("-").isdigit() and int(code) in OK_ERRORS
 
 
 def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:

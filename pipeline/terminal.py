@@ -20,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from . import views
-from .aggregate import OK_ERRORS
 from .names import err_name, ms, problem_text, when
 
 TOP = 5
@@ -148,8 +147,7 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
                 for r in failed.iter_rows(named=True)]
         console.print(_fitted(console, "failed binds by the DN they tried",
                               ("target DN", "failed", "codes"), rows, drop=(2,)))
-    errors = {k: v for k, v in summary["results"]["by_err"].items()
-              if not (k.lstrip("-").isdigit() and int(k) in OK_ERRORS)}
+    errors = {k: v for k, v in summary["results"]["by_err"].items() if not views.outcome(k)}
     if errors:
         ranked = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
         entries = [f"{err_name(k)} {v:,}" for k, v in ranked[:6]]
@@ -172,9 +170,6 @@ def summary_console() -> Console:
     return Console(highlight=False, soft_wrap=False, width=None if terminal else FULL_WIDTH)
 
 
-Cell = tuple[str, str, str]  # the first column's (mark, its style, text)
-
-
 def _fitted(console: Console, title: str, headers: tuple[str, ...], rows: list[list[Any]],
             drop: tuple[int, ...]) -> Table:
     """A table no wider than the console: the columns in ``drop`` go first, in that order,
@@ -187,7 +182,7 @@ def _fitted(console: Console, title: str, headers: tuple[str, ...], rows: list[l
         for row in rows:
             mark, style, text = row[0]
             cell = Text.assemble((mark, style), middle(text, text_width) if text_width else text)
-            table.add_row(cell, *(_esc_text(row[i]) for i in keep[1:]))
+            table.add_row(cell, *(Text(row[i]) for i in keep[1:]))  # (not rich markup)
         return table
 
     table = build()
@@ -261,10 +256,6 @@ def _verbs(console: Console, summary: dict[str, Any], tables: dict[str, pl.DataF
         if _width(console, table) <= console.width:
             break
     return table
-
-
-def _esc_text(value: str) -> Text:
-    return Text(value)  # log values are not rich markup
 
 
 def _esc(text: str) -> str:

@@ -144,6 +144,16 @@ def minute_rates_by_verb(summary: dict[str, Any], tables: dict[str, pl.DataFrame
                                                .alias("rate")).sort("minute", "verb")
 
 
+def outcome(code: str) -> bool:
+    """A result code of summary.json's ``by_err`` that is no failure (``OK_ERRORS``; a code
+    that is no number counts as a failure).
+
+    >>> outcome("0"), outcome("6"), outcome("10"), outcome("49"), outcome("x")
+    (True, True, True, False, False)
+    """
+    return code.lstrip("-").isdigit() and int(code) in OK_ERRORS
+
+
 REJECTED_WARN_SHARE = 0.01  # more rejected lines than this is a warning: a format we miss
 
 
