@@ -150,6 +150,17 @@ def iso(ns: int | None) -> str | None:
     return f"{stamp}.{nanos:09d}Z"
 
 
+def iso_ns(text: str) -> int:
+    """``iso``'s inverse: ``2026-11-26T16:20:10.475026726Z`` → UTC nanoseconds.
+
+    >>> iso_ns("2026-11-26T16:20:10.475026726Z"), iso_ns("2026-11-26T16:20:10Z")
+    (1795710010475026726, 1795710010000000000)
+    """
+    whole, _, frac = text.rstrip("Z").partition(".")
+    seconds = int(datetime.fromisoformat(whole + "+00:00").timestamp())
+    return seconds * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or 0)
+
+
 # ---- aggregate tables: fingerprints, workloads, timeseries (ARCHITECTURE.md §3) ----
 
 # The etime bounds metrics.prom exposes as ``le``: counted exactly per workloads row

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import polars as pl
 
 from . import histogram
+from .aggregate import iso_ns
 from .errors import ConfigError
 
 # dimension → (its table, its key column)
@@ -71,8 +71,7 @@ def hours(summary: dict[str, Any]) -> float:
     first, last = summary["time_range"]["first"], summary["time_range"]["last"]
     if not first or not last:
         return 1 / 3600
-    span = (datetime.fromisoformat(last[:26].rstrip("Z")) -
-            datetime.fromisoformat(first[:26].rstrip("Z"))).total_seconds()
+    span = (iso_ns(last) - iso_ns(first)) / 1e9
     return max(span, 1.0) / 3600
 
 

@@ -10,7 +10,6 @@ each of its lines once.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,16 +161,7 @@ def _as_partial(section: dict[str, Any]) -> dict[str, Any]:
     part = {k: v for k, v in section.items() if k not in ("restarts", "time_range")}
     first, last = section["time_range"]["first"], section["time_range"]["last"]
     if first and last:
-        part["time_range"] = {"first": _ns(first), "last": _ns(last)}
+        part["time_range"] = {"first": aggregate.iso_ns(first), "last": aggregate.iso_ns(last)}
     return part
 
 
-def _ns(iso: str) -> int:
-    """``2026-11-26T16:20:10.475026726Z`` → UTC nanoseconds.
-
-    >>> _ns("2026-11-26T16:20:10.475026726Z")
-    1795710010475026726
-    """
-    whole, _, frac = iso.rstrip("Z").partition(".")
-    seconds = int(datetime.fromisoformat(whole + "+00:00").timestamp())
-    return seconds * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or 0)

@@ -15,7 +15,6 @@ import ipaddress
 import re
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +176,12 @@ def _pushed(ops: pl.LazyFrame, sel: Selectors) -> pl.Expr:
                      | pl.col("base").is_in(_spellings(ops, "base", under)))
     if sel.client_ips:
         networks = [ipaddress.ip_network(v, strict=False) for v in sel.client_ips]
-        parts.append(pl.col("client_ip").is_in(_values(ops, "client_ip", lambda ip: any(
-            _address(ip) in n for n in networks if _address(ip) is not None))))
+
+        def inside(ip: str) -> bool:
+            address = _address(ip)
+            return address is not None and any(address in n for n in networks)
+        parts.append(pl.col("client_ip").is_in(
+            [ip for ip in _distinct(ops, "client_ip") if inside(ip)]))
     if sel.filter_values:
         text = pl.col("filter").str.to_lowercase()
         parts.append(pl.any_horizontal(*(text.str.contains(v.lower(), literal=True)
@@ -188,14 +191,14 @@ def _pushed(ops: pl.LazyFrame, sel: Selectors) -> pl.Expr:
 
 def _spellings(ops: pl.LazyFrame, column: str, keep: Any) -> list[str]:
     """The spellings in ``column`` whose LDAP comparison form ``keep`` accepts."""
-    spelled = ops.select(pl.col(column).unique()).collect()[column].drop_nulls().to_list()
+    spelled = _distinct(ops, column)
     return [s for s, c in zip(spelled, dns.canonical_column(pl.Series(spelled, dtype=pl.String))
                               .to_list(), strict=True) if keep(c)]
 
 
-def _values(ops: pl.LazyFrame, column: str, keep: Any) -> list[str]:
-    return [v for v in ops.select(pl.col(column).unique()).collect()[column].drop_nulls()
-            if keep(v)]
+def _distinct(ops: pl.LazyFrame, column: str) -> list[str]:
+    """The values of ``column``, each once (a selector is tested per value, not per row)."""
+    return ops.select(pl.col(column).unique()).collect()[column].drop_nulls().to_list()
 
 
 def _address(text: str) -> Any:
@@ -205,8 +208,10 @@ def _address(text: str) -> Any:
         return None
 
 
-def _time(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns // 10**9, tz=UTC).replace(microsecond=ns % 10**9 // 1000)
+def _time(ns: int) -> pl.Expr:
+    """UTC nanoseconds as a literal of the operations' time type (every digit kept: a
+    Python datetime would cut to microseconds)."""
+    return pl.lit(ns, pl.Int64).cast(pl.Datetime("ns", "UTC"))
 
 
 def _schema() -> dict[str, Any]:
