@@ -100,11 +100,16 @@ def from_core(tables: dict[str, Any], summary: Any) -> tuple[Counts, dict[str, p
     return counts, out
 
 
-def finalize(per_server: Counts, restarts: dict[str, int]) -> Counts:
-    """The ``summary.json`` document: totals first, then the same keys per server."""
+def finalize(per_server: Counts, restarts: dict[str, int], fleet_peak: int | None = None
+             ) -> Counts:
+    """The ``summary.json`` document: totals first, then the same keys per server.
+    ``fleet_peak``: the fleet's peak concurrent connections (``fleet_peak_connections``;
+    without it, the largest server's)."""
     servers = {name: _complete(part, restarts.get(name, 0))
                for name, part in sorted(per_server.items())}
     total = _complete(combine_all(list(per_server.values())), sum(restarts.values()))
+    if fleet_peak is not None:
+        total["peak_connections"] = fleet_peak
     return {**total, "servers": servers}
 
 
@@ -128,6 +133,7 @@ def _complete(part: Counts, restarts: int) -> Counts:
         "searches": {k: int(searches.get(k, 0))
                      for k in ("unindexed", "partially_unindexed", "paged")},
         "unmatched": {k: int(unmatched.get(k, 0)) for k in ("requests", "results")},
+        "abandoned": int(part.get("abandoned", 0)),
         "time_range": {"first": iso(time_range.get("first")),
                        "last": iso(time_range.get("last"))},
     }
@@ -184,8 +190,10 @@ TABLE_KEYS = MappingProxyType({
     "restarts": ("server", "ts"),                                      # server starts seen
     "binds": ("server", "dn", "err"),                # BIND requests by target DN and result
     "load": ("server", "start", "seconds"),          # client operations per period
+    "slowest": ("server", "ts", "conn", "op", "line"),  # the slowest client operations
 })
-PARTIAL_KEYS = MappingProxyType({**TABLE_KEYS, "dn_spellings": ("dn", "spelling")})
+PARTIAL_KEYS = MappingProxyType({**TABLE_KEYS, "dn_spellings": ("dn", "spelling"),
+                                 "fingerprint_spellings": ("fingerprint", "spelling")})
 # a merge's runs.parquet: per merged run, its fingerprints' and bind DNs' operations and
 # total etime (merge._by_run), so a week's report shows its days
 RUNS = "runs"
@@ -193,28 +201,38 @@ RUNS = "runs"
 # partials (histogram rows grow with distinct keys x buckets) for little insight.
 TABLE_LATENCIES = MappingProxyType({
     "fingerprints": LATENCIES, "workloads": ("etime",), "timeseries": ("etime",),
-    "clients": (), "restarts": (), "binds": (), "load": (),
+    "clients": (), "restarts": (), "binds": (), "load": (), "slowest": (),
 })
 TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, then the rest
     "fingerprints": ("fingerprint", "fingerprint_id", "count", "errors", "unindexed",
                      "partially_unindexed", "paged", "etime_sum", "etime_max", "etime_p50",
                      "etime_p95", "etime_p99", "wtime_p50", "wtime_p95", "wtime_p99",
                      "optime_p50", "optime_p95", "optime_p99", "nentries_sum", "bind_dns",
-                     "servers", "example", "example_base", "example_scope", "first_seen",
-                     "last_seen"),
+                     "unindexed_bind_dns", "servers", "example", "example_base",
+                     "example_scope", "first_seen", "last_seen"),
     "workloads": ("server", "workload", "bind_dn", "verb", "count", "errors", "unindexed",
                   "etime_sum", "etime_max", "etime_p50", "etime_p95", "etime_p99",
                   "nentries_sum"),
     "timeseries": ("server", "minute", "verb", "count", "errors", "etime_sum", "etime_p95"),
-    "clients": ("server", "client_ip", "transport", "close_code", "connections", "operations"),
+    "clients": ("server", "client_ip", "transport", "close_code", "connections", "operations",
+                "errors", "unindexed", "etime_sum"),
     "restarts": ("server", "ts"),
     "binds": ("server", "dn", "err", "count"),
     "load": ("server", "start", "seconds", "covered_seconds", "operations", "rate"),
+    "slowest": ("server", "ts", "conn", "op", "verb", "bind_dn", "client_ip", "base", "scope",
+                "filter", "fingerprint", "dn", "err", "nentries", "etime", "wtime"),
 })
-# DNs in the aggregates are grouped by their comparison form (``dn.canonical``) and shown
-# in their most frequent spelling: these tables' DN columns, and the partial counting them.
-DN_COLUMNS = MappingProxyType({"workloads": "bind_dn", "binds": "dn"})
+# the slowest table keeps the core's number of client operations with the longest etime,
+# in one order of their values (the core's), so that any partitioning gives the same rows
+SLOWEST = "slowest"
+SLOWEST_ROWS = _core.SLOWEST
+# DNs and fingerprints in the aggregates are grouped by their comparison form (a DN's
+# ``dn.canonical``, a fingerprint's lower case) and shown in their most frequent spelling:
+# these tables' columns, each with the partial counting its spellings.
 SPELLINGS = "dn_spellings"
+FINGERPRINT_SPELLINGS = "fingerprint_spellings"
+SPELLED = MappingProxyType({"workloads": ("bind_dn", SPELLINGS), "binds": ("dn", SPELLINGS),
+                            "fingerprints": ("fingerprint", FINGERPRINT_SPELLINGS)})
 TOP_LIST_LIMIT = _core.TOP_LIST_LIMIT  # distinct bind DNs kept per fingerprint
 
 
@@ -245,6 +263,8 @@ def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFra
         keys = list(PARTIAL_KEYS[table])
         if not frames:
             out[name] = next(p[name] for p in parts if name in p)
+        elif table == SLOWEST:
+            out[name] = slowest_first(pl.concat(frames, how="vertical_relaxed"))
         elif latency:
             out[name] = histogram.merge(frames, keys)
         else:
@@ -258,7 +278,7 @@ def _combine_scalars(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         if column in keys:
             continue
         if column.endswith("_set"):
-            limit = TOP_LIST_LIMIT if column == "bind_dn_set" else None
+            limit = TOP_LIST_LIMIT if column.endswith("bind_dn_set") else None
             expr = pl.col(column).explode().drop_nulls().unique().sort()
             aggs.append((expr.head(limit) if limit else expr).alias(column))
         elif column.endswith("_max") or column == "last_seen":
@@ -272,6 +292,14 @@ def _combine_scalars(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df.group_by(keys).agg(aggs)
 
 
+def slowest_first(df: pl.DataFrame) -> pl.DataFrame:
+    """The ``SLOWEST_ROWS`` operations of longest etime, in the core's order (etime, then
+    the operation's identity)."""
+    order = ["etime", *TABLE_KEYS[SLOWEST]]
+    return df.sort(order, descending=[True] + [False] * (len(order) - 1),
+                   nulls_last=True).head(SLOWEST_ROWS)
+
+
 Ranges = dict[str, tuple[int, int]]  # server → (first, last) event time, UTC nanoseconds
 
 
@@ -282,7 +310,9 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
 
     ``ranges`` and ``period_s``: each server's window and the load table's period, for a
     run (a merge's load rows carry the seconds they cover)."""
-    spelling = most_frequent(combined.get(SPELLINGS, pl.DataFrame()))
+    spelling = {name: most_frequent(combined.get(name, pl.DataFrame()), key)
+                for key, name in ((PARTIAL_KEYS[n][0], n)
+                                  for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
     tables = {}
     for table, keys in TABLE_KEYS.items():
         df = combined.get(table)
@@ -308,18 +338,21 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
         if table == "fingerprints":
             df = df.with_columns(
                 pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),
+                *([pl.col("unindexed_bind_dn_set").list.len().cast(pl.Int64)
+                   .alias("unindexed_bind_dns")] if "unindexed_bind_dn_set" in df.columns
+                  else []),
                 pl.col("server_set").list.join(",").alias("servers"),
             )
         if table == "timeseries":
             df = df.drop([c for c in df.columns if c in ("etime_p50", "etime_p99")])
         if table == "load":
             df = _load(df, ranges or {}, period_s)
-        if table in DN_COLUMNS and spelling:
-            column = DN_COLUMNS[table]
-            df = df.with_columns(pl.col(column).replace(spelling))
+        if table in SPELLED and spelling[SPELLED[table][1]]:
+            column, spellings = SPELLED[table]
+            df = df.with_columns(pl.col(column).replace(spelling[spellings]))
         first = [c for c in TABLE_COLUMNS[table] if c in df.columns]
         df = df.select(first + [c for c in df.columns if c not in first])
-        tables[table] = df.sort(keys_, nulls_last=True)
+        tables[table] = slowest_first(df) if table == SLOWEST else df.sort(keys_, nulls_last=True)
     return tables
 
 
@@ -331,12 +364,13 @@ def _load(df: pl.DataFrame, ranges: Ranges, period_s: int) -> pl.DataFrame:
     period = int(df["seconds"].max() or period_s)  # merged runs: the coarsest period
     df = df.group_by("server", pl.col("start").dt.truncate(f"{period}s")).agg(
         pl.col("operations").sum(), pl.col("covered_seconds").sum())
-    # a period covering a sliver of a second would show a spike: divide by at least 1 s
+    # the rate over the seconds covered (none for a period that covers no time: a window
+    # of one instant); peaks skip the periods covered for less than half their length
+    # (views.PEAK_MIN_COVER), so a sliver's rate cannot become the run's peak
+    covered = pl.col("covered_seconds")
     return df.with_columns(
-        pl.lit(period, pl.Int64).alias("seconds"),
-        pl.col("covered_seconds").clip(upper_bound=float(period)),
-    ).with_columns((pl.col("operations") / pl.col("covered_seconds")
-                    .clip(lower_bound=min(1.0, period))).alias("rate"))
+        pl.lit(period, pl.Int64).alias("seconds"), covered.clip(upper_bound=float(period)),
+    ).with_columns(pl.when(covered > 0).then(pl.col("operations") / covered).alias("rate"))
 
 
 def _periods(counts: pl.DataFrame, ranges: Ranges, period_s: int) -> pl.DataFrame:
@@ -376,7 +410,26 @@ def peak_connections(connections: pl.LazyFrame) -> dict[str, int]:
     open line, -1 at its close; a restart closes what was still open.
 
     A connection opened before the window is not counted (its ``opened`` is null)."""
-    opened = connections.select("server", "conn", "opened", "closed").filter(
+    peaks = _levels(connections, over="server").group_by("server").agg(
+        pl.col("level").max()).collect()
+    return {s: int(n) for s, n in peaks.iter_rows()}
+
+
+def fleet_peak_connections(connections: pl.LazyFrame) -> int:
+    """The most connections open at once on the whole fleet: every server's opens and
+    closes in one sweep (the largest sum at one instant, not the largest server's peak)."""
+    level = _levels(connections, over=None).select(pl.col("level").max()).collect().item()
+    return int(level or 0)
+
+
+def _levels(connections: pl.LazyFrame, over: str | None) -> pl.LazyFrame:
+    """The number of open connections after each open and close, per server (``over``) or
+    for all of them: rows (server, ts, level), a close before an open at the same time.
+    A connection neither closed nor cut by a restart stays open, or closes at its ``end``
+    where the connections have that column (a merged run's end)."""
+    names = connections.collect_schema().names()
+    end = ["end"] if "end" in names else []
+    opened = connections.select("server", "conn", "opened", "closed", *end).filter(
         pl.col("opened").is_not_null()).sort("opened")
     starts = opened.filter(pl.col("conn") == 1).select("server", pl.col("opened")
                                                        .alias("restart")).sort("restart")
@@ -385,39 +438,47 @@ def peak_connections(connections: pl.LazyFrame) -> dict[str, int]:
                             check_sortedness=False)  # both sorted by time, so per server too
     events = pl.concat([
         ends.select("server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int8).alias("d")),
-        ends.select("server", pl.coalesce("closed", "restart").alias("ts"),
+        ends.select("server", pl.coalesce("closed", "restart", *end).alias("ts"),
                     pl.lit(-1, pl.Int8).alias("d")).filter(pl.col("ts").is_not_null()),
     ])
-    peaks = events.sort("server", "ts", "d").with_columns(
-        pl.col("d").cast(pl.Int64).cum_sum().over("server").alias("level")).group_by(
-        "server").agg(pl.col("level").max()).collect()
-    return {s: int(n) for s, n in peaks.iter_rows()}
+    step = pl.col("d").cast(pl.Int64).cum_sum()
+    if over is None:
+        return events.sort("ts", "d").with_columns(step.alias("level"))
+    return events.sort(over, "ts", "d").with_columns(step.over(over).alias("level"))
 
 
 def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Finished tables (from an earlier run) back into combinable partials, for ``merge``."""
     out: dict[str, pl.DataFrame] = {}
-    spellings = []
+    spellings: dict[str, list[pl.DataFrame]] = {}
     for table, keys in TABLE_KEYS.items():
         if table not in tables:
             continue
         df = tables[table]
         keys_ = list(keys)
-        if table in DN_COLUMNS:  # keyed by the comparison form again, as a run's partials
-            column = DN_COLUMNS[table]
+        if table in SPELLED:  # keyed by the comparison form again, as a run's partials
+            column, name = SPELLED[table]
+            form = canonical_column if name == SPELLINGS else _fingerprint_forms
             rows = df.filter(pl.col(column).is_not_null())
-            spellings.append(pl.DataFrame({"dn": canonical_column(rows[column]),
-                                           "spelling": rows[column], "count": rows["count"]}))
-            df = df.with_columns(canonical_column(df[column]).alias(column))
+            spellings.setdefault(name, []).append(pl.DataFrame({
+                PARTIAL_KEYS[name][0]: form(rows[column]), "spelling": rows[column],
+                "count": rows["count"]}))
+            df = df.with_columns(form(df[column]).alias(column))
         for latency in TABLE_LATENCIES[table]:
             if f"{latency}_hist_bucket" in df.columns:
                 out[f"{table}:{latency}"] = histogram.from_lists(df, keys_, latency)
         drop = [c for c in df.columns if "_hist_" in c or any(
             c == f"{lat}_p{q}" for lat in LATENCIES for q in (50, 95, 99))]
-        drop += [c for c in ("bind_dns", "servers") if c in df.columns and table == "fingerprints"]
+        drop += [c for c in ("bind_dns", "unindexed_bind_dns", "servers")
+                 if c in df.columns and table == "fingerprints"]
         # recomputed from the nanosecond sums, or from the counts
         drop += [c for c in df.columns if c.endswith("etime_sum") or c == "rate"]
         out[table] = df.drop(drop)
-    if spellings:  # each run's spelling, weighted by what it counted
-        out[SPELLINGS] = pl.concat(spellings)
+    for name, frames in spellings.items():  # each run's spelling, weighted by its count
+        out[name] = pl.concat(frames)
     return out
+
+
+def _fingerprint_forms(values: pl.Series) -> pl.Series:
+    """A fingerprint's comparison form, as the core's ``filter::fingerprint_form``."""
+    return values.str.to_lowercase()

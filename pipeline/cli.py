@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from . import __version__, _core
 from .config import load_workloads
 from .errors import ConfigError, PipelineError
-from .names import printable, problem_text
+from .names import SCOPES, printable, problem_text
 from .terminal import RunProgress, done_line, print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
@@ -331,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("filters", nargs="*", metavar="FILTER")
     fp.add_argument("--sort-operands", action="store_true",
                     help="order &/| operands canonically and fold attribute case")
+    fp.add_argument("--scope", choices=tuple(SCOPES.values()),
+                    help="the searches' scope, which a run's fingerprints begin with")
     fp.add_argument("--id", action="store_true", help="also print the fingerprint id")
     fp.set_defaults(func=cmd_fingerprint)
     return parser
@@ -599,11 +601,12 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
     filters = args.filters or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     failed = False
+    scope = None if args.scope is None else {v: k for k, v in SCOPES.items()}[args.scope]
     for text in filters:
-        fp = fingerprint(text, sort_operands=args.sort_operands)
+        fp = fingerprint(text, sort_operands=args.sort_operands, scope=scope)
         print(f"{fingerprint_id(fp)}  {fp}" if args.id else fp)
-        if fp.startswith(UNPARSED):  # still printed: a run counts it under that name
-            reason = fp.removeprefix(UNPARSED).removesuffix(">")
+        if UNPARSED in fp:  # still printed: a run counts it under that name
+            reason = fp.split(UNPARSED, 1)[1].removesuffix(">")
             print(f"dsaccess: not an LDAP filter ({reason}): {printable(text)[:200]}",
                   file=sys.stderr)
             failed = True

@@ -40,12 +40,12 @@ def canonical_column(values: pl.Series) -> pl.Series:
     return values.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
-def most_frequent(spellings: pl.DataFrame) -> dict[str, str]:
-    """Rows ``(dn, spelling, count)`` → each comparison form's most used spelling
+def most_frequent(spellings: pl.DataFrame, key: str = "dn") -> dict[str, str]:
+    """Rows ``(key, spelling, count)`` → each comparison form's most used spelling
     (ties: the first in code-point order, so every run picks the same)."""
     if not spellings.height:
         return {}
-    best = spellings.group_by("dn", "spelling").agg(pl.col("count").sum()).sort(
-        ["dn", "count", "spelling"], descending=[False, True, False]).unique(
-        "dn", keep="first", maintain_order=True)
-    return dict(zip(best["dn"].to_list(), best["spelling"].to_list(), strict=True))
+    best = spellings.group_by(key, "spelling").agg(pl.col("count").sum()).sort(
+        [key, "count", "spelling"], descending=[False, True, False]).unique(
+        key, keep="first", maintain_order=True)
+    return dict(zip(best[key].to_list(), best["spelling"].to_list(), strict=True))

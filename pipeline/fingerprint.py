@@ -16,12 +16,17 @@ report's index advice uses too, its limits and error phrases). In the order they
    attribute names folded to lower case, so clients that vary the order group.
 6. Two or more consecutive siblings with the same fingerprint collapse into
    one followed by ``+``, so membership lists of any length are one class.
+7. A search's fingerprint begins with its scope: ``base (objectClass=*)`` (an
+   entry read) and ``sub (objectClass=*)`` (a scan) are different workloads.
+8. Fingerprints compare without case (attribute names, ``objectClass`` values and
+   matching rules are case-insensitive in LDAP): ``objectClass`` and ``objectclass``
+   are one row of a run's tables, shown in its most frequent spelling, with one id.
 
 Rejected rules, and why:
 
-- Lower-casing attribute names by default: operators read the fingerprint
-  next to their client code, which names attributes as it does; only
-  ``sort_operands`` folds case, because ordering needs a canonical name.
+- Lower-casing attribute names in the text shown: operators read the fingerprint
+  next to their client code, which names attributes as it does; so the tables
+  group without case and show the spelling clients use most.
 - Keeping short numeric values (like pt-query-digest's optional embedded
   numbers): LDAP values are identities; keeping any leaks them into reports.
 
@@ -29,8 +34,10 @@ Rejected rules, and why:
 '(&(objectClass=inetOrgPerson)(|(cn=...)(uid=...)(mail=...)))'
 >>> fingerprint("(|(uid=a)(uid=b)(uid=c))")
 '(|(uid=...)+)'
->>> fingerprint_id("(uid=...)")
-'e17f27b49f526474'
+>>> fingerprint("(objectClass=*)", scope=0)
+'base (objectClass=*)'
+>>> fingerprint_id("(uid=...)"), fingerprint_id("(UID=...)")
+('e17f27b49f526474', 'e17f27b49f526474')
 """
 
 from __future__ import annotations
@@ -43,14 +50,16 @@ VALUE = "..."
 SERVER_CUT = 512  # 389 DS cuts logged filters at 512 characters and appends "..."
 
 
-def fingerprint(text: str | None, sort_operands: bool = False) -> str:
+def fingerprint(text: str | None, sort_operands: bool = False, scope: int | None = None) -> str:
     """The fingerprint of one logged filter string.
 
     Args:
         text: the filter as logged (``None`` gives ``<unparsed:missing>``).
         sort_operands: order ``&``/``|`` children and fold attribute case.
+        scope: the search's (0, 1, 2): its name (``base``, ``one``, ``sub``) comes first,
+            as in a run's fingerprints.
     """
-    return _core.fingerprints([text], sort_operands)[0]
+    return _core.fingerprints([text], sort_operands, scope)[0]
 
 
 def fingerprints(texts: Sequence[str | None], sort_operands: bool = False) -> list[str]:
@@ -60,5 +69,7 @@ def fingerprints(texts: Sequence[str | None], sort_operands: bool = False) -> li
 
 def fingerprint_id(fp: str) -> str:
     """A short id, stable across runs and machines (never Python's salted ``hash``): the
-    hex of BLAKE2b with an 8-byte digest, as the operations table's ``fingerprint_id``."""
+    hex of BLAKE2b with an 8-byte digest of the fingerprint in lower case (its comparison
+    form: every spelling of it has the one id), as the operations table's
+    ``fingerprint_id``."""
     return _core.fingerprint_id(fp)

@@ -47,8 +47,8 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
     rule_errors: dict[str, int] = {}
     parts = []
     by_run = []
-    for run in runs:
-        summary = _read_json(run, "summary.json")
+    summaries = [_read_json(run, "summary.json") for run in runs]
+    for run, summary in zip(runs, summaries, strict=True):
         for server, section in summary["servers"].items():
             partials = aggregate.combine(partials, {server: _as_partial(section)})
             restarts[server] = restarts.get(server, 0) + int(section.get("restarts", 0))
@@ -60,7 +60,7 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
         by_run.append(_by_run(run, summary, tables))
     for server, lines in _line_accounting(infos).items():  # each line once
         partials.setdefault(server, {})["lines"] = lines
-    summary = aggregate.finalize(partials, restarts)
+    summary = aggregate.finalize(partials, restarts, _fleet_peak(runs, summaries))
     summary["workload_rule_errors"] = dict(sorted(rule_errors.items()))
     summary["problems"] = [p for i, p in enumerate(problems) if p not in problems[:i]]
     summary["warnings"] = views.run_warnings(summary)
@@ -78,6 +78,24 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
         outputs.discard(staging)
         raise
     return summary, tables
+
+
+def _fleet_peak(runs: list[Path], summaries: list[dict[str, Any]]) -> int:
+    """The merged fleet's peak concurrent connections: one sweep over the runs'
+    connections, each still open at the end of its run closed there (the next time slice
+    does not count it either: it opened before that slice's window). A merged output has
+    no connections of its own: with one among the runs, the largest of the runs' peaks."""
+    frames = []
+    for run, summary in zip(runs, summaries, strict=True):
+        path, last = run / "connections.parquet", summary["time_range"]["last"]
+        if not path.exists():
+            return max(int(s.get("peak_connections", 0)) for s in summaries)
+        if last is None:
+            continue
+        end = pl.lit(aggregate.iso_ns(last) + 1).cast(pl.Datetime("ns", "UTC"))
+        frames.append(pl.scan_parquet(path).select("server", "conn", "opened", "closed",
+                                                   end.alias("end")))
+    return aggregate.fleet_peak_connections(pl.concat(frames)) if frames else 0
 
 
 def _by_run(run: Path, summary: dict[str, Any], tables: dict[str, pl.DataFrame]

@@ -98,6 +98,7 @@ def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             _errors(summary, tables, charts),
             _connections(tables, charts),
             _unindexed(tables),
+            _slowest(tables, show_examples),
         ]
     data = json.dumps({"charts": charts}, separators=(",", ":"), sort_keys=True)
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -185,10 +186,11 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
         kpis.append(("outside the window", f"{lines['outside_window']:,}"))
     kpis += [
             ("rejected", f"{lines['rejected']:,}"), ("connections", f"{summary['connections']:,}"),
-            ("peak concurrent connections", f"{summary['peak_connections']:,}"),
+            ("fleet peak concurrent connections", f"{summary['peak_connections']:,}"),
             ("operations", f"{summary['operations']['total']:,}"),
-            ("peak ops/s", f"{peak_rate:,.1f}"), ("restarts", f"{summary['restarts']:,}"),
+            ("fleet peak ops/s", f"{peak_rate:,.1f}"), ("restarts", f"{summary['restarts']:,}"),
             ("unmatched requests", f"{summary['unmatched']['requests']:,}"),
+            ("abandoned by clients", f"{summary.get('abandoned', 0):,}"),
             ("unmatched results", f"{summary['unmatched']['results']:,}")]
     cards = "".join(f'<div class="kpi" id="kpi-{_e(k.replace(" ", "-").replace("/", ""))}">'
                     f"{_e(k)}<b>{v}</b></div>" for k, v in kpis)
@@ -207,8 +209,10 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     return "".join([
         "<h2>Run</h2>",
         f"<p>From {_e(when(summary['time_range']['first']))} to "
-        f"{_e(when(summary['time_range']['last']))} (UTC). Peak rate: the busiest "
-        f"{_period_name(tables)}{at}; times are in milliseconds.</p>"
+        f"{_e(when(summary['time_range']['last']))} (UTC). Fleet peaks are of all servers "
+        f"at once: the most connections open at one instant, and the busiest "
+        f"{_period_name(tables)}{at}; each server's own peaks are in its row. Times are in "
+        "milliseconds.</p>"
         if summary["time_range"]["first"] else
         "<p>No events in the logs read: nothing to chart (see the servers and the problems "
         "below).</p>", cards,
@@ -242,7 +246,7 @@ def _load(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     period = _period_name(tables)
     traces = [{"type": "scatter", "mode": "lines", "name": _label(server),
                "line": {"color": colours.get(server, "#444"), "width": 1.5},
-               "x": _iso(part["start"]), "y": [round(r, 3) for r in part["rate"]]}
+               "x": _iso(part["start"]), "y": part["rate"].round(3).to_list()}
               for (server,), part in sorted(load.sort("start").partition_by(
                   "server", as_dict=True).items())]
     shapes, restart_trace = _restart_marks(tables, float(load["rate"].max() or 1.0))
@@ -455,9 +459,7 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
     codes = clients.group_by("close_code").agg(pl.col("connections").sum()) \
         .sort("connections", descending=True)
     transport = clients.group_by("transport").agg(pl.col("connections").sum()).sort("transport")
-    ips = clients.group_by("client_ip").agg(pl.col("connections").sum(),
-                                            pl.col("operations").sum()) \
-        .sort("connections", "client_ip", descending=[True, False], nulls_last=True).head(TOP)
+    ips = views.client_ips(clients, TOP)
     return "".join([
         "<h2>Connections</h2>",
         _chart(charts, "chart-close-codes", [{
@@ -470,10 +472,12 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
             "type": "pie", "labels": [_label(t) for t in transport["transport"]],
             "values": transport["connections"].to_list()}],
             {"title": {"text": "LDAP, LDAPS, StartTLS and LDAPI connections"}}),
-        "<p>Top client IPs</p>" + _table(
-            ["client IP", "connections", "operations"],
+        "<p>Top client IPs, by the etime of their operations</p>" + _table(
+            ["client IP", "connections", "operations", "etime total (ms)", "unindexed",
+             "errors"],
             [["(unknown)" if r["client_ip"] is None else r["client_ip"], r["connections"],
-              r["operations"]] for r in ips.iter_rows(named=True)], element_id="clients"),
+              r["operations"], ms(r["etime_sum"]), r["unindexed"], r["errors"]]
+             for r in ips.iter_rows(named=True)], element_id="clients"),
     ])
 
 
@@ -499,11 +503,26 @@ def _unindexed(tables: dict[str, pl.DataFrame]) -> str:
         descending=[True, True, False])
     rows = [[r["fingerprint"], r["unindexed"], ms(float(r["unindexed_etime_sum"])),
              r["partially_unindexed"], ms(float(r["partially_unindexed_etime_sum"])),
-             index_candidates(r["example"])]
+             r.get("unindexed_bind_dns", r["bind_dns"]), index_candidates(r["example"])]
             for r in slow.iter_rows(named=True)]
     return ("<h2>Unindexed searches</h2><p>notes=A: the whole search was a scan; notes=U: "
-            "part of it. Counts and etimes are those searches' own. Candidates list the "
+            "part of it. Counts, etimes and bind DNs are those searches' own. Candidates list the "
             "attributes of the filter and the index type each needs (check the attribute's "
             "existing indexes first; a negation has none).</p>" +
             _table(["fingerprint", "unindexed (A)", "A etime total (ms)", "partially (U)",
-                    "U etime total (ms)", "index candidates"], rows, element_id="unindexed"))
+                    "U etime total (ms)", "bind DNs", "index candidates"], rows,
+                   element_id="unindexed"))
+
+
+def _slowest(tables: dict[str, pl.DataFrame], show_examples: bool) -> str:
+    rows = views.slowest(tables, show_examples)
+    if not rows:
+        return ""
+    return ("<h2>Slowest operations</h2><p>The client operations with the longest etime, "
+            "slowest first. A search names its base, scope and filter fingerprint.</p>" +
+            _table(["server", "time (UTC)", "conn", "op", "verb", "bind DN", "client",
+                    "target", "etime (ms)", "wtime (ms)", "err"],
+                   [[r["server"], r["time"], str(r["conn"]), str(r["op"]), r["verb"],
+                     r["bind_dn"], r["client"], r["target"], ms(r["etime"]), ms(r["wtime"]),
+                     "" if r["err"] is None else str(r["err"])] for r in rows],
+                   text_cols=8, element_id="slowest"))

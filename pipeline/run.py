@@ -49,6 +49,7 @@ from .stages import (
     combine_task,
     concat_task,
     enrich_task,
+    fleet_timeline,
     line_offsets,
     parse_task,
     rejects_task,
@@ -155,12 +156,12 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
-            timelines = _assemble(compute, chunk_reports, layout, scratch, staging,
-                                  "jsonl" in opts.operations)
+            fleet_peak, timelines = _assemble(compute, chunk_reports, layout, scratch,
+                                              staging, "jsonl" in opts.operations)
         computed = time.perf_counter()
         observer.stage("write")
         summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread,
-                                            timelines)
+                                            timelines, fleet_peak)
         outputs.discard(scratch)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
@@ -567,17 +568,18 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
 
 def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, tuple[int, int]],
               scratch: Place, staging: Place, jsonl: bool
-              ) -> list[tuple[str, int, pl.DataFrame]]:
+              ) -> tuple[int, list[tuple[str, int, pl.DataFrame]]]:
     """On the workers, after stage B: rejects.parquet, connections.parquet and
-    operations.jsonl from the tasks' pieces, and each server's timeline (peak concurrent
-    connections, restarts) from its buckets' connection pieces. The client gets two numbers
-    and the restart rows per server, whatever the input."""
+    operations.jsonl from the tasks' pieces, the fleet's peak concurrent connections, and
+    each server's timeline (its peak, its restarts) from its buckets' connection pieces.
+    The client gets numbers and the restart rows, whatever the input."""
     order = {r.index: (r.server, r.file, r.index) for r in reports}
     graphs = [
         dask.delayed(rejects_task, pure=False)(scratch, staging, order, line_offsets(reports)),
         dask.delayed(concat_task, pure=False)(scratch / "connections", "b*.parquet",
                                               staging / "connections.parquet",
                                               join_pieces({}).connections),
+        dask.delayed(fleet_timeline, pure=False)(scratch / "connections"),
         *[dask.delayed(server_timeline, pure=False)(server, scratch / "connections",
                                                     range(base, base + count))
           for server, (base, count) in sorted(layout.items())],
@@ -586,12 +588,12 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
         graphs.append(dask.delayed(concat_task, pure=False)(
             scratch / "jsonl", "b*.jsonl", staging / "operations.jsonl", None))
     done, = compute(graphs)
-    return list(done[2:2 + len(layout)])
+    return done[2], list(done[3:3 + len(layout)])
 
 
 def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
             reduced: BucketReport, unread: list[Problem],
-            timelines: list[tuple[str, int, pl.DataFrame]]
+            timelines: list[tuple[str, int, pl.DataFrame]], fleet_peak: int
             ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[Problem]]:
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
@@ -602,7 +604,8 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
         if peak:
             per_server.setdefault(server, {})["peak_connections"] = peak
     starts = pl.concat([t[2] for t in timelines])  # one per server: never empty
-    summary = aggregate.finalize(per_server, dict(starts.group_by("server").len().iter_rows()))
+    summary = aggregate.finalize(per_server, dict(starts.group_by("server").len().iter_rows()),
+                                 fleet_peak)
     summary["workload_rule_errors"] = dict(sorted(reduced.rule_errors.items()))
     problems = unread + [problem(r.server, r.file, r.problem) for r in
                          sorted(chunk_reports, key=lambda r: r.index) if r.problem]
@@ -634,7 +637,9 @@ def run_info(opts: RunOptions) -> dict[str, Any]:
         "version": __version__,
         "window": {"since": opts.since_ns, "until": opts.until_ns},
         "histogram": histogram.LAYOUT,
-        "fingerprint": {"sort_operands": opts.sort_operands},
+        # "by_scope": a search's fingerprint begins with its scope (runs made before do
+        # not; a merge of both would keep one search apart under two names)
+        "fingerprint": {"sort_operands": opts.sort_operands, "by_scope": True},
         "workloads": [{"name": n, "when": w} for n, w, _ in opts.workloads],
     }
 

@@ -260,14 +260,16 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
                         aggregate.combine_all([r.rule_errors for r in reports]))
 
 
+TIMELINE_COLUMNS = ["server", "conn", "opened", "closed"]
+
+
 def server_timeline(server: str, folder: Place, buckets: range
                     ) -> tuple[str, int, pl.DataFrame]:
     """One server's peak concurrent connections and its restarts, from the connection
     pieces of its buckets in ``folder`` (written by the enrich tasks: ``b<bucket>-<part>``;
     a bucket without events has none)."""
     names = {f"b{b:05d}" for b in buckets}
-    frames = [outputs.read_parquet(piece, ["server", "conn", "opened", "closed"])
-              .filter(pl.col("server") == server)
+    frames = [outputs.read_parquet(piece, TIMELINE_COLUMNS).filter(pl.col("server") == server)
               for piece in folder.glob("b*.parquet") if piece.name.split("-")[0] in names]
     if not frames:
         return server, 0, aggregate.restarts(pl.LazyFrame(schema={
@@ -275,6 +277,13 @@ def server_timeline(server: str, folder: Place, buckets: range
     connections = pl.concat(frames).lazy()
     peak = aggregate.peak_connections(connections).get(server, 0)
     return server, peak, aggregate.restarts(connections)
+
+
+def fleet_timeline(folder: Place) -> int:
+    """The fleet's peak concurrent connections: every server's connection pieces in
+    ``folder``, in one sweep (four columns of each connection)."""
+    frames = [outputs.read_parquet(piece, TIMELINE_COLUMNS) for piece in folder.glob("b*.parquet")]
+    return aggregate.fleet_peak_connections(pl.concat(frames).lazy()) if frames else 0
 
 
 def rejects_task(scratch: Place, staging: Place, order: dict[int, tuple[str, str, int]],

@@ -112,12 +112,12 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
         + f"rejected {lines['rejected']:,}, header {lines['header']:,}, blank {lines['blank']:,}")
     console.print((f"{when(first)} to {when(last)} UTC" if first else "no events")
                   + f"; servers {len(summary['servers'])}, "
-                  f"connections {summary['connections']:,} (peak concurrent "
+                  f"connections {summary['connections']:,} (fleet peak concurrent "
                   f"{summary['peak_connections']:,}), restarts {summary['restarts']:,}; "
-                  f"peak {peak_rate:,.1f} ops/s")
+                  f"fleet peak {peak_rate:,.1f} ops/s")
     s = summary["searches"]
-    console.print(f"operations {ops['total']:,}; unmatched requests "
-                  f"{summary['unmatched']['requests']:,}, results "
+    console.print(f"operations {ops['total']:,}; abandoned {summary.get('abandoned', 0):,}; "
+                  f"unmatched requests {summary['unmatched']['requests']:,}, results "
                   f"{summary['unmatched']['results']:,}; searches unindexed {s['unindexed']:,}, "
                   f"partially {s['partially_unindexed']:,}, paged {s['paged']:,}")
     console.print(_verbs(console, summary, tables))

@@ -49,10 +49,17 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
         slow = fps.filter(pl.col("unindexed") > 0).sort("unindexed", "fingerprint",
                                                          descending=[True, False]).head(20)
         for r in slow.iter_rows(named=True):
-            out.append(f"{r['unindexed']:>8,}  {r['fingerprint']}  ({r['bind_dns']} bind DNs)")
+            dns = r.get("unindexed_bind_dns", r["bind_dns"])  # (outputs before they were kept)
+            out.append(f"{r['unindexed']:>8,}  {r['fingerprint']}  ({dns} bind DNs)")
             if show_examples:
                 out.append(f"{'':10s}e.g. base={r['example_base']!r} scope={r['example_scope']} "
                            f"filter={r['example']!r}")
+    slowest = views.slowest(tables, show_examples)
+    if slowest:
+        out += ["", "----- Slowest Operations (etime) -----"]
+        for r in slowest:
+            out.append(f"{r['etime']:>12.6f}  {r['time']}  {r['server']} conn={r['conn']} "
+                       f"op={r['op']} {r['verb']} {r['bind_dn']}  {r['target']}")
     if len(summary["servers"]) > 1:
         for name, section in summary["servers"].items():
             mine = None if clients is None else clients.filter(pl.col("server") == name)

@@ -12,7 +12,7 @@ import polars as pl
 
 from . import histogram
 from .aggregate import OK_ERRORS
-from .names import err_name, when
+from .names import err_name, scope_name, when
 from .schema import SUMMARY_VERBS
 
 # a load period counts toward the peak rate only when the window covers most of it
@@ -103,7 +103,8 @@ def server_rates(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     if load is None or not load.height:
         return pl.DataFrame(schema={"server": pl.String, "peak_rate": pl.Float64,
                                     "peak_at": pl.Datetime("ns", "UTC")})
-    return _mostly_covered(load).sort("rate", "start", descending=[True, False]).group_by(
+    return _mostly_covered(load).sort("rate", "start", descending=[True, False],
+                                      nulls_last=True).group_by(
         "server", maintain_order=True).first().select(
         "server", pl.col("rate").alias("peak_rate"), pl.col("start").alias("peak_at")) \
         .sort("server")
@@ -185,3 +186,51 @@ def run_warnings(summary: dict[str, Any], windowed: bool = False,
         out.append(f"workload rule {rule!r} failed on {rows:,} operations (treated as no "
                    "match; fix the rule)")
     return out
+
+
+CLIENT_COSTS = ("connections", "operations", "etime_sum", "unindexed", "errors")
+
+
+def client_ips(clients: pl.DataFrame, top: int) -> pl.DataFrame:
+    """The ``top`` client IPs by the etime of their client operations (the load they
+    put on the servers), with their connections, operations, unindexed searches and
+    failures, summed over servers, transports and close codes. Outputs written before
+    these costs were counted read them as 0."""
+    present = [pl.col(c) if c in clients.columns else pl.lit(0).alias(c) for c in CLIENT_COSTS]
+    return clients.select("client_ip", *present).group_by("client_ip").agg(
+        pl.col(c).sum() for c in CLIENT_COSTS
+    ).sort("etime_sum", "connections", "client_ip", descending=[True, True, False],
+           nulls_last=True).head(top)
+
+
+SLOWEST_SHOWN = 20  # as logconv lists by default (-s 20)
+
+
+def slowest(tables: dict[str, pl.DataFrame], show_examples: bool = False,
+            top: int = SLOWEST_SHOWN) -> list[dict[str, Any]]:
+    """The ``top`` slowest client operations (logconv's longest etimes), as rows of
+    server, time (``when``), conn, op, verb, bind DN (``dn_text``), client, target, etime,
+    wtime (seconds) and result code. A search's target is its base, scope and filter
+    fingerprint, or its raw filter with ``show_examples`` (values identify people); other
+    operations name their entry DN."""
+    df = tables.get("slowest")
+    if df is None or not df.height:
+        return []
+    rows = []
+    for r in df.head(top).iter_rows(named=True):
+        if r["verb"] == "SRCH":
+            what = r["filter"] if show_examples else r["fingerprint"]
+            target = f"{r['base']} ({scope_name(r['scope'])}) {what or ''}".strip()
+        else:
+            target = r["dn"] or ""
+        rows.append({"server": r["server"], "time": when_ns(r["ts"] or r["result_ts"]),
+                     "conn": r["conn"], "op": r["op"], "verb": r["verb"] or "",
+                     "bind_dn": dn_text(r["bind_dn"]), "client": r["client_ip"] or "",
+                     "target": target, "etime": r["etime"], "wtime": r["wtime"],
+                     "err": r["err"]})
+    return rows
+
+
+def when_ns(value: Any) -> str:
+    """A time of a table (a datetime) as ``when`` shows summary times."""
+    return "" if value is None else when(value.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))

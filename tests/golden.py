@@ -96,6 +96,7 @@ OUTPUT_TABLES = {
     "clients": ["server", "client_ip", "transport", "close_code"],
     "restarts": ["server", "ts"],
     "connections": ["server", "session", "conn"],
+    "slowest": ["server", "ts", "conn", "op", "line"],
 }
 
 
@@ -171,14 +172,33 @@ def class_digest(workload: list[str | None], failed: int) -> list[object]:
             hashlib.sha256(repr(workload).encode()).hexdigest(), failed]
 
 
-if __name__ == "__main__":  # rewrite the output digests: python -m tests.golden outputs
+def operation_digests(tmp: Path) -> dict[str, dict[str, object]]:
+    """Per server of the corpus: the operations' and connections' rows and digests."""
+    found: dict[str, dict[str, object]] = {}
+    for server, files in servers(tmp):
+        e = join_files(server.rsplit("/", 1)[-1], files)
+        found[server] = {
+            "rows": [e.operations.height, e.connections.height],
+            "operations": digest(e.operations, ["server", "file", "line", "result_file",
+                                                "result_line"]),
+            "connections": digest(e.connections, ["server", "conn", "first_seen"])}
+    return found
+
+
+if __name__ == "__main__":  # rewrite digests, for a defect fixed on purpose (named in a test)
     import sys
     import tempfile
 
     from pipeline.run import RunOptions, run
 
+    if sys.argv[1:] == ["operations"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            table = operation_digests(Path(tmp))
+        (GOLDEN / "operations.json").write_text(json.dumps(table, indent=1, sort_keys=True)
+                                                + "\n")
+        raise SystemExit(0)
     if sys.argv[1:] != ["outputs"]:
-        raise SystemExit("usage: python -m tests.golden outputs")
+        raise SystemExit("usage: python -m tests.golden outputs|operations")
     with tempfile.TemporaryDirectory() as tmp:
         written = {}
         for name, logs in output_corpora(Path(tmp)).items():

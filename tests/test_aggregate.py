@@ -90,6 +90,62 @@ def _buckets(df: pl.DataFrame, keys: list[str], value: str) -> pl.DataFrame:
         *keys, "bucket").agg(pl.len().cast(pl.Int64).alias("count"))
 
 
+def test_clients_carry_what_their_operations_cost(corpus) -> None:
+    """Which client IPs cause the unindexed searches and the load (issue 35, part 2, item
+    6): per client IP, the etime, unindexed searches and failures of its client operations,
+    as the operations table gives them, whatever bucket each connection fell in."""
+    _, out = corpus
+    ops = _ops(out).filter(~pl.col("internal"))
+    failed = pl.col("err").is_not_null() & ~pl.col("err").is_in(list(aggregate.OK_ERRORS))
+    expected = ops.group_by("client_ip").agg(
+        pl.col("etime").sum().alias("etime_sum"), pl.col("unindexed").fill_null(False).sum()
+        .cast(pl.Int64), failed.sum().cast(pl.Int64).alias("errors")).sort("client_ip")
+    clients = pl.read_parquet(out / "clients.parquet").group_by("client_ip").agg(
+        pl.col("etime_sum", "unindexed", "errors").sum()).sort("client_ip")
+    assert clients.height > 3 and clients["unindexed"].sum() > 0
+    assert clients.select("client_ip", "unindexed", "errors").equals(
+        expected.select("client_ip", "unindexed", "errors"))
+    for mine, truth in zip(clients["etime_sum"], expected["etime_sum"], strict=True):
+        assert mine == pytest.approx(truth, rel=1e-9)
+
+
+def test_the_slowest_operations_are_the_longest_etimes_of_client_operations(corpus) -> None:
+    """slowest.parquet (issue 35, part 2, item 5): the core's number of client operations
+    with the longest etime, slowest first, as a sort of the operations table gives them:
+    the same rows from many buckets as a sort of all of them."""
+    _, out = corpus
+    ops = _ops(out).filter(~pl.col("internal") & pl.col("etime").is_not_null()
+                           & (pl.col("verb") != "ABANDON"))
+    slowest = pl.read_parquet(out / "slowest.parquet")
+    assert slowest.height == aggregate.SLOWEST_ROWS < ops.height
+    truth = ops.sort("etime", descending=True).head(aggregate.SLOWEST_ROWS)
+    assert slowest["etime"].to_list() == truth["etime"].to_list()
+    keys = ["server", "conn", "op", "line"]
+    assert slowest.select(keys).sort(keys).equals(
+        truth.select(keys).sort(keys).cast(slowest.select(keys).schema))
+    assert slowest["etime"].is_sorted(descending=True)
+
+
+def test_abandoned_requests_are_not_unmatched(sample: Path, tmp_path: Path) -> None:
+    """On the sample, 392 searches the client abandoned had no RESULT: they are counted as
+    abandoned, not unmatched (issue 35, part 2, item 2); ABANDON's etime is the abandoned
+    operation's, so ABANDON's own latency is none."""
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(sample),), out=out, scheduler="synchronous"))
+    summary = json.loads((out / "summary.json").read_text())
+    ops = _ops(out)
+    no_result = ops.filter(pl.col("line").is_not_null() & pl.col("result_line").is_null()
+                           & pl.col("verb").is_in(["BIND", "SRCH", "MOD", "ADD", "DEL",
+                                                   "MODRDN", "CMP", "EXT"]))
+    abandoned = no_result.filter(pl.col("abandoned")).height
+    assert summary["abandoned"] == abandoned == 392
+    assert summary["unmatched"]["requests"] == no_result.height - abandoned == 105
+    assert summary["operations"]["ABANDON"] > 0
+    work = pl.read_parquet(out / "workloads.parquet").filter(pl.col("verb") == "ABANDON")
+    assert work["count"].sum() == summary["operations"]["ABANDON"]
+    assert work["etime_sum"].sum() == 0 and work["etime_p95"].is_null().all()
+
+
 def test_histogram_merge_is_associative() -> None:
     df = pl.DataFrame({"k": ["a", "b"] * 500, "v": [i / 997 for i in range(1000)]})
     parts = [_buckets(df[i::3], ["k"], "v") for i in range(3)]
@@ -121,9 +177,10 @@ def test_merge_of_three_time_slices_equals_one_run(corpus, tmp_path: Path) -> No
     summary, tables = merge_runs(slices, merged)
     expected = json.loads((whole / "summary.json").read_text())
     for key in ("connections", "peak_connections", "restarts", "operations",
-                "internal_operations", "results", "searches", "unmatched", "time_range"):
+                "internal_operations", "results", "searches", "unmatched", "abandoned",
+                "time_range"):
         assert summary[key] == expected[key], key
-    for name in ("fingerprints", "workloads", "timeseries", "binds"):
+    for name in ("fingerprints", "workloads", "timeseries", "binds", "slowest"):
         one = pl.read_parquet(whole / f"{name}.parquet")
         assert pl.read_parquet(merged / f"{name}.parquet").equals(one), name
         assert tables[name].equals(one)
@@ -209,3 +266,8 @@ def test_a_merge_of_several_runs_keeps_each_runs_figures_for_its_report(corpus,
     assert "<h2>By run</h2>" not in (days[0] / "report.html").read_text()
     again = merge_runs([merged], tmp_path / "month")[1]["runs"]
     assert again.sort(again.columns).equals(runs.sort(runs.columns))
+    # the two servers' runs sweep the fleet's connections as one run of both does
+    both = json.loads((root / "all" / "summary.json").read_text())
+    merged_summary = json.loads((merged / "summary.json").read_text())
+    assert merged_summary["peak_connections"] == both["peak_connections"] > max(
+        s["peak_connections"] for s in both["servers"].values())

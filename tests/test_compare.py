@@ -65,7 +65,7 @@ def test_the_slower_fingerprint_and_the_new_unindexed_one_rank_first(periods, ca
     doc = json.loads((out / "compare.json").read_text())
     worse = doc["regressions"]["fingerprint"]
     # (uid=...): 120 x 0.10 s more over the same span; (description=*...*): 60 x 0.1 s, new
-    assert [r["key"] for r in worse] == ["(uid=...)", "(description=*...*)"]
+    assert [r["key"] for r in worse] == ["sub (uid=...)", "sub (description=*...*)"]
     assert worse[0]["etime_delta"] == pytest.approx(120 * 0.10 / doc["hours"]["new"], rel=1e-6)
     assert worse[0]["p95_ratio"] == pytest.approx(3.0, rel=0.03)  # histogram buckets: 2%
     assert worse[1]["status"] == "appeared" and worse[1]["new_unindexed_share"] == 1.0
@@ -73,10 +73,10 @@ def test_the_slower_fingerprint_and_the_new_unindexed_one_rank_first(periods, ca
     # the threshold names the fingerprint whose p95 tripled; the steady one crosses nothing
     assert doc["crossed"] == [c for c in doc["crossed"] if "(uid=...)" in c or "svc-app" in c
                               or "service-accounts" in c]
-    assert any(c.startswith("p95 ×") and c.endswith("fingerprint (uid=...)")
+    assert any(c.startswith("p95 ×") and c.endswith("fingerprint sub (uid=...)")
                for c in doc["crossed"]) and "crossed p95" in err
     table = pl.read_parquet(out / "compare_fingerprint.parquet")
-    steady = table.filter(pl.col("key") == "(mail=...)").row(0, named=True)
+    steady = table.filter(pl.col("key") == "sub (mail=...)").row(0, named=True)
     assert steady["base_count"] == steady["new_count"] == 120 and steady["etime_delta"] == 0
 
 

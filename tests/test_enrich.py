@@ -137,8 +137,8 @@ def test_before_window_abandon_persistent_internal_and_unmatched() -> None:
     assert _op(ops, 9, 2)["verb"] == "ABANDON"
     internal = ops.filter(pl.col("internal")).sort("line")
     assert internal.select("base", "err").rows() == [("cn=config", 0), ("cn=y", 32)]
-    assert _op(ops, 9, 1)["fingerprint"] == "(cn=*)" and \
-        _op(ops, 9, 0)["fingerprint"] == "(objectClass=person)"
+    assert _op(ops, 9, 1)["fingerprint"] == "sub (cn=*)" and \
+        _op(ops, 9, 0)["fingerprint"] == "sub (objectClass=person)"
 
 
 def test_next_request_logged_before_the_bind_result_still_runs_as_the_new_identity() -> None:
@@ -159,18 +159,12 @@ def test_operations_match_the_golden_tables_of_the_polars_join(tmp_path) -> None
     # the production path (shuffle files, then the bucket's task)
     import json
 
-    from .golden import GOLDEN, digest, servers
+    from .golden import GOLDEN, operation_digests
     golden = json.loads((GOLDEN / "operations.json").read_text())
-    seen = set()
-    for server, files in servers(tmp_path):
-        e = join_files(server.rsplit("/", 1)[-1], files)
-        assert [e.operations.height, e.connections.height] == golden[server]["rows"], server
-        assert digest(e.operations, ["server", "file", "line", "result_file", "result_line"]) \
-            == golden[server]["operations"], server
-        assert digest(e.connections, ["server", "conn", "first_seen"]) \
-            == golden[server]["connections"], server
-        seen.add(server)
-    assert seen == set(golden)
+    found = operation_digests(tmp_path)
+    for server, want in golden.items():
+        assert found[server] == want, server
+    assert set(found) == set(golden)
 
 
 T = "[26/Nov/2026:16:22:20.116136841 +0000] "
@@ -200,9 +194,9 @@ def test_each_search_gets_the_fingerprint_of_its_own_filter() -> None:
     lines.append(f'{T}conn=1 op=99 SRCH dn="not a dn", invalid dn')
     ops = _ops(lines)[0].sort("line")
     prints = ops["fingerprint"].to_list()
-    assert prints[:50] == ["(uid=...)"] * 50
-    assert prints[50] == "<unparsed:expected ')'>"
-    assert prints[51] == "<unparsed:unexpected text after the filter>"
-    assert prints[52] == "<unparsed:missing>"
+    assert prints[:50] == ["sub (uid=...)"] * 50  # (scope=2: sub)
+    assert prints[50] == "sub <unparsed:expected ')'>"
+    assert prints[51] == "sub <unparsed:unexpected text after the filter>"
+    assert prints[52] == "<unparsed:missing>"  # (no scope logged either)
     assert not any("jsmith" in p or "john" in p for p in prints)
     assert ops["fingerprint_id"].null_count() == 0

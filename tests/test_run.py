@@ -132,8 +132,8 @@ def test_contract_columns(sample_run: Path) -> None:
         assert (sample_run / name).stat().st_size > 1000
     s = _summary(sample_run)
     assert list(s) == ["lines", "connections", "peak_connections", "restarts", "operations",
-                       "internal_operations", "results", "searches", "unmatched", "time_range",
-                       "servers", "workload_rule_errors", "problems", "warnings"]
+                       "internal_operations", "results", "searches", "unmatched", "abandoned",
+                       "time_range", "servers", "workload_rule_errors", "problems", "warnings"]
     assert s["time_range"] == {"first": "2026-11-26T16:20:10.475026726Z",
                                "last": "2026-11-26T16:22:38.851101107Z"}
 

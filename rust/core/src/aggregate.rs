@@ -14,19 +14,25 @@
 //! Which operations count where: fingerprints count every search (internal ones too);
 //! workloads, timeseries, load and binds count client operations (internal false); an
 //! operation's time is its request's, else its RESULT's (`seen`). A failure is a
-//! RESULT whose code is not success, compareFalse, compareTrue or saslBindInProgress.
+//! RESULT whose code is not an outcome (`OK_ERRORS`). A request without its RESULT is
+//! `abandoned` when an ABANDON named it, else unmatched; ABANDON has no etime of its own
+//! (its line's is the abandoned operation's), so none is counted for it.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ahash::RandomState;
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-                  StringArray, TimestampNanosecondArray};
+                  StringArray, TimestampNanosecondArray, UInt32Array};
+use arrow_select::take::take;
 
 use crate::arrow_in::{bools, floats, ints, strs, Bools, ColumnError, Floats, Ints, Strs};
 use crate::columns::batch;
 use crate::dn::canonical;
+use crate::filter::fingerprint_form;
+use crate::join::nulls_last;
 
 type Map<K, V> = HashMap<K, V, RandomState>;
 type Set<K> = HashSet<K, RandomState>;
@@ -47,6 +53,13 @@ pub const ZERO_BUCKET: i32 = i32::MIN;
 pub const MIN_VALUE: f64 = 1e-9;
 /// Distinct bind DNs kept per fingerprint (the count is exact below it).
 pub const TOP_LIST_LIMIT: usize = 10_000;
+/// Client operations kept in the `slowest` table: the longest etimes, as logconv lists.
+pub const SLOWEST: usize = 100;
+/// The operations' columns the `slowest` table keeps.
+const SLOWEST_COLUMNS: [&str; 22] = [
+    "server", "ts", "result_ts", "conn", "op", "verb", "bind_dn", "client_ip", "base", "scope",
+    "filter", "fingerprint", "dn", "err", "nentries", "etime", "wtime", "notes", "file", "line",
+    "result_file", "result_line"];
 /// Verbs whose requests get a RESULT (an unmatched one is counted).
 const PAIRED_VERBS: [&str; 9] = ["BIND", "SRCH", "MOD", "ADD", "DEL", "MODRDN", "CMP", "EXT",
                                  "UNPROCESSED"];
@@ -121,8 +134,11 @@ impl<'a> Names<'a> {
     }
 }
 
-/// DNs numbered by their comparison form, each spelling canonicalized once and counted.
-struct Dns<'a> {
+/// Values numbered by their comparison form (`form`: a DN's `dn::canonical`, a
+/// fingerprint's `filter::fingerprint_form`), each spelling put in its form once and
+/// counted.
+struct Forms<'a> {
+    form: fn(&str) -> String,
     spellings: Names<'a>,
     /// per spelling: its form's id, and how often it was seen
     form_of: Vec<u32>,
@@ -131,13 +147,13 @@ struct Dns<'a> {
     forms: Vec<String>,
 }
 
-impl<'a> Dns<'a> {
-    fn new() -> Self {
-        Dns { spellings: Names::new(), form_of: Vec::new(), seen: Vec::new(),
-              ids: Map::default(), forms: Vec::new() }
+impl<'a> Forms<'a> {
+    fn new(form: fn(&str) -> String) -> Self {
+        Forms { form, spellings: Names::new(), form_of: Vec::new(), seen: Vec::new(),
+                ids: Map::default(), forms: Vec::new() }
     }
 
-    /// The id of a DN's comparison form; the spelling is counted.
+    /// The id of a value's comparison form; the spelling is counted.
     fn id(&mut self, spelling: Option<&'a str>) -> u32 {
         let written = self.spellings.id(spelling);
         if written == NONE {
@@ -145,7 +161,7 @@ impl<'a> Dns<'a> {
         }
         let w = written as usize;
         if w == self.form_of.len() {  // a new spelling
-            let form = canonical(self.spellings.names[w]);
+            let form = (self.form)(self.spellings.names[w]);
             let id = match self.ids.get(&form) {
                 Some(&id) => id,
                 None => {
@@ -209,6 +225,8 @@ struct FingerprintRow<'a> {
     etime_max: Option<f64>,
     nentries: i64,
     bind_dns: Set<u32>,
+    /// of its searches with notes A or U
+    unindexed_bind_dns: Set<u32>,
     servers: Set<u32>,
     example: Option<&'a str>,
     example_base: Option<&'a str>,
@@ -257,6 +275,9 @@ fn max_of<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
 /// The operations' columns the partials read.
 struct Ops<'a> {
     server: Strs<'a>,
+    conn: Ints<'a>,
+    op: Ints<'a>,
+    session: Ints<'a>,
     workload: Strs<'a>,
     bind_dn: Strs<'a>,
     verb: Strs<'a>,
@@ -276,6 +297,7 @@ struct Ops<'a> {
     unindexed: Bools<'a>,
     partially_unindexed: Bools<'a>,
     paged: Bools<'a>,
+    abandoned: Bools<'a>,
     etime: Floats<'a>,
     wtime: Floats<'a>,
     optime: Floats<'a>,
@@ -285,7 +307,8 @@ impl<'a> Ops<'a> {
     fn of(b: &'a RecordBatch) -> Result<Self, ColumnError> {
         let t = "operations";
         Ok(Ops {
-            server: strs(b, t, "server")?, workload: strs(b, t, "workload")?,
+            server: strs(b, t, "server")?, conn: ints(b, t, "conn")?, op: ints(b, t, "op")?,
+            session: ints(b, t, "session")?, workload: strs(b, t, "workload")?,
             bind_dn: strs(b, t, "bind_dn")?, verb: strs(b, t, "verb")?,
             fingerprint: strs(b, t, "fingerprint")?,
             fingerprint_id: strs(b, t, "fingerprint_id")?, filter: strs(b, t, "filter")?,
@@ -295,7 +318,7 @@ impl<'a> Ops<'a> {
             result_line: ints(b, t, "result_line")?, internal: bools(b, t, "internal")?,
             unindexed: bools(b, t, "unindexed")?,
             partially_unindexed: bools(b, t, "partially_unindexed")?,
-            paged: bools(b, t, "paged")?, etime: floats(b, t, "etime")?,
+            paged: bools(b, t, "paged")?, abandoned: bools(b, t, "abandoned")?, etime: floats(b, t, "etime")?,
             wtime: floats(b, t, "wtime")?, optime: floats(b, t, "optime")?,
         })
     }
@@ -314,6 +337,7 @@ struct ServerCounts {
     paged: i64,
     unmatched_requests: i64,
     unmatched_results: i64,
+    abandoned: i64,
     has_operations: bool,
     connections: Option<i64>,
 }
@@ -345,15 +369,22 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
     let mut servers = Names::new();
     let mut workloads_n = Names::new();
     let mut verbs = Names::new();
-    let mut prints = Names::new();
-    let mut dns = Dns::new();
-    let mut targets = Dns::new();
+    let mut prints = Forms::new(fingerprint_form);
+    let mut dns = Forms::new(canonical);
+    let mut targets = Forms::new(canonical);
     let mut counts = PerServer::default();
     let mut fingerprints: Map<u32, FingerprintRow<'_>> = Map::default();
     let mut workloads: Map<WorkloadKey, WorkloadRow> = Map::default();
     let mut series: Map<SeriesKey, SeriesRow> = Map::default();
     let mut binds: Map<(u32, u32, Option<i64>), i64> = Map::default();
     let mut load: Map<(u32, Option<i64>), i64> = Map::default();
+    let mut per_session: Map<SessionKey, Cost> = Map::default();
+    let mut pending: (SessionKey, Cost) = ((NONE, None, None), Cost::default());
+    // the candidates for `slowest`, (etime, row), pruned to the slowest whenever the list
+    // fills: an operation faster than every kept one costs one comparison
+    let mut timed: Vec<(f64, u32)> = Vec::new();
+    let mut floor = f64::NEG_INFINITY;
+    let slower = slower_first(&o);
     for i in 0..ops.num_rows() {
         let server = servers.id(o.server.get(i));
         let verb_s = o.verb.get(i);
@@ -363,7 +394,8 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         let search = verb_s == Some("SRCH");
         let err = o.err.get(i);
         let failed = err.is_some_and(|e| !OK_ERRORS.contains(&e));
-        let etime = o.etime.get(i);
+        // ABANDON's line carries the abandoned operation's etime, not its own (it has none)
+        let etime = if verb_s == Some("ABANDON") { None } else { o.etime.get(i) };
         let etime_ns = etime.map(nanos);
         let etime_bucket = etime.map(bucket_of);
         let unindexed = o.unindexed.get(i) == Some(true);
@@ -385,7 +417,11 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
                 }
             }
             if !resulted && verb_s.is_some_and(|v| PAIRED_VERBS.contains(&v)) {
-                c.unmatched_requests += 1;
+                if o.abandoned.get(i) == Some(true) {
+                    c.abandoned += 1;
+                } else {
+                    c.unmatched_requests += 1;
+                }
             }
         }
         if resulted {
@@ -424,6 +460,9 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
             f.nentries += nentries;
             if bind_dn != NONE {
                 f.bind_dns.insert(bind_dn);
+                if unindexed || partially {
+                    f.unindexed_bind_dns.insert(bind_dn);
+                }
             }
             f.servers.insert(server);
             f.example = min_of(f.example, o.filter.get(i));
@@ -454,6 +493,21 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         w.etime_max = max_of(w.etime_max, etime);
         w.hist.add(etime_bucket);
 
+        if let Some(e) = etime.filter(|e| *e >= floor) {
+            timed.push((e, i as u32));
+            if timed.len() >= 8 * SLOWEST {
+                floor = keep_slowest(&mut timed, &slower);
+            }
+        }
+        // a session's operations often come in a row: they add up before one map update
+        let session = (server, o.conn.get(i), o.session.get(i));
+        if session != pending.0 {
+            per_session.entry(pending.0).or_default().add(&pending.1);
+            pending = (session, Cost::default());
+        }
+        pending.1.add(&Cost { errors: i64::from(failed), unindexed: i64::from(unindexed),
+                              etime_ns: etime_ns.unwrap_or(0) });
+
         let minute = seen.map(|t| t - t.rem_euclid(MINUTE_NS));
         let s = series.entry((server, minute, verb)).or_default();
         s.count += 1;
@@ -467,7 +521,8 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         }
     }
 
-    let clients = clients(connections, &mut servers, &mut counts)?;
+    per_session.entry(pending.0).or_default().add(&pending.1);
+    let clients = clients(connections, &per_session, &mut servers, &mut counts)?;
     let fingerprints: Vec<_> = fingerprints.iter().map(|(k, v)| (*k, v)).collect();
     let workloads: Vec<_> = workloads.iter().map(|(k, v)| (*k, v)).collect();
     let series: Vec<_> = series.iter().map(|(k, v)| (*k, v)).collect();
@@ -478,7 +533,9 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         ("clients".into(), clients),
         ("binds".into(), bind_table(&binds, &servers, &targets)),
         ("load".into(), load_table(&load, &servers, period_s)),
-        ("dn_spellings".into(), spellings_table(&dns, &targets)),
+        ("dn_spellings".into(), spellings_table(&[&dns, &targets], "dn")),
+        ("fingerprint_spellings".into(), spellings_table(&[&prints], "fingerprint")),
+        ("slowest".into(), slowest(ops, timed, &slower)?),
     ];
     for (j, latency) in ["etime", "wtime", "optime"].iter().enumerate() {
         let (keys, bucket, count) = hist_rows(&fingerprints, |f| &f.hist[j]);
@@ -497,19 +554,92 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
     Ok(Partials { tables, summary: summary_table(&counts, &servers) })
 }
 
-/// Connections by (server, client, transport, close code); each server's count of
-/// connections opened in the window goes to the summary.
-fn clients<'a>(c: &'a RecordBatch, servers: &mut Names<'a>, counts: &mut PerServer)
+/// The order of the `slowest` table on (etime, row) pairs: etime descending, then the
+/// operation's server, time, conn, op and line, values alone, so that the buckets' lists
+/// merge into the run's whatever the partitioning.
+fn slower_first<'a>(o: &'a Ops<'a>) -> impl Fn(&(f64, u32), &(f64, u32)) -> Ordering + 'a {
+    let key = |i: u32| {
+        let i = i as usize;
+        (o.server.get(i), nulls_last(o.ts.get(i)), nulls_last(o.conn.get(i)),
+         nulls_last(o.op.get(i)), nulls_last(o.line.get(i)))
+    };
+    move |a, b| b.0.total_cmp(&a.0).then_with(|| key(a.1).cmp(&key(b.1)))
+}
+
+/// Keeps the `SLOWEST` first of `timed` in `order`; the least etime kept.
+fn keep_slowest(timed: &mut Vec<(f64, u32)>, order: &impl Fn(&(f64, u32), &(f64, u32)) -> Ordering)
+                -> f64 {
+    if timed.len() > SLOWEST {
+        timed.select_nth_unstable_by(SLOWEST - 1, order);
+        timed.truncate(SLOWEST);
+    }
+    timed.iter().map(|t| t.0).fold(f64::INFINITY, f64::min)
+}
+
+/// The `slowest` table: the operations' `SLOWEST_COLUMNS` of the candidates `timed`
+/// (client operations with an etime), slowest first.
+fn slowest(ops: &RecordBatch, mut timed: Vec<(f64, u32)>,
+           order: &impl Fn(&(f64, u32), &(f64, u32)) -> Ordering)
+           -> Result<RecordBatch, ColumnError> {
+    keep_slowest(&mut timed, order);
+    timed.sort_unstable_by(order);
+    let rows: UInt32Array = timed.iter().map(|t| t.1).collect();
+    let mut columns = Vec::with_capacity(SLOWEST_COLUMNS.len());
+    for name in SLOWEST_COLUMNS {
+        let column = ops.column_by_name(name)
+            .ok_or_else(|| ColumnError(format!("operations: no column {name:?}")))?;
+        columns.push((name, take(column.as_ref(), &rows, None)
+            .map_err(|e| ColumnError(format!("operations: {name}: {e}")))?));
+    }
+    Ok(batch(columns))
+}
+
+/// A session: (server, conn, opened), as operations name theirs (`session` is `opened`).
+type SessionKey = (u32, Option<i64>, Option<i64>);
+
+/// What client operations cost: failures, unindexed searches, etime.
+#[derive(Default, Clone, Copy)]
+struct Cost {
+    errors: i64,
+    unindexed: i64,
+    etime_ns: i128,
+}
+
+impl Cost {
+    fn add(&mut self, other: &Cost) {
+        self.errors += other.errors;
+        self.unindexed += other.unindexed;
+        self.etime_ns += other.etime_ns;
+    }
+}
+
+/// A clients row: connections opened in the window, their operations, what they cost.
+#[derive(Default)]
+struct ClientRow {
+    connections: i64,
+    operations: i64,
+    cost: Cost,
+}
+
+/// (server, client IP, transport, close code)
+type ClientKey<'a> = (u32, u32, &'a str, u32);
+
+/// Connections by (server, client, transport, close code), with what their client
+/// operations cost (`per_session`); each server's count of connections opened in the
+/// window goes to the summary.
+fn clients<'a>(c: &'a RecordBatch, per_session: &Map<SessionKey, Cost>,
+               servers: &mut Names<'a>, counts: &mut PerServer)
                -> Result<RecordBatch, ColumnError> {
     let t = "connections";
     let (server, client_ip, close_code) =
         (strs(c, t, "server")?, strs(c, t, "client_ip")?, strs(c, t, "close_code")?);
     let (ldapi, ssl, starttls) = (bools(c, t, "ldapi")?, bools(c, t, "ssl")?,
                                   bools(c, t, "starttls")?);
-    let (opened, operations) = (ints(c, t, "opened")?, ints(c, t, "operations")?);
+    let (conn, opened, operations) = (ints(c, t, "conn")?, ints(c, t, "opened")?,
+                                      ints(c, t, "operations")?);
     let mut ips = Names::new();
     let mut codes = Names::new();
-    let mut rows: Map<(u32, u32, &str, u32), (i64, i64)> = Map::default();
+    let mut rows: Map<ClientKey<'_>, ClientRow> = Map::default();
     for i in 0..c.num_rows() {
         let transport = if ldapi.get(i) == Some(true) {
             "LDAPI"
@@ -524,9 +654,12 @@ fn clients<'a>(c: &'a RecordBatch, servers: &mut Names<'a>, counts: &mut PerServ
         let was_opened = i64::from(opened.get(i).is_some());
         *counts.of(s).connections.get_or_insert(0) += was_opened;
         let row = rows.entry((s, ips.id(client_ip.get(i)), transport, codes.id(close_code.get(i))))
-            .or_insert((0, 0));
-        row.0 += was_opened;
-        row.1 += operations.get(i).unwrap_or(0);
+            .or_default();
+        row.connections += was_opened;
+        row.operations += operations.get(i).unwrap_or(0);
+        if let Some(cost) = per_session.get(&(s, conn.get(i), opened.get(i))) {
+            row.cost.add(cost);
+        }
     }
     let keys: Vec<_> = rows.iter().collect();
     Ok(batch(vec![
@@ -534,12 +667,15 @@ fn clients<'a>(c: &'a RecordBatch, servers: &mut Names<'a>, counts: &mut PerServ
         ("client_ip", strings(keys.iter().map(|(k, _)| ips.get(k.1)))),
         ("transport", strings(keys.iter().map(|(k, _)| Some(k.2)))),
         ("close_code", strings(keys.iter().map(|(k, _)| codes.get(k.3)))),
-        ("connections", Arc::new(keys.iter().map(|(_, v)| v.0).collect::<Int64Array>())),
-        ("operations", Arc::new(keys.iter().map(|(_, v)| v.1).collect::<Int64Array>())),
+        ("connections", int64(keys.iter().map(|(_, v)| v.connections))),
+        ("operations", int64(keys.iter().map(|(_, v)| v.operations))),
+        ("errors", int64(keys.iter().map(|(_, v)| v.cost.errors))),
+        ("unindexed", int64(keys.iter().map(|(_, v)| v.cost.unindexed))),
+        ("etime_sum_ns", decimal(keys.iter().map(|(_, v)| v.cost.etime_ns))),
     ]))
 }
 
-fn fingerprint_table(rows: &[(u32, &FingerprintRow<'_>)], prints: &Names<'_>, dns: &Dns<'_>,
+fn fingerprint_table(rows: &[(u32, &FingerprintRow<'_>)], prints: &Forms<'_>, dns: &Forms<'_>,
                      servers: &Names<'_>) -> RecordBatch {
     let sorted_set = |ids: &Set<u32>, names: &dyn Fn(u32) -> Option<String>, limit: usize| {
         let mut values: Vec<String> = ids.iter().filter_map(|&i| names(i)).collect();
@@ -549,12 +685,16 @@ fn fingerprint_table(rows: &[(u32, &FingerprintRow<'_>)], prints: &Names<'_>, dn
         values
     };
     let mut bind_sets = ListBuilder::new(StringBuilder::new());
+    let mut unindexed_bind_sets = ListBuilder::new(StringBuilder::new());
     let mut server_sets = ListBuilder::new(StringBuilder::new());
     for (_, f) in rows {
-        for dn in sorted_set(&f.bind_dns, &|i| dns.get(i).map(str::to_string), TOP_LIST_LIMIT) {
-            bind_sets.values().append_value(dn);
+        for (set, list) in [(&f.bind_dns, &mut bind_sets),
+                            (&f.unindexed_bind_dns, &mut unindexed_bind_sets)] {
+            for dn in sorted_set(set, &|i| dns.get(i).map(str::to_string), TOP_LIST_LIMIT) {
+                list.values().append_value(dn);
+            }
+            list.append(true);
         }
-        bind_sets.append(true);
         for s in sorted_set(&f.servers, &|i| servers.get(i).map(str::to_string), usize::MAX) {
             server_sets.values().append_value(s);
         }
@@ -575,6 +715,7 @@ fn fingerprint_table(rows: &[(u32, &FingerprintRow<'_>)], prints: &Names<'_>, dn
         ("etime_max", Arc::new(rows.iter().map(|(_, f)| f.etime_max).collect::<Float64Array>())),
         ("nentries_sum", int64(rows.iter().map(|(_, f)| f.nentries))),
         ("bind_dn_set", Arc::new(bind_sets.finish())),
+        ("unindexed_bind_dn_set", Arc::new(unindexed_bind_sets.finish())),
         ("server_set", Arc::new(server_sets.finish())),
         ("example", strings(rows.iter().map(|(_, f)| f.example))),
         ("example_base", strings(rows.iter().map(|(_, f)| f.example_base))),
@@ -588,7 +729,7 @@ fn fingerprint_table(rows: &[(u32, &FingerprintRow<'_>)], prints: &Names<'_>, dn
 type WorkloadKey = (u32, u32, u32, u32);
 
 fn workload_keys(keys: &[WorkloadKey], servers: &Names<'_>, workloads: &Names<'_>,
-                 dns: &Dns<'_>, verbs: &Names<'_>) -> Vec<(&'static str, ArrayRef)> {
+                 dns: &Forms<'_>, verbs: &Names<'_>) -> Vec<(&'static str, ArrayRef)> {
     vec![
         ("server", strings(keys.iter().map(|k| servers.get(k.0)))),
         ("workload", strings(keys.iter().map(|k| workloads.get(k.1)))),
@@ -598,7 +739,7 @@ fn workload_keys(keys: &[WorkloadKey], servers: &Names<'_>, workloads: &Names<'_
 }
 
 fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
-                  workloads: &Names<'_>, dns: &Dns<'_>, verbs: &Names<'_>) -> RecordBatch {
+                  workloads: &Names<'_>, dns: &Forms<'_>, verbs: &Names<'_>) -> RecordBatch {
     let (keys, rows): (Vec<WorkloadKey>, Vec<&WorkloadRow>) = rows.iter().copied().unzip();
     let names: Vec<String> = PROM_LE.iter().map(|le| le_column(*le)).collect();
     let mut columns: Vec<(&str, ArrayRef)> = workload_keys(&keys, servers, workloads, dns, verbs);
@@ -644,7 +785,7 @@ fn series_table(rows: &[(SeriesKey, &SeriesRow)], servers: &Names<'_>, verbs: &N
     batch(columns)
 }
 
-fn bind_table(rows: &Map<(u32, u32, Option<i64>), i64>, servers: &Names<'_>, targets: &Dns<'_>)
+fn bind_table(rows: &Map<(u32, u32, Option<i64>), i64>, servers: &Names<'_>, targets: &Forms<'_>)
               -> RecordBatch {
     let rows: Vec<_> = rows.iter().collect();
     batch(vec![
@@ -666,10 +807,11 @@ fn load_table(rows: &Map<(u32, Option<i64>), i64>, servers: &Names<'_>, period_s
     ])
 }
 
-/// Spellings of bind DNs (every operation's) and of BIND targets, by comparison form.
-fn spellings_table(dns: &Dns<'_>, targets: &Dns<'_>) -> RecordBatch {
+/// How often each spelling of each comparison form was seen (bind DNs of every
+/// operation and BIND targets; fingerprints of searches): rows (`key`, spelling, count).
+fn spellings_table(values: &[&Forms<'_>], key: &'static str) -> RecordBatch {
     let mut rows: Map<(&str, &str), i64> = Map::default();
-    for d in [dns, targets] {
+    for d in values {
         for (w, spelling) in d.spellings.names.iter().enumerate() {
             *rows.entry((d.forms[d.form_of[w] as usize].as_str(), spelling)).or_insert(0) +=
                 d.seen[w];
@@ -677,7 +819,7 @@ fn spellings_table(dns: &Dns<'_>, targets: &Dns<'_>) -> RecordBatch {
     }
     let rows: Vec<_> = rows.into_iter().collect();
     batch(vec![
-        ("dn", strings(rows.iter().map(|((dn, _), _)| Some(*dn)))),
+        (key, strings(rows.iter().map(|((form, _), _)| Some(*form)))),
         ("spelling", strings(rows.iter().map(|((_, s), _)| Some(*s)))),
         ("count", int64(rows.iter().map(|(_, n)| *n))),
     ])
@@ -708,6 +850,7 @@ fn summary_table(counts: &PerServer, servers: &Names<'_>) -> RecordBatch {
             put("searches.paged".into(), c.paged);
             put("unmatched.requests".into(), c.unmatched_requests);
             put("unmatched.results".into(), c.unmatched_results);
+            put("abandoned".into(), c.abandoned);
         }
         if let Some(n) = c.connections {
             put("connections".into(), n);
@@ -803,9 +946,9 @@ mod tests {
         assert_eq!(counts(table(&p, "workloads"), &["verb"], "errors").iter()
                    .map(|(_, n)| n).sum::<i64>(), 1);
         assert_eq!(counts(table(&p, "fingerprints"), &["fingerprint"], "unindexed"),
-                   vec![("(uid=...)".to_string(), 1)]);
+                   vec![("sub (uid=...)".to_string(), 1)]);
         assert_eq!(counts(table(&p, "fingerprints"), &["fingerprint"], "count"),
-                   vec![("(uid=...)".to_string(), 2)]);
+                   vec![("sub (uid=...)".to_string(), 2)]);
         // the summary: one search without its RESULT, results by code
         let summary = counts(&p.summary, &["key"], "count");
         for (key, n) in [("unmatched.requests", 1), ("results.by_err.6", 1), ("results.total", 4),

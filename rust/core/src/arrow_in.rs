@@ -102,7 +102,11 @@ impl Ints<'_> {
 }
 
 pub fn ints<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<Ints<'a>, ColumnError> {
-    let c = column(batch, table, name)?;
+    ints_of(column(batch, table, name)?, table, name)
+}
+
+/// `ints` of a column already in hand.
+pub fn ints_of<'a>(c: &'a dyn Array, table: &str, name: &str) -> Result<Ints<'a>, ColumnError> {
     Ok(match c.data_type() {
         DataType::Int64 => Ints::I64(c.as_primitive::<Int64Type>()),
         DataType::Int32 => Ints::I32(c.as_primitive::<Int32Type>()),

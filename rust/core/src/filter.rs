@@ -223,6 +223,29 @@ pub fn fingerprint(text: Option<&str>, sort_operands: bool) -> String {
     }
 }
 
+/// A search's fingerprint: its scope (`base`, `one`, `sub`; another number as
+/// `scope=N`; none when not logged), then its filter's: `base (objectClass=*)` (an entry
+/// read) and `sub (objectClass=*)` (a scan) are different workloads.
+pub fn search_fingerprint(scope: Option<i64>, filter: Option<&str>, sort_operands: bool)
+                          -> String {
+    let print = fingerprint(filter, sort_operands);
+    match scope {
+        Some(0) => format!("base {print}"),
+        Some(1) => format!("one {print}"),
+        Some(2) => format!("sub {print}"),
+        Some(n) => format!("scope={n} {print}"),
+        None => print,
+    }
+}
+
+/// The form fingerprints are compared in: attribute names (and `objectClass` values,
+/// matching rules) are case-insensitive in LDAP, and every value is `...`, so two
+/// spellings of one fingerprint differ in case only. Runs group by the form and
+/// show each form's most frequent spelling; the fingerprint id is the form's.
+pub fn fingerprint_form(print: &str) -> String {
+    print.to_lowercase() // as polars' `str.to_lowercase`, which `merge` uses
+}
+
 /// The attributes a filter would want indexed, and the index type each needs (`eq`,
 /// `approx`, `pres`, `sub`, `matching rule R`), by attribute (its spelling in the filter,
 /// ordered case-insensitively), each type once, sorted; None: the filter does not parse.
@@ -366,7 +389,19 @@ fn sibling(out: &mut String, last: &mut std::ops::Range<usize>, write: impl FnOn
 
 #[cfg(test)]
 mod tests {
-    use super::fingerprint;
+    use super::{fingerprint, fingerprint_form, search_fingerprint};
+
+    #[test]
+    fn a_search_is_its_scope_and_its_filter_and_compares_without_case() {
+        let of = |scope| search_fingerprint(scope, Some("(objectClass=*)"), false);
+        assert_eq!([of(Some(0)), of(Some(1)), of(Some(2)), of(Some(3)), of(None)],
+                   ["base (objectClass=*)", "one (objectClass=*)", "sub (objectClass=*)",
+                    "scope=3 (objectClass=*)", "(objectClass=*)"].map(String::from));
+        let spelled = search_fingerprint(Some(2), Some("(&(objectclass=Person)(UID=x))"), false);
+        assert_eq!(spelled, "sub (&(objectclass=Person)(UID=...))"); // shown as written
+        assert_eq!(fingerprint_form(&spelled),
+                   fingerprint_form("sub (&(objectClass=person)(uid=...))"));
+    }
 
     #[test]
     fn rules() {

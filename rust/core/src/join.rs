@@ -582,7 +582,7 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
 }
 
 /// Nulls after every value, in a key that sorts as a tuple.
-fn nulls_last(v: Option<i64>) -> (u8, i64) {
+pub(crate) fn nulls_last(v: Option<i64>) -> (u8, i64) {
     v.map_or((1, 0), |v| (0, v))
 }
 

@@ -26,9 +26,9 @@ use arrow_select::take::take;
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 
-use crate::arrow_in::{strs_of, ColumnError};
+use crate::arrow_in::{ints_of, strs_of, ColumnError};
 use crate::columns::batch;
-use crate::filter::fingerprint;
+use crate::filter::{fingerprint_form, search_fingerprint};
 use crate::join::{Classes, Joined};
 
 #[derive(Clone, Copy)]
@@ -173,7 +173,8 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
     let n = j.operations.num_rows();
     let filters = first_of(&[&request], "filter", Ty::Str, n)?;
     let verbs = j.operations.column_by_name("verb").ok_or_else(|| error("no verb"))?;
-    let (prints, ids) = fingerprints(verbs, &filters, sort_operands)?;
+    let scopes = first_of(&[&request], "scope", Ty::I64, n)?;
+    let (prints, ids) = fingerprints(verbs, &filters, &scopes, sort_operands)?;
     let notes = first_of(&[&result], "notes", Ty::Str, n)?;
     let opened = first_of(&[&connection], "opened", Ty::I64, n)?;
     let mut columns: Vec<(&str, ArrayRef)> = Vec::with_capacity(COLUMNS.len());
@@ -181,6 +182,7 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
         let column = match from {
             Ids(c) => first_of(&[&request, &lone, &result], c, ty, n)?,
             Req("filter") => filters.clone(),
+            Req("scope") => scopes.clone(),
             Req(c) => first_of(&[&request], c, ty, n)?,
             ReqOrLone(c) => first_of(&[&request, &lone], c, ty, n)?,
             Res("notes") => notes.clone(),
@@ -311,16 +313,19 @@ fn has_letter(notes: &ArrayRef, letter: char) -> Result<ArrayRef, ColumnError> {
         .collect::<BooleanArray>()))
 }
 
-/// Each search's fingerprint and its id (null for other verbs): every distinct filter
+/// Each search's fingerprint (`search_fingerprint`: scope and filter) and its id, the
+/// id of its comparison form (null for other verbs): every distinct (filter, scope)
 /// fingerprinted once, every distinct fingerprint given its id once.
-fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, sort_operands: bool)
+fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, scopes: &ArrayRef, sort_operands: bool)
                 -> Result<(ArrayRef, ArrayRef), ColumnError> {
     let verb = strs_of(verbs.as_ref(), "operations", "verb")?;
     let filter = strs_of(filters.as_ref(), "operations", "filter")?;
+    let scope = ints_of(scopes.as_ref(), "operations", "scope")?;
     let n = verbs.len();
     let mut prints: Vec<(String, String)> = Vec::new(); // (fingerprint, id)
     let mut print_of: HashMap<String, usize, RandomState> = HashMap::default();
-    let mut filter_of: HashMap<Option<&str>, usize, RandomState> = HashMap::default();
+    let mut filter_of: HashMap<(Option<&str>, Option<i64>), usize, RandomState> =
+        HashMap::default();
     let mut print_col = StringViewBuilder::with_capacity(n);
     let mut id_col = StringViewBuilder::with_capacity(n);
     for op in 0..n {
@@ -329,11 +334,11 @@ fn fingerprints(verbs: &ArrayRef, filters: &ArrayRef, sort_operands: bool)
             id_col.append_null();
             continue;
         }
-        let text = filter.get(op);
-        let at = *filter_of.entry(text).or_insert_with(|| {
-            let print = fingerprint(text, sort_operands);
+        let (text, scope) = (filter.get(op), scope.get(op));
+        let at = *filter_of.entry((text, scope)).or_insert_with(|| {
+            let print = search_fingerprint(scope, text, sort_operands);
             *print_of.entry(print).or_insert_with_key(|print| {
-                prints.push((print.clone(), fingerprint_id(print)));
+                prints.push((print.clone(), fingerprint_id(&fingerprint_form(print))));
                 prints.len() - 1
             })
         });
@@ -421,11 +426,12 @@ mod tests {
         assert_eq!(ops.column_by_name("op").unwrap().as_primitive::<Int64Type>().values().to_vec(),
                    vec![1, 3, 4, 5, 2]);
         assert!(ops.column_by_name("ts").unwrap().is_null(4));
-        // only searches get a fingerprint; one without a filter is <unparsed:missing>
-        let print = Some("(uid=...)".to_string());
+        // only searches get a fingerprint, their scope's first; one without a filter is
+        // <unparsed:missing>, one without a scope has none
+        let print = Some("sub (uid=...)".to_string());
         assert_eq!(s("fingerprint"), vec![print.clone(), print, None, None,
                                           Some("<unparsed:missing>".into())]);
-        assert_eq!(s("fingerprint_id")[0].as_deref(), Some("e17f27b49f526474"));
+        assert_eq!(s("fingerprint_id")[0].as_deref(), Some(fingerprint_id("sub (uid=...)").as_str()));
         // the ABANDON's own nentries; the RESULT's for the others
         let nentries: Vec<Option<i64>> =
             ops.column_by_name("nentries").unwrap().as_primitive::<Int64Type>().iter().collect();

@@ -312,19 +312,23 @@ fn classify<'py>(py: Python<'py>, rows: PyTable, rules: Vec<PyRule>, live: bool)
     (table(classes)?, failures, evaluations).into_pyobject(py)
 }
 
-/// The fingerprint of each filter (``None``: ``<unparsed:missing>``).
+/// The fingerprint of each filter (``None``: ``<unparsed:missing>``), of searches of
+/// ``scope`` (0, 1, 2: ``base``, ``one``, ``sub`` before it; ``None``: the filter's alone).
 #[pyfunction]
-#[pyo3(signature = (filters, sort_operands=false))]
-fn fingerprints(py: Python<'_>, filters: Vec<Option<String>>, sort_operands: bool) -> Vec<String> {
+#[pyo3(signature = (filters, sort_operands=false, scope=None))]
+fn fingerprints(py: Python<'_>, filters: Vec<Option<String>>, sort_operands: bool,
+                scope: Option<i64>) -> Vec<String> {
     py.detach(|| {
-        filters.iter().map(|f| dsaccess_core::filter::fingerprint(f.as_deref(), sort_operands)).collect()
+        filters.iter()
+            .map(|f| dsaccess_core::filter::search_fingerprint(scope, f.as_deref(), sort_operands))
+            .collect()
     })
 }
 
-/// The short id of a fingerprint (``fingerprint.fingerprint_id``).
+/// The short id of a fingerprint, its comparison form's (``fingerprint.fingerprint_id``).
 #[pyfunction]
 fn fingerprint_id(print: &str) -> String {
-    dsaccess_core::operations::fingerprint_id(print)
+    dsaccess_core::operations::fingerprint_id(&dsaccess_core::filter::fingerprint_form(print))
 }
 
 #[pymodule]
@@ -355,6 +359,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OK_ERRORS", agg::OK_ERRORS.to_vec())?;
     m.add("PROM_LE", agg::PROM_LE.to_vec())?;
     m.add("TOP_LIST_LIMIT", agg::TOP_LIST_LIMIT)?;
+    m.add("SLOWEST", agg::SLOWEST)?;
     m.add("HISTOGRAM_GAMMA", agg::GAMMA)?;
     m.add("HISTOGRAM_ZERO_BUCKET", agg::ZERO_BUCKET)?;
     m.add("HISTOGRAM_MIN_VALUE", agg::MIN_VALUE)?;
