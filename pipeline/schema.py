@@ -75,6 +75,9 @@ EVENT_SCHEMA = MappingProxyType({
     "pr_idx": pl.Int64,
     "pr_cookie": pl.Int64,
     "sid": pl.String,
+    "wbusy": pl.Int64,          # busy workers when the operation was queued (3.2.1+) ...
+    "wmax": pl.Int64,           # ... of the pool's workers
+    "wqdepth": pl.Int64,        # operations waiting in the work queue then
     "text": pl.String,          # trailing free text (", msg" or " - msg") and rare-kind bodies
     "truncated": pl.Boolean,    # the server cut the line at its 2048-byte limit
 })

@@ -191,6 +191,16 @@ if __name__ == "__main__":  # rewrite digests, for a defect fixed on purpose (na
 
     from pipeline.run import RunOptions, run
 
+    if sys.argv[1:] == ["events"]:
+        from pipeline.logline import parse_lines
+        with tempfile.TemporaryDirectory() as tmp:
+            table = {}
+            for name, data in corpus(Path(tmp)):
+                r = parse_lines(data, server="s", file="f")
+                table[name] = {"counts": r.counts, "events": digest(r.events, ["line"]),
+                               "rejects": digest(r.rejects, ["line"])}
+        (GOLDEN / "events.json").write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        raise SystemExit(0)
     if sys.argv[1:] == ["operations"]:
         with tempfile.TemporaryDirectory() as tmp:
             table = operation_digests(Path(tmp))
@@ -198,7 +208,7 @@ if __name__ == "__main__":  # rewrite digests, for a defect fixed on purpose (na
                                                 + "\n")
         raise SystemExit(0)
     if sys.argv[1:] != ["outputs"]:
-        raise SystemExit("usage: python -m tests.golden outputs|operations")
+        raise SystemExit("usage: python -m tests.golden outputs|operations|events")
     with tempfile.TemporaryDirectory() as tmp:
         written = {}
         for name, logs in output_corpora(Path(tmp)).items():

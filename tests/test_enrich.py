@@ -200,3 +200,23 @@ def test_each_search_gets_the_fingerprint_of_its_own_filter() -> None:
     assert prints[52] == "<unparsed:missing>"  # (no scope logged either)
     assert not any("jsmith" in p or "john" in p for p in prints)
     assert ops["fingerprint_id"].null_count() == 0
+
+
+def test_the_worker_pool_fields_of_a_result_are_its_operations() -> None:
+    """389 DS 3.2.1 with nsslapd-statlog-level bit 2 writes the pool at queueing time on
+    client RESULTs (result.c:2357-2362 at 70dcccaf: " wbusy=%d/%d wqdepth=%d", after
+    the timings), in any subset of the five timings (issue 33, item 1)."""
+    ops, _ = _ops([
+        f"{_ts(0)} conn=5 fd=64 slot=64 connection from 10.0.0.9 to 10.0.0.1",
+        f'{_ts(1)} conn=5 op=0 SRCH base="dc=x" scope=2 filter="(uid=a)" attrs=ALL',
+        f"{_ts(1, 5)} conn=5 op=0 RESULT err=0 tag=101 nentries=1 wqtime=0.002 wtime=0.0021 "
+        "optime=0.01 writetime=0.0001 etime=0.0122 wbusy=16/16 wqdepth=9 notes=A",
+        f'{_ts(2)} conn=5 op=1 SRCH base="dc=x" scope=2 filter="(uid=b)" attrs=ALL',
+        f"{_ts(2, 5)} conn=5 op=1 RESULT err=0 tag=101 nentries=1 etime=0.0003 "
+        "wbusy=2/16 wqdepth=0",
+        f'{_ts(3)} conn=5 op=2 SRCH base="dc=x" scope=2 filter="(uid=c)" attrs=ALL',
+        f"{_ts(3, 5)} conn=5 op=2 RESULT err=0 tag=101 nentries=1",
+    ])
+    got = ops.sort("op").select("wbusy", "wmax", "wqdepth", "wqtime", "etime", "unindexed").rows()
+    assert got == [(16, 16, 9, 0.002, 0.0122, True), (2, 16, 0, None, 0.0003, False),
+                   (None, None, None, None, None, False)]

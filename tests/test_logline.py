@@ -162,7 +162,7 @@ CASES = [
      "err=0 tag=101 nentries=0 wqtime=0.00001 wtime=0.0001 optime=0.001 writetime=0.00002 "
      "etime=0.0011 wbusy=8/16 wqdepth=3 notes=A",
      {"kind": "RESULT", "wqtime": 0.00001, "writetime": 0.00002, "etime": 0.0011,
-      "notes": "A"}),
+      "notes": "A", "wbusy": 8, "wmax": 16, "wqdepth": 3}),
     ("result sasl in progress", T + "conn=3 op=0 RESULT err=14 tag=97 nentries=0 "
      "wtime=0.0001 optime=0.0002 etime=0.0003, SASL bind in progress",
      {"kind": "RESULT", "err": 14, "text": "SASL bind in progress"}),

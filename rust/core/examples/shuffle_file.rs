@@ -26,7 +26,7 @@ const CLASSES: [&[&str]; 4] = [
       "newsuperior", "attr", "oid", "name", "targetop", "msgid", "truncated"],
     &["line", "ts", "kind", "conn", "internal", "op", "op_internal", "op_nested", "dn", "text",
       "err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime", "notes",
-      "details", "csn", "pr_idx", "pr_cookie", "sid"],
+      "details", "csn", "pr_idx", "pr_cookie", "sid", "wbusy", "wmax", "wqdepth"],
     &["line", "ts", "kind", "conn", "internal", "op", "op_internal", "op_nested", "targetop",
       "msgid", "nentries", "etime"],
     &["line", "ts", "kind", "conn", "internal", "op", "op_internal", "op_nested", "fd",

@@ -17,7 +17,7 @@ pub enum F {
     Fd, ClientIp, ServerIp, Ssl, CloseCode, CloseReason, TlsVersion, Dn, Method, Version,
     Mech, Base, Scope, Filter, Attrs, AttrsAll, Options, Authzid, Newrdn, Newsuperior, Attr,
     Oid, Name, Targetop, Msgid, Err, Tag, Nentries, Wqtime, Wtime, Optime, Writetime, Etime,
-    Notes, Details, Csn, PrIdx, PrCookie, Sid, Text,
+    Notes, Details, Csn, PrIdx, PrCookie, Sid, Wbusy, Wmax, Wqdepth, Text,
 }
 
 pub const FIELD_COUNT: usize = F::Text as usize + 1;
@@ -28,7 +28,7 @@ pub const NAMES: [&str; FIELD_COUNT] = [
     "method", "version", "mech", "base", "scope", "filter", "attrs", "attrs_all", "options",
     "authzid", "newrdn", "newsuperior", "attr", "oid", "name", "targetop", "msgid", "err", "tag",
     "nentries", "wqtime", "wtime", "optime", "writetime", "etime", "notes", "details", "csn",
-    "pr_idx", "pr_cookie", "sid", "text",
+    "pr_idx", "pr_cookie", "sid", "wbusy", "wmax", "wqdepth", "text",
 ];
 
 /// The raw text of each field of one body (None: absent).
@@ -111,7 +111,12 @@ fn kind_pattern(kind: Kind) -> String {
 /// The other RESULT segments come in several orders (§7.1), so each is found by its key;
 /// the guard is a cheap substring test that skips bodies without it. The first pattern
 /// that finds a field wins.
-const RESULT_SEGMENTS: [(F, &str, &str); 9] = [
+const RESULT_SEGMENTS: [(F, &str, &str); 12] = [
+    // the worker pool when the operation was queued (3.2.1+, nsslapd-statlog-level bit 2):
+    // " wbusy=%d/%d wqdepth=%d" after the timings (result.c:2357-2362 at 70dcccaf)
+    (F::Wbusy, " wbusy=", r" wbusy=(\d+)/\d+ wqdepth=\d+"),
+    (F::Wmax, " wbusy=", r" wbusy=\d+/(\d+) wqdepth=\d+"),
+    (F::Wqdepth, " wqdepth=", r" wbusy=\d+/\d+ wqdepth=(\d+)"),
     (F::Notes, " notes=", r" notes=([A-Z](?:,[A-Z])*)"),
     (F::Details, " details=", r#" details="(.*?)""#),
     (F::Csn, " csn=", r" csn=(\S+)"),
@@ -150,7 +155,8 @@ const ALL_FIELDS: [F; FIELD_COUNT] = [
     F::Method, F::Version, F::Mech, F::Base, F::Scope, F::Filter, F::Attrs, F::AttrsAll,
     F::Options, F::Authzid, F::Newrdn, F::Newsuperior, F::Attr, F::Oid, F::Name, F::Targetop,
     F::Msgid, F::Err, F::Tag, F::Nentries, F::Wqtime, F::Wtime, F::Optime, F::Writetime,
-    F::Etime, F::Notes, F::Details, F::Csn, F::PrIdx, F::PrCookie, F::Sid, F::Text,
+    F::Etime, F::Notes, F::Details, F::Csn, F::PrIdx, F::PrCookie, F::Sid, F::Wbusy, F::Wmax,
+    F::Wqdepth, F::Text,
 ];
 
 pub const ALL_KINDS: [Kind; KIND_COUNT] = [

@@ -43,7 +43,7 @@ fn kind_of(operation: &str) -> Option<Kind> {
 
 /// JSON key → column, for keys whose meaning is the same in every event; in this order
 /// (a later key wins: `target_dn` over `bind_dn`).
-const RENAMES: [(&str, F); 28] = [
+const RENAMES: [(&str, F); 31] = [
     ("fd", F::Fd), ("client_ip", F::ClientIp), ("server_ip", F::ServerIp),
     ("tls_version", F::TlsVersion), ("bind_dn", F::Dn), ("target_dn", F::Dn),
     ("base_dn", F::Base), ("scope", F::Scope), ("filter", F::Filter), ("version", F::Version),
@@ -52,6 +52,8 @@ const RENAMES: [(&str, F); 28] = [
     ("target_op", F::Targetop), ("msgid", F::Msgid), ("err", F::Err), ("tag", F::Tag),
     ("nentries", F::Nentries), ("csn", F::Csn), ("pr_idx", F::PrIdx),
     ("pr_cookie", F::PrCookie), ("sid", F::Sid), ("msg", F::Text),
+    // the worker pool (accesslog.c:761-767 at 70dcccaf)
+    ("wbusy", F::Wbusy), ("wmax", F::Wmax), ("wqdepth", F::Wqdepth),
 ];
 const TIME_KEYS: [(&str, F); 5] = [("wqtime", F::Wqtime), ("wtime", F::Wtime),
     ("optime", F::Optime), ("writetime", F::Writetime), ("etime", F::Etime)];

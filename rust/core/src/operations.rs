@@ -78,7 +78,7 @@ enum Source {
 
 use Source::*;
 
-const COLUMNS: [(&str, Source, Ty); 62] = [
+const COLUMNS: [(&str, Source, Ty); 65] = [
     ("server", Ids("server"), Ty::Str),
     ("conn", Ids("conn"), Ty::I64),
     ("session", Session, Ty::Ts),
@@ -102,6 +102,9 @@ const COLUMNS: [(&str, Source, Ty); 62] = [
     ("optime", Res("optime"), Ty::F64),
     ("writetime", Res("writetime"), Ty::F64),
     ("etime", ResOrLone("etime"), Ty::F64),
+    ("wbusy", Res("wbusy"), Ty::I64),
+    ("wmax", Res("wmax"), Ty::I64),
+    ("wqdepth", Res("wqdepth"), Ty::I64),
     ("notes", Res("notes"), Ty::Str),
     ("details", Res("details"), Ty::Str),
     ("unindexed", Note('A'), Ty::Bool),

@@ -89,7 +89,7 @@ const CLASS_COLUMNS: [&[&str]; 4] = [
     &["dn", "base", "scope", "filter", "attrs", "options", "authzid", "method", "version", "mech",
       "newrdn", "newsuperior", "attr", "oid", "name", "targetop", "msgid", "truncated"],
     &["dn", "text", "err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
-      "notes", "details", "csn", "pr_idx", "pr_cookie", "sid"],
+      "notes", "details", "csn", "pr_idx", "pr_cookie", "sid", "wbusy", "wmax", "wqdepth"],
     &["targetop", "msgid", "nentries", "etime"],
     &["fd", "client_ip", "server_ip", "ssl", "close_code", "tls_version", "dn"],
 ];

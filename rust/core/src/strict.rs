@@ -231,8 +231,9 @@ fn ascii_trimmed(text: &str) -> Option<&str> {
 
 // Text inside a quoted value that the general RESULT segments would read as a key;
 // every one starts with a space or a comma, so only those places are looked at.
-const SUSPECT: [&str; 8] =
-    [" notes=", " details=", " csn=", " pr_idx=", " pr_cookie=", " sid=\"", " - ", ", SASL bind in progress"];
+const SUSPECT: [&str; 10] =
+    [" notes=", " details=", " csn=", " pr_idx=", " pr_cookie=", " sid=\"", " - ",
+     ", SASL bind in progress", " wbusy=", " wqdepth="];
 
 fn suspect(value: &str) -> bool {
     memchr::memchr2_iter(b' ', b',', value.as_bytes())
@@ -240,7 +241,8 @@ fn suspect(value: &str) -> bool {
 }
 
 /// `RESULT err= tag= nentries= wtime= optime= etime=` (1.4.3 to 3.x), then the usual
-/// segments in their usual order: notes, details, pr_idx and pr_cookie, csn, dn.
+/// segments in their usual order: the worker pool (3.2.1+), notes, details, pr_idx and
+/// pr_cookie, csn, dn.
 fn result<'a>(s: &mut Scan<'a>, f: &mut Fields<'a>) -> Option<()> {
     s.lit("RESULT err=")?;
     f[F::Err as usize] = Some(s.digits()?);
@@ -251,6 +253,13 @@ fn result<'a>(s: &mut Scan<'a>, f: &mut Fields<'a>) -> Option<()> {
     for (key, field) in [(" wtime=", F::Wtime), (" optime=", F::Optime), (" etime=", F::Etime)] {
         s.lit(key)?;
         f[field as usize] = Some(s.run(|b| b.is_ascii_digit() || b == b'.')?);
+    }
+    if s.lit(" wbusy=").is_some() {
+        f[F::Wbusy as usize] = Some(s.digits()?);
+        s.lit("/")?;
+        f[F::Wmax as usize] = Some(s.digits()?);
+        s.lit(" wqdepth=")?;
+        f[F::Wqdepth as usize] = Some(s.digits()?);
     }
     if s.lit(" notes=").is_some() {
         // [A-Z](,[A-Z])*

@@ -222,8 +222,9 @@ pub(crate) const STRING_FIELDS: [F; 24] = [
     F::Mech, F::Base, F::Filter, F::Attrs, F::Options, F::Authzid, F::Newrdn, F::Newsuperior,
     F::Attr, F::Oid, F::Name, F::Targetop, F::Notes, F::Details, F::Csn, F::Sid, F::Text,
 ];
-pub(crate) const INT_FIELDS: [F; 9] =
-    [F::Fd, F::Version, F::Scope, F::Msgid, F::Err, F::Tag, F::Nentries, F::PrIdx, F::PrCookie];
+pub(crate) const INT_FIELDS: [F; 12] =
+    [F::Fd, F::Version, F::Scope, F::Msgid, F::Err, F::Tag, F::Nentries, F::PrIdx, F::PrCookie,
+     F::Wbusy, F::Wmax, F::Wqdepth];
 pub(crate) const TIME_FIELDS: [F; 5] = [F::Wqtime, F::Wtime, F::Optime, F::Writetime, F::Etime];
 
 /// The Arrow type of a payload column of the events, by name (None: no such column), as
@@ -715,6 +716,7 @@ const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10
 mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type};
 
     const T: &str = "[26/Nov/2026:16:22:20.116136841 +0000] ";
 
@@ -782,6 +784,7 @@ mod tests {
             r#"SRCH base="o=a" scope=2 filter="(cn=x)" attrs="cn sn" options=persistent"#,
             r#"RESULT err=0 tag=101 nentries=50 wtime=0.1 optime=0.2 etime=0.3 notes=U,P details="Paged Search" pr_idx=0 pr_cookie=-1"#,
             r#"RESULT err=0 tag=97 nentries=0 wtime=0.1 optime=0.1 etime=0.1 dn="cn=a - b,dc=x""#,
+            r#"RESULT err=0 tag=101 nentries=1 wtime=0.1 optime=0.2 etime=0.3 wbusy=3/16 wqdepth=2 notes=A"#,
             "fd=64 Disconnect - A - B - T2", "fd=64 slot=64 SSL connection from ::1 to ::1",
             r#"ABANDON targetop=Simple Paged Results msgid=3 nentries=0 etime=0.0001"#,
             "TLS1.2 client bound as uid=app,dc=x", "VLV 0:9:6:0 7:335 (0) ",
@@ -795,6 +798,41 @@ mod tests {
         // all but the RESULT whose dn holds " - ", which the strict path leaves to the
         // general pattern (a key or " - " inside a quoted value is read by the segments)
         assert_eq!(fast.kind_strict.iter().sum::<u64>(), bodies.len() as u64 - 1);
+    }
+
+    #[test]
+    fn the_worker_pool_and_any_timings_the_newest_servers_write() {
+        // result.c:2357-2362 (70dcccaf): " wbusy=%d/%d wqdepth=%d" after the timings, which
+        // come in any subset of wqtime wtime optime writetime etime (their fixed order)
+        let text = format!(
+            "{T}conn=5 op=1 RESULT err=0 tag=101 nentries=1 wtime=0.000100000 optime=0.000200000 etime=0.000300000 wbusy=3/16 wqdepth=2 notes=U\n\
+             {T}conn=5 op=2 RESULT err=0 tag=101 nentries=0 wqtime=0.1 wtime=0.2 optime=0.3 writetime=0.4 etime=0.9 wbusy=16/16 wqdepth=7\n\
+             {T}conn=5 op=3 RESULT err=0 tag=101 nentries=0 etime=0.5\n\
+             {T}conn=5 op=4 RESULT err=0 tag=101 nentries=0\n");
+        for strict in [true, false] {
+            let t = run(&text, strict);
+            assert_eq!((t.counts.parsed, t.counts.rejected), (4, 0));
+            let results = &t.events[1];
+            let ints = |name: &str| results.column_by_name(name).unwrap()
+                .as_primitive::<Int64Type>().iter().collect::<Vec<_>>();
+            assert_eq!(ints("wbusy"), vec![Some(3), Some(16), None, None]);
+            assert_eq!(ints("wmax"), vec![Some(16), Some(16), None, None]);
+            assert_eq!(ints("wqdepth"), vec![Some(2), Some(7), None, None]);
+            let etime = results.column_by_name("etime").unwrap().as_primitive::<Float64Type>();
+            assert_eq!(etime.iter().collect::<Vec<_>>(), vec![Some(0.0003), Some(0.9), Some(0.5), None]);
+            let notes = results.column_by_name("notes").unwrap().as_string::<i64>();
+            assert_eq!(notes.value(0), "U");
+        }
+        // the JSON format's keys (accesslog.c:761-767)
+        let json = concat!(
+            "{\"local_time\":\"2026-05-30T10:00:00.000000001 +0000\",\"operation\":\"RESULT\",",
+            "\"conn_id\":1,\"op_id\":2,\"err\":0,\"tag\":101,\"nentries\":0,",
+            "\"etime\":\"0.000100000\",\"wbusy\":5,\"wmax\":16,\"wqdepth\":1}\n");
+        let t = crate::json::tokenize_json(json.as_bytes(), 1);
+        assert_eq!(t.counts.parsed, 1);
+        let results = &t.events[1];
+        let int = |name: &str| results.column_by_name(name).unwrap().as_primitive::<Int64Type>().value(0);
+        assert_eq!((int("wbusy"), int("wmax"), int("wqdepth")), (5, 16, 1));
     }
 
     #[test]
