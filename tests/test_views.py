@@ -111,7 +111,7 @@ def test_rates_divide_by_the_seconds_a_period_covers(tmp_path: Path) -> None:
 def test_a_partial_period_has_its_true_rate_and_never_makes_the_peak(sample_out: Path) -> None:
     """Issue 35, part 2, item 7: a period the window covers in part has the rate over the
     seconds it covers (the sample's per-second periods at each server's edges: 32
-    operations in 0.52 s are 61.5/s, not 32.0/s); the peaks skip periods covered for less
+    operations in 0.525 s are 61.0/s, not 32.0/s); the peaks skip periods covered for less
     than half their length."""
     _, tables, _ = load_output(sample_out)
     load = tables["load"]
