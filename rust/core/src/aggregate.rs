@@ -318,8 +318,9 @@ impl<'a> Ops<'a> {
             result_line: ints(b, t, "result_line")?, internal: bools(b, t, "internal")?,
             unindexed: bools(b, t, "unindexed")?,
             partially_unindexed: bools(b, t, "partially_unindexed")?,
-            paged: bools(b, t, "paged")?, abandoned: bools(b, t, "abandoned")?, etime: floats(b, t, "etime")?,
-            wtime: floats(b, t, "wtime")?, optime: floats(b, t, "optime")?,
+            paged: bools(b, t, "paged")?, abandoned: bools(b, t, "abandoned")?,
+            etime: floats(b, t, "etime")?, wtime: floats(b, t, "wtime")?,
+            optime: floats(b, t, "optime")?,
         })
     }
 }
