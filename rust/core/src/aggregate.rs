@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use ahash::RandomState;
 use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch,
                   StringArray, TimestampNanosecondArray, UInt32Array};
 use arrow_select::take::take;
@@ -589,8 +590,15 @@ fn slowest(ops: &RecordBatch, mut timed: Vec<(f64, u32)>,
     for name in SLOWEST_COLUMNS {
         let column = ops.column_by_name(name)
             .ok_or_else(|| ColumnError(format!("operations: no column {name:?}")))?;
-        columns.push((name, take(column.as_ref(), &rows, None)
-            .map_err(|e| ColumnError(format!("operations: {name}: {e}")))?));
+        let taken = take(column.as_ref(), &rows, None)
+            .map_err(|e| ColumnError(format!("operations: {name}: {e}")))?;
+        // a view taken from the operations points into all of their strings: compacted,
+        // the table holds its own 100 rows, not the bucket's text until the combine
+        let owned = match taken.as_string_view_opt() {
+            Some(views) => Arc::new(views.gc()) as ArrayRef,
+            None => taken,
+        };
+        columns.push((name, owned));
     }
     Ok(batch(columns))
 }
