@@ -205,7 +205,7 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
                  for r in views.verbs(summary, tables).iter_rows(named=True)]
     files = [[f["server"], f["file"], f["bytes"]] for f in info.get("inputs", [])]
     problems = "".join(f"<li>{_e(problem_text(p))}</li>" for p in summary.get("problems", []))
-    at = f" (at {_e(when(peak_at.isoformat().replace('+00:00', 'Z')))})" if peak_at else ""
+    at = f" (at {_e(views.when_ns(peak_at))})" if peak_at else ""
     return "".join([
         "<h2>Run</h2>",
         f"<p>From {_e(when(summary['time_range']['first']))} to "

@@ -219,8 +219,10 @@ def slowest(tables: dict[str, pl.DataFrame], show_examples: bool = False,
     rows = []
     for r in df.head(top).iter_rows(named=True):
         if r["verb"] == "SRCH":
-            what = r["filter"] if show_examples else r["fingerprint"]
-            target = f"{r['base']} ({scope_name(r['scope'])}) {what or ''}".strip()
+            # the fingerprint begins with the scope; a raw filter does not
+            what = f"({scope_name(r['scope'])}) {r['filter'] or ''}" if show_examples \
+                else r["fingerprint"] or ""
+            target = f"{r['base']} {what}".strip()
         else:
             target = r["dn"] or ""
         rows.append({"server": r["server"], "time": when_ns(r["ts"] or r["result_ts"]),
@@ -232,5 +234,5 @@ def slowest(tables: dict[str, pl.DataFrame], show_examples: bool = False,
 
 
 def when_ns(value: Any) -> str:
-    """A time of a table (a datetime) as ``when`` shows summary times."""
-    return "" if value is None else when(value.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    """A time of a table (a UTC datetime) as ``when`` shows summary times."""
+    return "" if value is None else when(value.isoformat().replace("+00:00", "Z"))
