@@ -34,6 +34,8 @@ def combine(a: Counts, b: Counts) -> Counts:
     for key, value in b.items():
         if key not in out:
             out[key] = value
+        elif key == UNKNOWN_FIELDS:
+            out[key] = {k: out[key].get(k, 0) + value.get(k, 0) for k in {*out[key], *value}}
         elif isinstance(value, dict):
             out[key] = combine(out[key], value)
         elif key == "first":
@@ -55,14 +57,16 @@ def combine_all(parts: list[Counts]) -> Counts:
 
 def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int | None,
                   last_ts: int | None, span: tuple[int, int] | None = None,
-                  events: int | None = None) -> Counts:
+                  events: int | None = None, unknown_fields: dict[str, int] | None = None
+                  ) -> Counts:
     """What the parse stage knows: line accounting and the time range. ``kept``: the events
     inside the window, of ``events`` (the parsed lines when not given: a text log has a
     line an event); the events outside it are ``outside_window`` lines, the rest of the
     parsed lines stay ``parsed`` (a json-pretty object's lines after its first were
     counted outside a window no one gave). ``span``: the time range of every event read,
     in the window or not (``LOGS_RANGE``, for the warning of a window that holds no event;
-    not in summary.json)."""
+    not in summary.json). ``unknown_fields``: the tokenizer's, by name (events read
+    whether in the window or not, as rejects are)."""
     lines = dict(counts)
     outside = (lines.get("parsed", 0) if events is None else events) - kept
     lines["outside_window"] = outside
@@ -72,7 +76,14 @@ def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int 
         part["time_range"] = {"first": int(first_ts), "last": int(last_ts)}
     if span is not None and lines["outside_window"]:
         part[LOGS_RANGE] = {"first": int(span[0]), "last": int(span[1])}
+    if unknown_fields:
+        part[UNKNOWN_FIELDS] = dict(unknown_fields)
     return {server: part}
+
+
+# RESULT fields no column reads, by name: ``combine`` sums them whatever their names (a
+# field named "first" or "peak_x" is no min or max)
+UNKNOWN_FIELDS = "unknown_fields"
 
 
 LOGS_RANGE = "logs_range"
@@ -134,6 +145,7 @@ def _complete(part: Counts, restarts: int) -> Counts:
                      for k in ("unindexed", "partially_unindexed", "paged")},
         "unmatched": {k: int(unmatched.get(k, 0)) for k in ("requests", "results")},
         "abandoned": int(part.get("abandoned", 0)),
+        "unknown_fields": {k: int(v) for k, v in sorted(part.get(UNKNOWN_FIELDS, {}).items())},
         "time_range": {"first": iso(time_range.get("first")),
                        "last": iso(time_range.get("last"))},
     }

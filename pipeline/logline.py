@@ -84,28 +84,31 @@ class Tokens:
         rejects: the rejected lines (line, text, reason), an Arrow table.
         counts: line accounting, ``total = parsed + rejected + header + blank``.
         carry_from: where the bytes after the last newline begin when not final.
+        unknown_fields: RESULT fields no column reads (a newer server's), by name, with
+            how many events had each; those events are kept.
     """
 
     classes: Mapping[str, object]
     rejects: object
     counts: dict[str, int]
     carry_from: int
+    unknown_fields: dict[str, int]
 
 
 def tokenize(data: bytes, *, first_line: int = 1, final: bool = True,
              strict: bool = True) -> Tokens:
     """Tokenize a newline-aligned block (arguments as for ``parse_lines``)."""
-    classes, rejects, counts, carry_from, _ = _core.tokenize_text(
+    classes, rejects, counts, carry_from, _, unknown = _core.tokenize_text(
         bytes(data), first_line=first_line, final_block=final, strict=strict)
-    return Tokens(classes, rejects, counts, carry_from)
+    return Tokens(classes, rejects, counts, carry_from, unknown)
 
 
 def tokenize_json(data: bytes, *, first_line: int = 1) -> Tokens:
     """Tokenize a whole 3.x JSON access log (``json`` or ``json-pretty``) into the same
     classes, rejects and line accounting as a text block (``rust/core/src/json.rs``)."""
-    classes, rejects, counts, carry_from, _ = _core.tokenize_json(bytes(data),
-                                                                  first_line=first_line)
-    return Tokens(classes, rejects, counts, carry_from)
+    classes, rejects, counts, carry_from, _, unknown = _core.tokenize_json(
+        bytes(data), first_line=first_line)
+    return Tokens(classes, rejects, counts, carry_from, unknown)
 
 
 def reject_table(rejects: object, server: str, file: str) -> pl.DataFrame:

@@ -176,7 +176,10 @@ def _read_json(run: Path, name: str) -> dict[str, Any]:
 
 
 def _as_partial(section: dict[str, Any]) -> dict[str, Any]:
-    part = {k: v for k, v in section.items() if k not in ("restarts", "time_range")}
+    # saturation's quantiles and in-flight levels are not sums of the runs' (a merge has
+    # none: its runs' logs in one run have them)
+    part = {k: v for k, v in section.items()
+            if k not in ("restarts", "time_range", "saturation")}
     first, last = section["time_range"]["first"], section["time_range"]["last"]
     if first and last:
         part["time_range"] = {"first": aggregate.iso_ns(first), "last": aggregate.iso_ns(last)}

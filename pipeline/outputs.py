@@ -285,9 +285,39 @@ def write_parquet(df: pl.DataFrame, path: Where) -> None:
     """Write one Parquet file, whole or not at all (local parents created)."""
     import pyarrow.parquet as pq
 
-    table = df.to_arrow(compat_level=pl.CompatLevel.newest())  # string views: no copy
+    table = _arrow(df)
     with _file(path) as target:
         pq.write_table(table, target, **_encodings(df.schema))
+
+
+def _arrow(df: pl.DataFrame) -> Any:
+    """The frame as the Parquet writer takes it: string views as they are (no copy),
+    except inside lists and structs (``index_reads``), which pyarrow cannot write with
+    them ("Slicing not implemented for StringView"): those become large strings."""
+    import pyarrow as pa
+
+    table = df.to_arrow(compat_level=pl.CompatLevel.newest())
+    nested = [i for i, f in enumerate(table.schema)
+              if pa.types.is_nested(f.type) and "string_view" in str(f.type)]
+    for i in nested:
+        field = table.schema.field(i)
+        plain = pa.field(field.name, _without_views(field.type), field.nullable)
+        table = table.set_column(i, plain, table.column(i).cast(plain.type))
+    return table
+
+
+def _without_views(t: Any) -> Any:
+    import pyarrow as pa
+
+    if pa.types.is_string_view(t):
+        return pa.large_string()
+    if pa.types.is_large_list(t):
+        return pa.large_list(_without_views(t.value_type))
+    if pa.types.is_list(t):
+        return pa.list_(_without_views(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _without_views(f.type), f.nullable) for f in t])
+    return t
 
 
 def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
@@ -336,7 +366,7 @@ def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,
             for part in parts:
                 piece = read_parquet(part)
                 piece = transform(piece) if transform else piece
-                table = piece.to_arrow(compat_level=pl.CompatLevel.newest())
+                table = _arrow(piece)
                 if writer is None:
                     writer = pq.ParquetWriter(fh, table.schema, **_encodings(piece.schema))
                 writer.write_table(table.cast(writer.schema))

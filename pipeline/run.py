@@ -33,7 +33,7 @@ import dask
 import polars as pl
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import aggregate, histogram, outputs, views
+from . import aggregate, histogram, outputs, saturation, views
 from .config import DEFAULT_WORKLOADS
 from .enrich import join_pieces
 from .errors import ConfigError, PipelineError, SourceError
@@ -156,12 +156,12 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
-            fleet_peak, timelines = _assemble(compute, chunk_reports, layout, scratch,
-                                              staging, "jsonl" in opts.operations)
+            fleet_peak, timelines, pool = _assemble(compute, chunk_reports, layout, scratch,
+                                                    staging, "jsonl" in opts.operations)
         computed = time.perf_counter()
         observer.stage("write")
         summary, tables, problems = _finish(opts, staging, chunk_reports, reduced, unread,
-                                            timelines, fleet_peak)
+                                            timelines, fleet_peak, pool)
         outputs.discard(scratch)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
@@ -555,7 +555,7 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
     """Every folder the tasks write into, made once here: on a remote store, tasks that
     made them as they went would race (and pay a round trip per file)."""
     with outputs.writing(scratch):
-        for name in (*EVENT_CLASSES, "rejects", "connections", "jsonl"):
+        for name in (*EVENT_CLASSES, "rejects", "connections", "flights", "jsonl"):
             (scratch / name).makedirs()
     if not operations:
         return
@@ -568,12 +568,17 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
 
 def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, tuple[int, int]],
               scratch: Place, staging: Place, jsonl: bool
-              ) -> tuple[int, list[tuple[str, int, pl.DataFrame]]]:
+              ) -> tuple[int, list[tuple[str, int, pl.DataFrame]], Pool]:
     """On the workers, after stage B: rejects.parquet, connections.parquet and
     operations.jsonl from the tasks' pieces, the fleet's peak concurrent connections, and
-    each server's timeline (its peak, its restarts) from its buckets' connection pieces.
-    The client gets numbers and the restart rows, whatever the input."""
+    each server's timeline (its peak, its restarts) from its buckets' connection pieces;
+    the worker pool's saturation per server and for the fleet from their flight pieces.
+    The client gets numbers, the restart rows and the periods, whatever the input."""
     order = {r.index: (r.server, r.file, r.index) for r in reports}
+    ranges = _ranges(aggregate.combine_all([r.partial for r in reports]))
+    period = _period(ranges)
+    fleet = (min((f for f, _ in ranges.values()), default=0),
+             max((t for _, t in ranges.values()), default=0))
     graphs = [
         dask.delayed(rejects_task, pure=False)(scratch, staging, order, line_offsets(reports)),
         dask.delayed(concat_task, pure=False)(scratch / "connections", "b*.parquet",
@@ -584,16 +589,39 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
                                                     range(base, base + count))
           for server, (base, count) in sorted(layout.items())],
     ]
+    n = len(graphs)
+    pools = [dask.delayed(saturation.server_saturation, pure=False)(
+                 server, scratch / "flights", range(base, base + count), period, ranges[server])
+             for server, (base, count) in sorted(layout.items()) if server in ranges]
+    graphs += [dask.delayed(saturation.fleet_saturation, pure=False)(scratch / "flights",
+                                                                    period, fleet), *pools]
     if jsonl:
         graphs.append(dask.delayed(concat_task, pure=False)(
             scratch / "jsonl", "b*.jsonl", staging / "operations.jsonl", None))
     done, = compute(graphs)
-    return done[2], list(done[3:3 + len(layout)])
+    return done[2], list(done[3:3 + len(layout)]), (done[n + 1:n + 1 + len(pools)], *done[n])
+
+
+# the pool's saturation: each server's (name, periods, figures), the fleet's periods and
+# figures (``saturation``)
+Pool = tuple[list[tuple[str, pl.DataFrame, dict[str, Any]]], pl.DataFrame, dict[str, Any]]
+
+
+def _ranges(per_server: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Each server's window of events, (first, last) ns, where it has events."""
+    return {s: (p["time_range"]["first"], p["time_range"]["last"])
+            for s, p in per_server.items() if "time_range" in p}
+
+
+def _period(ranges: dict[str, tuple[int, int]]) -> int:
+    """The load period (seconds) of servers' windows."""
+    return aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
+                                 max((t for _, t in ranges.values()), default=None))
 
 
 def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
             reduced: BucketReport, unread: list[Problem],
-            timelines: list[tuple[str, int, pl.DataFrame]], fleet_peak: int
+            timelines: list[tuple[str, int, pl.DataFrame]], fleet_peak: int, pool: Pool
             ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[Problem]]:
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
@@ -616,13 +644,17 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
              for s, p in per_server.items() if aggregate.LOGS_RANGE in p}
     summary["warnings"] = views.run_warnings(summary, windowed=opts.since_ns is not None
                                              or opts.until_ns is not None, spans=spans)
-    ranges = {s: (p["time_range"]["first"], p["time_range"]["last"])
-              for s, p in per_server.items() if "time_range" in p}
-    period = aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
-                                   max((t for _, t in ranges.values()), default=None))
+    ranges = _ranges(per_server)
+    period = _period(ranges)
+    servers, fleet_periods, fleet_figures = pool
+    summary["saturation"] = saturation.summary(fleet_figures)
+    figures = {server: f for server, _, f in servers}
+    for server, section in summary["servers"].items():  # (a server without events: {})
+        section["saturation"] = saturation.summary(figures.get(server, {}))
     # a run that found no events: the tables of an empty bucket's task (their schemas)
     partials = reduced.tables or join_pieces({}, load_period=period).tables
     tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
+    tables["saturation"] = saturation.table(servers, fleet_periods)
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)
     outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from . import aggregate, outputs, shuffle
+from . import aggregate, outputs, saturation, shuffle
 from .enrich import join_pieces
 from .jsonlog import is_json_log
 from .logline import reject_table, tokenize, tokenize_json
@@ -136,7 +136,8 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                               scratch / "rejects" / f"c{chunk.index:06d}.parquet")
     partial = aggregate.chunk_partial(f.server, counts, written.kept, written.first_ts,
                                       written.last_ts, written.span,
-                                      events=sum(t.num_rows for t in tables.values()))
+                                      events=sum(t.num_rows for t in tables.values()),
+                                      unknown_fields=tokens.unknown_fields)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
                        got.problem or _not_an_access_log(chunk, got.data, counts), steps.total,
@@ -233,6 +234,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     if "jsonl" in operations:
         outputs.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
     outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
+    outputs.write_parquet(saturation.flights(ops), scratch / "flights" / f"b{name}.parquet")
     steps.lap("write_operations")
     return joined.partial, joined.tables, joined.rule_errors, ops.height
 

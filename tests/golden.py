@@ -62,21 +62,24 @@ def servers(tmp: Path) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
 
 
 def join_files(server: str, files: list[tuple[str, bytes]]) -> Joined:
-    """One server's files through the production path of a run without Dask: each file a
+    """One server's files (text or JSON logs) through the production path of a run without
+    Dask: each file a
     parse task's chunk (tokenized, written to the shuffle's files as one bucket), then the
     bucket's task (``enrich.join_pieces``: decoded, joined, aggregated in the core)."""
     import tempfile
 
     from pipeline import shuffle
     from pipeline.enrich import join_pieces
-    from pipeline.logline import tokenize
+    from pipeline.jsonlog import is_json_log
+    from pipeline.logline import tokenize, tokenize_json
     from pipeline.partition import SUBS
     from pipeline.schema import EVENT_CLASSES
 
     with tempfile.TemporaryDirectory() as scratch:
         offsets = {}
         for seq, (name, data) in enumerate(files):
-            shuffle.write_buckets(scratch, seq, tokenize(data).classes, server=server,
+            tokens = tokenize_json(data) if is_json_log(data[:4096]) else tokenize(data)
+            shuffle.write_buckets(scratch, seq, tokens.classes, server=server,
                                   file=name, file_seq=seq, buckets=1)
             offsets[seq] = 0
         sources = ((0, len(files), 0),)
@@ -97,6 +100,7 @@ OUTPUT_TABLES = {
     "restarts": ["server", "ts"],
     "connections": ["server", "session", "conn"],
     "slowest": ["server", "ts", "conn", "op", "line"],
+    "saturation": ["server", "start"],
 }
 
 

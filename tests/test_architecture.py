@@ -16,7 +16,7 @@ CORE = {"errors", "schema", "logline", "jsonlog", "fingerprint", "partition",
         "metrics", "textreport", "monitor", "sniff", "compare", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",
          "outputs", "report", "merge", "cli", "terminal", "exporter", "store", "trace",
-         "compare_out", "webconfig"}
+         "compare_out", "webconfig", "saturation"}
 FORBIDDEN = ["fsspec", "paramiko", "dask", "distributed", "click", "rich"]
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 

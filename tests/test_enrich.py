@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
+
+from pipeline.logline import tokenize, tokenize_json
 
 from .golden import join_files
 
@@ -220,3 +224,98 @@ def test_the_worker_pool_fields_of_a_result_are_its_operations() -> None:
     got = ops.sort("op").select("wbusy", "wmax", "wqdepth", "wqtime", "etime", "unindexed").rows()
     assert got == [(16, 16, 9, 0.002, 0.0122, True), (2, 16, 0, None, 0.0003, False),
                    (None, None, None, None, None, False)]
+
+
+def test_stat_lines_are_their_searchs_index_reads_text_and_json() -> None:
+    """``nsslapd-statlog-level`` bit 1 (2.3.1+) writes, before a search's RESULT, a line per
+    index key read and a summary line (result.c:2203, :2221, :2241, :2254 at 70dcccaf);
+    internal operations' have no space before STAT (:2142-2143). The JSON log has
+    ``stat_attr``/``stat_key``/``stat_key_value``/``stat_count``, or ``stat_etime`` for the
+    summary (accesslog.c:865-872). Each becomes the search's ``index_reads`` list:
+    null where nothing was logged, empty where only the summary was."""
+    text = [
+        f"{_ts(0)} conn=5 fd=64 slot=64 connection from 10.0.0.9 to 10.0.0.1",
+        f'{_ts(1)} conn=5 op=0 SRCH base="dc=x" scope=2 filter="(&(uid=a)(cn=*b*))" attrs=ALL',
+        f"{_ts(1, 1)} conn=5 op=0 STAT read index: attribute=uid key(eq)=a --> count 1 "
+        "(duration 0.000012000)",
+        f"{_ts(1, 2)} conn=5 op=0 STAT read index: attribute=cn key(sub)=a --> b --> count 7 "
+        "(duration 0.000003000)",
+        f"{_ts(1, 3)} conn=5 op=0 STAT read index: duration 0.000020000",
+        f"{_ts(1, 5)} conn=5 op=0 RESULT err=0 tag=101 nentries=1 wtime=0.0001 optime=0.001 "
+        "etime=0.0011",
+        f'{_ts(2)} conn=5 op=1 SRCH base="dc=x" scope=2 filter="(description=z)" attrs=ALL',
+        f"{_ts(2, 3)} conn=5 op=1 STAT read index: duration 0.000001000",
+        f"{_ts(2, 5)} conn=5 op=1 RESULT err=0 tag=101 nentries=0 wtime=0.0001 optime=0.001 "
+        "etime=0.0011 notes=A",
+        f'{_ts(3)} conn=5 op=2 SRCH base="dc=x" scope=0 filter="(objectClass=*)" attrs=ALL',
+        f"{_ts(3, 5)} conn=5 op=2 RESULT err=0 tag=101 nentries=1 wtime=0.0001 optime=0.001 "
+        "etime=0.0011",
+        f'{_ts(4)} conn=Internal(0) op=0(1)(0) SRCH base="cn=config" scope=0 '
+        'filter="(objectClass=*)" attrs=ALL',
+        f"{_ts(4, 1)} conn=Internal(0) op=0(1)(0)STAT read index: attribute=objectclass "
+        "key(eq)=nstask --> count 0 (duration 0.000001000)",
+        f"{_ts(4, 2)} conn=Internal(0) op=0(1)(0) RESULT err=0 tag=48 nentries=0 "
+        "wtime=0.0001 optime=0.001 etime=0.0011",
+    ]
+    reads_of = lambda ops: {(r["conn"], r["op"]): r["index_reads"]  # noqa: E731
+                            for r in ops.filter(pl.col("verb") == "SRCH").to_dicts()}
+    want = {
+        (5, 0): [{"attribute": "uid", "index": "eq", "key": "a", "count": 1},
+                 {"attribute": "cn", "index": "sub", "key": "a --> b", "count": 7}],
+        (5, 1): [],
+        (5, 2): None,
+        (None, 0): [{"attribute": "objectclass", "index": "eq", "key": "nstask", "count": 0}],
+    }
+    assert reads_of(_ops(text)[0]) == want
+
+    def obj(sec: int, ns: int, operation: str, op: int, **fields: object) -> str:
+        return json.dumps({"local_time": f"2026-11-26T16:00:{sec:02d}.{ns:09d} +0000",
+                           "operation": operation, "key": "1764172800-5", "conn_id": 5,
+                           "op_id": op, **fields})
+
+    def result(sec: int, op: int) -> str:
+        return obj(sec, 5, "RESULT", op, tag=101, err=0, nentries=1, wtime="0.0001",
+                   optime="0.001", etime="0.0011")
+
+    jlog = [
+        json.dumps({"local_time": "2026-11-26T16:00:00.000000000 +0000",
+                    "operation": "CONNECTION", "key": "1764172800-5", "conn_id": 5, "fd": 64,
+                    "slot": 64, "client_ip": "10.0.0.9", "server_ip": "10.0.0.1"}),
+        obj(1, 0, "SEARCH", 0, base_dn="dc=x", scope=2, filter="(&(uid=a)(cn=*b*))"),
+        obj(1, 1, "STAT", 0, stat_attr="uid", stat_key="eq", stat_key_value="a", stat_count=1),
+        obj(1, 2, "STAT", 0, stat_attr="cn", stat_key="sub", stat_key_value="a --> b",
+            stat_count=7),
+        obj(1, 3, "STAT", 0, stat_etime="0.000020000"),
+        result(1, 0),
+        obj(2, 0, "SEARCH", 1, base_dn="dc=x", scope=2, filter="(description=z)"),
+        obj(2, 3, "STAT", 1, stat_etime="0.000001000"),
+        result(2, 1),
+        obj(3, 0, "SEARCH", 2, base_dn="dc=x", scope=0, filter="(objectClass=*)"),
+        result(3, 2),
+    ]
+    del want[(None, 0)]
+    assert reads_of(_ops(jlog)[0]) == want
+
+
+def test_unknown_result_fields_are_events_and_counted_by_name() -> None:
+    """A RESULT field of a newer server is tolerated (the line is an event) and counted
+    under its name, text and JSON; a key inside a quoted value or the free text is not a
+    field."""
+    text = "\n".join([
+        f'{_ts(1)} conn=5 op=0 SRCH base="dc=x" scope=2 filter="(uid=a)" attrs=ALL',
+        f"{_ts(1, 5)} conn=5 op=0 RESULT err=0 tag=101 nentries=1 wtime=0.0001 optime=0.001 "
+        "etime=0.0011 newfield=7 notes=A",
+        f"{_ts(2, 5)} conn=5 op=1 RESULT err=0 tag=101 nentries=1 etime=0.0011 newfield=8 "
+        'other_one="a b" details="x=y" - no such=thing',
+        f"{_ts(3, 5)} conn=5 op=2 RESULT err=0 tag=97 nentries=0 wtime=0.0001 optime=0.001 "
+        'etime=0.0011 dn="cn=a newfield=9"',
+    ]) + "\n"
+    tokens = tokenize(text.encode())
+    assert tokens.counts["rejected"] == 0 and tokens.counts["parsed"] == 4
+    assert tokens.unknown_fields == {"newfield": 2, "other_one": 1}
+    jlog = json.dumps({"local_time": "2026-11-26T16:00:01.000000000 +0000",
+                       "operation": "RESULT", "key": "1764172800-5", "conn_id": 5, "op_id": 0,
+                       "tag": 101, "err": 0, "nentries": 1, "etime": "0.0011",
+                       "newfield": 3}) + "\n"
+    tokens = tokenize_json(jlog.encode())
+    assert tokens.counts["rejected"] == 0 and tokens.unknown_fields == {"newfield": 1}

@@ -91,6 +91,41 @@ def test_line_accounting_balances(sample_run: Path) -> None:
     expected = sum(int(n) for n in re.findall(r"bytes\s+(\d+) lines", manifest))
     assert lines["total"] == expected == 102_406
     assert lines["rejected"] == 0 and pl.read_parquet(sample_run / "rejects.parquet").height == 0
+    assert s["unknown_fields"] == {}
+
+
+def test_unknown_result_fields_are_counted_per_server_whatever_their_names(
+        tmp_path: Path) -> None:
+    """Fields of a newer server's RESULTs keep their events and are named in summary.json,
+    summed over files and servers; a field named like a min/max key is still a sum."""
+    for server, extra in (("a", "first=1 future=2"), ("b", "future=3")):
+        folder = tmp_path / "fleet" / server
+        folder.mkdir(parents=True)
+        for name, minute, n in (("access.20261126-160000", 1, 1), ("access", 2, 2)):
+            (folder / name).write_text("".join(
+                f"[26/Nov/2026:16:0{minute}:0{i}.000000000 +0000] conn=1 op={i} RESULT err=0 "
+                f"tag=101 nentries=0 etime=0.001 {extra}\n" for i in range(n)))
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(tmp_path / "fleet"),), out=out, scheduler="synchronous"))
+    s = _summary(out)
+    assert s["lines"]["rejected"] == 0 and s["lines"]["parsed"] == 6
+    assert s["unknown_fields"] == {"first": 3, "future": 6}
+    assert s["servers"]["a"]["unknown_fields"] == {"first": 3, "future": 3}
+    assert s["servers"]["b"]["unknown_fields"] == {"future": 3}
+
+
+def test_index_reads_are_written_for_every_server_of_a_bucket(tmp_path: Path) -> None:
+    """A bucket's operations are written a server at a time, as slices of one table: the
+    STAT lines' list of structs must survive that (pyarrow cannot write string views
+    inside it, which real 389 DS logs showed)."""
+    from pipeline import outputs
+
+    ops = pl.DataFrame({"server": ["a", "a", "b"], "op": [1, 2, 3],
+                        "index_reads": [[{"attribute": "uid", "index": "eq", "key": "x",
+                                          "count": 1}], None, []]})
+    outputs.write_operations(ops, tmp_path / "operations", "00000-00")
+    back = pl.read_parquet(tmp_path / "operations", hive_partitioning=True).sort("op")
+    assert back["index_reads"].to_list() == ops["index_reads"].to_list()
 
 
 def test_every_operation_traces_to_its_lines(sample_run: Path) -> None:
@@ -133,7 +168,14 @@ def test_contract_columns(sample_run: Path) -> None:
     s = _summary(sample_run)
     assert list(s) == ["lines", "connections", "peak_connections", "restarts", "operations",
                        "internal_operations", "results", "searches", "unmatched", "abandoned",
-                       "time_range", "servers", "workload_rule_errors", "problems", "warnings"]
+                       "unknown_fields", "time_range", "servers", "workload_rule_errors",
+                       "problems", "warnings", "saturation"]
+    # the sample's servers (2.x) log wtime, not their pool
+    for pool in [s["saturation"], *(v["saturation"] for v in s["servers"].values())]:
+        assert pool["operations"] > 0 and pool["peak_in_flight"] >= 1
+        assert pool["wtime_p99"] is not None and pool["saturated_seconds"] is None
+    assert s["saturation"]["operations"] == sum(v["saturation"]["operations"]
+                                                for v in s["servers"].values())
     assert s["time_range"] == {"first": "2026-11-26T16:20:10.475026726Z",
                                "last": "2026-11-26T16:22:38.851101107Z"}
 

@@ -188,6 +188,8 @@ def test_real_servers_collect_cluster_report(lab) -> None:
     for inst in (a, b):
         inst.create()
         _sys_py(HERE / "workload.py", "setup", "--ldapi", inst.ldapi)
+    # B also writes its searches' index reads (STAT lines, 2.3.1+)
+    b.configure("nsslapd-statlog-level", "1")
 
     # the recorded workload, with server A restarted half-way
     t0 = datetime.now(UTC)
@@ -246,12 +248,29 @@ def test_real_servers_collect_cluster_report(lab) -> None:
         assert section["lines"]["rejected"] == 0
         _agrees_with_logconv(stage / inst.name, section)
     assert summary["servers"][a.name]["restarts"] == summary["servers"][b.name]["restarts"] + 1
+    _index_reads_are_the_filters(ops, t0, a.name, b.name)
 
     dom = browser.dump_dom(out / "report.html") if browser.available() else ""
     if dom:
         assert '<pre id="report-errors"></pre>' in dom
         assert f'id="kpi-lines">lines<b>{summary["lines"]["total"]:,}</b>' in dom
     _promtool(out / "metrics.prom")
+
+
+def _index_reads_are_the_filters(ops: pl.DataFrame, t0: datetime, quiet: str, statlog: str
+                                 ) -> None:
+    """The server with STAT lines has each client search of the suffix's index reads: a
+    (uid=userNNNN) search read uid's equality index with that key, one candidate."""
+    searches = ops.filter((pl.col("verb") == "SRCH") & ~pl.col("internal") &
+                          (pl.col("ts") >= t0) & pl.col("base").str.ends_with("dc=com"))
+    assert searches.filter(pl.col("server") == quiet)["index_reads"].is_null().all()
+    mine = searches.filter(pl.col("server") == statlog)
+    assert mine.height > 100 and mine["index_reads"].null_count() == 0
+    by_uid = mine.filter(pl.col("filter").str.starts_with("(uid=user"))
+    assert by_uid.height > 10
+    for filt, reads in by_uid.select("filter", "index_reads").iter_rows():
+        key = filt[len("(uid="):-1]
+        assert {"attribute": "uid", "index": "eq", "key": key, "count": 1} in reads, reads
 
 
 def _dsaccess(*args: str) -> None:

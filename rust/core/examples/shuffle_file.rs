@@ -30,7 +30,7 @@ const CLASSES: [&[&str]; 4] = [
     &["line", "ts", "kind", "conn", "internal", "op", "op_internal", "op_nested", "targetop",
       "msgid", "nentries", "etime"],
     &["line", "ts", "kind", "conn", "internal", "op", "op_internal", "op_nested", "fd",
-      "client_ip", "server_ip", "ssl", "close_code", "tls_version", "dn"],
+      "client_ip", "server_ip", "ssl", "close_code", "tls_version", "dn", "text"],
 ];
 
 /// A class's schema: its columns the tokenizer's table has, with their types.

@@ -129,6 +129,45 @@ const RESULT_SEGMENTS: [(F, &str, &str); 12] = [
     (F::Text, ", ", r"^RESULT[^,]*?, (SASL bind in progress)"),
 ];
 
+/// The keys a RESULT line can carry (result.c:2398-2560 at 70dcccaf and the older
+/// layouts of 389ds-access-log.md §7.1); `unknown_result_keys` counts the others.
+const RESULT_KEYS: [&str; 17] = [
+    "err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime", "wbusy",
+    "wqdepth", "notes", "details", "csn", "pr_idx", "pr_cookie", "sid", "dn",
+];
+
+/// The `key=value` segments of a RESULT body whose key no pattern reads (a field of a
+/// newer server): tolerated, and counted so that the summary can name them. The scan stops
+/// at the free text (` - `, `, `) and at `dn="`, whose value runs to the line's last quote.
+pub fn unknown_result_keys(body: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = body.strip_prefix("RESULT").unwrap_or("");
+    while let Some(segment) = rest.strip_prefix(' ') {
+        let key_len = segment.bytes().take_while(|b| b.is_ascii_lowercase() || *b == b'_').count();
+        if key_len == 0 || segment.as_bytes().get(key_len) != Some(&b'=') {
+            break;
+        }
+        let key = &segment[..key_len];
+        if key == "dn" {
+            break;
+        }
+        let value = &segment[key_len + 1..];
+        let value_len = if let Some(quoted) = value.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => end + 2,
+                None => break,
+            }
+        } else {
+            value.find([' ', '\n', '\r', '\t']).unwrap_or(value.len())
+        };
+        if !RESULT_KEYS.contains(&key) {
+            out.push(key);
+        }
+        rest = &value[value_len..];
+    }
+    out
+}
+
 /// A compiled kind pattern, with each capture group's field.
 pub struct Pattern {
     pub regex: Regex,
@@ -291,5 +330,22 @@ pub fn result_segments<'a>(body: &'a str, fields: &mut Fields<'a>) {
         if let Some(m) = regex.captures(body).and_then(|c| c.get(1)) {
             fields[*f as usize] = Some(m.as_str());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_result_keys_are_those_outside_values_and_text() {
+        let keys = |body| unknown_result_keys(body);
+        assert_eq!(keys("RESULT err=0 tag=101 nentries=1 etime=0.1 newkey=3 wbusy=1/2 \
+                         wqdepth=0 other=\"a b=c\" notes=A\n"), ["newkey", "other"]);
+        assert!(keys("RESULT err=0 tag=101 nentries=0 etime=0.1 - x=y\n").is_empty());
+        assert!(keys("RESULT err=0 tag=97 nentries=0 etime=0.1 dn=\"cn=a z=b\" q=1\n").is_empty());
+        assert!(keys("RESULT err=14 tag=97 nentries=0 etime=0.1, SASL bind in progress\n")
+            .is_empty());
+        assert!(keys("RESULT err=0 tag=101 nentries=0 etime=0.1 Upper=1\n").is_empty());
     }
 }

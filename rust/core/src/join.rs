@@ -32,8 +32,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, StringViewBuilder,
-                            UInt32Builder};
+use arrow_array::builder::{BooleanBuilder, Int64Builder, LargeStringBuilder, ListBuilder,
+                            StringViewBuilder, UInt32Builder};
 use arrow_array::{new_null_array, ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
@@ -101,7 +101,7 @@ pub struct Classes<'a> {
 pub struct Joined {
     /// One row per operation, in output order: `request`, `result`, `lone` (rows of
     /// the input tables), `connection` (row of `connections`), `verb`, `bind_dn`,
-    /// `abandoned`.
+    /// `abandoned`, `stat_rows` (its STAT lines' rows of `other`; null: none logged).
     pub operations: RecordBatch,
     /// One row per connection (session), ordered by server, conn, opened.
     pub connections: RecordBatch,
@@ -379,6 +379,11 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
     }
     let mut pending: FxMap<Key, Waiting> = FxMap::default();
     let mut ops: Vec<Op> = Vec::with_capacity(evs.len() / 2);
+    // STAT lines (other rows) waiting for their RESULT, which the server writes right
+    // after them (result.c:2532 and :2553 at 70dcccaf, log_op_stat before the RESULT);
+    // then by the RESULT's event
+    let mut stats_waiting: FxMap<Key, Vec<u32>> = FxMap::default();
+    let mut stats_of: FxMap<u32, Vec<u32>> = FxMap::default();
     for (i, e) in evs.iter().enumerate() {
         let i = i as u32;
         let session = session_of[i as usize];
@@ -401,9 +406,13 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
                     Some(_) => pending.remove(&key).map(|w| w.first),
                     None => None,
                 };
+                if let Some(stats) = stats_waiting.remove(&key) {
+                    stats_of.insert(i, stats);
+                }
                 ops.push(Op { request, result: Some(i), lone: None, session });
             }
             LONE => ops.push(Op { request: None, result: None, lone: Some(i), session }),
+            OTHER if e.kind == Kind::Stat => stats_waiting.entry(key).or_default().push(e.row),
             _ => {}
         }
     }
@@ -542,6 +551,8 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
     let mut verb = StringViewBuilder::with_capacity(n);
     let mut bind_dn = StringViewBuilder::with_capacity(n);
     let mut abandoned = BooleanBuilder::with_capacity(n);
+    let mut stat_rows = (!stats_of.is_empty())
+        .then(|| ListBuilder::with_capacity(UInt32Builder::new(), n));
     let row_of = |i: Option<u32>| i.map(|i| evs[i as usize].row);
     for op in ops {
         let s = &sessions[op.session as usize];
@@ -566,7 +577,21 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
             Some(_) => Some(target),
             None => (!target).then_some(false), // unknown verb: as `target & null`
         });
+        if let Some(b) = stat_rows.as_mut() {
+            match op.result.and_then(|r| stats_of.get(&r)) {
+                Some(rows) => {
+                    b.values().append_slice(rows);
+                    b.append(true);
+                }
+                None => b.append_null(),
+            }
+        }
     }
+    let stat_rows: ArrayRef = match stat_rows {
+        Some(mut b) => Arc::new(b.finish()),
+        None => new_null_array(&DataType::List(Arc::new(Field::new_list_field(
+            DataType::UInt32, true))), n),
+    };
     let operations = batch(vec![
         ("request", Arc::new(request.finish()) as ArrayRef),
         ("result", Arc::new(result.finish())),
@@ -575,6 +600,7 @@ pub fn join(c: &Classes<'_>, window: Window) -> Result<Joined, ColumnError> {
         ("verb", Arc::new(verb.finish())),
         ("bind_dn", Arc::new(bind_dn.finish())),
         ("abandoned", Arc::new(abandoned.finish())),
+        ("stat_rows", stat_rows),
     ]);
     let events = evs.iter().filter(|e| !e.context).count();
     Ok(Joined { operations, connections: connections(&sessions, &conn_order, &servers, c.other)?,

@@ -58,6 +58,17 @@ const RENAMES: [(&str, F); 31] = [
 const TIME_KEYS: [(&str, F); 5] = [("wqtime", F::Wqtime), ("wtime", F::Wtime),
     ("optime", F::Optime), ("writetime", F::Writetime), ("etime", F::Etime)];
 
+/// The keys a RESULT object can have (accesslog.c:71-175, the base object, and :688-770 at
+/// 70dcccaf, the result's; the timing names of libglobs.c:10551-10560); the others are
+/// counted as unknown fields.
+const RESULT_KEYS: [&str; 33] = [
+    "local_time", "operation", "key", "conn_id", "op_id", "internal_op", "op_internal_id",
+    "op_internal_nested_count", "oid", "oid_name", "msg", "authzid", "haproxied",
+    "request_controls", "response_controls", "tag", "err", "nentries", "wqtime", "wtime",
+    "optime", "writetime", "etime", "client_ip", "csn", "pr_idx", "pr_cookie", "notes", "sid",
+    "bind_dn", "wbusy", "wmax", "wqdepth",
+];
+
 /// Tokenize a whole JSON access log (a JSON file is never cut into ranges: json-pretty
 /// objects span lines).
 pub fn tokenize_json(data: &[u8], first_line: i64) -> Tokenized {
@@ -109,6 +120,11 @@ pub fn tokenize_json(data: &[u8], first_line: i64) -> Tokenized {
             Ok(obj) => match event(&obj) {
                 Ok((kind, e)) => {
                     t.json_event(first_line + span.start as i64, kind, &e);
+                    if kind == Kind::Result {
+                        for key in obj.keys().filter(|k| !RESULT_KEYS.contains(&k.as_str())) {
+                            t.unknown_field(key);
+                        }
+                    }
                     t.counts.parsed += span.len() as i64; // lines, not events
                 }
                 Err(reason) => reject_all(&mut t, &lines, span, first_line, &reason),
@@ -413,6 +429,20 @@ fn event(obj: &Map<String, Value>) -> Result<(Kind, Event), String> {
             values.retain(|(f, _)| *f != F::Dn);
         }
         values.retain(|(f, _)| *f != F::ClientIp);
+    }
+    if kind == Kind::Stat {
+        // as the text format writes it (result.c:2203 and :2241 at 70dcccaf), from the
+        // keys of accesslog.c:865-872: one index key read, or the search's summary
+        let text = match obj.get("stat_etime") {
+            Some(d) => format!("read index: duration {}", text_of(d)),
+            None => {
+                let part = |key: &str| obj.get(key).filter(|v| !v.is_null())
+                    .map_or_else(|| "(null)".to_owned(), text_of);
+                format!("read index: attribute={} key({})={} --> count {}", part("stat_attr"),
+                        part("stat_key"), part("stat_key_value"), part("stat_count"))
+            }
+        };
+        put(&mut values, F::Text, Value::String(text));
     }
     if kind == Kind::Tls {
         let text: Vec<String> = ["tls_version", "keysize", "cipher"].iter()

@@ -14,6 +14,7 @@
 //! - `shuffle`: one parse task's events → indexed IPC files, a record batch per sub-bucket;
 //! - `filter`: search-filter fingerprints;
 //! - `aggregate`: a bucket's operations and connections → its partial aggregates;
+//! - `saturation`: operations in flight and waiting for a worker, per load period;
 //! - `dn`: DNs as LDAP compares them;
 //! - `workload`: the workload classes' CEL rules, checked and evaluated;
 //! - `bucket`: one bucket's task: shuffle pieces → operations, classes, partials;
@@ -32,6 +33,7 @@ pub mod head;
 pub mod join;
 pub mod json;
 pub mod operations;
+pub mod saturation;
 pub mod shuffle;
 pub mod strict;
 pub mod tokenize;

@@ -14,13 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ahash::RandomState;
-use arrow_array::builder::StringViewBuilder;
+use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, StringViewBuilder,
+                            StructBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type};
 use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, Float64Array, RecordBatch,
                   UInt32Array};
 use arrow_buffer::{BooleanBuffer, NullBuffer};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, Field, Fields, TimeUnit};
 use arrow_select::interleave::interleave;
 use arrow_select::take::take;
 use blake2::digest::{Update, VariableOutput};
@@ -39,6 +40,8 @@ enum Ty {
     Bool,
     /// nanoseconds since the epoch, as a UTC timestamp
     Ts,
+    /// `index_reads`: a list of `INDEX_READ` structs
+    Reads,
 }
 
 impl Ty {
@@ -49,6 +52,8 @@ impl Ty {
             Ty::F64 => DataType::Float64,
             Ty::Bool => DataType::Boolean,
             Ty::Ts => DataType::Int64, // cast to a timestamp at the end
+            Ty::Reads => DataType::List(Arc::new(Field::new_list_field(
+                DataType::Struct(index_read_fields()), true))),
         }
     }
 }
@@ -73,12 +78,14 @@ enum Source {
     FingerprintId,
     /// whether the RESULT's notes hold this letter
     Note(char),
+    /// the index keys its STAT lines say the search read
+    IndexReads,
     Absent,
 }
 
 use Source::*;
 
-const COLUMNS: [(&str, Source, Ty); 65] = [
+const COLUMNS: [(&str, Source, Ty); 66] = [
     ("server", Ids("server"), Ty::Str),
     ("conn", Ids("conn"), Ty::I64),
     ("session", Session, Ty::Ts),
@@ -110,6 +117,7 @@ const COLUMNS: [(&str, Source, Ty); 65] = [
     ("unindexed", Note('A'), Ty::Bool),
     ("partially_unindexed", Note('U'), Ty::Bool),
     ("paged", Note('P'), Ty::Bool),
+    ("index_reads", IndexReads, Ty::Reads),
     ("workload", Absent, Ty::Str),
     ("internal", Ids("internal"), Ty::Bool),
     ("op_internal", Ids("op_internal"), Ty::I64),
@@ -173,6 +181,8 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
     let result = Side { table: c.result, rows: rows("result")? };
     let lone = Side { table: c.lone, rows: rows("lone")? };
     let connection = Side { table: &j.connections, rows: rows("connection")? };
+    let structure = |name: &str| j.operations.column_by_name(name)
+        .ok_or_else(|| error(format!("the join gave no {name}")));
     let n = j.operations.num_rows();
     let filters = first_of(&[&request], "filter", Ty::Str, n)?;
     let verbs = j.operations.column_by_name("verb").ok_or_else(|| error("no verb"))?;
@@ -192,12 +202,13 @@ pub fn operations(c: &Classes<'_>, j: &Joined, sort_operands: bool)
             Res(c) => first_of(&[&result], c, ty, n)?,
             ResOrLone(c) => first_of(&[&result, &lone], c, ty, n)?,
             Conn(c) => first_of(&[&connection], c, ty, n)?,
-            Structure(c) => j.operations.column_by_name(c).ok_or_else(|| error(format!("no {c}")))?.clone(),
+            Structure(c) => structure(c)?.clone(),
             Session => opened.clone(),
             Duration => durations(&opened, &first_of(&[&connection], "closed", Ty::I64, n)?),
             Fingerprint => prints.clone(),
             FingerprintId => ids.clone(),
             Note(letter) => has_letter(&notes, letter)?,
+            IndexReads => index_reads(c.other, structure("stat_rows")?)?,
             Absent => new_null_array(&ty.data_type(), n),
         };
         let column = match ty {
@@ -307,6 +318,81 @@ fn durations(opened: &ArrayRef, closed: &ArrayRef) -> ArrayRef {
         .collect::<Float64Array>())
 }
 
+/// The fields of one index key a search read (a `STAT read index` line).
+fn index_read_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("attribute", DataType::Utf8, true),
+        Field::new("index", DataType::Utf8, true),
+        Field::new("key", DataType::Utf8, true),
+        Field::new("count", DataType::Int64, true),
+    ])
+}
+
+/// One index key a search read.
+#[derive(Debug, PartialEq)]
+pub struct IndexRead<'a> {
+    pub attribute: Option<&'a str>,
+    pub index: Option<&'a str>,
+    pub key: Option<&'a str>,
+    /// candidates the key gave
+    pub count: Option<i64>,
+}
+
+/// The key read of a STAT line's text, `read index: attribute=A key(T)=K --> count N
+/// (duration S)` (result.c:2203 and :2221 at 70dcccaf; JSON's keys are put in that form
+/// by `json.rs`). None for the search's summary line (`read index: duration S`) and
+/// anything else. The key is the server's bytes and may hold anything, so the line is cut
+/// at its last ` --> count `; `(null)` is how the server prints a missing value.
+pub fn index_read(text: &str) -> Option<IndexRead<'_>> {
+    let rest = text.strip_prefix("read index: attribute=")?;
+    let (head, tail) = rest.rsplit_once(" --> count ")?;
+    let count = tail.split(' ').next().and_then(|n| n.parse::<i64>().ok());
+    let (attribute, rest) = head.split_once(" key(")?;
+    let (index, key) = rest.split_once(")=")?;
+    Some(IndexRead { attribute: present(attribute), index: present(index), key: present(key),
+                     count })
+}
+
+fn present(v: &str) -> Option<&str> {
+    (v != "(null)").then_some(v)
+}
+
+/// Each operation's index reads, from the `other` rows of its STAT lines (`stat_rows`);
+/// null where none was logged, empty where only the summary line was.
+fn index_reads(other: &RecordBatch, stat_rows: &ArrayRef) -> Result<ArrayRef, ColumnError> {
+    let n = stat_rows.len();
+    let ty = Ty::Reads.data_type();
+    let Some(lists) = stat_rows.as_list_opt::<i32>() else {
+        return Err(error("stat_rows is not a list"));
+    };
+    if lists.null_count() == n {
+        return Ok(new_null_array(&ty, n));
+    }
+    let texts = strs_of(other.column_by_name("text")
+        .ok_or_else(|| error("STAT lines without their text column"))?.as_ref(),
+        "other", "text")?;
+    let mut b = ListBuilder::new(StructBuilder::from_fields(index_read_fields(), 0))
+        .with_field(Arc::new(Field::new_list_field(DataType::Struct(index_read_fields()), true)));
+    for op in 0..n {
+        if lists.is_null(op) {
+            b.append_null();
+            continue;
+        }
+        let rows = lists.value(op);
+        for row in rows.as_primitive::<UInt32Type>().values() {
+            let Some(read) = texts.get(*row as usize).and_then(index_read) else { continue };
+            let s = b.values();
+            s.field_builder::<StringBuilder>(0).expect("attribute").append_option(read.attribute);
+            s.field_builder::<StringBuilder>(1).expect("index").append_option(read.index);
+            s.field_builder::<StringBuilder>(2).expect("key").append_option(read.key);
+            s.field_builder::<Int64Builder>(3).expect("count").append_option(read.count);
+            s.append(true);
+        }
+        b.append(true);
+    }
+    Ok(Arc::new(b.finish()))
+}
+
 /// Whether each operation's notes hold `letter` (no notes: false).
 fn has_letter(notes: &ArrayRef, letter: char) -> Result<ArrayRef, ColumnError> {
     let n = notes.len();
@@ -373,6 +459,21 @@ mod tests {
         let c: Vec<RecordBatch> = t.events.iter().map(|b| as_shuffled(b, "s", 0)).collect();
         let classes = Classes { request: &c[0], result: &c[1], lone: &c[2], other: &c[3] };
         operations(&classes, &join(&classes, EVERYTHING).unwrap(), false).unwrap()
+    }
+
+    #[test]
+    fn index_reads_of_stat_texts() {
+        let read = |a, i, k, c| Some(IndexRead { attribute: a, index: i, key: k, count: c });
+        assert_eq!(index_read("read index: attribute=uid key(eq)=a --> count 1 (duration 0.1)"),
+                   read(Some("uid"), Some("eq"), Some("a"), Some(1)));
+        // a key that holds the separators, and the server's (null)
+        assert_eq!(index_read("read index: attribute=cn key(sub)=a) --> count 3 --> count 7 \
+                               (duration 0.1)"),
+                   read(Some("cn"), Some("sub"), Some("a) --> count 3"), Some(7)));
+        assert_eq!(index_read("read index: attribute=(null) key((null))=(null) --> count 0 \
+                               (duration 0.1)"), read(None, None, None, Some(0)));
+        assert_eq!(index_read("read index: duration 0.000020000"), None);
+        assert_eq!(index_read("read index: attribute=uid"), None);
     }
 
     fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {

@@ -91,7 +91,8 @@ const CLASS_COLUMNS: [&[&str]; 4] = [
     &["dn", "text", "err", "tag", "nentries", "wqtime", "wtime", "optime", "writetime", "etime",
       "notes", "details", "csn", "pr_idx", "pr_cookie", "sid", "wbusy", "wmax", "wqdepth"],
     &["targetop", "msgid", "nentries", "etime"],
-    &["fd", "client_ip", "server_ip", "ssl", "close_code", "tls_version", "dn"],
+    // text: a STAT line's index read (`operations::index_read`)
+    &["fd", "client_ip", "server_ip", "ssl", "close_code", "tls_version", "dn", "text"],
 ];
 
 /// Each event class's columns and types in the shuffle, in `tokenize::CLASS_NAMES` order:

@@ -7,11 +7,12 @@
 //! count over 64 bits, a timing over `MAX_SECONDS`) makes its line a reject.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::columns::{batch, BoolCol, F64Col, FixedStrCol, I64Col, NameCol, StrCol};
-use crate::fields::{general, kind_of, Fields, Kind, F, FIELD_COUNT, KIND_COUNT, KIND_NAMES};
+use crate::fields::{general, kind_of, unknown_result_keys, Fields, Kind, F, FIELD_COUNT, KIND_COUNT, KIND_NAMES};
 use crate::head::{parse_head_cached, Head, Ids, StampCache};
 use crate::strict::strict;
 
@@ -66,7 +67,13 @@ pub struct Tokenized {
     /// Per kind: events, and events the strict path handled.
     pub kind_events: [u64; KIND_COUNT],
     pub kind_strict: [u64; KIND_COUNT],
+    /// Fields of events that no column reads (a newer server's), by name: events are
+    /// kept, and the summary names these (`unknown_fields`).
+    pub unknown_fields: Vec<(String, i64)>,
 }
+
+const UNKNOWN_NAMES: usize = 64;
+const OTHER: &str = "(other)";
 
 /// Tokenize one block.
 pub fn tokenize(data: &[u8], opts: &Options) -> Tokenized {
@@ -110,6 +117,7 @@ pub(crate) struct Builder {
     kind_events: [u64; KIND_COUNT],
     kind_strict: [u64; KIND_COUNT],
     outliers: Outliers,
+    unknown_fields: BTreeMap<String, i64>,
 }
 
 /// A line whose time is more than this from the lines on both sides of it is a fault
@@ -339,6 +347,12 @@ impl Builder {
                 let what = format!("malformed {} line", kind.name());
                 return self.reject(number, text, word_reason(&what, body));
             }
+            if kind == Kind::Result {
+                // (a RESULT the strict path took has only the keys it knows)
+                for key in unknown_result_keys(body) {
+                    self.unknown_field(key);
+                }
+            }
         }
         let mut values = Typed::default();
         match typed(kind, &fields, &mut values) {
@@ -359,6 +373,15 @@ impl Builder {
     pub(crate) fn json_event(&mut self, number: i64, kind: Kind, event: &Event) {
         self.classes[class_of(kind)].json_event(number, kind, event);
         self.kind_events[kind as usize] += 1;
+    }
+
+    /// A field no column reads, on a line that is still an event (`UNKNOWN_NAMES` at
+    /// most, so that a hostile log cannot grow the map: the rest count under `OTHER`).
+    pub(crate) fn unknown_field(&mut self, name: &str) {
+        let name = cut(name, 64);
+        let name = if self.unknown_fields.len() < UNKNOWN_NAMES
+            || self.unknown_fields.contains_key(name) { name } else { OTHER };
+        *self.unknown_fields.entry(name.to_owned()).or_default() += 1;
     }
 
     pub(crate) fn reject(&mut self, number: i64, text: &str, reason: Cow<'_, str>) {
@@ -407,6 +430,7 @@ impl Builder {
             carry_from,
             kind_events: self.kind_events,
             kind_strict: self.kind_strict,
+            unknown_fields: self.unknown_fields.into_iter().collect(),
         }
     }
 }

@@ -27,10 +27,11 @@ use dsaccess_core::{tokenize, Options};
 
 /// Tokenize a newline-aligned block of a text access log.
 ///
-/// Returns (classes, rejects, counts, carry_from, kinds): the events of each class
-/// (``schema.EVENT_CLASSES``) and the rejects as Arrow tables (read them with
+/// Returns (classes, rejects, counts, carry_from, kinds, unknown_fields): the events of
+/// each class (``schema.EVENT_CLASSES``) and the rejects as Arrow tables (read them with
 /// ``pl.DataFrame``), the line accounting, the offset of the bytes after the last
-/// newline of a non-final block, and per kind (events, events the strict path handled).
+/// newline of a non-final block, per kind (events, events the strict path handled), and
+/// the fields no column reads, by name (events with them are kept).
 #[pyfunction]
 #[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true))]
 fn tokenize_text<'py>(
@@ -64,12 +65,17 @@ fn tokenized(py: Python<'_>, t: dsaccess_core::Tokenized)
             kinds.set_item(*name, (t.kind_events[i], t.kind_strict[i]))?;
         }
     }
-    (classes, table(t.rejects)?, counts, t.carry_from, kinds).into_pyobject(py)
+    let unknown = PyDict::new(py);
+    for (name, n) in &t.unknown_fields {
+        unknown.set_item(name, n)?;
+    }
+    (classes, table(t.rejects)?, counts, t.carry_from, kinds, unknown).into_pyobject(py)
 }
 
 /// Tokenize a whole 3.x JSON access log (``json`` or ``json-pretty``).
 ///
-/// Returns the same (classes, rejects, counts, carry_from, kinds) as ``tokenize_text``.
+/// Returns the same (classes, rejects, counts, carry_from, kinds, unknown_fields) as
+/// ``tokenize_text``.
 #[pyfunction]
 #[pyo3(signature = (data, *, first_line=1))]
 fn tokenize_json<'py>(
@@ -235,6 +241,30 @@ fn parse_stamp(text: &str) -> PyResult<(i64, i32)> {
     dsaccess_core::head::parse_stamp(text).map_err(PyValueError::new_err)
 }
 
+/// One server's (or the fleet's) client operations (``result_ts``, ``etime`` and where
+/// logged ``wtime``, ``wbusy``, ``wmax``, ``wqdepth``) → (per load period of ``period_s``
+/// seconds from the one holding ``first`` to the one holding ``last``: the
+/// ``saturation.parquet`` rows without the server; the run's figures as a dict)
+/// (``dsaccess_core::saturation``).
+#[pyfunction]
+fn saturation<'py>(py: Python<'py>, ops: PyTable, period_s: i64, first: i64, last: i64)
+                   -> PyResult<(PyTable, Bound<'py, PyDict>)> {
+    let ops = one_batch(ops)?;
+    let (periods, all) = py
+        .detach(|| dsaccess_core::saturation::saturation(&ops, period_s, first, last))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let d = PyDict::new(py);
+    d.set_item("operations", all.operations)?;
+    d.set_item("peak_in_flight", all.peak_in_flight)?;
+    d.set_item("wtime_p95", all.wtime_p95)?;
+    d.set_item("wtime_p99", all.wtime_p99)?;
+    d.set_item("waited_10ms", all.waited_10ms)?;
+    d.set_item("waited_10ms_share", all.waited_10ms_share)?;
+    d.set_item("saturated_seconds", all.saturated_seconds)?;
+    d.set_item("workers", all.workers)?;
+    Ok((table(periods)?, d))
+}
+
 /// The UTC nanoseconds of a log's first event, from its first bytes (text or JSON);
 /// None when they hold none.
 #[pyfunction]
@@ -346,6 +376,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     m.add_function(wrap_pyfunction!(event_classes, m)?)?;
     m.add_function(wrap_pyfunction!(parse_stamp, m)?)?;
+    m.add_function(wrap_pyfunction!(saturation, m)?)?;
     m.add_function(wrap_pyfunction!(first_time, m)?)?;
     m.add_function(wrap_pyfunction!(index_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(py_server_seed, m)?)?;

@@ -1,0 +1,80 @@
+"""Is the worker pool saturated? Operations in flight, waits for a worker and, where the
+server logs it (389 DS 3.2.1+), its busy workers and queue, per server and for the fleet,
+per load period: ``saturation.parquet`` and summary.json's ``saturation``.
+
+The join tasks write each bucket's client operations that have a RESULT and an etime
+(``flights``: seven narrow columns) beside its connection pieces; a task per server, and
+one for the fleet, hands its operations to the compiled core
+(``rust/core/src/saturation.rs`` defines every figure) and gets the periods back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from . import _core, outputs
+from .store import Place
+
+FLIGHT_COLUMNS = ["server", "result_ts", "etime", "wtime", "wbusy", "wmax", "wqdepth"]
+# what the fleet's sweep needs of each operation (it holds the whole fleet's at once)
+FLEET_COLUMNS = ["result_ts", "etime", "wtime"]
+Range = tuple[int, int]
+
+
+def flights(ops: pl.DataFrame) -> pl.DataFrame:
+    """A bucket's client operations with a RESULT and an etime, as the sweep reads them."""
+    return ops.filter(~pl.col("internal") & pl.col("result_ts").is_not_null()
+                      & pl.col("etime").is_not_null()).select(FLIGHT_COLUMNS)
+
+
+def server_saturation(server: str, folder: Place, buckets: range, period_s: int,
+                      covered: Range) -> tuple[str, pl.DataFrame, dict[str, Any]]:
+    """One server's periods and figures, from the flight pieces of its buckets."""
+    names = {f"b{b:05d}" for b in buckets}
+    frames = [outputs.read_parquet(piece, FLIGHT_COLUMNS).filter(pl.col("server") == server)
+              for piece in folder.glob("b*.parquet") if piece.name.split("-")[0] in names]
+    periods, figures = _sweep(frames, FLIGHT_COLUMNS[1:], period_s, covered)
+    return server, periods.with_columns(pl.lit(server).alias("server")), figures
+
+
+def fleet_saturation(folder: Place, period_s: int, covered: Range
+                     ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The fleet's periods (server null) and figures: every server's operations in one
+    sweep, in flight together."""
+    frames = [outputs.read_parquet(piece, FLEET_COLUMNS) for piece in folder.glob("b*.parquet")]
+    periods, figures = _sweep(frames, FLEET_COLUMNS, period_s, covered)
+    return periods.with_columns(pl.lit(None, pl.String).alias("server")), figures
+
+
+def _sweep(frames: list[pl.DataFrame], columns: list[str], period_s: int, covered: Range
+           ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    ops = pl.concat(frames) if frames else pl.DataFrame(schema=EMPTY)
+    ops = ops.select(pl.col(c).cast(EMPTY[c]) for c in columns)
+    table, figures = _core.saturation(ops.to_arrow(), period_s, *covered)
+    return pl.DataFrame(table), figures
+
+
+EMPTY = {"result_ts": pl.Int64, "etime": pl.Float64, "wtime": pl.Float64, "wbusy": pl.Int64,
+         "wmax": pl.Int64, "wqdepth": pl.Int64}
+
+
+def table(servers: list[tuple[str, pl.DataFrame, dict[str, Any]]],
+          fleet: pl.DataFrame) -> pl.DataFrame:
+    """saturation.parquet: each server's periods, then the fleet's (server null)."""
+    frames = [periods for _, periods, _ in servers] + [fleet]
+    df = pl.concat(frames, how="diagonal_relaxed")
+    return df.select("server", *[c for c in df.columns if c != "server"])
+
+
+def summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's ``saturation`` object from a sweep's figures (none: a server without
+    events). ``saturated_seconds`` and ``workers`` are null where the server did not log
+    its pool (3.2.1+ with ``nsslapd-statlog-level`` bit 2): unknown, not none."""
+    return {"operations": figures.get("operations", 0),
+            "peak_in_flight": figures.get("peak_in_flight"),
+            "wtime_p95": figures.get("wtime_p95"), "wtime_p99": figures.get("wtime_p99"),
+            "waited_10ms": figures.get("waited_10ms", 0),
+            "waited_10ms_share": figures.get("waited_10ms_share"),
+            "saturated_seconds": figures.get("saturated_seconds"),
+            "workers": figures.get("workers")}

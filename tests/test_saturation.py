@@ -1,0 +1,121 @@
+"""The worker pool's saturation against a generator's truth: operations on a millisecond
+grid, so the level in flight is constant on each millisecond and counting them one by one
+gives every figure without the sweep's formula."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.run import RunOptions, run
+
+T0 = 1_795_104_000  # 2026-11-20T00:00:00Z: a whole second (and minute)
+
+
+def _stamp(ms: int) -> str:
+    from datetime import UTC, datetime
+    t = datetime.fromtimestamp(T0 + ms // 1000, UTC)
+    return f"[{t:%d/%b/%Y:%H:%M:%S}.{ms % 1000 * 1_000_000:09d} +0000]"
+
+
+def _fleet(root: Path, seed: int) -> dict[str, list[tuple[int, int, int, tuple | None]]]:
+    """Two servers' logs over 10 s: per server (start ms, end ms, wtime µs, pool)."""
+    rng = random.Random(seed)
+    truth = {}
+    for server in ("ds1", "ds2"):
+        ops = []
+        lines = [f"{_stamp(0)} conn=1 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2"]
+        for conn in range(1, 40):
+            at = rng.randrange(0, 9_000)
+            for op in range(rng.randrange(5, 40)):
+                start = at + rng.randrange(0, 20)
+                end = start + rng.choice([0, 1, 2, 5, 30, 400])
+                if end > 9_999:
+                    break
+                wtime = rng.choice([0, 200, 1_000, 9_999, 10_000, 150_000])  # µs
+                pool = (rng.randrange(0, 5), 4, rng.randrange(0, 3)) if server == "ds2" else None
+                ops.append((start, end, wtime, pool))
+                extra = f" wbusy={pool[0]}/{pool[1]} wqdepth={pool[2]}" if pool else ""
+                lines += [
+                    f'{_stamp(start)} conn={conn} op={op} SRCH base="dc=x" scope=2 '
+                    f'filter="(uid=u{op})" attrs=ALL',
+                    f"{_stamp(end)} conn={conn} op={op} RESULT err=0 tag=101 nentries=1 "
+                    f"wtime={wtime / 1e6:.6f} optime=0.000001 etime={(end - start) / 1e3:.9f}"
+                    f"{extra}"]
+                at = end
+        lines.append(f"{_stamp(10_000)} conn=1 op=-1 fd=64 closed - U1")
+        folder = root / server
+        folder.mkdir(parents=True)
+        (folder / "access").write_text("\n".join(lines) + "\n")
+        truth[server] = ops
+    return truth
+
+
+def _nearest_rank(values: list, q: float):
+    values = sorted(values)
+    return values[max(1, math.ceil(q * len(values))) - 1] if values else None
+
+
+def _expected(ops: list[tuple[int, int, int, tuple | None]]) -> list[dict]:
+    """Per second 0..9: the figures, by counting each millisecond (and the second at 10 s,
+    which covers no time)."""
+    level = [0] * 10_000
+    for start, end, _, _ in ops:
+        for ms in range(start, end):
+            level[ms] += 1
+    rows = []
+    for sec in range(10):
+        cells = sorted(level[sec * 1000:(sec + 1) * 1000])
+        mine = [o for o in ops if o[0] // 1000 == sec]
+        waits = [o[2] / 1e6 for o in mine]
+        pools = [o[3] for o in mine if o[3]]
+        saturated = {o[0] // 1000 for o in mine if o[3] and o[3][0] == o[3][1] and o[3][2] > 0}
+        rows.append({
+            "operations": len(mine), "in_flight_p50": cells[499], "in_flight_p99": cells[989],
+            "in_flight_max": cells[-1], "wtime_p95": _nearest_rank(waits, 0.95),
+            "wtime_max": max(waits, default=None),
+            "waited_10ms": sum(w >= 0.01 for w in waits) / len(waits) if waits else None,
+            "busy_max": max((p[0] for p in pools), default=None),
+            "queue_max": max((p[2] for p in pools), default=None),
+            "saturated_seconds": len(saturated) if pools else None,
+        })
+    return rows
+
+
+def test_saturation_per_second_is_the_generators_truth(tmp_path: Path) -> None:
+    truth = _fleet(tmp_path / "logs", seed=7)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(tmp_path / "logs"),), out=out, scheduler="synchronous"))
+    table = pl.read_parquet(out / "saturation.parquet")
+    columns = list(_expected([])[0])
+    fleet_ops = truth["ds1"] + truth["ds2"]
+    for server, ops in [("ds1", truth["ds1"]), ("ds2", truth["ds2"]), (None, fleet_ops)]:
+        rows = table.filter(pl.col("server").eq_missing(server)).sort("start")
+        assert rows["seconds"].to_list() == [1] * 11
+        got = rows.head(10).select(columns).to_dicts()
+        want = _expected(ops)
+        for sec, (g, w) in enumerate(zip(got, want, strict=True)):
+            if server is None:  # the fleet's pool is not a pool: its levels and waits only
+                w.update(busy_max=None, queue_max=None, saturated_seconds=None)
+                g.update(busy_max=None, queue_max=None, saturated_seconds=None)
+            assert g == w, (server, sec)
+        assert rows["in_flight_max"][10] is None  # the second at the last instant
+    summary = json.loads((out / "summary.json").read_text())
+    for server in ("ds1", "ds2"):
+        ops = truth[server]
+        s = summary["servers"][server]["saturation"]
+        waits = [o[2] / 1e6 for o in ops]
+        assert s["operations"] == len(ops)
+        assert s["peak_in_flight"] == max(r["in_flight_max"] for r in _expected(ops))
+        assert s["wtime_p99"] == _nearest_rank(waits, 0.99)
+        assert s["waited_10ms"] == sum(w >= 0.01 for w in waits)
+    assert summary["servers"]["ds1"]["saturation"]["saturated_seconds"] is None  # not logged
+    saturated = {o[0] // 1000 for o in truth["ds2"] if o[3][0] == o[3][1] and o[3][2] > 0}
+    assert summary["servers"]["ds2"]["saturation"]["saturated_seconds"] == len(saturated) > 0
+    assert summary["servers"]["ds2"]["saturation"]["workers"] == 4
+    assert summary["saturation"]["peak_in_flight"] == max(
+        r["in_flight_max"] for r in _expected(fleet_ops))
