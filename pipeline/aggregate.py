@@ -186,9 +186,9 @@ def iso_ns(text: str) -> int:
 PROM_LE = tuple(_core.PROM_LE)
 
 
-def le_column(le: float) -> str:
-    """``etime_le_5``, ``etime_le_0.0001``: the column counting etimes <= ``le``."""
-    return f"etime_le_{le:.9g}"
+def le_column(le: float, latency: str = "etime") -> str:
+    """``etime_le_5``, ``wtime_le_0.0001``: the column counting latencies <= ``le``."""
+    return f"{latency}_le_{le:.9g}"
 
 
 # success, compare false/true, SASL bind in progress: not failures (the core's list)

@@ -80,6 +80,7 @@ def render_prometheus(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     work = tables.get("workloads")
     if work is not None and work.height:
         _operations(w, work, histocrutch)
+        _waits(w, work)
         _top_bind_dns(w, work)
     fps = tables.get("fingerprints")
     if fps is not None and fps.height:
@@ -122,6 +123,31 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
                 counts, total = cumulative[key]
                 w.sample(gauge, dict(zip(keys, key, strict=True)),
                          total if le is None else counts[i])
+
+
+def _waits(w: _Writer, work: pl.DataFrame) -> None:
+    """wtime of client operations per server and workload class: how long they waited for
+    a worker (a histogram from the workloads' exact ``wtime_le_*`` counters; outputs
+    written before them have none)."""
+    columns = [le_column(le, "wtime") for le in LE]
+    if not all(c in work.columns for c in [*columns, "wtime_count", "wtime_sum_ns"]):
+        return
+    keys = ["server", "workload"]
+    rows = work.group_by(keys).agg(pl.col(c).sum() for c in
+                                   [*columns, "wtime_count", "wtime_sum_ns"])
+    rows = rows.filter(pl.col("wtime_count") > 0)
+    if not rows.height:
+        return
+    name = w.family("operation_wtime_seconds", "histogram",
+                    "wtime of client operations: how long they waited for a worker thread.")
+    for r in sorted(rows.iter_rows(named=True), key=lambda r: _nulls_last((r["server"],
+                                                                          r["workload"]))):
+        labels = {k: r[k] for k in keys}
+        for le, column in zip(LE, columns, strict=True):
+            w.sample(f"{name}_bucket", {**labels, "le": _num(le)}, int(r[column]))
+        w.sample(f"{name}_bucket", {**labels, "le": "+Inf"}, int(r["wtime_count"]))
+        w.sample(f"{name}_sum", labels, float(r["wtime_sum_ns"]) / 1e9)
+        w.sample(f"{name}_count", labels, int(r["wtime_count"]))
 
 
 def _cumulative(work: pl.DataFrame, keys: list[str]

@@ -297,8 +297,9 @@ def _arrow(df: pl.DataFrame) -> Any:
     import pyarrow as pa
 
     table = df.to_arrow(compat_level=pl.CompatLevel.newest())
-    nested = [i for i, f in enumerate(table.schema)
-              if pa.types.is_nested(f.type) and "string_view" in str(f.type)]
+    nested = [i for i, f in enumerate(table.schema)  # (all null: written as it is)
+              if pa.types.is_nested(f.type) and "string_view" in str(f.type)
+              and table.column(i).null_count < len(table)]
     for i in nested:
         field = table.schema.field(i)
         plain = pa.field(field.name, _without_views(field.type), field.nullable)
@@ -318,6 +319,21 @@ def _without_views(t: Any) -> Any:
     if pa.types.is_struct(t):
         return pa.struct([pa.field(f.name, _without_views(f.type), f.nullable) for f in t])
     return t
+
+
+def write_ipc(df: pl.DataFrame, path: Where) -> None:
+    """Write one Arrow IPC file, uncompressed, whole or not at all: scratch read once by
+    the same run, where Parquet's encoding is CPU spent for nothing."""
+    with _file(path) as target:
+        df.write_ipc(target, compression="uncompressed")
+
+
+def read_ipc(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
+    path = place(path)
+    if path.local:
+        return pl.read_ipc(path.url, columns=columns)
+    with path.open("rb") as fh:
+        return pl.read_ipc(fh, columns=columns)
 
 
 def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:

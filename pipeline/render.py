@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -90,6 +91,7 @@ def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     first, last = summary["time_range"]["first"], summary["time_range"]["last"]
     if first is not None:  # (a run with no event has the accounting only: nothing to chart)
         sections += [
+            _pool(summary, tables, charts, colours),
             _load(summary, tables, charts, colours),
             _latency(tables, charts, colours),
             _fingerprints(tables, charts, show_examples),
@@ -266,6 +268,75 @@ def _load(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
                {"title": {"text": "operations per second, by verb (per minute)"},
                 "xaxis": axis, "yaxis": {"title": {"text": "ops/s"}}}) if verb_traces else "",
     ])
+
+
+def _pool(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+          charts: list[dict[str, Any]], colours: dict[str, str]) -> str:
+    """Is the worker pool saturated: the sentence, per server the operations in flight
+    (max per period) against its workers and the wtime p95 on one time axis, periods with
+    saturated seconds shaded, and the servers' figures."""
+    pool = tables.get("saturation")
+    if pool is None or not pool.height:
+        return ""
+    per_server = pool.filter(pl.col("server").is_not_null()).sort("start")
+    traces: list[dict[str, Any]] = []
+    for (server,), part in sorted(per_server.partition_by("server", as_dict=True).items()):
+        colour = colours.get(server, "#444")
+        x = _iso(part["start"])
+        traces.append({"type": "scatter", "mode": "lines", "name": f"{_label(server)} in flight",
+                       "line": {"color": colour, "width": 1.5}, "x": x,
+                       "y": part["in_flight_max"].to_list()})
+        if part["workers"].drop_nulls().len():
+            traces.append({"type": "scatter", "mode": "lines", "x": x,
+                           "name": f"{_label(server)} workers", "y": part["workers"].to_list(),
+                           "line": {"color": colour, "width": 1, "dash": "dash"}})
+        traces.append({"type": "scatter", "mode": "lines", "yaxis": "y2", "x": x,
+                       "name": f"{_label(server)} wtime p95",
+                       "y": [None if v is None else round(v * 1000, 3)
+                             for v in part["wtime_p95"]],
+                       "line": {"color": colour, "width": 1, "dash": "dot"}})
+    seconds = int(pool["seconds"].max() or 1)
+    full = per_server.filter(pl.col("saturated_seconds") > 0)
+    shapes = [{"type": "rect", "xref": "x", "yref": "paper", "x0": start.isoformat(),
+               "x1": (start + timedelta(seconds=seconds)).isoformat(), "y0": 0, "y1": 1,
+               "fillcolor": "#d62728", "opacity": 0.15, "line": {"width": 0}}
+              for start in full["start"].unique().sort()]
+    rows = [[r["server"], r["operations"], r["peak_in_flight"],
+             "unknown" if r["workers"] is None else r["workers"], ms(r["wtime_p95"]),
+             ms(r["wtime_p99"]), r["waited_10ms"],
+             "" if r["waited_10ms_share"] is None else f"{r['waited_10ms_share']:.1%}",
+             "unknown" if r["saturated_seconds"] is None else r["saturated_seconds"]]
+            for r in views.pool_servers(summary).iter_rows(named=True)]
+    return "".join([
+        '<h2>Worker pool</h2><p id="pool-sentence">',
+        _e(views.pool_sentence(summary, tables)), "</p>",
+        _chart(charts, "chart-pool", traces,
+               {"title": {"text": f"in flight (max per {_period_name(tables)}) and workers; "
+                                  "wtime p95 (ms, right); shaded: pool full, work queued"},
+                "shapes": shapes, "xaxis": {"title": {"text": "time (UTC)"}},
+                "yaxis": {"title": {"text": "operations in flight"}, "rangemode": "tozero"},
+                "yaxis2": {"title": {"text": "wtime p95 (ms)"}, "overlaying": "y",
+                           "side": "right", "rangemode": "tozero"}}),
+        _table(["server", "operations", "peak in flight", "workers", "wtime p95 (ms)",
+                "wtime p99 (ms)", "waited ≥ 10 ms", "share", "saturated (s)"], rows,
+               element_id="pool-servers"),
+        _who_waited(tables),
+        "<p>In flight: each client operation from its RESULT time less its etime to its "
+        "RESULT time. Workers and saturated seconds need 389 DS 3.2.1+ with "
+        "nsslapd-statlog-level bit 2 (<code>wbusy=N/M wqdepth=N</code>); "
+        "<code>nsslapd-threadnumber</code> is the pool's size otherwise.</p>",
+    ])
+
+
+def _who_waited(tables: dict[str, pl.DataFrame]) -> str:
+    rows = views.who_waited(tables, 5)
+    if not rows.height:
+        return ""
+    return ("<p>Who waited 10 ms or more for a worker (the most total wait first):</p>"
+            + _table(["by", "who", "operations", "wtime total (ms)"],
+                     [[r["by"], r["who"], r["waited"], ms(r["wtime"])]
+                      for r in rows.iter_rows(named=True)], text_cols=2,
+                     element_id="who-waited"))
 
 
 def _restart_marks(tables: dict[str, pl.DataFrame], top: float

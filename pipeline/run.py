@@ -557,6 +557,9 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
     with outputs.writing(scratch):
         for name in (*EVENT_CLASSES, "rejects", "connections", "flights", "jsonl"):
             (scratch / name).makedirs()
+        if not scratch.local:
+            for server in servers:
+                outputs.operations_folder(scratch / "flights", server).makedirs()
     if not operations:
         return
     with outputs.writing(staging):
@@ -591,8 +594,8 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
     ]
     n = len(graphs)
     pools = [dask.delayed(saturation.server_saturation, pure=False)(
-                 server, scratch / "flights", range(base, base + count), period, ranges[server])
-             for server, (base, count) in sorted(layout.items()) if server in ranges]
+                 server, scratch / "flights", period, ranges[server])
+             for server in sorted(layout) if server in ranges]
     graphs += [dask.delayed(saturation.fleet_saturation, pure=False)(scratch / "flights",
                                                                     period, fleet), *pools]
     if jsonl:

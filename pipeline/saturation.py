@@ -3,9 +3,9 @@ server logs it (389 DS 3.2.1+), its busy workers and queue, per server and for t
 per load period: ``saturation.parquet`` and summary.json's ``saturation``.
 
 The join tasks write each bucket's client operations that have a RESULT and an etime
-(``flights``: seven narrow columns) beside its connection pieces; a task per server, and
-one for the fleet, hands its operations to the compiled core
-(``rust/core/src/saturation.rs`` defines every figure) and gets the periods back."""
+(flights: six narrow columns, Arrow IPC, a file per server) beside their connection
+pieces; a task per server, and one for the fleet, hands its operations to the compiled
+core (``rust/core/src/saturation.rs`` defines every figure) and gets the periods back."""
 
 from __future__ import annotations
 
@@ -16,25 +16,31 @@ import polars as pl
 from . import _core, outputs
 from .store import Place
 
-FLIGHT_COLUMNS = ["server", "result_ts", "etime", "wtime", "wbusy", "wmax", "wqdepth"]
+FLIGHT_COLUMNS = ["result_ts", "etime", "wtime", "wbusy", "wmax", "wqdepth"]
 # what the fleet's sweep needs of each operation (it holds the whole fleet's at once)
 FLEET_COLUMNS = ["result_ts", "etime", "wtime"]
 Range = tuple[int, int]
 
 
-def flights(ops: pl.DataFrame) -> pl.DataFrame:
-    """A bucket's client operations with a RESULT and an etime, as the sweep reads them."""
-    return ops.filter(~pl.col("internal") & pl.col("result_ts").is_not_null()
-                      & pl.col("etime").is_not_null()).select(FLIGHT_COLUMNS)
+def write_flights(ops: pl.DataFrame, folder: Place, name: str) -> None:
+    """A bucket's client operations with a RESULT and an etime, as the sweep reads them:
+    a file per server, ``folder/server=NAME/b<name>.arrow`` (the join orders operations by
+    server, so each server's rows are one slice)."""
+    rows = ops.select("server", "internal", *FLIGHT_COLUMNS).filter(
+        ~pl.col("internal") & pl.col("result_ts").is_not_null()
+        & pl.col("etime").is_not_null())
+    for (server,), part in rows.partition_by("server", as_dict=True,
+                                             maintain_order=True).items():
+        outputs.write_ipc(part.select(FLIGHT_COLUMNS),
+                          outputs.operations_folder(folder, server) / f"b{name}.arrow")
 
 
-def server_saturation(server: str, folder: Place, buckets: range, period_s: int,
-                      covered: Range) -> tuple[str, pl.DataFrame, dict[str, Any]]:
-    """One server's periods and figures, from the flight pieces of its buckets."""
-    names = {f"b{b:05d}" for b in buckets}
-    frames = [outputs.read_parquet(piece, FLIGHT_COLUMNS).filter(pl.col("server") == server)
-              for piece in folder.glob("b*.parquet") if piece.name.split("-")[0] in names]
-    periods, figures = _sweep(frames, FLIGHT_COLUMNS[1:], period_s, covered)
+def server_saturation(server: str, folder: Place, period_s: int, covered: Range
+                      ) -> tuple[str, pl.DataFrame, dict[str, Any]]:
+    """One server's periods and figures, from its flight pieces."""
+    frames = [outputs.read_ipc(piece, FLIGHT_COLUMNS)
+              for piece in outputs.operations_folder(folder, server).glob("b*.arrow")]
+    periods, figures = _sweep(frames, FLIGHT_COLUMNS, period_s, covered)
     return server, periods.with_columns(pl.lit(server).alias("server")), figures
 
 
@@ -42,7 +48,8 @@ def fleet_saturation(folder: Place, period_s: int, covered: Range
                      ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The fleet's periods (server null) and figures: every server's operations in one
     sweep, in flight together."""
-    frames = [outputs.read_parquet(piece, FLEET_COLUMNS) for piece in folder.glob("b*.parquet")]
+    frames = [outputs.read_ipc(piece, FLEET_COLUMNS)
+              for server in folder.glob("server=*") for piece in server.glob("b*.arrow")]
     periods, figures = _sweep(frames, FLEET_COLUMNS, period_s, covered)
     return periods.with_columns(pl.lit(None, pl.String).alias("server")), figures
 

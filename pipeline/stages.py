@@ -234,7 +234,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     if "jsonl" in operations:
         outputs.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
     outputs.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
-    outputs.write_parquet(saturation.flights(ops), scratch / "flights" / f"b{name}.parquet")
+    saturation.write_flights(ops, scratch / "flights", name)
     steps.lap("write_operations")
     return joined.partial, joined.tables, joined.rule_errors, ops.height
 

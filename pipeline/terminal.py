@@ -120,6 +120,8 @@ def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out:
                   f"unmatched requests {summary['unmatched']['requests']:,}, results "
                   f"{summary['unmatched']['results']:,}; searches unindexed {s['unindexed']:,}, "
                   f"partially {s['partially_unindexed']:,}, paged {s['paged']:,}")
+    if "saturation" in summary:
+        console.print("worker pool: " + views.pool_sentence(summary, tables))
     console.print(_verbs(console, summary, tables))
     fps = tables.get("fingerprints")
     if fps is not None and fps.height:

@@ -32,6 +32,8 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     clients = tables.get("clients")
     out = ["----------- Access Log Output ------------", "",
            *_counts(summary, clients, averages)]
+    if "saturation" in summary:
+        out += ["", "----- Worker Pool -----", views.pool_sentence(summary, tables)]
     failed = views.failed_binds(tables, 20)
     if failed.height:
         out += ["", "----- Failed Binds by Target DN -----"]

@@ -236,3 +236,68 @@ def slowest(tables: dict[str, pl.DataFrame], show_examples: bool = False,
 def when_ns(value: Any) -> str:
     """A time of a table (a UTC datetime) as ``when`` shows summary times."""
     return "" if value is None else when(value.isoformat().replace("+00:00", "Z"))
+
+
+def pool_sentence(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str:
+    """One sentence: did any server's worker pool saturate, and when (from the servers
+    that log their pool: 389 DS 3.2.1+ with nsslapd-statlog-level bit 2); else how long
+    operations waited for a worker, which every server logs (wtime)."""
+    servers = {name: s.get("saturation", {}) for name, s in summary.get("servers", {}).items()}
+    logging = {n: p for n, p in servers.items() if p.get("saturated_seconds") is not None}
+    fleet = summary.get("saturation", {})
+    waits = ""
+    if fleet.get("wtime_p99") is not None:
+        waits = (f"{fleet['waited_10ms']:,} operations ({fleet['waited_10ms_share']:.1%}) "
+                 f"waited 10 ms or more for a worker; wtime p99 "
+                 f"{fleet['wtime_p99'] * 1000:,.1f} ms; at most "
+                 f"{fleet.get('peak_in_flight') or 0:,} operations in flight at once.")
+    full = {n: p["saturated_seconds"] for n, p in logging.items() if p["saturated_seconds"]}
+    if full:
+        pool = tables.get("saturation")
+        first = ""
+        if pool is not None and "saturated_seconds" in pool.columns:
+            hit = pool.filter(pl.col("server").is_in(list(full))
+                              & (pl.col("saturated_seconds") > 0))
+            if hit.height:
+                first = f", first in the period from {when_ns(hit['start'].min())}"
+        named = ", ".join(f"{n} ({s:,} s)" for n, s in sorted(full.items()))
+        return f"The worker pool was full with operations queued on {named}{first}. {waits}"
+    if logging:
+        return (f"No worker pool was full with operations queued ({len(logging)} of "
+                f"{len(servers)} servers log their pool). {waits}")
+    return ("Whether the worker pool saturated is unknown: no server logs its pool "
+            "(389 DS 3.2.1+, nsslapd-statlog-level bit 2). " + waits).strip()
+
+
+def pool_servers(summary: dict[str, Any]) -> pl.DataFrame:
+    """Per server: its saturation figures (summary.json), busiest wait first."""
+    rows = [{"server": name, **s.get("saturation", {})}
+            for name, s in summary.get("servers", {}).items()]
+    schema = {"server": pl.String, "operations": pl.Int64, "peak_in_flight": pl.Int64,
+              "workers": pl.Int64, "wtime_p95": pl.Float64, "wtime_p99": pl.Float64,
+              "waited_10ms": pl.Int64, "waited_10ms_share": pl.Float64,
+              "saturated_seconds": pl.Int64}
+    df = pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
+    return df.sort("waited_10ms", "server", descending=[True, False], nulls_last=True)
+
+
+def who_waited(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
+    """Who waited 10 ms or more for a worker: per workload class, bind DN and search
+    fingerprint, the ``top`` of each by the wtime those waits add up to (seconds); none
+    for outputs written before the counts were kept."""
+    frames = []
+    work, fps = tables.get("workloads"), tables.get("fingerprints")
+    for by, table, key in (("workload", work, "workload"), ("bind DN", work, "bind_dn"),
+                           ("fingerprint", fps, "fingerprint")):
+        if table is None or "waited" not in table.columns or not table.height:
+            continue
+        rows = table.group_by(key).agg(pl.col("waited").sum(),
+                                       (pl.col("waited_wtime_sum_ns").sum().cast(pl.Float64)
+                                        / 1e9).alias("wtime"))
+        rows = rows.filter(pl.col("waited") > 0).sort(["wtime", key], descending=[True, False],
+                                                      nulls_last=True).head(top)
+        name = pl.col(key).map_elements(dn_text, return_dtype=pl.String) if key == "bind_dn" \
+            else pl.col(key).cast(pl.String)
+        frames.append(rows.select(pl.lit(by).alias("by"), name.alias("who"), "waited", "wtime"))
+    schema = {"by": pl.String, "who": pl.String, "waited": pl.Int64, "wtime": pl.Float64}
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)

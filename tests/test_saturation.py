@@ -13,7 +13,7 @@ import polars as pl
 
 from pipeline.run import RunOptions, run
 
-T0 = 1_795_104_000  # 2026-11-20T00:00:00Z: a whole second (and minute)
+T0 = 1_795_132_800  # 2026-11-20T00:00:00Z: a whole second (and minute)
 
 
 def _stamp(ms: int) -> str:
@@ -119,3 +119,31 @@ def test_saturation_per_second_is_the_generators_truth(tmp_path: Path) -> None:
     assert summary["servers"]["ds2"]["saturation"]["workers"] == 4
     assert summary["saturation"]["peak_in_flight"] == max(
         r["in_flight_max"] for r in _expected(fleet_ops))
+    # who waited: the workloads' and fingerprints' counts, and metrics.prom's histogram
+    work = pl.read_parquet(out / "workloads.parquet")
+    prom = (out / "metrics.prom").read_text().splitlines()
+    for server, ops in truth.items():
+        waited = [o[2] for o in ops if o[2] >= 10_000]
+        mine = work.filter(pl.col("server") == server)
+        assert mine["waited"].sum() == len(waited)
+        assert int(mine["waited_wtime_sum_ns"].sum()) == sum(waited) * 1000
+        assert mine["wtime_count"].sum() == len(ops)
+
+        def prom_sum(metric: str, server: str = server) -> int:
+            return sum(int(float(line.rsplit(" ", 1)[1])) for line in prom
+                       if line.startswith(metric) and f'server="{server}"' in line)
+        assert prom_sum("dsaccess_operation_wtime_seconds_count") == len(ops)
+        assert sum(int(float(line.rsplit(" ", 1)[1])) for line in prom if line.startswith(
+            "dsaccess_operation_wtime_seconds_bucket") and f'server="{server}"' in line
+            and 'le="0.01"' in line) == sum(o[2] <= 10_000 for o in ops)
+    fps = pl.read_parquet(out / "fingerprints.parquet")
+    assert fps["waited"].sum() == sum(o[2] >= 10_000 for o in fleet_ops)
+    # the report says it in one sentence, and shades the seconds
+    page = (out / "report.html").read_text()
+    assert (f'<p id="pool-sentence">The worker pool was full with operations queued on ds2 '
+            f"({len(saturated):,} s), first in the period from 2026-11-20 00:00:0"
+            f"{min(saturated)}. ") in page
+    data = json.loads(page.split('id="report-data">')[1].split("</script>")[0])
+    chart = next(c for c in data["charts"] if c["id"] == "chart-pool")
+    assert len(chart["layout"]["shapes"]) == len(saturated)
+    assert 'id="who-waited"' in page

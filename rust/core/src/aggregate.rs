@@ -46,6 +46,8 @@ pub const OK_ERRORS: [i64; 5] = [0, 5, 6, 10, 14];
 /// histogram bucket straddling 5.0 could not say how many values are <= 5.0).
 pub const PROM_LE: [f64; 18] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// A wait for a worker this long (seconds) or longer counts as waited.
+pub const WAITED: f64 = 0.01;
 /// The histograms' relative bucket width (`pipeline/histogram.py` reads them back).
 pub const GAMMA: f64 = 1.02;
 /// The bucket of values at or below `MIN_VALUE` (whole-second logs print `etime=0`).
@@ -235,6 +237,24 @@ struct FingerprintRow<'a> {
     first_seen: Option<i64>,
     last_seen: Option<i64>,
     hist: [Hist; 3], // etime, wtime, optime
+    waited: Waited,
+}
+
+/// Operations that waited at least `WAITED` seconds for a worker, and their wtime: who
+/// waited when the pool was short (issue 33).
+#[derive(Default)]
+struct Waited {
+    count: i64,
+    wtime_ns: i128,
+}
+
+impl Waited {
+    fn add(&mut self, wtime: Option<f64>) {
+        if let Some(w) = wtime.filter(|w| *w >= WAITED) {
+            self.count += 1;
+            self.wtime_ns += nanos(w);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -247,6 +267,11 @@ struct WorkloadRow {
     nentries: i64,
     le: [i64; PROM_LE.len()],
     hist: Hist,
+    /// wtimes logged, their sum, and how many were <= each `PROM_LE`
+    wtimes: i64,
+    wtime_ns: i128,
+    wtime_le: [i64; PROM_LE.len()],
+    waited: Waited,
 }
 
 #[derive(Default)]
@@ -474,6 +499,7 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
             f.last_seen = max_of(f.last_seen, seen);
             f.hist[0].add(etime_bucket);
             f.hist[1].add(o.wtime.get(i).map(bucket_of));
+            f.waited.add(o.wtime.get(i));
             f.hist[2].add(o.optime.get(i).map(bucket_of));
         }
 
@@ -494,6 +520,14 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         }
         w.etime_max = max_of(w.etime_max, etime);
         w.hist.add(etime_bucket);
+        if let Some(wt) = o.wtime.get(i) {
+            w.wtimes += 1;
+            w.wtime_ns += nanos(wt);
+            for (n, le) in w.wtime_le.iter_mut().zip(PROM_LE) {
+                *n += i64::from(wt <= le);
+            }
+            w.waited.add(Some(wt));
+        }
 
         if let Some(e) = etime.filter(|e| *e >= floor) {
             timed.push((e, i as u32));
@@ -732,6 +766,8 @@ fn fingerprint_table(rows: &[(u32, &FingerprintRow<'_>)], prints: &Forms<'_>, dn
             .collect::<Int64Array>())),
         ("first_seen", times(rows.iter().map(|(_, f)| f.first_seen))),
         ("last_seen", times(rows.iter().map(|(_, f)| f.last_seen))),
+        ("waited", int64(rows.iter().map(|(_, f)| f.waited.count))),
+        ("waited_wtime_sum_ns", decimal(rows.iter().map(|(_, f)| f.waited.wtime_ns))),
     ])
 }
 
@@ -750,7 +786,8 @@ fn workload_keys(keys: &[WorkloadKey], servers: &Names<'_>, workloads: &Names<'_
 fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
                   workloads: &Names<'_>, dns: &Forms<'_>, verbs: &Names<'_>) -> RecordBatch {
     let (keys, rows): (Vec<WorkloadKey>, Vec<&WorkloadRow>) = rows.iter().copied().unzip();
-    let names: Vec<String> = PROM_LE.iter().map(|le| le_column(*le)).collect();
+    let names: Vec<String> = PROM_LE.iter().map(|le| le_column("etime", *le)).collect();
+    let wtime_names: Vec<String> = PROM_LE.iter().map(|le| le_column("wtime", *le)).collect();
     let mut columns: Vec<(&str, ArrayRef)> = workload_keys(&keys, servers, workloads, dns, verbs);
     columns.extend([
         ("count", int64(rows.iter().map(|w| w.count))),
@@ -759,16 +796,23 @@ fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
         ("etime_sum_ns", decimal(rows.iter().map(|w| w.etime_ns))),
         ("etime_max", Arc::new(rows.iter().map(|w| w.etime_max).collect::<Float64Array>())),
         ("nentries_sum", int64(rows.iter().map(|w| w.nentries))),
+        ("wtime_count", int64(rows.iter().map(|w| w.wtimes))),
+        ("wtime_sum_ns", decimal(rows.iter().map(|w| w.wtime_ns))),
+        ("waited", int64(rows.iter().map(|w| w.waited.count))),
+        ("waited_wtime_sum_ns", decimal(rows.iter().map(|w| w.waited.wtime_ns))),
     ]);
     for (j, name) in names.iter().enumerate() {
         columns.push((name, int64(rows.iter().map(|w| w.le[j]))));
     }
+    for (j, name) in wtime_names.iter().enumerate() {
+        columns.push((name, int64(rows.iter().map(|w| w.wtime_le[j]))));
+    }
     batch(columns)
 }
 
-/// `etime_le_5`, `etime_le_0.0001`: as Python's `f"etime_le_{le:.9g}"`.
-pub fn le_column(le: f64) -> String {
-    format!("etime_le_{le}")
+/// `etime_le_5`, `wtime_le_0.0001`: as Python's `f"{latency}_le_{le:.9g}"`.
+pub fn le_column(latency: &str, le: f64) -> String {
+    format!("{latency}_le_{le}")
 }
 
 type SeriesKey = (u32, Option<i64>, u32);
@@ -968,7 +1012,7 @@ mod tests {
 
     #[test]
     fn le_columns_are_named_as_python_formats_them() {
-        let names: Vec<String> = PROM_LE.iter().map(|le| le_column(*le)).collect();
+        let names: Vec<String> = PROM_LE.iter().map(|le| le_column("etime", *le)).collect();
         assert_eq!(names[0], "etime_le_0.0001");
         assert_eq!(names[1], "etime_le_0.00025");
         assert_eq!(names[12], "etime_le_1");
