@@ -329,14 +329,24 @@ def _pool(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
 
 
 def _who_waited(tables: dict[str, pl.DataFrame]) -> str:
+    out = []
     rows = views.who_waited(tables, 5)
-    if not rows.height:
-        return ""
-    return ("<p>Who waited 10 ms or more for a worker (the most total wait first):</p>"
-            + _table(["by", "who", "operations", "wtime total (ms)"],
-                     [[r["by"], r["who"], r["waited"], ms(r["wtime"])]
-                      for r in rows.iter_rows(named=True)], text_cols=2,
-                     element_id="who-waited"))
+    if rows.height:
+        out += ["<p>Who waited 10 ms or more for a worker (the most total wait first):</p>",
+                _table(["by", "who", "operations", "wtime total (ms)"],
+                       [[r["by"], r["who"], r["waited"], ms(r["wtime"])]
+                        for r in rows.iter_rows(named=True)], text_cols=2,
+                       element_id="who-waited")]
+    held = tables.get("pool_held")
+    if held is not None and held.height:
+        out += ["<p>Who held the pool: the operations that started in its saturated seconds, "
+                "by the workers' time they took (optime):</p>",
+                _table(["server", "by", "who", "operations", "optime total (ms)"],
+                       [[r["server"], r["by"], views.dn_text(r["who"]) if r["by"] == "bind DN"
+                         else r["who"], r["operations"], ms(r["optime_sum"])]
+                        for r in held.iter_rows(named=True)], text_cols=3,
+                       element_id="who-held")]
+    return "".join(out)
 
 
 def _restart_marks(tables: dict[str, pl.DataFrame], top: float

@@ -658,6 +658,7 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     partials = reduced.tables or join_pieces({}, load_period=period).tables
     tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
     tables["saturation"] = saturation.table(servers, fleet_periods)
+    tables["pool_held"] = saturation.held_table(servers)
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)
     outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)

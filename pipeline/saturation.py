@@ -19,6 +19,11 @@ from .store import Place
 FLIGHT_COLUMNS = ["result_ts", "etime", "wtime", "wbusy", "wmax", "wqdepth"]
 # what the fleet's sweep needs of each operation (it holds the whole fleet's at once)
 FLEET_COLUMNS = ["result_ts", "etime", "wtime"]
+# who an operation was, where its server logs the pool (null elsewhere: they are only read
+# for the saturated seconds, which only such a server has)
+WHO = {"workload": "workload", "bind DN": "bind_dn", "fingerprint": "fingerprint"}
+HELD_COLUMNS = ["optime", *WHO.values()]
+HELD_TOP = 10
 Range = tuple[int, int]
 
 
@@ -26,22 +31,54 @@ def write_flights(ops: pl.DataFrame, folder: Place, name: str) -> None:
     """A bucket's client operations with a RESULT and an etime, as the sweep reads them:
     a file per server, ``folder/server=NAME/b<name>.arrow`` (the join orders operations by
     server, so each server's rows are one slice)."""
-    rows = ops.select("server", "internal", *FLIGHT_COLUMNS).filter(
+    logged = pl.col("wbusy").is_not_null()
+    rows = ops.select("server", "internal", *FLIGHT_COLUMNS, *HELD_COLUMNS).filter(
         ~pl.col("internal") & pl.col("result_ts").is_not_null()
         & pl.col("etime").is_not_null())
     for (server,), part in rows.partition_by("server", as_dict=True,
                                              maintain_order=True).items():
-        outputs.write_ipc(part.select(FLIGHT_COLUMNS),
-                          outputs.operations_folder(folder, server) / f"b{name}.arrow")
+        part = part.select(*FLIGHT_COLUMNS, *(pl.when(logged).then(pl.col(c)).alias(c)
+                                              for c in HELD_COLUMNS))
+        outputs.write_ipc(part, outputs.operations_folder(folder, server) / f"b{name}.arrow")
 
 
 def server_saturation(server: str, folder: Place, period_s: int, covered: Range
                       ) -> tuple[str, pl.DataFrame, dict[str, Any]]:
-    """One server's periods and figures, from its flight pieces."""
-    frames = [outputs.read_ipc(piece, FLIGHT_COLUMNS)
-              for piece in outputs.operations_folder(folder, server).glob("b*.arrow")]
+    """One server's periods and figures, from its flight pieces; its figures' ``held``:
+    who held the pool during its saturated seconds (``held_table``)."""
+    pieces = outputs.operations_folder(folder, server).glob("b*.arrow")
+    frames = [outputs.read_ipc(piece, FLIGHT_COLUMNS) for piece in pieces]
     periods, figures = _sweep(frames, FLIGHT_COLUMNS, period_s, covered)
+    mask = figures.pop("in_saturated", None)
+    figures["held"] = _held(server, pieces, mask) if mask is not None else None
     return server, periods.with_columns(pl.lit(server).alias("server")), figures
+
+
+def _held(server: str, pieces: list[Place], mask: list[bool]) -> pl.DataFrame:
+    """During the saturated seconds, whose operations took the workers' time: per workload
+    class, bind DN and fingerprint, the operations that started in those seconds and
+    their optime, the ``HELD_TOP`` of each by optime."""
+    ops = pl.concat([outputs.read_ipc(piece, HELD_COLUMNS) for piece in pieces],
+                    how="vertical_relaxed").filter(pl.Series(mask))
+    frames = []
+    for by, column in WHO.items():
+        rows = ops.group_by(column).agg(pl.len().cast(pl.Int64).alias("operations"),
+                                        pl.col("optime").sum().alias("optime_sum"))
+        frames.append(rows.sort(["optime_sum", column], descending=[True, False],
+                                nulls_last=True).head(HELD_TOP).select(
+            pl.lit(server).alias("server"), pl.lit(by).alias("by"),
+            pl.col(column).cast(pl.String).alias("who"), "operations", "optime_sum"))
+    return pl.concat(frames)
+
+
+HELD_SCHEMA = {"server": pl.String, "by": pl.String, "who": pl.String,
+               "operations": pl.Int64, "optime_sum": pl.Float64}
+
+
+def held_table(servers: list[tuple[str, pl.DataFrame, dict[str, Any]]]) -> pl.DataFrame:
+    """pool_held.parquet: per server with saturated seconds, who held the pool then."""
+    frames = [f["held"] for _, _, f in servers if f.get("held") is not None]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=HELD_SCHEMA)
 
 
 def fleet_saturation(folder: Place, period_s: int, covered: Range

@@ -101,6 +101,7 @@ OUTPUT_TABLES = {
     "connections": ["server", "session", "conn"],
     "slowest": ["server", "ts", "conn", "op", "line"],
     "saturation": ["server", "start"],
+    "pool_held": ["server", "by", "who"],
 }
 
 

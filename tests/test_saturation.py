@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from pipeline.run import RunOptions, run
 
@@ -44,7 +45,8 @@ def _fleet(root: Path, seed: int) -> dict[str, list[tuple[int, int, int, tuple |
                     f'{_stamp(start)} conn={conn} op={op} SRCH base="dc=x" scope=2 '
                     f'filter="(uid=u{op})" attrs=ALL',
                     f"{_stamp(end)} conn={conn} op={op} RESULT err=0 tag=101 nentries=1 "
-                    f"wtime={wtime / 1e6:.6f} optime=0.000001 etime={(end - start) / 1e3:.9f}"
+                    f"wtime={wtime / 1e6:.6f} optime={(end - start) / 2e3:.6f} "
+                    f"etime={(end - start) / 1e3:.9f}"
                     f"{extra}"]
                 at = end
         lines.append(f"{_stamp(10_000)} conn=1 op=-1 fd=64 closed - U1")
@@ -138,6 +140,14 @@ def test_saturation_per_second_is_the_generators_truth(tmp_path: Path) -> None:
             and 'le="0.01"' in line) == sum(o[2] <= 10_000 for o in ops)
     fps = pl.read_parquet(out / "fingerprints.parquet")
     assert fps["waited"].sum() == sum(o[2] >= 10_000 for o in fleet_ops)
+    # who held the pool in ds2's saturated seconds: every search is one fingerprint
+    held = pl.read_parquet(out / "pool_held.parquet")
+    in_full = [o for o in truth["ds2"] if o[0] // 1000 in saturated]
+    by_print = held.filter(pl.col("by") == "fingerprint").rows(named=True)
+    assert [(r["server"], r["who"], r["operations"]) for r in by_print] == [
+        ("ds2", "sub (uid=...)", len(in_full))]
+    assert by_print[0]["optime_sum"] == pytest.approx(sum(o[1] - o[0] for o in in_full) / 2e3)
+    assert held["server"].unique().to_list() == ["ds2"]
     # the report says it in one sentence, and shades the seconds
     page = (out / "report.html").read_text()
     assert (f'<p id="pool-sentence">The worker pool was full with operations queued on ds2 '
@@ -146,4 +156,4 @@ def test_saturation_per_second_is_the_generators_truth(tmp_path: Path) -> None:
     data = json.loads(page.split('id="report-data">')[1].split("</script>")[0])
     chart = next(c for c in data["charts"] if c["id"] == "chart-pool")
     assert len(chart["layout"]["shapes"]) == len(saturated)
-    assert 'id="who-waited"' in page
+    assert 'id="who-waited"' in page and 'id="who-held"' in page

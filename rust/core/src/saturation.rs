@@ -42,6 +42,9 @@ pub struct Overall {
     /// None where no operation logged the pool
     pub saturated_seconds: Option<i64>,
     pub workers: Option<i64>,
+    /// per row of the input: whether the operation started in a saturated second (None
+    /// where no second was: who held the pool then)
+    pub in_saturated: Option<Vec<bool>>,
 }
 
 #[derive(Default)]
@@ -81,9 +84,11 @@ pub fn saturation(ops: &RecordBatch, period_s: i64, first: i64, last: i64)
     // each start and end as one integer, 2t + 1 for a start: sorted, an end at t comes
     // before a start at t (they do not overlap), and a sort of integers is the fastest
     let mut changes: Vec<i64> = Vec::with_capacity(2 * ops.num_rows());
-    for row in 0..ops.num_rows() {
+    let mut started: Vec<Option<i64>> = vec![None; ops.num_rows()];
+    for (row, second) in started.iter_mut().enumerate() {
         let (Some(stop), Some(e)) = (end.get(row), etime.get(row)) else { continue };
         let start = stop - (e * 1e9).round() as i64;
+        *second = Some(start.div_euclid(NS));
         if stop > start {
             changes.push(start.saturating_mul(2) + 1);
             changes.push(stop.saturating_mul(2));
@@ -127,6 +132,7 @@ pub fn saturation(ops: &RecordBatch, period_s: i64, first: i64, last: i64)
     let mut overall = Overall::default();
     let mut any_pool = false;
     let mut saturated_total = 0i64;
+    let mut saturated_at: Vec<i64> = Vec::new();
     let mut b = Columns::new(count);
     for (i, mut p) in periods.into_iter().enumerate() {
         let start = base + i as i64 * step;
@@ -155,6 +161,7 @@ pub fn saturation(ops: &RecordBatch, period_s: i64, first: i64, last: i64)
         b.saturated_seconds.append_option(p.pool_logged.then_some(p.saturated.len() as i64));
         any_pool |= p.pool_logged;
         saturated_total += p.saturated.len() as i64;
+        saturated_at.extend_from_slice(&p.saturated);
         overall.workers = overall.workers.max(p.workers);
         overall.operations += p.started;
         all_wtimes.extend(p.wtimes);
@@ -165,6 +172,11 @@ pub fn saturation(ops: &RecordBatch, period_s: i64, first: i64, last: i64)
     overall.waited_10ms_share = (!all_wtimes.is_empty())
         .then(|| overall.waited_10ms as f64 / all_wtimes.len() as f64);
     overall.saturated_seconds = any_pool.then_some(saturated_total);
+    if !saturated_at.is_empty() {
+        saturated_at.sort_unstable();
+        overall.in_saturated = Some(started.iter()
+            .map(|s| s.is_some_and(|s| saturated_at.binary_search(&s).is_ok())).collect());
+    }
     Ok((b.finish(period_s), overall))
 }
 

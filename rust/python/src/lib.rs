@@ -244,7 +244,8 @@ fn parse_stamp(text: &str) -> PyResult<(i64, i32)> {
 /// One server's (or the fleet's) client operations (``result_ts``, ``etime`` and where
 /// logged ``wtime``, ``wbusy``, ``wmax``, ``wqdepth``) → (per load period of ``period_s``
 /// seconds from the one holding ``first`` to the one holding ``last``: the
-/// ``saturation.parquet`` rows without the server; the run's figures as a dict)
+/// ``saturation.parquet`` rows without the server; the run's figures as a dict, with
+/// ``in_saturated``: per operation, whether it started in a saturated second, or None)
 /// (``dsaccess_core::saturation``).
 #[pyfunction]
 fn saturation<'py>(py: Python<'py>, ops: PyTable, period_s: i64, first: i64, last: i64)
@@ -262,6 +263,7 @@ fn saturation<'py>(py: Python<'py>, ops: PyTable, period_s: i64, first: i64, las
     d.set_item("waited_10ms_share", all.waited_10ms_share)?;
     d.set_item("saturated_seconds", all.saturated_seconds)?;
     d.set_item("workers", all.workers)?;
+    d.set_item("in_saturated", all.in_saturated)?;
     Ok((table(periods)?, d))
 }
 
