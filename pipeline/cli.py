@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--until", help="only events before this time")
     run.add_argument("--server", action="append", default=[], metavar="NAME",
                      help="only this server (repeatable)")
+    run.add_argument("--threads", action="append", default=[], metavar="NAME=N",
+                     help="server NAME has N worker threads (nsslapd-threadnumber; "
+                          "repeatable), for servers that do not log their pool (before "
+                          "389 DS 3.2.1 or without nsslapd-statlog-level bit 2)")
     run.add_argument("--partition-mb", type=int, default=64,
                      help="MB of log per parse task, and target size of one bucket of "
                           "parsed events (default 64); smaller bounds worker memory")
@@ -351,6 +355,18 @@ def operation_formats(choice: str, jsonl: bool) -> tuple[str, ...]:
     return chosen + (("jsonl",) if jsonl and "jsonl" not in chosen else ())
 
 
+def _threads(given: list[str]) -> tuple[tuple[str, int], ...]:
+    """``--threads NAME=N`` values → (server, workers) pairs."""
+    out: dict[str, int] = {}
+    for value in given:
+        name, _, n = value.partition("=")
+        if not name or not n.isdigit() or int(n) < 1:
+            raise ConfigError(f"--threads: not NAME=N with N a number of threads from 1: "
+                              f"{value!r} (e.g. --threads ldap1=16)")
+        out[name] = int(n)
+    return tuple(sorted(out.items()))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import RunOptions, run
 
@@ -367,6 +383,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     until = parse_time(args.until, "--until") if args.until else None
     if since is not None and until is not None and until <= since:
         raise ConfigError("--until must be after --since")
+    threads = _threads(args.threads)
     progress = bool(args.progress) or (not args.quiet and sys.stderr.isatty())
     workloads = load_workloads(args.workloads)
     started = time.perf_counter()
@@ -378,7 +395,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         operations=operation_formats(args.operations, args.jsonl),
         progress=progress, workloads=workloads, histocrutch=args.histocrutch,
         storage_options=_ssh_options(args.known_hosts, args.key_file), force=args.force,
-        worker_timeout=args.worker_timeout, scratch=args.scratch,
+        worker_timeout=args.worker_timeout, scratch=args.scratch, threads=threads,
     )
     display = RunProgress() if progress else None
     try:

@@ -97,6 +97,8 @@ class RunOptions:
     workloads: tuple[tuple[str, str, int | None], ...] = DEFAULT_RULES
     storage_options: dict[str, Any] = field(default_factory=dict)
     scratch: str | Path | None = None  # the shuffle's folder: None is inside OUT's staging
+    # (server, worker threads) for servers that do not log their pool (--threads)
+    threads: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,10 @@ def _plan(opts: RunOptions) -> tuple[list[Chunk], list[Problem]]:
             raise ConfigError(f"--server not among the inputs: {', '.join(missing)} "
                               f"(inputs name: {', '.join(sorted(known))})")
         pairs = [(n, u) for n, u in pairs if n in opts.servers]
+    unknown = [name for name, _ in opts.threads if name not in {n for n, _ in pairs}]
+    if unknown:
+        raise ConfigError(f"--threads names no server of the run: {', '.join(unknown)} "
+                          f"(servers: {', '.join(sorted({n for n, _ in pairs}))})")
     files, problems = [], []
     for name, url in pairs:
         notes: list[str] = []
@@ -650,6 +656,7 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     ranges = _ranges(per_server)
     period = _period(ranges)
     servers, fleet_periods, fleet_figures = pool
+    servers = saturation.with_threads(servers, dict(opts.threads))
     summary["saturation"] = saturation.summary(fleet_figures)
     figures = {server: f for server, _, f in servers}
     for server, section in summary["servers"].items():  # (a server without events: {})

@@ -103,6 +103,20 @@ EMPTY = {"result_ts": pl.Int64, "etime": pl.Float64, "wtime": pl.Float64, "wbusy
          "wmax": pl.Int64, "wqdepth": pl.Int64}
 
 
+def with_threads(servers: list[tuple[str, pl.DataFrame, dict[str, Any]]],
+                 threads: dict[str, int]) -> list[tuple[str, pl.DataFrame, dict[str, Any]]]:
+    """The workers a server's logs do not give, from ``--threads NAME=N``: in its periods
+    and its figures (what the logs give wins)."""
+    out = []
+    for server, periods, figures in servers:
+        n = threads.get(server)
+        if n is not None:
+            periods = periods.with_columns(pl.col("workers").fill_null(n))
+            figures = {**figures, "workers": figures.get("workers") or n}
+        out.append((server, periods, figures))
+    return out
+
+
 def table(servers: list[tuple[str, pl.DataFrame, dict[str, Any]]],
           fleet: pl.DataFrame) -> pl.DataFrame:
     """saturation.parquet: each server's periods, then the fleet's (server null)."""

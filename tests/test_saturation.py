@@ -157,3 +157,22 @@ def test_saturation_per_second_is_the_generators_truth(tmp_path: Path) -> None:
     chart = next(c for c in data["charts"] if c["id"] == "chart-pool")
     assert len(chart["layout"]["shapes"]) == len(saturated)
     assert 'id="who-waited"' in page and 'id="who-held"' in page
+
+
+def test_threads_give_the_workers_a_server_does_not_log(tmp_path: Path) -> None:
+    """``--threads NAME=N`` fills the worker count where the logs do not give it (ds1),
+    never over what they give (ds2 logs 4); a name of no server is refused."""
+    from pipeline.errors import ConfigError
+
+    _fleet(tmp_path / "logs", seed=3)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(tmp_path / "logs"),), out=out, scheduler="synchronous",
+                   threads=(("ds1", 16), ("ds2", 32))))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["servers"]["ds1"]["saturation"]["workers"] == 16
+    assert summary["servers"]["ds2"]["saturation"]["workers"] == 4
+    table = pl.read_parquet(out / "saturation.parquet")
+    assert table.filter(pl.col("server") == "ds1")["workers"].unique().to_list() == [16]
+    with pytest.raises(ConfigError, match="--threads names no server of the run: ds9"):
+        run(RunOptions(inputs=(str(tmp_path / "logs"),), out=tmp_path / "other",
+                       scheduler="synchronous", threads=(("ds9", 4),)))
