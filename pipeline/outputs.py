@@ -329,19 +329,22 @@ def write_ipc(df: pl.DataFrame, path: Where) -> None:
 
 
 def read_ipc(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
-    path = place(path)
-    if path.local:
-        return pl.read_ipc(path.url, columns=columns)
-    with path.open("rb") as fh:
-        return pl.read_ipc(fh, columns=columns)
+    return _read(pl.read_ipc, path, columns)
 
 
 def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
+    return _read(pl.read_parquet, path, columns)
+
+
+def _read(reader: Callable[..., pl.DataFrame], path: Where, columns: list[str] | None
+          ) -> pl.DataFrame:
+    """A local file by its path (the reader maps or seeks it), a remote one through a file
+    object."""
     path = place(path)
     if path.local:
-        return pl.read_parquet(path.url, columns=columns)
+        return reader(path.url, columns=columns)
     with path.open("rb") as fh:
-        return pl.read_parquet(fh, columns=columns)
+        return reader(fh, columns=columns)
 
 
 def operations_folder(root: Where, server: str) -> Place:

@@ -55,6 +55,20 @@ def _value(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def start_exporter(procs: Processes, config: Path) -> int:
+    """`dsaccess exporter -c CONFIG` on a free port, once it answers: the port."""
+    port = sshd.free_port()
+    procs.start(str(VENV_BIN / "dsaccess"), "exporter", "-c", str(config), "--listen",
+                f"127.0.0.1:{port}")
+    for _ in range(100):
+        try:
+            _scrape(port, "/")
+            break
+        except OSError:
+            time.sleep(0.1)
+    return port
+
+
 def _connect(port: int, dn: str = "", password: str = "") -> object:
     conn = ldap.initialize(f"ldap://127.0.0.1:{port}")
     conn.protocol_version = 3
@@ -80,15 +94,7 @@ def test_exporter_counts_live_connections_by_class(servers) -> None:
         {"name": "wrong", "ldap": {**entry, "url": f"ldap://127.0.0.1:{b.port}",
                                    "password_file": str(root / "pw-wrong")}},
     ]}))
-    port = sshd.free_port()
-    procs.start(str(VENV_BIN / "dsaccess"), "exporter", "-c", str(config), "--listen",
-                f"127.0.0.1:{port}")
-    for _ in range(100):
-        try:
-            _scrape(port, "/")
-            break
-        except OSError:
-            time.sleep(0.1)
+    port = start_exporter(procs, config)
 
     # held open on a: 3 as a service account, 2 as a user, 2 anonymous, one of them in
     # the middle of a paged search

@@ -15,9 +15,8 @@ import polars as pl
 import pytest
 import yaml
 
-from .. import sshd
-from .test_exporter import _scrape, _value
-from .test_fleet import HERE, VENV_BIN, Instance, Processes, _dsaccess, _sys_py, pytestmark  # noqa: F401
+from .test_exporter import _scrape, _value, start_exporter
+from .test_fleet import HERE, Instance, Processes, _dsaccess, _sys_py, pytestmark  # noqa: F401
 
 ldap = pytest.importorskip("ldap")
 
@@ -70,15 +69,7 @@ def test_a_saturated_pool_shows_in_the_logs_and_live(server) -> None:
     config.write_text(yaml.safe_dump({"servers": [{"name": inst.name, "ldap": {
         "url": f"ldap://127.0.0.1:{inst.port}", "bind_dn": "cn=Directory Manager",
         "password_file": str(root / "pw"), "timeout": 2}}]}))
-    port = sshd.free_port()
-    procs.start(str(VENV_BIN / "dsaccess"), "exporter", "-c", str(config), "--listen",
-                f"127.0.0.1:{port}")
-    for _ in range(100):
-        try:
-            _scrape(port, "/")
-            break
-        except OSError:
-            time.sleep(0.1)
+    port = start_exporter(procs, config)
     quiet = _scrape(port)
     assert _value(quiet, "dsaccess_ds_threads", server=inst.name) is not None
 
