@@ -3,9 +3,10 @@ server logs it (389 DS 3.2.1+), its busy workers and queue, per server and for t
 per load period: ``saturation.parquet`` and summary.json's ``saturation``.
 
 The join tasks write each bucket's client operations that have a RESULT and an etime
-(flights: six narrow columns, Arrow IPC, a file per server) beside their connection
-pieces; a task per server, and one for the fleet, hands its operations to the compiled
-core (``rust/core/src/saturation.rs`` defines every figure) and gets the periods back."""
+(flights: Arrow IPC, a file per server; three narrow columns, more where the server logs
+its pool) beside their connection pieces; a task per server, and one for the fleet, hands
+its operations to the compiled core (``rust/core/src/saturation.rs`` defines every
+figure) and gets the periods back."""
 
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ def write_flights(ops: pl.DataFrame, folder: Place, name: str) -> None:
         & pl.col("etime").is_not_null())
     for (server,), part in rows.partition_by("server", as_dict=True,
                                              maintain_order=True).items():
-        part = part.select(*FLIGHT_COLUMNS, *(pl.when(logged).then(pl.col(c)).alias(c)
-                                              for c in HELD_COLUMNS))
+        if part["wbusy"].null_count() == part.height:  # no pool logged: 24 bytes a row
+            part = part.select(FLEET_COLUMNS)
+        else:
+            part = part.select(*FLIGHT_COLUMNS, *(pl.when(logged).then(pl.col(c)).alias(c)
+                                                  for c in HELD_COLUMNS))
         outputs.write_ipc(part, outputs.operations_folder(folder, server) / f"b{name}.arrow")
 
 
@@ -47,28 +51,29 @@ def server_saturation(server: str, folder: Place, period_s: int, covered: Range
     """One server's periods and figures, from its flight pieces; its figures' ``held``:
     who held the pool during its saturated seconds (``held_table``)."""
     pieces = outputs.operations_folder(folder, server).glob("b*.arrow")
-    frames = [outputs.read_ipc(piece, FLIGHT_COLUMNS) for piece in pieces]
+    frames = [outputs.read_ipc(piece) for piece in pieces]  # (pool columns where logged)
     periods, figures = _sweep(frames, FLIGHT_COLUMNS, period_s, covered)
     mask = figures.pop("in_saturated", None)
-    figures["held"] = _held(server, pieces, mask) if mask is not None else None
+    figures["held"] = _held(server, frames, mask) if mask is not None else None
     return server, periods.with_columns(pl.lit(server).alias("server")), figures
 
 
-def _held(server: str, pieces: list[Place], mask: list[bool]) -> pl.DataFrame:
+def _held(server: str, frames: list[pl.DataFrame], mask: list[bool]) -> pl.DataFrame:
     """During the saturated seconds, whose operations took the workers' time: per workload
     class, bind DN and fingerprint, the operations that started in those seconds and
     their optime, the ``HELD_TOP`` of each by optime."""
-    ops = pl.concat([outputs.read_ipc(piece, HELD_COLUMNS) for piece in pieces],
+    ops = pl.concat([f.select((pl.col(c) if c in f.columns else pl.lit(None)).alias(c)
+                              for c in HELD_COLUMNS) for f in frames],
                     how="vertical_relaxed").filter(pl.Series(mask))
-    frames = []
+    tops = []
     for by, column in WHO.items():
         rows = ops.group_by(column).agg(pl.len().cast(pl.Int64).alias("operations"),
                                         pl.col("optime").sum().alias("optime_sum"))
-        frames.append(rows.sort(["optime_sum", column], descending=[True, False],
+        tops.append(rows.sort(["optime_sum", column], descending=[True, False],
                                 nulls_last=True).head(HELD_TOP).select(
             pl.lit(server).alias("server"), pl.lit(by).alias("by"),
             pl.col(column).cast(pl.String).alias("who"), "operations", "optime_sum"))
-    return pl.concat(frames)
+    return pl.concat(tops)
 
 
 HELD_SCHEMA = {"server": pl.String, "by": pl.String, "who": pl.String,
@@ -93,8 +98,9 @@ def fleet_saturation(folder: Place, period_s: int, covered: Range
 
 def _sweep(frames: list[pl.DataFrame], columns: list[str], period_s: int, covered: Range
            ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    ops = pl.concat(frames) if frames else pl.DataFrame(schema=EMPTY)
-    ops = ops.select(pl.col(c).cast(EMPTY[c]) for c in columns)
+    ops = pl.concat([f.select((pl.col(c) if c in f.columns else pl.lit(None)).cast(EMPTY[c])
+                               .alias(c) for c in columns) for f in frames]) if frames \
+        else pl.DataFrame(schema=EMPTY).select(columns)
     table, figures = _core.saturation(ops.to_arrow(), period_s, *covered)
     return pl.DataFrame(table), figures
 
