@@ -602,8 +602,9 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
     pools = [dask.delayed(saturation.server_saturation, pure=False)(
                  server, scratch / "flights", period, ranges[server])
              for server in sorted(layout) if server in ranges]
-    graphs += [dask.delayed(saturation.fleet_saturation, pure=False)(scratch / "flights",
-                                                                    period, fleet), *pools]
+    fleet_pool = dask.delayed(saturation.fleet_saturation, pure=False)(
+        scratch / "flights", period, fleet) if ranges else saturation.no_events()
+    graphs += [fleet_pool, *pools]
     if jsonl:
         graphs.append(dask.delayed(concat_task, pure=False)(
             scratch / "jsonl", "b*.jsonl", staging / "operations.jsonl", None))

@@ -96,6 +96,12 @@ def fleet_saturation(folder: Place, period_s: int, covered: Range
     return periods.with_columns(pl.lit(None, pl.String).alias("server")), figures
 
 
+def no_events() -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The fleet's periods and figures for a run that found no event: no period."""
+    periods, figures = _sweep([], FLEET_COLUMNS, 60, (0, 0))
+    return periods.clear().with_columns(pl.lit(None, pl.String).alias("server")), figures
+
+
 def _sweep(frames: list[pl.DataFrame], columns: list[str], period_s: int, covered: Range
            ) -> tuple[pl.DataFrame, dict[str, Any]]:
     ops = pl.concat([f.select((pl.col(c) if c in f.columns else pl.lit(None)).cast(EMPTY[c])

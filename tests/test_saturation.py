@@ -176,3 +176,17 @@ def test_threads_give_the_workers_a_server_does_not_log(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--threads names no server of the run: ds9"):
         run(RunOptions(inputs=(str(tmp_path / "logs"),), out=tmp_path / "other",
                        scheduler="synchronous", threads=(("ds9", 4),)))
+
+
+def test_a_run_without_events_has_no_periods(tmp_path: Path) -> None:
+    """No event, no window: no period (a fleet period at the epoch was the first version's
+    answer)."""
+    folder = tmp_path / "logs" / "ds1"
+    folder.mkdir(parents=True)
+    (folder / "access").write_text("\tthe title block only\n\n")
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(tmp_path / "logs"),), out=out, scheduler="synchronous",
+                   force=True))
+    assert pl.read_parquet(out / "saturation.parquet").height == 0
+    pool = json.loads((out / "summary.json").read_text())["saturation"]
+    assert pool["operations"] == 0 and pool["peak_in_flight"] is None
