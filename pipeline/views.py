@@ -296,8 +296,8 @@ def who_waited(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
                                         / 1e9).alias("wtime"))
         rows = rows.filter(pl.col("waited") > 0).sort(["wtime", key], descending=[True, False],
                                                       nulls_last=True).head(top)
-        name = pl.col(key).map_elements(dn_text, return_dtype=pl.String) if key == "bind_dn" \
-            else pl.col(key).cast(pl.String)
+        name = (pl.col(key).map_elements(dn_text, return_dtype=pl.String, skip_nulls=False)
+                if key == "bind_dn" else pl.col(key).cast(pl.String))
         frames.append(rows.select(pl.lit(by).alias("by"), name.alias("who"), "waited", "wtime"))
     schema = {"by": pl.String, "who": pl.String, "waited": pl.Int64, "wtime": pl.Float64}
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
