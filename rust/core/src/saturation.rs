@@ -80,15 +80,17 @@ pub fn saturation(ops: &RecordBatch, period_s: i64, first: i64, last: i64)
     let count = ((last - base) / step + 1) as usize;
     let mut periods: Vec<Period> = (0..count).map(|_| Period::default()).collect();
     let period_of = |t: i64| ((t.clamp(first, last) - base) / step) as usize;
+    // an operation's start and end (ns), where it has both
+    let span = |row: usize| -> Option<(i64, i64)> {
+        let (stop, e) = (end.get(row)?, etime.get(row)?);
+        Some((stop - (e * 1e9).round() as i64, stop))
+    };
 
     // each start and end as one integer, 2t + 1 for a start: sorted, an end at t comes
     // before a start at t (they do not overlap), and a sort of integers is the fastest
     let mut changes: Vec<i64> = Vec::with_capacity(2 * ops.num_rows());
-    let mut started: Vec<Option<i64>> = vec![None; ops.num_rows()];
-    for (row, second) in started.iter_mut().enumerate() {
-        let (Some(stop), Some(e)) = (end.get(row), etime.get(row)) else { continue };
-        let start = stop - (e * 1e9).round() as i64;
-        *second = Some(start.div_euclid(NS));
+    for row in 0..ops.num_rows() {
+        let Some((start, stop)) = span(row) else { continue };
         if stop > start {
             changes.push(start.saturating_mul(2) + 1);
             changes.push(stop.saturating_mul(2));
@@ -173,9 +175,14 @@ pub fn saturation(ops: &RecordBatch, period_s: i64, first: i64, last: i64)
         .then(|| overall.waited_10ms as f64 / all_wtimes.len() as f64);
     overall.saturated_seconds = any_pool.then_some(saturated_total);
     if !saturated_at.is_empty() {
+        // (a second pass, only for a server that saturated: no per-operation state is
+        // kept through the sweep)
         saturated_at.sort_unstable();
-        overall.in_saturated = Some(started.iter()
-            .map(|s| s.is_some_and(|s| saturated_at.binary_search(&s).is_ok())).collect());
+        overall.in_saturated = Some((0..ops.num_rows())
+            .map(|row| span(row).is_some_and(|(start, _)| {
+                saturated_at.binary_search(&start.div_euclid(NS)).is_ok()
+            }))
+            .collect());
     }
     Ok((b.finish(period_s), overall))
 }
