@@ -585,9 +585,8 @@ def _assemble(compute: _Compute, reports: list[ChunkReport], layout: dict[str, t
     The client gets numbers, the restart rows and the periods, whatever the input."""
     order = {r.index: (r.server, r.file, r.index) for r in reports}
     ranges = _ranges(aggregate.combine_all([r.partial for r in reports]))
-    period = _period(ranges)
-    fleet = (min((f for f, _ in ranges.values()), default=0),
-             max((t for _, t in ranges.values()), default=0))
+    fleet = _span(ranges)
+    period = aggregate.load_period(*fleet)
     graphs = [
         dask.delayed(rejects_task, pure=False)(scratch, staging, order, line_offsets(reports)),
         dask.delayed(concat_task, pure=False)(scratch / "connections", "b*.parquet",
@@ -623,10 +622,10 @@ def _ranges(per_server: dict[str, Any]) -> dict[str, tuple[int, int]]:
             for s, p in per_server.items() if "time_range" in p}
 
 
-def _period(ranges: dict[str, tuple[int, int]]) -> int:
-    """The load period (seconds) of servers' windows."""
-    return aggregate.load_period(min((f for f, _ in ranges.values()), default=None),
-                                 max((t for _, t in ranges.values()), default=None))
+def _span(ranges: dict[str, tuple[int, int]]) -> tuple[int | None, int | None]:
+    """The servers' windows together, (first, last) ns; (None, None) without any."""
+    return (min((f for f, _ in ranges.values()), default=None),
+            max((t for _, t in ranges.values()), default=None))
 
 
 def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
@@ -655,7 +654,7 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     summary["warnings"] = views.run_warnings(summary, windowed=opts.since_ns is not None
                                              or opts.until_ns is not None, spans=spans)
     ranges = _ranges(per_server)
-    period = _period(ranges)
+    period = aggregate.load_period(*_span(ranges))
     servers, fleet_periods, fleet_figures = pool
     servers = saturation.with_threads(servers, dict(opts.threads))
     summary["saturation"] = saturation.summary(fleet_figures)
