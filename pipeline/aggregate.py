@@ -203,6 +203,7 @@ TABLE_KEYS = MappingProxyType({
     "binds": ("server", "dn", "err"),                # BIND requests by target DN and result
     "load": ("server", "start", "seconds"),          # client operations per period
     "slowest": ("server", "ts", "conn", "op", "line"),  # the slowest client operations
+    "indexes": ("server", "attribute", "index"),     # index advice (the core's advice.rs)
 })
 PARTIAL_KEYS = MappingProxyType({**TABLE_KEYS, "dn_spellings": ("dn", "spelling"),
                                  "fingerprint_spellings": ("fingerprint", "spelling")})
@@ -213,7 +214,7 @@ RUNS = "runs"
 # partials (histogram rows grow with distinct keys x buckets) for little insight.
 TABLE_LATENCIES = MappingProxyType({
     "fingerprints": LATENCIES, "workloads": ("etime",), "timeseries": ("etime",),
-    "clients": (), "restarts": (), "binds": (), "load": (), "slowest": (),
+    "clients": (), "restarts": (), "binds": (), "load": (), "slowest": (), "indexes": (),
 })
 TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, then the rest
     "fingerprints": ("fingerprint", "fingerprint_id", "count", "errors", "unindexed",
@@ -233,6 +234,9 @@ TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, the
     "load": ("server", "start", "seconds", "covered_seconds", "operations", "rate"),
     "slowest": ("server", "ts", "conn", "op", "verb", "bind_dn", "client_ip", "base", "scope",
                 "filter", "fingerprint", "dn", "err", "nentries", "etime", "wtime"),
+    "indexes": ("server", "attribute", "index", "evidence", "searches", "unindexed",
+                "partially_unindexed", "etime_sum", "stat_reads", "candidates_max",
+                "allids_count", "indexed_searches", "fingerprints"),
 })
 # the slowest table keeps the core's number of client operations with the longest etime,
 # in one order of their values (the core's), so that any partitioning gives the same rows
@@ -359,13 +363,52 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
             df = df.drop([c for c in df.columns if c in ("etime_p50", "etime_p99")])
         if table == "load":
             df = _load(df, ranges or {}, period_s)
+        if table == INDEXES:
+            df = _indexes(df, spelling[FINGERPRINT_SPELLINGS])
         if table in SPELLED and spelling[SPELLED[table][1]]:
             column, spellings = SPELLED[table]
             df = df.with_columns(pl.col(column).replace(spelling[spellings]))
         first = [c for c in TABLE_COLUMNS[table] if c in df.columns]
         df = df.select(first + [c for c in df.columns if c not in first])
-        tables[table] = slowest_first(df) if table == SLOWEST else df.sort(keys_, nulls_last=True)
+        tables[table] = slowest_first(df) if table == SLOWEST else df if table == INDEXES \
+            else df.sort(keys_, nulls_last=True)
     return tables
+
+
+# Index advice (issue 33): per server, attribute and index type, the unindexed (notes=A)
+# and partially unindexed (U) searches whose filters name it and their etime; where the
+# server logged STAT lines, its reads in those searches and the largest candidate list one
+# returned. A read that returned all IDs (ALLIDS: the index type is not configured, or the
+# key is over nsslapd-idlistscanlimit) returned the backend's next entry id, more than any
+# real list: the largest count any read of that server returned (the core's row with no
+# attribute), ``allids_count``. Within ALLIDS_SHARE of it, the read counts as ALLIDS (the
+# next id grows as entries are added during the window). A one-level or subtree search
+# whose filter names one candidate alone and that ran without A or U proves its index
+# exists (``indexed_searches``; rows with only that evidence are kept for merges).
+INDEXES = "indexes"
+ALLIDS_SHARE = 0.99
+EVIDENCE = ("allids", "filter", "indexed")  # the advice's order: proof of a missing index first
+
+
+def _indexes(df: pl.DataFrame, spelling: dict[str, str]) -> pl.DataFrame:
+    """The finished index advice: each row's ``evidence`` (``allids``: its reads returned
+    all IDs; ``indexed``: they returned shorter lists, or searches of it alone ran
+    indexed, so the index exists and the cost is elsewhere; ``filter``: the filter's word
+    only), ranked by evidence, then by the etime of its searches. The server rows with no
+    attribute become ``allids_count``."""
+    allids = df.group_by("server").agg(pl.col("candidates_max").max().alias("allids_count"))
+    most, read = pl.col("candidates_max"), pl.col("stat_reads") > 0
+    evidence = pl.when(read & (most > 0) & (most >= pl.col("allids_count") * ALLIDS_SHARE)) \
+        .then(pl.lit("allids")).when(read | (pl.col("indexed_searches") > 0)) \
+        .then(pl.lit("indexed")).otherwise(pl.lit("filter"))
+    df = df.filter(pl.col("attribute").is_not_null()).join(
+        allids, on="server", how="left", nulls_equal=True).with_columns(
+        evidence.alias("evidence"),
+        pl.col("fingerprint_set").list.eval(pl.element().replace(spelling))
+        .alias("fingerprints")).drop("fingerprint_set")
+    rank = pl.col("evidence").replace_strict(EVIDENCE, range(len(EVIDENCE)))
+    return df.sort(rank, pl.col("etime_sum_ns"), "server", "attribute", "index",
+                   descending=[False, True, False, False, False], nulls_last=True)
 
 
 def _load(df: pl.DataFrame, ranges: Ranges, period_s: int) -> pl.DataFrame:
@@ -485,10 +528,32 @@ def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFram
                  if c in df.columns and table == "fingerprints"]
         # recomputed from the nanosecond sums, or from the counts
         drop += [c for c in df.columns if c.endswith("etime_sum") or c == "rate"]
-        out[table] = df.drop(drop)
+        out[table] = _indexes_partial(df) if table == INDEXES else df.drop(drop)
     for name, frames in spellings.items():  # each run's spelling, weighted by its count
         out[name] = pl.concat(frames)
     return out
+
+
+def _indexes_partial(df: pl.DataFrame) -> pl.DataFrame:
+    """Finished index advice → the core's partial: fingerprints by their comparison form,
+    and each server's ``allids_count`` as its row with no attribute."""
+    rows = df.select(
+        "server", "attribute", "index", "searches", "unindexed", "partially_unindexed",
+        "etime_sum_ns", "stat_reads", "candidates_max", "indexed_searches",
+        pl.col("fingerprints").list.eval(pl.element().str.to_lowercase())
+        .alias("fingerprint_set"))
+    servers = df.group_by("server").agg(pl.col("allids_count").max()).filter(
+        pl.col("allids_count").is_not_null())
+    return pl.concat([rows, servers.select(
+        "server", pl.lit(None, pl.String).alias("attribute"),
+        pl.lit(None, pl.String).alias("index"),
+        *(pl.lit(0, pl.Int64).alias(c) for c in ("searches", "unindexed",
+                                                 "partially_unindexed")),
+        pl.lit(0).cast(rows.schema["etime_sum_ns"]).alias("etime_sum_ns"),
+        pl.lit(0, pl.Int64).alias("stat_reads"),
+        pl.col("allids_count").cast(pl.Int64).alias("candidates_max"),
+        pl.lit(0, pl.Int64).alias("indexed_searches"),
+        pl.lit([], pl.List(pl.String)).alias("fingerprint_set"))])
 
 
 def _fingerprint_forms(values: pl.Series) -> pl.Series:

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from . import _core, histogram, views
+from . import histogram, views
 from .aggregate import RUNS
 from .names import close_name, err_name, ms, problem_text, scope_name, when
 
@@ -562,19 +562,6 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
     ])
 
 
-def index_candidates(filt: str | None) -> str:
-    """Which attributes a slow filter would want indexed, and how (the core's filter
-    parser reads it: ``filter::index_candidates``).
-
-    >>> index_candidates("(&(objectClass=person)(description=*finance*))")
-    'description: sub'
-    >>> index_candidates("(|(cn=a)(telephoneNumber=*))")
-    'cn: eq; telephoneNumber: pres'
-    """
-    found = _core.index_candidates(filt) if filt else None
-    return "; ".join(f"{attr}: {', '.join(kinds)}" for attr, kinds in found or [])
-
-
 def _unindexed(tables: dict[str, pl.DataFrame]) -> str:
     fps = tables.get("fingerprints")
     if fps is None or not fps.height:
@@ -584,15 +571,27 @@ def _unindexed(tables: dict[str, pl.DataFrame]) -> str:
         descending=[True, True, False])
     rows = [[r["fingerprint"], r["unindexed"], ms(float(r["unindexed_etime_sum"])),
              r["partially_unindexed"], ms(float(r["partially_unindexed_etime_sum"])),
-             r.get("unindexed_bind_dns", r["bind_dns"]), index_candidates(r["example"])]
+             r.get("unindexed_bind_dns", r["bind_dns"])]
             for r in slow.iter_rows(named=True)]
     return ("<h2>Unindexed searches</h2><p>notes=A: the whole search was a scan; notes=U: "
-            "part of it. Counts, etimes and bind DNs are those searches' own. Candidates list the "
-            "attributes of the filter and the index type each needs (check the attribute's "
-            "existing indexes first; a negation has none).</p>" +
+            "part of it. Counts, etimes and bind DNs are those searches' own.</p>" +
             _table(["fingerprint", "unindexed (A)", "A etime total (ms)", "partially (U)",
-                    "U etime total (ms)", "bind DNs", "index candidates"], rows,
-                   element_id="unindexed"))
+                    "U etime total (ms)", "bind DNs"], rows, element_id="unindexed")
+            + _index_advice(tables))
+
+
+def _index_advice(tables: dict[str, pl.DataFrame]) -> str:
+    rows = views.index_advice(tables)
+    if not rows:
+        return ""
+    return ("<h3>Index advice</h3><p>The attributes the unindexed and partially unindexed "
+            "searches test, the index type each needs, and what those searches cost, per "
+            f"server. {_e(views.ADVICE_LEGEND)}</p>" +
+            _table(["server", "attribute", "index type", "evidence", "fingerprints",
+                    "searches (A)", "searches (U)", "etime total (ms)"],
+                   [[r["server"], r["attribute"], r["index"], r["evidence"], r["fingerprints"],
+                     r["unindexed"], r["partially_unindexed"], ms(float(r["etime"]))]
+                    for r in rows], text_cols=5, element_id="indexes"))
 
 
 def _slowest(tables: dict[str, pl.DataFrame], show_examples: bool) -> str:

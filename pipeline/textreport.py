@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import polars as pl
@@ -56,6 +57,14 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
             if show_examples:
                 out.append(f"{'':10s}e.g. base={r['example_base']!r} scope={r['example_scope']} "
                            f"filter={r['example']!r}")
+    advice = views.index_advice(tables)
+    if advice:
+        out += ["", "----- Index Advice (unindexed searches: attribute, index type) -----"]
+        for r in advice:
+            out.append(f"{r['etime']:>12.6f}  {r['server']} {r['attribute']} {r['index']}  "
+                       f"A {r['unindexed']:,} U {r['partially_unindexed']:,}  {r['evidence']}")
+            out.append(f"{'':14s}{r['fingerprints']}")
+        out += textwrap.wrap(views.ADVICE_LEGEND, 88)
     slowest = views.slowest(tables, show_examples)
     if slowest:
         out += ["", "----- Slowest Operations (etime) -----"]

@@ -301,3 +301,58 @@ def who_waited(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
         frames.append(rows.select(pl.lit(by).alias("by"), name.alias("who"), "waited", "wtime"))
     schema = {"by": pl.String, "who": pl.String, "waited": pl.Int64, "wtime": pl.Float64}
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+ADVICE_SHOWN = 20
+FINGERPRINTS_SHOWN = 3
+
+
+def index_advice(tables: dict[str, pl.DataFrame], top: int = ADVICE_SHOWN
+                 ) -> list[dict[str, Any]]:
+    """The ``top`` rows of the index advice (``indexes.parquet``, ranked: STAT proof of
+    a missing index first, then the filters' candidates, then the indexes that exist; by
+    the etime of their searches within each), as rows of server, attribute, index type,
+    searches (A and U), etime (seconds), evidence (a sentence) and fingerprints (the first
+    few, and how many more)."""
+    df = tables.get("indexes")
+    if df is None or not df.height:
+        return []
+    rows = []
+    # (rows without searches only say an index exists)
+    for r in df.filter(pl.col("searches") > 0).head(top).iter_rows(named=True):
+        prints = r["fingerprints"] or []
+        shown = ", ".join(prints[:FINGERPRINTS_SHOWN])
+        more = len(prints) - FINGERPRINTS_SHOWN
+        rows.append({
+            "server": r["server"], "attribute": r["attribute"], "index": r["index"],
+            "searches": r["searches"], "unindexed": r["unindexed"],
+            "partially_unindexed": r["partially_unindexed"], "etime": r["etime_sum"],
+            "evidence": evidence_text(r), "missing": r["evidence"] != "indexed",
+            "fingerprints": shown + (f" (+{more:,} more)" if more > 0 else "")})
+    return rows
+
+
+# what the evidence of the index advice means, said once under its table
+ADVICE_LEGEND = (
+    "Evidence: where the server logs its index reads (nsslapd-statlog-level: 1, 389 DS "
+    "2.3.1+), a read that returned all IDs proves the index type missing, or the key over "
+    "nsslapd-idlistscanlimit; a read that returned a shorter list, or searches of the "
+    "attribute alone that succeeded without notes A or U, show the index exists, so those "
+    "searches were unindexed for another term or for a key it cannot serve (a substring "
+    "under 3 characters). Otherwise the filter alone names it. Ranked: missing, filter "
+    "only, indexed; by etime within each.")
+
+
+def evidence_text(row: dict[str, Any]) -> str:
+    """What the logs say of one row of the index advice, in a few words
+    (``ADVICE_LEGEND`` says what they mean)."""
+    if row["evidence"] == "allids":
+        return f"missing: reads returned all IDs ({row['candidates_max']:,})"
+    if row["evidence"] == "indexed" and row["stat_reads"]:
+        return (f"indexed: reads returned at most {row['candidates_max']:,} of "
+                f"{row['allids_count']:,} IDs")
+    if row["evidence"] == "indexed":
+        return f"indexed: {row['indexed_searches']:,} searches of it alone ran indexed"
+    if row["allids_count"] is None:
+        return "filter only (the server logs no index reads)"
+    return "filter only (no read of it logged)"

@@ -102,6 +102,7 @@ OUTPUT_TABLES = {
     "slowest": ["server", "ts", "conn", "op", "line"],
     "saturation": ["server", "start"],
     "pool_held": ["server", "by", "who"],
+    "indexes": ["server", "attribute", "index"],
 }
 
 

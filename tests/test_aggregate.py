@@ -180,7 +180,7 @@ def test_merge_of_three_time_slices_equals_one_run(corpus, tmp_path: Path) -> No
                 "internal_operations", "results", "searches", "unmatched", "abandoned",
                 "time_range"):
         assert summary[key] == expected[key], key
-    for name in ("fingerprints", "workloads", "timeseries", "binds", "slowest"):
+    for name in ("fingerprints", "workloads", "timeseries", "binds", "slowest", "indexes"):
         one = pl.read_parquet(whole / f"{name}.parquet")
         assert pl.read_parquet(merged / f"{name}.parquet").equals(one), name
         assert tables[name].equals(one)

@@ -7,7 +7,6 @@ import hashlib
 import pytest
 
 from pipeline.fingerprint import fingerprint, fingerprint_id
-from pipeline.render import index_candidates
 
 FINGERPRINTS = [
     ("canonical example", "(&(objectClass=inetOrgPerson)(|(cn=ckerr)(uid=ckerr)(mail=ckerr)))",
@@ -83,23 +82,8 @@ IDENTITY = [
 ]
 
 
-@pytest.mark.parametrize("text,wanted", [
-    ("(&(objectClass=person)(|(cn=jo*)(!(uid=x))))", "cn: sub"),
-    (r"(cn=a\28b\29)", "cn: eq"),
-    ("(sn:dn:caseExactMatch:=Clark)", "sn: matching rule caseExactMatch"),
-    ("(cn=*a*b*)", "cn: sub"),
-    ("(&)", ""),
-    ("(cn;lang-fr~=x)", "cn;lang-fr: approx"),
-    ("(|(CN=a)(cn>=b)(cn=*)(mail<=c))", "CN: eq; cn: eq, pres; mail: eq"),  # as spelled
-])
-def test_the_cores_parser_reads_every_form_for_index_advice(text: str, wanted: str) -> None:
-    assert index_candidates(text) == wanted
-    assert not fingerprint(text).startswith("<unparsed:")
-
-
 def test_a_filter_that_does_not_parse_says_why_and_has_no_advice() -> None:
     assert fingerprint("(&(uid=a)(cn=b)") == "<unparsed:expected ')'>"
-    assert index_candidates("(&(uid=a)(cn=b)") == ""
 
 
 def test_deep_nesting_is_refused_not_a_crash() -> None:

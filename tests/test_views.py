@@ -18,7 +18,6 @@ from pipeline import views
 from pipeline.cli import main
 from pipeline.dn import canonical
 from pipeline.merge import merge_runs
-from pipeline.render import index_candidates
 from pipeline.report import load_output
 from pipeline.run import RunOptions, run
 
@@ -277,12 +276,6 @@ def test_unindexed_searches_carry_their_own_etime(sample_out: Path) -> None:
     mixed = tables["fingerprints"].filter((pl.col("unindexed") > 0)
                                           & (pl.col("unindexed") < pl.col("count")))
     assert (mixed["unindexed_etime_sum"] < mixed["etime_sum"]).all() and mixed.height
-
-
-def test_no_index_is_proposed_for_a_negation() -> None:
-    assert index_candidates("(!(uid=a))") == ""
-    assert index_candidates("(&(cn=a)(!(uid=b)))") == "cn: eq"
-    assert index_candidates("(&(objectClass=person)(!(title=*)))") == ""
 
 
 def test_suspect_runs_warn_exit_2_and_keep_the_previous_output(tmp_path: Path,

@@ -249,6 +249,7 @@ def test_real_servers_collect_cluster_report(lab) -> None:
         _agrees_with_logconv(stage / inst.name, section)
     assert summary["servers"][a.name]["restarts"] == summary["servers"][b.name]["restarts"] + 1
     _index_reads_are_the_filters(ops, t0, a.name, b.name)
+    _index_advice_names_description(out, a.name, b.name)
 
     dom = browser.dump_dom(out / "report.html") if browser.available() else ""
     if dom:
@@ -275,6 +276,22 @@ def _index_reads_are_the_filters(ops: pl.DataFrame, t0: datetime, quiet: str, st
     for filt, reads in by_uid.select("filter", "index_reads").iter_rows():
         key = filt[len("(uid="):-1]
         assert {"attribute": "uid", "index": "eq", "key": key, "count": 1} in reads, reads
+
+
+def _index_advice_names_description(out: Path, plain: str, statlog: str) -> None:
+    """The workload's (description=*am-N*) searches are partially unindexed (description
+    has no substring index; 2.3.1 marks them U): the advice names it on both servers, and
+    the server that logs its index reads proves it, its reads having returned all IDs."""
+    advice = pl.read_parquet(out / "indexes.parquet")
+    rows = {r["server"]: r for r in advice.filter(
+        (pl.col("attribute") == "description") & (pl.col("index") == "sub")).to_dicts()}
+    assert rows[statlog]["evidence"] == "allids", rows[statlog]
+    assert rows[statlog]["searches"] > 10 and rows[statlog]["stat_reads"] > 10
+    assert rows[plain]["searches"] > 10
+    assert rows[plain]["evidence"] == "filter" and rows[plain]["allids_count"] is None
+    # uid's equality index exists (a default index), as both servers show
+    uid = advice.filter((pl.col("attribute") == "uid") & (pl.col("index") == "eq"))
+    assert set(uid["evidence"]) <= {"indexed"}, uid
 
 
 def _dsaccess(*args: str) -> None:

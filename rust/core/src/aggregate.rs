@@ -29,6 +29,7 @@ use arrow_array::{ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Arra
                   StringArray, TimestampNanosecondArray, UInt32Array};
 use arrow_select::take::take;
 
+use crate::advice::{Advice, Reads, Search};
 use crate::arrow_in::{bools, floats, ints, strs, Bools, ColumnError, Floats, Ints, Strs};
 use crate::columns::batch;
 use crate::dn::canonical;
@@ -392,6 +393,7 @@ impl PerServer {
 pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
                 -> Result<Partials, ColumnError> {
     let o = Ops::of(ops)?;
+    let reads = Reads::of(ops)?;
     let period_ns = period_s.max(1) * 1_000_000_000;
     let mut servers = Names::new();
     let mut workloads_n = Names::new();
@@ -406,6 +408,7 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
     let mut binds: Map<(u32, u32, Option<i64>), i64> = Map::default();
     let mut load: Map<(u32, Option<i64>), i64> = Map::default();
     let mut per_session: Map<SessionKey, Cost> = Map::default();
+    let mut advice = Advice::default();
     let mut pending: (SessionKey, Cost) = ((NONE, None, None), Cost::default());
     // the candidates for `slowest`, (etime, row), pruned to the slowest whenever the list
     // fills: an operation faster than every kept one costs one comparison
@@ -465,7 +468,12 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         }
 
         if search {
-            let f = fingerprints.entry(prints.id(o.fingerprint.get(i))).or_default();
+            let print = prints.id(o.fingerprint.get(i));
+            advice.add(&Search { server, fingerprint: print, filter: o.filter.get(i),
+                                 scope: o.scope.get(i), err, nentries: o.nentries.get(i),
+                                 unindexed,
+                                 partially_unindexed: partially, etime_ns }, reads.of_op(i));
+            let f = fingerprints.entry(print).or_default();
             if f.count == 0 {
                 f.id = o.fingerprint_id.get(i);
             }
@@ -572,6 +580,7 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         ("dn_spellings".into(), spellings_table(&[&dns, &targets], "dn")),
         ("fingerprint_spellings".into(), spellings_table(&[&prints], "fingerprint")),
         ("slowest".into(), slowest(ops, timed, &slower)?),
+        ("indexes".into(), advice.table(&|s| servers.get(s), &|f| prints.get(f))),
     ];
     for (j, latency) in ["etime", "wtime", "optime"].iter().enumerate() {
         let (keys, bucket, count) = hist_rows(&fingerprints, |f| &f.hist[j]);
@@ -1008,6 +1017,62 @@ mod tests {
                          ("operations.total", 6), ("searches.unindexed", 1), ("connections", 1)] {
             assert!(summary.contains(&(key.to_string(), n)), "{key}: {summary:?}");
         }
+    }
+
+    /// Lines as a 2.3.1 server with `nsslapd-statlog-level: 1` wrote them (the STAT
+    /// format of result.c:2203 at 70dcccaf): 66 is the backend's next id, the count of an
+    /// index read that returned ALLIDS; uid's equality index exists, description's not.
+    #[test]
+    fn index_advice_names_the_filters_attributes_with_the_stat_evidence() {
+        let t = "[07/Dec/2026:05:16:28.780114410 +0000] ";
+        let text = format!(
+            "{t}conn=8 fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2\n\
+             {t}conn=8 op=2 SRCH base=\"ou=people,dc=x\" scope=2 filter=\"(&(uid=user1)(description=team-1))\" attrs=\"dn\"\n\
+             {t}conn=8 op=2 STAT read index: attribute=objectclass key(eq)=referral --> count 0\n\
+             {t}conn=8 op=2 STAT read index: attribute=uid key(eq)=user1 --> count 0\n\
+             {t}conn=8 op=2 STAT read index: attribute=description key(eq)=team-1 --> count 66\n\
+             {t}conn=8 op=2 STAT read index: duration 0.000008486\n\
+             {t}conn=8 op=2 RESULT err=0 tag=101 nentries=0 wtime=0.000102452 optime=0.000993784 etime=0.5 notes=U details=\"Partially Unindexed Filter\"\n\
+             {t}conn=8 op=3 SRCH base=\"ou=people,dc=x\" scope=2 filter=\"(|(Description=*am-1*)(mail=*))\" attrs=\"dn\"\n\
+             {t}conn=8 op=3 RESULT err=0 tag=101 nentries=12 etime=2 notes=A\n\
+             {t}conn=8 op=4 SRCH base=\"ou=people,dc=x\" scope=2 filter=\"(uid=user2)\" attrs=\"dn\"\n\
+             {t}conn=8 op=4 STAT read index: attribute=uid key(eq)=user2 --> count 1\n\
+             {t}conn=8 op=4 RESULT err=0 tag=101 nentries=1 etime=0.001\n\
+             {t}conn=8 op=5 SRCH base=\"uid=a,dc=x\" scope=0 filter=\"(sn=b)\" attrs=\"dn\"\n\
+             {t}conn=8 op=5 RESULT err=0 tag=101 nentries=0 etime=0.001\n\
+             {t}conn=8 op=6 SRCH base=\"dc=x\" scope=1 filter=\"(&(cn=a)(sn=b))\" attrs=\"dn\"\n\
+             {t}conn=8 op=6 RESULT err=0 tag=101 nentries=1 etime=0.001\n\
+             {t}conn=8 op=7 SRCH base=\"dc=x\" scope=2 filter=\"(mail=a)\" attrs=\"dn\"\n\
+             {t}conn=8 op=7 RESULT err=0 tag=101 nentries=0 etime=0.001\n"
+        );
+        let p = partials_of(&text);
+        let b = table(&p, "indexes");
+        // rows: the server's (no attribute), description eq and sub, mail pres, uid eq;
+        // (uid=user2) alone ran indexed; a base search reads no index, and an AND that ran
+        // indexed may have read only one of its terms: neither is evidence (nor a search
+        // that found nothing, `Search::ran_indexed`)
+        let rows = ["-|-", "description|eq", "description|sub", "mail|pres", "uid|eq"];
+        for (column, want) in [("searches", [0, 1, 1, 1, 1]),
+                               ("partially_unindexed", [0, 1, 0, 0, 1]),
+                               ("stat_reads", [0, 1, 0, 0, 1]),
+                               ("indexed_searches", [0, 0, 0, 0, 1])] {
+            let want: Vec<_> = rows.iter().map(|r| r.to_string()).zip(want).collect();
+            assert_eq!(counts(b, &["attribute", "index"], column), want, "{column}");
+        }
+        let most = b.column_by_name("candidates_max").unwrap().as_primitive::<Int64Type>();
+        let max_of = |key: &str| {
+            let row = (0..b.num_rows()).find(|&i| {
+                let s = |c: &str| b.column_by_name(c).unwrap().as_string::<i32>();
+                let k = |c: &str| if s(c).is_valid(i) { s(c).value(i).to_string() } else { "-".into() };
+                format!("{}|{}", k("attribute"), k("index")) == key
+            }).unwrap();
+            most.is_valid(row).then(|| most.value(row))
+        };
+        // the server's row: the largest any read returned, the search without notes too
+        assert_eq!(max_of("-|-"), Some(66));
+        assert_eq!(max_of("description|eq"), Some(66));
+        assert_eq!(max_of("uid|eq"), Some(0));
+        assert_eq!(max_of("mail|pres"), None);
     }
 
     #[test]

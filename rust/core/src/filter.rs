@@ -1,7 +1,7 @@
 //! Search filters: their fingerprints, the shape of an RFC 4515 filter with its values
 //! taken out (ARCHITECTURE.md §4; the rules and the rejected ones are listed in
 //! `pipeline/fingerprint.py`), and the indexes a filter would want (`index_candidates`,
-//! the report's advice). The project's one filter parser.
+//! for the index advice of `advice.rs`). The project's one filter parser.
 //!
 //! A recursive-descent parser over the string, then the shape:
 //! values become `...` except `objectClass` equality values; presence stays `=*`;
@@ -260,6 +260,9 @@ pub fn index_candidates(text: &str) -> Option<Vec<(String, Vec<String>)>> {
                 return;
             }
             Node::Present(attr) => (*attr, "pres".to_string()),
+            // no rule: the server has no index to read for it (extensible_candidates in
+            // back-ldbm/filterindex.c:448-610 at 70dcccaf takes the rule's keys)
+            Node::Extensible { rule: "", .. } => return,
             Node::Substring { attr, .. } => (*attr, "sub".to_string()),
             Node::Extensible { attr, rule, .. } => (*attr, format!("matching rule {rule}")),
             Node::Compare { attr, op, .. } => {
@@ -389,7 +392,32 @@ fn sibling(out: &mut String, last: &mut std::ops::Range<usize>, write: impl FnOn
 
 #[cfg(test)]
 mod tests {
-    use super::{fingerprint, fingerprint_form, search_fingerprint};
+    use super::{fingerprint, fingerprint_form, index_candidates, search_fingerprint};
+
+    /// The candidates of every form of filter, as `attr: kind, kind; attr: kind`.
+    #[test]
+    fn index_candidates_of_every_form() {
+        let shown = |text: &str| index_candidates(text).map(|found| found.iter()
+            .map(|(attr, kinds)| format!("{attr}: {}", kinds.join(", ")))
+            .collect::<Vec<_>>().join("; "));
+        for (text, want) in [
+            ("(&(objectClass=person)(|(cn=jo*)(!(uid=x))))", "cn: sub"),
+            (r"(cn=a\28b\29)", "cn: eq"),
+            ("(sn:dn:caseExactMatch:=Clark)", "sn: matching rule caseExactMatch"),
+            ("(ou:dn:=people)", ""),
+            ("(cn=*a*b*)", "cn: sub"),
+            ("(&)", ""),
+            ("(cn;lang-fr~=x)", "cn;lang-fr: approx"),
+            ("(|(CN=a)(cn>=b)(cn=*)(mail<=c))", "CN: eq; cn: eq, pres; mail: eq"), // as spelled
+            // a negation reads no index
+            ("(!(uid=a))", ""),
+            ("(&(cn=a)(!(uid=b)))", "cn: eq"),
+            ("(&(objectClass=person)(!(title=*)))", ""),
+        ] {
+            assert_eq!(shown(text).as_deref(), Some(want), "{text}");
+        }
+        assert_eq!(shown("(&(uid=a)(cn=b)"), None); // does not parse
+    }
 
     #[test]
     fn a_search_is_its_scope_and_its_filter_and_compares_without_case() {

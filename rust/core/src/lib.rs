@@ -14,6 +14,7 @@
 //! - `shuffle`: one parse task's events → indexed IPC files, a record batch per sub-bucket;
 //! - `filter`: search-filter fingerprints;
 //! - `aggregate`: a bucket's operations and connections → its partial aggregates;
+//! - `advice`: the index advice partial, from unindexed searches' filters and STAT reads;
 //! - `saturation`: operations in flight and waiting for a worker, per load period;
 //! - `dn`: DNs as LDAP compares them;
 //! - `workload`: the workload classes' CEL rules, checked and evaluated;
@@ -22,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod advice;
 pub mod aggregate;
 pub mod arrow_in;
 pub mod bucket;

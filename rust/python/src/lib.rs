@@ -274,14 +274,6 @@ fn first_time(head: &[u8]) -> Option<i64> {
     dsaccess_core::head::first_time(head)
 }
 
-/// The attributes a filter would want indexed and the index types each needs, as
-/// ``[(attr, [type, ...]), ...]``; None: the filter does not parse
-/// (``dsaccess_core::filter::index_candidates``).
-#[pyfunction]
-fn index_candidates(text: &str) -> Option<Vec<(String, Vec<String>)>> {
-    dsaccess_core::filter::index_candidates(text)
-}
-
 /// The event classes, name → the Arrow schema of its columns in the shuffle, in the
 /// order the core takes and gives them (``schema.EVENT_CLASSES``).
 #[pyfunction]
@@ -380,7 +372,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_stamp, m)?)?;
     m.add_function(wrap_pyfunction!(saturation, m)?)?;
     m.add_function(wrap_pyfunction!(first_time, m)?)?;
-    m.add_function(wrap_pyfunction!(index_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(py_server_seed, m)?)?;
     m.add("SUBS", SUBS)?;
     m.add_function(wrap_pyfunction!(shuffle_bucket_place, m)?)?;
