@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from . import _core, histogram
+from . import _core, histogram, offsets
 from .dn import canonical_column, most_frequent
 from .schema import SUMMARY_VERBS
 
@@ -36,6 +36,8 @@ def combine(a: Counts, b: Counts) -> Counts:
             out[key] = value
         elif key == UNKNOWN_FIELDS:
             out[key] = {k: out[key].get(k, 0) + value.get(k, 0) for k in {*out[key], *value}}
+        elif key == UTC_OFFSETS:
+            out[key] = offsets.merge(out[key], value)
         elif isinstance(value, dict):
             out[key] = combine(out[key], value)
         elif key == "first":
@@ -57,8 +59,8 @@ def combine_all(parts: list[Counts]) -> Counts:
 
 def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int | None,
                   last_ts: int | None, span: tuple[int, int] | None = None,
-                  events: int | None = None, unknown_fields: dict[str, int] | None = None
-                  ) -> Counts:
+                  events: int | None = None, unknown_fields: dict[str, int] | None = None,
+                  utc_offsets: list[offsets.Run] | None = None) -> Counts:
     """What the parse stage knows: line accounting and the time range. ``kept``: the events
     inside the window, of ``events`` (the parsed lines when not given: a text log has a
     line an event); the events outside it are ``outside_window`` lines, the rest of the
@@ -66,7 +68,8 @@ def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int 
     counted outside a window no one gave). ``span``: the time range of every event read,
     in the window or not (``LOGS_RANGE``, for the warning of a window that holds no event;
     not in summary.json). ``unknown_fields``: the tokenizer's, by name (events read
-    whether in the window or not, as rejects are)."""
+    whether in the window or not, as rejects are). ``utc_offsets``: the tokenizer's runs
+    of one UTC offset (``offsets``; run.json keeps them, summary.json does not)."""
     lines = dict(counts)
     outside = (lines.get("parsed", 0) if events is None else events) - kept
     lines["outside_window"] = outside
@@ -78,6 +81,8 @@ def chunk_partial(server: str, counts: dict[str, int], kept: int, first_ts: int 
         part[LOGS_RANGE] = {"first": int(span[0]), "last": int(span[1])}
     if unknown_fields:
         part[UNKNOWN_FIELDS] = dict(unknown_fields)
+    if utc_offsets:
+        part[UTC_OFFSETS] = offsets.merge(utc_offsets)
     return {server: part}
 
 
@@ -87,6 +92,7 @@ UNKNOWN_FIELDS = "unknown_fields"
 
 
 LOGS_RANGE = "logs_range"
+UTC_OFFSETS = "utc_offsets"
 
 
 def from_core(tables: dict[str, Any], summary: Any) -> tuple[Counts, dict[str, pl.DataFrame]]:

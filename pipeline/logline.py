@@ -86,6 +86,8 @@ class Tokens:
         carry_from: where the bytes after the last newline begin when not final.
         unknown_fields: RESULT fields no column reads (a newer server's), by name, with
             how many events had each; those events are kept.
+        utc_offsets: the UTC offsets the events' timestamps were written with, as runs
+            ``(offset, first_ns, last_ns)`` in time order (``offsets.py``).
     """
 
     classes: Mapping[str, object]
@@ -93,22 +95,23 @@ class Tokens:
     counts: dict[str, int]
     carry_from: int
     unknown_fields: dict[str, int]
+    utc_offsets: list[tuple[str, int, int]]
 
 
 def tokenize(data: bytes, *, first_line: int = 1, final: bool = True,
              strict: bool = True) -> Tokens:
     """Tokenize a newline-aligned block (arguments as for ``parse_lines``)."""
-    classes, rejects, counts, carry_from, _, unknown = _core.tokenize_text(
+    classes, rejects, counts, carry_from, _, unknown, offsets = _core.tokenize_text(
         bytes(data), first_line=first_line, final_block=final, strict=strict)
-    return Tokens(classes, rejects, counts, carry_from, unknown)
+    return Tokens(classes, rejects, counts, carry_from, unknown, offsets)
 
 
 def tokenize_json(data: bytes, *, first_line: int = 1) -> Tokens:
     """Tokenize a whole 3.x JSON access log (``json`` or ``json-pretty``) into the same
     classes, rejects and line accounting as a text block (``rust/core/src/json.rs``)."""
-    classes, rejects, counts, carry_from, _, unknown = _core.tokenize_json(
+    classes, rejects, counts, carry_from, _, unknown, offsets = _core.tokenize_json(
         bytes(data), first_line=first_line)
-    return Tokens(classes, rejects, counts, carry_from, unknown)
+    return Tokens(classes, rejects, counts, carry_from, unknown, offsets)
 
 
 def reject_table(rejects: object, server: str, file: str) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from . import aggregate, outputs, views
+from . import aggregate, offsets, outputs, views
 from .errors import ConfigError
 
 MUST_AGREE = ("histogram", "fingerprint", "workloads")
@@ -70,6 +70,11 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
     info = {**infos[0], "merged_from": [str(r) for r in runs],
             "inputs": [i for info in infos for i in info.get("inputs", [])]}
     info.pop("window", None)  # each input keeps its own
+    runs_of = [(server, rows) for i in infos
+               for server, rows in i.get(aggregate.UTC_OFFSETS, {}).items()]
+    info[aggregate.UTC_OFFSETS] = {
+        server: offsets.merge(*(r for s, r in runs_of if s == server))
+        for server in sorted({s for s, _ in runs_of})}
     staging = outputs.staging_dir(out)
     try:
         outputs.write_aggregates(staging, summary, tables, info, histocrutch)

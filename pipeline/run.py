@@ -668,6 +668,9 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     tables["pool_held"] = saturation.held_table(servers)
     info = run_info(opts)
     info["inputs"] = _inputs(chunk_reports, opts)
+    info[aggregate.UTC_OFFSETS] = {s: p[aggregate.UTC_OFFSETS]
+                                   for s, p in sorted(per_server.items())
+                                   if aggregate.UTC_OFFSETS in p}
     outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)
     return summary, tables, problems
 

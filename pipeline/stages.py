@@ -137,7 +137,8 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
     partial = aggregate.chunk_partial(f.server, counts, written.kept, written.first_ts,
                                       written.last_ts, written.span,
                                       events=sum(t.num_rows for t in tables.values()),
-                                      unknown_fields=tokens.unknown_fields)
+                                      unknown_fields=tokens.unknown_fields,
+                                      utc_offsets=tokens.utc_offsets)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
                        got.problem or _not_an_access_log(chunk, got.data, counts), steps.total,

@@ -272,7 +272,8 @@ def print_trace(rows: pl.DataFrame, console: Console | None = None) -> None:
     if not rows.height:
         return
     console = console or summary_console()
-    shown = [("time (UTC)", "time"), ("server", "server"), ("conn", "conn"), ("op", "op"),
+    shown = [("time (UTC)", "time"), ("server's time", "local_time"), ("server", "server"),
+             ("conn", "conn"), ("op", "op"),
              ("verb", "verb"), ("bind DN", "bind_dn"), ("client", "client_ip"),
              ("target", "target"), ("scope", "scope"), ("filter", "filter"), ("err", "err"),
              ("etime (ms)", "etime"), ("wtime (ms)", "wtime")]
@@ -280,7 +281,11 @@ def print_trace(rows: pl.DataFrame, console: Console | None = None) -> None:
     days = rows["time"].dt.date().unique()
     if days.len() == 1:
         shown[0] = (f"{days[0]} (UTC)", "time")
-    cells = {name: [_trace_cell(name, v, days.len() == 1) for v in rows[name]]
+    local_days = rows["local_time"].str.slice(0, 10).drop_nulls().unique()
+    if local_days.len() == 1:
+        shown[1] = (f"{local_days[0]} (server)", "local_time")
+    one_day = {"time": days.len() == 1, "local_time": local_days.len() == 1}
+    cells = {name: [_trace_cell(name, v, one_day.get(name, False)) for v in rows[name]]
              for _, name in shown}
     widest = {name: max([len(title), *map(len, cells[name])]) for title, name in shown}
     room: dict[str, int] = {}
@@ -301,7 +306,7 @@ def print_trace(rows: pl.DataFrame, console: Console | None = None) -> None:
 
 
 TRACE_TEXT = ("bind_dn", "client_ip", "target", "filter", "err")  # cut at the end if need be
-TRACE_DROPS = ("wtime", "scope", "target", "client_ip", "filter")  # in this order, for room
+TRACE_DROPS = ("wtime", "scope", "local_time", "target", "client_ip", "filter")  # in order
 TRACE_TEXT_MIN = 16  # the least a text column is given before another column goes
 
 
@@ -330,6 +335,9 @@ def _trace_cell(name: str, value: Any, one_day: bool = False) -> str:
         return ""
     if name == "time":
         text = when(value.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return text[11:] if one_day else text
+    if name == "local_time":  # 2026-11-01T01:00:00.000000000-05:00: as the time, and -0500
+        text = f"{value[:10]} {value[11:23]} {value[-6:].replace(':', '')}"
         return text[11:] if one_day else text
     if name in ("etime", "wtime"):
         return ms(value)

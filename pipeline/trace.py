@@ -12,6 +12,7 @@ line reads with the identity and client it had.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ from typing import Any
 import polars as pl
 
 from . import dn as dns
+from . import offsets
 from .errors import ConfigError
 from .names import err_name, scope_name, when
 
 # the columns of a trace row, in order (the contract of --format jsonl/csv/parquet)
-COLUMNS = ("time", "server", "conn", "op", "verb", "bind_dn", "client_ip", "target", "scope",
-           "filter", "err", "etime", "wtime", "match", "file", "line")
+COLUMNS = ("time", "local_time", "server", "conn", "op", "verb", "bind_dn", "client_ip",
+           "target", "scope", "filter", "err", "etime", "wtime", "match", "file", "line")
 CONTEXT_VERBS = ("BIND",)  # a matched operation's connection shows these too
 # the operations' columns a trace reads (of some sixty: the scan reads only these), with
 # their types (operations.jsonl carries times as ISO text)
@@ -128,7 +130,7 @@ def trace(out: Path, sel: Selectors) -> pl.DataFrame:
     matched = ops.filter(_pushed(ops, sel)).collect()
     keys = matched.select("server", "session", "conn").unique()
     if not keys.height:
-        return pl.DataFrame(schema=_schema())
+        return pl.DataFrame(schema={**_schema(), "local_time": pl.String})
     # (the servers and numbers first: the scan skips the rest before the join)
     context = ops.filter(pl.col("verb").is_in(CONTEXT_VERBS)
                          & pl.col("server").is_in(keys["server"].unique().to_list())
@@ -138,8 +140,20 @@ def trace(out: Path, sel: Selectors) -> pl.DataFrame:
                       context.with_columns(pl.lit(False).alias("match"))], how="diagonal")
     rows = rows.unique(["server", "session", "conn", "op", "line"], keep="first",
                        maintain_order=True)
-    return pl.concat([_op_rows(rows), _connection_rows(out, keys)], how="vertical") \
+    rows = pl.concat([_op_rows(rows), _connection_rows(out, keys)], how="vertical") \
         .sort("time", "server", "conn", "op", nulls_last=True)
+    return rows.with_columns(_local_times(out, rows))
+
+
+def _local_times(out: Path, rows: pl.DataFrame) -> pl.Series:
+    """Each row's time as its server wrote it: ISO 8601 at the server's UTC offset then
+    (run.json's ``utc_offsets``); null where the run did not record them (made before)."""
+    info = json.loads((out / "run.json").read_text())
+    by_server = {s: offsets.merge(r) for s, r in info.get("utc_offsets", {}).items()}
+    tz = offsets.offset_at(rows, by_server)
+    return pl.Series("local_time", [
+        None if t is None or z is None else offsets.local_text(t, z)
+        for t, z in zip(rows["time"].dt.epoch("ns"), tz, strict=True)], dtype=pl.String)
 
 
 def _pushed(ops: pl.LazyFrame, sel: Selectors) -> pl.Expr:

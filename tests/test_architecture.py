@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "pipeline"
 CORE = {"errors", "schema", "logline", "jsonlog", "fingerprint", "partition",
         "enrich", "histogram", "aggregate", "workload", "dn", "names", "views", "render",
-        "metrics", "textreport", "monitor", "sniff", "compare", "_core"}
+        "metrics", "textreport", "monitor", "sniff", "compare", "offsets", "_core"}
 SHELL = {"__init__", "__main__", "config", "source", "collect", "shuffle", "stages", "run",
          "outputs", "report", "merge", "cli", "terminal", "exporter", "store", "trace",
          "compare_out", "webconfig", "saturation"}

@@ -159,3 +159,69 @@ def test_a_run_with_operations_jsonl_traces_the_same_rows(tmp_path: Path) -> Non
                     since_ns=1_795_710_060_000_000_000)  # 16:21:00 UTC: a time filter too
     got = {form: trace(out, sel) for form, out in outs.items()}
     assert got["parquet"].height > 100 and got["jsonl"].equals(got["parquet"])
+
+
+def _written_stamp(log: Path, line: int) -> str:
+    """The timestamp a log line was written with, ISO 8601 with its offset: the truth
+    of a row's ``local_time`` (gzip-rotated files read as such)."""
+    import gzip
+    data = log.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    text = data.decode().splitlines()[line - 1]
+    day, month, rest = text[1:text.index("]")].split("/")
+    year, clock = rest.split(":", 1)
+    clock, tz = clock.split(" ")
+    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    return (f"{year}-{months.index(month) + 1:02d}-{day}T{clock}{tz[:3]}:{tz[3:]}")
+
+
+def test_each_row_shows_the_time_its_server_wrote(fleet: tuple[Truth, Path]) -> None:
+    """Three servers in three zones: every operation's ``local_time`` is the stamp of its
+    own line in the log (issue 34: local time with the server's offset, and UTC)."""
+    _, out = fleet
+    rows = trace(out, Selectors(bind_dns=(DN,)).check()).filter(pl.col("file").is_not_null())
+    logs = out.parent / "logs"
+    assert rows.height > 100 and rows["server"].n_unique() == 3
+    zones = set()
+    for r in rows.iter_rows(named=True):
+        assert r["local_time"] == _written_stamp(logs / r["server"] / r["file"], r["line"]), r
+        zones.add(r["local_time"][-6:])
+    assert len(zones) == 3
+
+
+def test_local_times_follow_a_daylight_saving_change_across_runs(tmp_path: Path) -> None:
+    """New York's clocks go back at 06:00 UTC on 2026-11-01: -0400 before, -0500 after,
+    the same wall-clock hour twice. Each operation keeps the offset it was logged with,
+    in one run and in a merge of two runs, one on each side."""
+    lines = []
+    for i, (clock, tz) in enumerate((("01:30:00", "-0400"), ("01:59:59", "-0400"),
+                                     ("01:00:00", "-0500"), ("01:30:00", "-0500"))):
+        stamp = f"[01/Nov/2026:{clock}.000000000 {tz}]"
+        lines += [f"{stamp} conn={i + 1} fd=64 slot=64 connection from 10.0.0.1 to 10.0.0.2",
+                  f'{stamp} conn={i + 1} op=0 SRCH base="dc=x" scope=2 filter="(uid=a)" '
+                  "attrs=ALL",
+                  f"{stamp} conn={i + 1} op=0 RESULT err=0 tag=101 nentries=1 etime=0.001",
+                  f"{stamp} conn={i + 1} op=1 fd=64 closed - B1"]
+    logs = tmp_path / "ny"
+    logs.mkdir()
+    (logs / "access").write_text("\n".join(lines) + "\n")
+    want = ["2026-11-01T01:30:00.000000000-04:00", "2026-11-01T01:59:59.000000000-04:00",
+            "2026-11-01T01:00:00.000000000-05:00", "2026-11-01T01:30:00.000000000-05:00"]
+
+    def local_times(out: Path) -> list[str]:
+        got = trace(out, Selectors(verbs=("SRCH",)).check()).filter(pl.col("match"))
+        return got["local_time"].to_list()
+
+    whole = tmp_path / "whole"
+    assert main(["run", f"ny={logs}", "-o", str(whole), "--quiet"]) == 0
+    assert local_times(whole) == want
+    halves = []
+    for i, window in enumerate((["--until", "2026-11-01T06:00:00Z"],
+                                ["--since", "2026-11-01T06:00:00Z"])):
+        halves.append(tmp_path / f"half{i}")
+        assert main(["run", f"ny={logs}", "-o", str(halves[-1]), "--quiet", *window]) == 0
+    assert main(["merge", *map(str, halves), "-o", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "run.json").read_text())["utc_offsets"]
+    assert merged == json.loads((whole / "run.json").read_text())["utc_offsets"]
+    assert [tz for tz, _, _ in merged["ny"]] == ["-0400", "-0500"]

@@ -70,6 +70,29 @@ pub struct Tokenized {
     /// Fields of events that no column reads (a newer server's), by name: events are
     /// kept, and the summary names these (`unknown_fields`).
     pub unknown_fields: Vec<(String, i64)>,
+    /// The UTC offsets the events' timestamps were written with: (offset as logged,
+    /// first and last UTC ns written with it), a run of events each, in time order. A
+    /// server's offset changes at daylight-saving time; what an operation's local time
+    /// was is read from these (`dsaccess trace`).
+    pub utc_offsets: Vec<(String, i64, i64)>,
+}
+
+/// The runs of one UTC offset among the events of all classes (`Tokenized::utc_offsets`):
+/// each class's runs in line order (`Columns::offset_run`), then in time order, touching
+/// runs of one offset one.
+fn utc_offsets(classes: &[Columns; 4]) -> Vec<(String, i64, i64)> {
+    let mut runs: Vec<(String, i64, i64)> = classes.iter().flat_map(|c| c.offsets.iter())
+        .map(|(z, first, last)| (String::from_utf8_lossy(z).into_owned(), *first, *last))
+        .collect();
+    runs.sort_by_key(|r| (r.1, r.2));
+    let mut out: Vec<(String, i64, i64)> = Vec::new();
+    for run in runs {
+        match out.last_mut() {
+            Some(last) if last.0 == run.0 => last.2 = last.2.max(run.2),
+            _ => out.push(run),
+        }
+    }
+    out
 }
 
 const UNKNOWN_NAMES: usize = 64;
@@ -210,6 +233,8 @@ struct Columns {
     line: I64Col,
     ts: I64Col,
     tz: FixedStrCol<5>,
+    /// the runs of one UTC offset, in line order: (offset, first and last time)
+    offsets: Vec<([u8; 5], i64, i64)>,
     kind: NameCol,
     conn: I64Col,
     internal: BoolCol,
@@ -404,6 +429,7 @@ impl Builder {
                 "timestamp more than a day from the lines before and after it (a clock or disk \
                  fault)"));
         }
+        let utc_offsets = utc_offsets(&self.classes);
         let mut events = self.classes.map(Columns::finish);
         for (class, table) in events.iter_mut().enumerate() {
             if outliers.iter().any(|o| o.class == class) {
@@ -431,6 +457,7 @@ impl Builder {
             kind_events: self.kind_events,
             kind_strict: self.kind_strict,
             unknown_fields: self.unknown_fields.into_iter().collect(),
+            utc_offsets,
         }
     }
 }
@@ -450,6 +477,7 @@ impl Columns {
             line: num(),
             ts: num(),
             tz: FixedStrCol::expecting(rows),
+            offsets: Vec::new(),
             kind: NameCol::expecting(rows, &KIND_NAMES),
             conn: num(),
             internal: BoolCol::expecting(rows),
@@ -464,13 +492,25 @@ impl Columns {
         }
     }
 
+    /// An event's offset: its run goes on, or a new run begins (a compare a line; the
+    /// first and last times are those of the run's first and last lines).
+    #[inline(always)]
+    fn offset_run(&mut self, tz: &[u8; 5], ts: i64) {
+        match self.offsets.last_mut() {
+            Some((z, _, last)) if z == tz => *last = ts,
+            _ => self.offsets.push((*tz, ts, ts)),
+        }
+    }
+
     fn event(&mut self, number: i64, text: &str, ids: &Ids, kind: Kind, fields: &Fields<'_>,
              values: &Typed) {
         let row = self.rows;
         self.rows += 1;
         self.line.set(row, number);
         self.ts.set(row, ids.ts);
-        self.tz.push(text.as_bytes()[ids.tz_at..ids.tz_at + 5].try_into().expect("five bytes"));
+        let tz = text.as_bytes()[ids.tz_at..ids.tz_at + 5].try_into().expect("five bytes");
+        self.tz.push(tz);
+        self.offset_run(tz, ids.ts);
         self.kind.push(kind as usize);
         if let Some(c) = ids.conn {
             self.conn.set(row, c);
@@ -518,7 +558,9 @@ impl Columns {
         self.rows += 1;
         self.line.set(row, number);
         self.ts.set(row, e.ts);
-        self.tz.push(e.tz.as_bytes().try_into().expect("json checks the offset is five bytes"));
+        let tz = e.tz.as_bytes().try_into().expect("json checks the offset is five bytes");
+        self.tz.push(tz);
+        self.offset_run(tz, e.ts);
         self.kind.push(kind as usize);
         self.internal.set(row, e.internal);
         for (col, value) in [(&mut self.conn, e.conn), (&mut self.op, e.op),
@@ -746,6 +788,30 @@ mod tests {
 
     fn run(text: &str, strict: bool) -> Tokenized {
         tokenize(text.as_bytes(), &Options { first_line: 1, final_block: true, strict })
+    }
+
+    /// Daylight-saving time ends in New York: 01:59:59 -0400 is followed by 01:00:00
+    /// -0500, an hour later in UTC, whatever class each line is.
+    #[test]
+    fn the_utc_offsets_are_runs_in_time_order() {
+        let text = "[01/Nov/2026:01:59:58.000000000 -0400] conn=1 op=0 SRCH base=\"\" scope=0 filter=\"(a=*)\" attrs=ALL\n\
+                    [01/Nov/2026:01:59:59.000000000 -0400] conn=1 op=0 RESULT err=0 tag=101 nentries=0 etime=0.1\n\
+                    [01/Nov/2026:01:00:00.000000000 -0500] conn=1 op=1 SRCH base=\"\" scope=0 filter=\"(a=*)\" attrs=ALL\n\
+                    [01/Nov/2026:01:00:01.000000000 -0500] conn=1 op=1 RESULT err=0 tag=101 nentries=0 etime=0.1\n";
+        let t = run(text, true);
+        let utc = |h: i64, m: i64, s: i64| (1_793_491_200 + h * 3600 + m * 60 + s) * 1_000_000_000;
+        let want = vec![("-0400".to_string(), utc(5, 59, 58), utc(5, 59, 59)),
+                        ("-0500".to_string(), utc(6, 0, 0), utc(6, 0, 1))];
+        assert_eq!(t.utc_offsets, want);
+        // the JSON log's local_time (accesslog.c), the same instants
+        let json: String = [("01:59:58", "-0400", "SEARCH"), ("01:59:59", "-0400", "RESULT"),
+                            ("01:00:00", "-0500", "SEARCH"), ("01:00:01", "-0500", "RESULT")]
+            .iter().enumerate().map(|(i, (clock, tz, what))| format!(
+                "{{\"local_time\": \"2026-11-01T{clock}.000000000 {tz}\", \"operation\": \"{what}\", \
+                 \"key\": \"1-1\", \"conn_id\": 1, \"op_id\": {}, \"base_dn\": \"\", \"scope\": 0, \
+                 \"filter\": \"(a=*)\", \"tag\": 101, \"err\": 0, \"nentries\": 0, \"etime\": \"0.1\"}}\n",
+                i / 2)).collect();
+        assert_eq!(crate::json::tokenize_json(json.as_bytes(), 1).utc_offsets, want);
     }
 
     #[test]

@@ -27,11 +27,13 @@ use dsaccess_core::{tokenize, Options};
 
 /// Tokenize a newline-aligned block of a text access log.
 ///
-/// Returns (classes, rejects, counts, carry_from, kinds, unknown_fields): the events of
-/// each class (``schema.EVENT_CLASSES``) and the rejects as Arrow tables (read them with
-/// ``pl.DataFrame``), the line accounting, the offset of the bytes after the last
-/// newline of a non-final block, per kind (events, events the strict path handled), and
-/// the fields no column reads, by name (events with them are kept).
+/// Returns (classes, rejects, counts, carry_from, kinds, unknown_fields, utc_offsets):
+/// the events of each class (``schema.EVENT_CLASSES``) and the rejects as Arrow tables
+/// (read them with ``pl.DataFrame``), the line accounting, the offset of the bytes after
+/// the last newline of a non-final block, per kind (events, events the strict path
+/// handled), the fields no column reads, by name (events with them are kept), and the
+/// UTC offsets the timestamps were written with, ``[(offset, first_ns, last_ns), ...]``
+/// in time order.
 #[pyfunction]
 #[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true))]
 fn tokenize_text<'py>(
@@ -69,13 +71,14 @@ fn tokenized(py: Python<'_>, t: dsaccess_core::Tokenized)
     for (name, n) in &t.unknown_fields {
         unknown.set_item(name, n)?;
     }
-    (classes, table(t.rejects)?, counts, t.carry_from, kinds, unknown).into_pyobject(py)
+    (classes, table(t.rejects)?, counts, t.carry_from, kinds, unknown, t.utc_offsets)
+        .into_pyobject(py)
 }
 
 /// Tokenize a whole 3.x JSON access log (``json`` or ``json-pretty``).
 ///
-/// Returns the same (classes, rejects, counts, carry_from, kinds, unknown_fields) as
-/// ``tokenize_text``.
+/// Returns the same (classes, rejects, counts, carry_from, kinds, unknown_fields,
+/// utc_offsets) as ``tokenize_text``.
 #[pyfunction]
 #[pyo3(signature = (data, *, first_line=1))]
 fn tokenize_json<'py>(
