@@ -62,9 +62,7 @@ def _held(server: str, frames: list[pl.DataFrame], mask: list[bool]) -> pl.DataF
     """During the saturated seconds, whose operations took the workers' time: per workload
     class, bind DN and fingerprint, the operations that started in those seconds and
     their optime, the ``HELD_TOP`` of each by optime."""
-    ops = pl.concat([f.select((pl.col(c) if c in f.columns else pl.lit(None)).alias(c)
-                              for c in HELD_COLUMNS) for f in frames],
-                    how="vertical_relaxed").filter(pl.Series(mask))
+    ops = _gathered(frames, HELD_COLUMNS).filter(pl.Series(mask))
     tops = []
     for by, column in WHO.items():
         rows = ops.group_by(column).agg(pl.len().cast(pl.Int64).alias("operations"),
@@ -104,15 +102,22 @@ def no_events() -> tuple[pl.DataFrame, dict[str, Any]]:
 
 def _sweep(frames: list[pl.DataFrame], columns: list[str], period_s: int, covered: Range
            ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    ops = pl.concat([f.select((pl.col(c) if c in f.columns else pl.lit(None)).cast(EMPTY[c])
-                               .alias(c) for c in columns) for f in frames]) if frames \
-        else pl.DataFrame(schema=EMPTY).select(columns)
-    table, figures = _core.saturation(ops.to_arrow(), period_s, *covered)
+    table, figures = _core.saturation(_gathered(frames, columns).to_arrow(), period_s,
+                                      *covered)
     return pl.DataFrame(table), figures
 
 
-EMPTY = {"result_ts": pl.Int64, "etime": pl.Float64, "wtime": pl.Float64, "wbusy": pl.Int64,
-         "wmax": pl.Int64, "wqdepth": pl.Int64}
+def _gathered(frames: list[pl.DataFrame], columns: list[str]) -> pl.DataFrame:
+    """Flight pieces as one frame of ``columns``, typed; null where a piece lacks one (a
+    server that does not log its pool writes three)."""
+    return pl.concat([f.select((pl.col(c) if c in f.columns else pl.lit(None))
+                               .cast(TYPES[c]).alias(c) for c in columns) for f in frames]) \
+        if frames else pl.DataFrame(schema={c: TYPES[c] for c in columns})
+
+
+TYPES = {"result_ts": pl.Int64, "etime": pl.Float64, "wtime": pl.Float64, "wbusy": pl.Int64,
+         "wmax": pl.Int64, "wqdepth": pl.Int64, "optime": pl.Float64, "workload": pl.String,
+         "bind_dn": pl.String, "fingerprint": pl.String}
 
 
 def with_threads(servers: list[tuple[str, pl.DataFrame, dict[str, Any]]],

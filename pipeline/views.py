@@ -312,8 +312,8 @@ def index_advice(tables: dict[str, pl.DataFrame], top: int = ADVICE_SHOWN
     """The ``top`` rows of the index advice (``indexes.parquet``, ranked: STAT proof of
     a missing index first, then the filters' candidates, then the indexes that exist; by
     the etime of their searches within each), as rows of server, attribute, index type,
-    searches (A and U), etime (seconds), evidence (a sentence) and fingerprints (the first
-    few, and how many more)."""
+    searches (A and U), etime (seconds), evidence (``evidence_text``) and fingerprints (the
+    first few, and how many more)."""
     df = tables.get("indexes")
     if df is None or not df.height:
         return []
@@ -327,7 +327,7 @@ def index_advice(tables: dict[str, pl.DataFrame], top: int = ADVICE_SHOWN
             "server": r["server"], "attribute": r["attribute"], "index": r["index"],
             "searches": r["searches"], "unindexed": r["unindexed"],
             "partially_unindexed": r["partially_unindexed"], "etime": r["etime_sum"],
-            "evidence": evidence_text(r), "missing": r["evidence"] != "indexed",
+            "evidence": evidence_text(r),
             "fingerprints": shown + (f" (+{more:,} more)" if more > 0 else "")})
     return rows
 
