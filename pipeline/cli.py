@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from . import __version__, _core
 from .config import load_workloads
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, NoLogsError, PipelineError
 from .names import SCOPES, printable, problem_text
 from .terminal import RunProgress, done_line, print_summary
 
@@ -160,17 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--out", required=True,
                      help="output directory: a path, or a URL fsspec writes (sftp://user@host"
                           "/path, s3://bucket/path, ...) for workers that share no disk")
-    run.add_argument("--scratch", metavar="DIR",
-                     help="where the shuffle's files go (a path or URL every worker reaches; "
-                          "default: beside OUT, removed at the end)")
-    run.add_argument("--scheduler", help="tcp://host:8786 for an existing Dask cluster, or "
-                                         "'synchronous' for one process (default: a local "
-                                         "cluster sized to this machine)")
-    run.add_argument("--workers", type=int,
-                     help="tasks at once on the local cluster (default: CPU count)")
-    run.add_argument("--worker-processes", action="store_true",
-                     help="run the local cluster's tasks in worker processes, not in "
-                          "threads of this one")
+    _reading_options(run, "beside OUT")
     run.add_argument("--since", help="only events at or after this time (ISO 8601 or "
                                      "26/Nov/2026:16:20:10 +0000)")
     run.add_argument("--until", help="only events before this time")
@@ -180,9 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="server NAME has N worker threads (nsslapd-threadnumber; "
                           "repeatable), for servers that do not log their pool (before "
                           "389 DS 3.2.1 or without nsslapd-statlog-level bit 2)")
-    run.add_argument("--partition-mb", type=int, default=64,
-                     help="MB of log per parse task, and target size of one bucket of "
-                          "parsed events (default 64); smaller bounds worker memory")
     run.add_argument("--sort-operands", action="store_true",
                      help="fingerprint &/| operands in canonical order")
     run.add_argument("--operations", choices=OPERATIONS, default="parquet",
@@ -193,16 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write OUT/operations.jsonl, whatever --operations says")
     run.add_argument("--histocrutch", action="store_true",
                      help="also one gauge per histogram bucket in metrics.prom")
-    run.add_argument("--known-hosts", default="~/.ssh/known_hosts",
-                     help="known_hosts for sftp:// inputs (default ~/.ssh/known_hosts)")
-    run.add_argument("--key-file", help="private key for sftp:// inputs and outputs (default: "
-                                        "SSH agent)")
     run.add_argument("--workloads", type=Path, metavar="FILE",
                      help="workload classes as CEL rules (default: the built-in classes, "
                           "the same as conf/workloads.yaml)")
-    run.add_argument("--worker-timeout", type=float, default=60, metavar="SECONDS",
-                     help="fail when the Dask cluster has had no worker for this long "
-                          "(default 60)")
     run.add_argument("--force", action="store_true",
                      help="replace OUT even when the run has warnings (over 1%% of lines "
                           "rejected, no event in the window, a workload rule failing)")
@@ -294,11 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser(
         "trace", help="an identity's, a client's, a connection's or an entry's operations, "
                       "in time order across the fleet",
-        description="Print the operations of OUT (a run made with --operations parquet or "
-                    "jsonl) that match every selector given (a selector repeated matches "
-                    "any of its values), in time order, with each matched connection's "
-                    "open, close and BINDs. Exit 1 when nothing matched.")
-    tr.add_argument("out", type=Path, metavar="OUT", help="a run's output folder")
+        description="Print the operations that match every selector given (a selector "
+                    "repeated matches any of its values), in time order, with each matched "
+                    "connection's open, close and BINDs: from OUT (a run made with "
+                    "--operations parquet or jsonl), or from logs (INPUTs as for run), "
+                    "reading only the connections that can match. Exit 1 when nothing "
+                    "matched.")
+    tr.add_argument("sources", nargs="+", metavar="OUT|INPUT",
+                    help="a run's output folder, or access logs as for run")
     tr.add_argument("--bind-dn", action="append", default=[], metavar="DN",
                     help="operations issued under this identity, and BINDs that tried it "
                          "(compared as LDAP compares DNs)")
@@ -327,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-o", "--output", type=Path, metavar="FILE",
                     help="write the rows to FILE (needed for parquet; jsonl and csv go to "
                          "standard output without it)")
+    _reading_options(tr, "the system's temporary folder")
     tr.set_defaults(func=cmd_trace)
 
     fp = sub.add_parser(
@@ -367,9 +351,34 @@ def _threads(given: list[str]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(out.items()))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .run import RunOptions, run
+def _reading_options(parser: argparse.ArgumentParser, scratch_default: str) -> None:
+    """How logs are read, for run and for trace from logs: where the job runs, how it is
+    cut, where the shuffle goes, the SSH settings of sftp:// inputs."""
+    parser.add_argument("--scratch", metavar="DIR",
+                        help="where the shuffle's files go (a path or URL every worker reaches; "
+                             "default: " + scratch_default + ", removed at the end)")
+    parser.add_argument("--scheduler", help="tcp://host:8786 for an existing Dask cluster, or "
+                                            "'synchronous' for one process (default: a local "
+                                            "cluster sized to this machine)")
+    parser.add_argument("--workers", type=int,
+                        help="tasks at once on the local cluster (default: CPU count)")
+    parser.add_argument("--worker-processes", action="store_true",
+                        help="run the local cluster's tasks in worker processes, not in "
+                             "threads of this one")
+    parser.add_argument("--partition-mb", type=int, default=64,
+                        help="MB of log per parse task, and target size of one bucket of "
+                             "parsed events (default 64); smaller bounds worker memory")
+    parser.add_argument("--known-hosts", default="~/.ssh/known_hosts",
+                        help="known_hosts for sftp:// inputs (default ~/.ssh/known_hosts)")
+    parser.add_argument("--key-file", help="private key for sftp:// inputs and outputs (default: "
+                                           "SSH agent)")
+    parser.add_argument("--worker-timeout", type=float, default=60, metavar="SECONDS",
+                        help="fail when the Dask cluster has had no worker for this long "
+                             "(default 60)")
 
+
+def _check_reading(args: argparse.Namespace) -> None:
+    """The options of ``_reading_options``, each what it takes, or a usage error."""
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1: {args.workers}")
     if (args.workers is not None or args.worker_processes) and args.scheduler:
@@ -379,6 +388,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--partition-mb must be at least 1: {args.partition_mb}")
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be more than 0 s: {args.worker_timeout}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import RunOptions, run
+
+    _check_reading(args)
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
     if since is not None and until is not None and until <= since:
@@ -585,7 +600,7 @@ TRACE_FORMATS = ("table", "jsonl", "csv", "parquet")
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from .trace import Selectors, closing_line, parse_conn, trace, write_rows
+    from .trace import Selectors, closing_line, parse_conn, write_rows
 
     form = args.format
     if form == "table" and args.output is not None:  # -o rows.csv: the file's kind
@@ -603,7 +618,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         since_ns=parse_time(args.since, "--since") if args.since else None,
         until_ns=parse_time(args.until, "--until") if args.until else None,
         servers=tuple(args.server)).check()
-    rows = trace(args.out, selectors)
+    rows = _trace_rows(args, selectors)
     if form == "table":
         from .terminal import print_trace
         print_trace(rows)
@@ -611,6 +626,32 @@ def cmd_trace(args: argparse.Namespace) -> int:
         write_rows(rows, form, args.output)
     print(f"dsaccess: {closing_line(rows)}", file=sys.stderr)
     return EXIT_OK if rows["match"].any() else EXIT_FAILED
+
+
+def _trace_rows(args: argparse.Namespace, selectors: Any) -> Any:
+    """The trace's rows: from a run's OUT (one folder with run.json), else from logs."""
+    from .trace import is_output, trace
+
+    if len(args.sources) == 1 and is_output(Path(args.sources[0])):
+        return trace(Path(args.sources[0]), selectors)
+    from .run import RunOptions, trace_logs
+
+    _check_reading(args)
+    opts = RunOptions(
+        inputs=tuple(args.sources), out="", scheduler=args.scheduler, workers=args.workers,
+        worker_processes=args.worker_processes, servers=selectors.servers,
+        partition_mb=args.partition_mb,
+        storage_options=_ssh_options(args.known_hosts, args.key_file),
+        worker_timeout=args.worker_timeout, scratch=args.scratch)
+    try:
+        result = trace_logs(opts, selectors)
+    except NoLogsError as e:
+        if len(args.sources) > 1:
+            raise
+        raise NoLogsError(f"not the output of dsaccess run (no run.json), nor access logs: "
+                          f"{args.sources[0]} ({e})") from None
+    _print_findings(result.problems, [])
+    return result.rows
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:

@@ -45,17 +45,20 @@ class Joined:
 
 def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
                 workloads: Rules = (), load_period: int = 60,
-                window: tuple[int | None, int | None] = (None, None)) -> Joined:
+                window: tuple[int | None, int | None] = (None, None),
+                aggregates: bool = True) -> Joined:
     """A bucket's events as they are in the shuffle files (per class, the pieces
     ``shuffle.read_pieces`` gives; a missing class has none), decoded, joined, classified
     by ``workloads`` and aggregated (``load_period``: the load table's period in seconds)
     in one call into the compiled core. Events outside ``window`` (since, until in ns) are
-    connections' context: they give identities and clients and are not counted."""
+    connections' context: they give identities and clients and are not counted. Without
+    ``aggregates`` (a trace), the partials are empty."""
     with shuffle_errors():
         ops, conns, tables, summary, failures, events, seconds = _core.join_pieces(
             [pieces.get(name, []) for name in EVENT_CLASSES], sort_operands=sort_operands,
-            rules=list(workloads) or None, load_period_s=load_period, window=window)
-    partial, partial_tables = aggregate.from_core(tables, summary)
+            rules=list(workloads) or None, load_period_s=load_period, window=window,
+            aggregates=aggregates)
+    partial, partial_tables = aggregate.from_core(tables, summary) if aggregates else ({}, {})
     return Joined(pl.DataFrame(ops), _connection_columns(pl.DataFrame(conns)), partial,
                   partial_tables, dict(failures), events, seconds)
 

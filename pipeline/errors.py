@@ -19,6 +19,10 @@ class ConfigError(PipelineError, ValueError):
     """A command-line option or configuration file is wrong."""
 
 
+class NoLogsError(ConfigError):
+    """The inputs hold no file named as an access log."""
+
+
 class SourceError(PipelineError, OSError):
     """A log file or server could not be read."""
 

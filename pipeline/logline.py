@@ -99,10 +99,13 @@ class Tokens:
 
 
 def tokenize(data: bytes, *, first_line: int = 1, final: bool = True,
-             strict: bool = True) -> Tokens:
-    """Tokenize a newline-aligned block (arguments as for ``parse_lines``)."""
+             strict: bool = True, connections: list[int] | None = None) -> Tokens:
+    """Tokenize a newline-aligned block (arguments as for ``parse_lines``); with
+    ``connections``, only those client connections' events (the others' lines are
+    counted ``skipped``)."""
     classes, rejects, counts, carry_from, _, unknown, offsets = _core.tokenize_text(
-        bytes(data), first_line=first_line, final_block=final, strict=strict)
+        bytes(data), first_line=first_line, final_block=final, strict=strict,
+        connections=connections)
     return Tokens(classes, rejects, counts, carry_from, unknown, offsets)
 
 

@@ -7,14 +7,14 @@ trace`` shows each operation at the server's local time too.
 
 >>> merge([("-0400", 10, 20)], [("-0400", 5, 9), ("-0500", 30, 40)])
 [('-0400', 5, 20), ('-0500', 30, 40)]
->>> local_text(3_600_000_000_000, "-0130")
+>>> pl.select(local_text(pl.lit(3_600_000_000_000).cast(pl.Datetime("ns", "UTC")),
+...                      pl.lit("-0130"))).item()
 '1969-12-31T23:30:00.000000000-01:30'
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import polars as pl
 
@@ -34,17 +34,14 @@ def merge(*runs: Iterable[Run]) -> list[Run]:
     return out
 
 
-def minutes(tz: str) -> int:
-    """``-0530`` → -330."""
-    sign = -1 if tz.startswith("-") else 1
-    return sign * (int(tz[1:3]) * 60 + int(tz[3:5]))
-
-
-def local_text(ns: int, tz: str) -> str:
-    """UTC nanoseconds at an offset, ISO 8601 with every digit: what the server wrote."""
-    seconds, nanos = divmod(ns + minutes(tz) * 60_000_000_000, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{nanos:09d}{tz[:3]}:{tz[3:]}"
+def local_text(time: pl.Expr, tz: pl.Expr) -> pl.Expr:
+    """A UTC datetime at an offset as logged (``-0530``), ISO 8601 with every digit: what
+    the server wrote; null where either is."""
+    sign = pl.when(tz.str.starts_with("-")).then(-1).otherwise(1)
+    minutes = sign * (tz.str.slice(1, 2).cast(pl.Int64) * 60 + tz.str.slice(3, 2).cast(pl.Int64))
+    wall = time.dt.replace_time_zone(None) + pl.duration(minutes=minutes, time_unit="ns")
+    return (wall.dt.strftime("%Y-%m-%dT%H:%M:%S%.9f") + tz.str.slice(0, 3) + ":"
+            + tz.str.slice(3, 2))
 
 
 def offset_at(times: pl.DataFrame, by_server: dict[str, list[Run]]) -> pl.Series:

@@ -111,10 +111,11 @@ def staging_dir(out: Where) -> Place:
 SCRATCH_PREFIX = ".dsaccess-scratch-"
 
 
-def scratch_dir(root: Where | None, staging: Place) -> Place:
+def scratch_dir(root: Where | None, staging: Place | None) -> Place:
     """The shuffle's folder: inside the staging folder, or a fresh folder under ``root``
     (``--scratch``) after removing the ones killed runs left there."""
     if root is None:
+        assert staging is not None, "a scratch folder goes under --scratch or the staging"
         return staging / "_shuffle"
     root = place(root, flag="--scratch")
     tmp = root / f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"

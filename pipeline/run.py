@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,10 +34,10 @@ import dask
 import polars as pl
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import aggregate, histogram, outputs, saturation, views
+from . import aggregate, histogram, outputs, saturation, trace, views
 from .config import DEFAULT_WORKLOADS
 from .enrich import join_pieces
-from .errors import ConfigError, PipelineError, SourceError
+from .errors import ConfigError, NoLogsError, PipelineError, SourceError
 from .partition import bucket_layout
 from .schema import EVENT_CLASSES
 from .shuffle import Sources
@@ -54,6 +55,8 @@ from .stages import (
     parse_task,
     rejects_task,
     server_timeline,
+    suspects_task,
+    trace_task,
 )
 from .store import Place, place
 
@@ -193,6 +196,69 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                      bytes=sum(r.bytes for r in chunk_reports))
 
 
+@dataclass(frozen=True)
+class TraceResult:
+    rows: pl.DataFrame                # trace.COLUMNS, in time order
+    problems: list[Problem]
+    stage_seconds: dict[str, float]
+    bytes: int = 0                    # log bytes read by the second pass
+    lines: int = 0                    # its lines,
+    skipped: int = 0                  # those of connections that cannot match, not parsed
+
+
+def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:
+    """``dsaccess trace INPUT...``: the job of ``run`` shaped for a few connections.
+
+    When a selector follows connections (identity, client, filter value, target), a
+    first pass over every chunk finds the connections that may match
+    (``trace.suspects``, no tokenizing); the second parses only their lines (``--conn``
+    names its own), shuffles and joins them as a run does, so each match carries its
+    identity and client, and keeps the rows ``sel`` selects. Nothing is aggregated or
+    written but the shuffle's scratch (``--scratch``, or the system's temporary folder),
+    removed at the end."""
+    started = time.perf_counter()
+    chunks, unread = _plan(opts)
+    scratch = outputs.scratch_dir(place(opts.scratch or tempfile.gettempdir(),
+                                        opts.storage_options, "--scratch"), None)
+    observer = _Logged(None)
+    try:
+        _make_folders(scratch, scratch, {c.file.server for c in chunks}, False)
+        with _scheduler(opts, observer) as compute:
+            servers = sorted({c.file.server for c in chunks})
+            found: dict[str, list[Any]] = {s: [] for s in servers}
+            if trace.needs_suspects(sel):
+                first = [dask.delayed(suspects_task, pure=False)(c, sel) for c in chunks]
+                for c, f in zip(chunks, compute(first)[0], strict=True):
+                    found[c.file.server].append(f)
+            read = {s: trace.connections_to_read(s, found[s], sel) for s in servers}
+            chunks = [c for c in chunks if read[c.file.server] != []]
+            suspected = time.perf_counter()
+            layout = _layout(chunks, opts.partition_mb, compute.threads)
+            parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1], scratch,
+                                                      None, None, read[c.file.server])
+                     for c in chunks]
+            between = dask.delayed(between_stages, pure=False)(parse)
+            budget = BUDGET * (opts.partition_mb << 20)
+            joins = [dask.delayed(trace_task, pure=False)(b, sources, between, scratch, sel,
+                                                          budget)
+                     for b, sources in enumerate(_sources(chunks, layout))]
+            reports, parts = compute(parse, joins) if chunks else ([], [])
+    finally:
+        outputs.discard(scratch)
+    per_server = aggregate.combine_all([r.partial for r in reports])
+    rows = trace.in_order(pl.concat(parts)) if parts else trace.no_rows()
+    rows = trace.with_local_times(rows, {s: p[aggregate.UTC_OFFSETS] for s, p in
+                                         per_server.items() if aggregate.UTC_OFFSETS in p})
+    problems = unread + [problem(r.server, r.file, r.problem) for r in
+                         sorted(reports, key=lambda r: r.index) if r.problem]
+    done = time.perf_counter()
+    lines = [p.get("lines", {}) for p in per_server.values()]
+    return TraceResult(rows, problems, {"suspects": suspected - started,
+                                        "parse_join": done - suspected, "total": done - started},
+                       sum(r.bytes for r in reports), sum(n.get("total", 0) for n in lines),
+                       sum(n.get("skipped", 0) for n in lines))
+
+
 CANCEL_WAIT_SECONDS = 60
 WATCH_SECONDS = 0.5
 COMBINE_FAN_IN = 4  # partial tables merged per combine task (memory ~ fan-in x partial)
@@ -324,7 +390,7 @@ def _plan(opts: RunOptions) -> tuple[list[Chunk], list[Problem]]:
         raise SourceError("no input could be read: " + "; ".join(
             f"{p['server']}: {p['problem']}" for p in problems))
     if not files:
-        raise ConfigError(f"no access logs found in the inputs (expected files named "
+        raise NoLogsError(f"no access logs found in the inputs (expected files named "
                           f"{LOG_NAMES})")
     return plan_chunks(files, chunk_bytes=max(1, opts.partition_mb) << 20), problems
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from . import aggregate, outputs, saturation, shuffle
+from . import aggregate, outputs, saturation, shuffle, trace
 from .enrich import join_pieces
 from .jsonlog import is_json_log
 from .logline import reject_table, tokenize, tokenize_json
@@ -106,8 +106,9 @@ class BucketReport:
 
 
 def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
-               until_ns: int | None) -> ChunkReport:
-    """Stage A: read a chunk, parse it, write its rows of each bucket to scratch."""
+               until_ns: int | None, connections: list[int] | None = None) -> ChunkReport:
+    """Stage A: read a chunk, parse it, write its rows of each bucket to scratch. With
+    ``connections`` (a trace), a text log's events of those client connections only."""
     steps = Steps()
     f = chunk.file
     # 3.x JSON logs are detected per file, whichever range this is. json-pretty objects
@@ -123,7 +124,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
             got = read_chunk(Chunk(f, chunk.index, 0, -1))
         tokens = tokenize_json(got.data)
     else:
-        tokens = tokenize(got.data, final=got.final)
+        tokens = tokenize(got.data, final=got.final, connections=connections)
     tables, counts = tokens.classes, tokens.counts
     rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
     steps.lap("tokenize")
@@ -143,6 +144,41 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
                        got.problem or _not_an_access_log(chunk, got.data, counts), steps.total,
                        len(got.data), steps.raised("parse"), f.url)
+
+
+def suspects_task(chunk: Chunk, sel: trace.Selectors) -> dict[str, list[int]] | None:
+    """A trace's first pass over a chunk: per selector that follows connections, the
+    client connections that may match (``trace.suspects``); None for a JSON log, whose
+    lines the trace reads whole."""
+    if chunk.start > 0 and is_json_log(read_head(chunk.file)):
+        return None
+    got = read_chunk(chunk)
+    if chunk.start == 0 and is_json_log(got.data[:4096]):
+        return None
+    return trace.suspects(got.data, sel)
+
+
+def trace_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
+               sel: trace.Selectors, budget: int = 1 << 62) -> pl.DataFrame:
+    """A trace's stage B: one bucket's events joined (no aggregates, nothing written),
+    and the rows ``sel`` selects with their connections' context (``trace.select``)."""
+    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
+    sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
+    rows = []
+    for subs in shuffle.parts(sizes, budget):
+        pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
+        joined = join_pieces(pieces, aggregates=False)
+        del pieces
+        rows.append(trace.select(joined.operations.lazy(), joined.connections.lazy(), sel))
+    return compact(pl.concat(rows))  # (parts gives one range at least)
+
+
+def compact(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` in buffers of their own. A string column polars filtered still holds its
+    whole table's text (its values are views into the same buffers): each trace task's
+    few rows kept its bucket's 50 MB alive, 4.5 GB for a trace of the 2 GB fleet, and a
+    worker process would pickle it all to the client."""
+    return pl.from_arrow(rows.to_arrow(compat_level=pl.CompatLevel.oldest()))
 
 
 def _not_an_access_log(chunk: Chunk, data: bytes, counts: dict[str, int]) -> str | None:

@@ -21,8 +21,8 @@ from typing import Any
 
 import polars as pl
 
+from . import _core, offsets
 from . import dn as dns
-from . import offsets
 from .errors import ConfigError
 from .names import err_name, scope_name, when
 
@@ -107,6 +107,45 @@ def parse_conn(text: str) -> tuple[str, int]:
     return server, int(conn)
 
 
+# the selectors whose matches a few lines of their connection give away (`suspects`)
+FOLLOWED = {"bind_dn": "bind_dns", "client_ip": "client_ips", "filter_value": "filter_values",
+            "target": "targets"}
+
+
+def suspects(data: bytes, sel: Selectors) -> dict[str, list[int]]:
+    """The client connections of a block of a text log that may hold a match, per selector
+    of ``FOLLOWED`` (``rust/core/src/trace.rs``: a superset, found without tokenizing)."""
+    return _core.trace_suspects(data, bind_dns=list(sel.bind_dns),
+                                networks=list(sel.client_ips),
+                                filter_values=list(sel.filter_values),
+                                targets=list(sel.targets), subtree=sel.subtree)
+
+
+def needs_suspects(sel: Selectors) -> bool:
+    """Whether a selector follows connections, so a first pass finds which to read."""
+    return any(getattr(sel, name) for name in FOLLOWED.values())
+
+
+def connections_to_read(server: str, found: list[dict[str, list[int]] | None],
+                        sel: Selectors) -> list[int] | None:
+    """The connections of ``server`` whose lines a trace from logs reads: those every
+    selector that follows connections may match, per ``found`` (each block's
+    ``suspects``; None for a block that cannot say, a JSON log), and ``--conn``'s; None:
+    every line."""
+    picks: list[set[int]] = []
+    if sel.conns:
+        picks.append({c for s, c in sel.conns if s == server})
+    if needs_suspects(sel) and not any(f is None for f in found):
+        picks += [set().union(*(f[key] for f in found if f is not None))
+                  for key, name in FOLLOWED.items() if getattr(sel, name)]
+    return sorted(set.intersection(*picks)) if picks else None
+
+
+def is_output(path: Path) -> bool:
+    """Whether ``path`` is a run's (or a merge's) output folder, not logs."""
+    return (path / "run.json").is_file()
+
+
 def operations_of(out: Path) -> pl.LazyFrame:
     """A run's operations (the columns ``READ``), as a lazy scan; a clear error when it
     has none."""
@@ -126,11 +165,23 @@ def operations_of(out: Path) -> pl.LazyFrame:
 def trace(out: Path, sel: Selectors) -> pl.DataFrame:
     """The matching operations of ``out`` and their connections' context, in time order
     (``COLUMNS``)."""
-    ops = operations_of(out).filter(~pl.col("internal"))
+    conns = out / "connections.parquet"
+    rows = select(operations_of(out), pl.scan_parquet(conns) if conns.exists() else None, sel)
+    info = json.loads((out / "run.json").read_text())
+    return with_local_times(rows, info.get("utc_offsets", {}))
+
+
+def select(ops: pl.LazyFrame, connections: pl.LazyFrame | None, sel: Selectors
+           ) -> pl.DataFrame:
+    """The operations of ``ops`` that ``sel`` selects, with their connections' BINDs and,
+    from ``connections`` (the connections table), their opens and closes, in time order
+    (``COLUMNS`` but ``local_time``). Whole connections are in ``ops``: a run's table, or
+    the buckets of a trace from logs."""
+    ops = ops.filter(~pl.col("internal"))
     matched = ops.filter(_pushed(ops, sel)).collect()
     keys = matched.select("server", "session", "conn").unique()
     if not keys.height:
-        return pl.DataFrame(schema={**_schema(), "local_time": pl.String})
+        return no_rows()
     # (the servers and numbers first: the scan skips the rest before the join)
     context = ops.filter(pl.col("verb").is_in(CONTEXT_VERBS)
                          & pl.col("server").is_in(keys["server"].unique().to_list())
@@ -140,20 +191,22 @@ def trace(out: Path, sel: Selectors) -> pl.DataFrame:
                       context.with_columns(pl.lit(False).alias("match"))], how="diagonal")
     rows = rows.unique(["server", "session", "conn", "op", "line"], keep="first",
                        maintain_order=True)
-    rows = pl.concat([_op_rows(rows), _connection_rows(out, keys)], how="vertical") \
-        .sort("time", "server", "conn", "op", nulls_last=True)
-    return rows.with_columns(_local_times(out, rows))
+    return in_order(pl.concat([_op_rows(rows), _connection_rows(connections, keys)],
+                              how="vertical"))
 
 
-def _local_times(out: Path, rows: pl.DataFrame) -> pl.Series:
-    """Each row's time as its server wrote it: ISO 8601 at the server's UTC offset then
-    (run.json's ``utc_offsets``); null where the run did not record them (made before)."""
-    info = json.loads((out / "run.json").read_text())
-    by_server = {s: offsets.merge(r) for s, r in info.get("utc_offsets", {}).items()}
+def in_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """A trace's rows in time order (and by server, connection, operation at one time)."""
+    return rows.sort("time", "server", "conn", "op", nulls_last=True, maintain_order=True)
+
+
+def with_local_times(rows: pl.DataFrame, utc_offsets: dict[str, list[Any]]) -> pl.DataFrame:
+    """``rows`` with ``local_time``: each row's time as its server wrote it, ISO 8601 at
+    the server's UTC offset then (``utc_offsets``: per server, the runs of one offset, as
+    run.json keeps them); null where they were not recorded (a run made before)."""
+    by_server = {s: offsets.merge(r) for s, r in utc_offsets.items()}
     tz = offsets.offset_at(rows, by_server)
-    return pl.Series("local_time", [
-        None if t is None or z is None else offsets.local_text(t, z)
-        for t, z in zip(rows["time"].dt.epoch("ns"), tz, strict=True)], dtype=pl.String)
+    return rows.with_columns(offsets.local_text(pl.col("time"), pl.lit(tz)).alias("local_time"))
 
 
 def _pushed(ops: pl.LazyFrame, sel: Selectors) -> pl.Expr:
@@ -228,6 +281,11 @@ def _time(ns: int) -> pl.Expr:
     return pl.lit(ns, pl.Int64).cast(pl.Datetime("ns", "UTC"))
 
 
+def no_rows() -> pl.DataFrame:
+    """A trace that matched nothing (``COLUMNS`` but ``local_time``)."""
+    return pl.DataFrame(schema=_schema())
+
+
 def _schema() -> dict[str, Any]:
     return {"time": pl.Datetime("ns", "UTC"), "server": pl.String, "conn": pl.Int64,
             "op": pl.Int64, "verb": pl.String, "bind_dn": pl.String, "client_ip": pl.String,
@@ -246,13 +304,12 @@ def _op_rows(rows: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce("line", "result_line").alias("line")).cast(_schema())
 
 
-def _connection_rows(out: Path, keys: pl.DataFrame) -> pl.DataFrame:
+def _connection_rows(connections: pl.LazyFrame | None, keys: pl.DataFrame) -> pl.DataFrame:
     """A CONNECT row at each matched connection's open and a CLOSE row at its close (with
     the close code), from the connections table."""
-    path = out / "connections.parquet"
-    if not path.exists():
-        return pl.DataFrame(schema=_schema())
-    conns = pl.read_parquet(path).join(keys, on=["server", "session", "conn"], how="semi")
+    if connections is None:
+        return no_rows()
+    conns = connections.join(keys.lazy(), on=["server", "session", "conn"], how="semi").collect()
     both = []
     for verb, at, code in (("CONNECT", "opened", None), ("CLOSE", "closed", "close_code")):
         part = conns.filter(pl.col(at).is_not_null()).select(

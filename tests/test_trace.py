@@ -1,5 +1,6 @@
-"""`dsaccess trace OUT`: an identity's, a client's, a connection's or an entry's operations
-across a fleet, against the generator's truth (issue 34, part 1, over an OUT)."""
+"""`dsaccess trace`: an identity's, a client's, a connection's or an entry's operations
+across a fleet, against the generator's truth (issue 34, part 1), from a run's OUT and
+from the logs themselves: the same rows in the same order either way."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.names import ms
-from pipeline.run import RunOptions, run
+from pipeline.run import RunOptions, run, trace_logs
 from pipeline.trace import COLUMNS, Selectors, trace
 
 from .conftest import SAMPLE
@@ -35,10 +36,25 @@ def _ops(out: Path) -> pl.DataFrame:
     return pl.read_parquet(out / "operations", hive_partitioning=True).filter(~pl.col("internal"))
 
 
-def test_an_identitys_operations_are_the_generators(fleet: tuple[Truth, Path]) -> None:
+def _from_logs(out: Path, sel: Selectors) -> pl.DataFrame:
+    """The trace read from the logs the fleet's OUT was made of (their first pass finds the
+    connections; the second reads only theirs), checked to equal the trace over OUT."""
+    got = trace_logs(RunOptions(inputs=(str(out.parent / "logs"),), out="",
+                                scheduler="synchronous", partition_mb=1), sel)
+    want = trace(out, sel)
+    assert got.rows.equals(want), (got.rows, want)
+    return got.rows
+
+
+SOURCES = {"out": trace, "logs": _from_logs}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_an_identitys_operations_are_the_generators(fleet: tuple[Truth, Path],
+                                                    source: str) -> None:
     truth, out = fleet
     # spelled as a person would type it: LDAP compares DNs without case and spaces
-    rows = trace(out, Selectors(bind_dns=("UID=svc-sync, DC=example,dc=com",)).check())
+    rows = SOURCES[source](out, Selectors(bind_dns=("UID=svc-sync, DC=example,dc=com",)).check())
     matched = rows.filter(pl.col("match"))
     # every request the generator issued under the identity, or that tried to bind as it
     want = {key for key, facts in truth.requests.items()
@@ -62,8 +78,11 @@ def test_an_identitys_operations_are_the_generators(fleet: tuple[Truth, Path]) -
     assert len(set(matched["server"])) == 3
 
 
-def test_selectors_combine_as_and_and_repeat_as_or(fleet: tuple[Truth, Path]) -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_selectors_combine_as_and_and_repeat_as_or(fleet: tuple[Truth, Path],
+                                                   source: str) -> None:
     _, out = fleet
+    trace = SOURCES[source]
     ops = _ops(out)
     first = ops.row(100, named=True)
     conn = f"{first['server']}:{first['conn']}"
@@ -87,6 +106,36 @@ def test_selectors_combine_as_and_and_repeat_as_or(fleet: tuple[Truth, Path]) ->
     assert rows.height == want.height > 0
 
 
+def test_from_logs_only_the_suspect_connections_are_parsed(fleet: tuple[Truth, Path]
+                                                           ) -> None:
+    """The first pass narrows the second to the connections that can match; selectors
+    that follow no connection (verb, time) read every line, and the rows are the same."""
+    truth, out = fleet
+    opts = RunOptions(inputs=(str(out.parent / "logs"),), out="", scheduler="synchronous")
+    ops = _ops(out)
+    first = ops.filter((pl.col("verb") == "SRCH") & (pl.col("client_ip") != "local")
+                       ).row(50, named=True)
+    # each with the share of lines left unparsed at least (svc-sync carries half the load)
+    selective = [
+        (Selectors(bind_dns=(DN,)), 0.4),
+        (Selectors(conns=((first["server"], first["conn"]),)), 0.95),
+        (Selectors(client_ips=(f"{first['client_ip']}/32",)), 0.95),
+        (Selectors(filter_values=(first["filter"][1:-1][:12].upper(),)), 0.25),  # (any case)
+        (Selectors(targets=(first["base"],), bind_dns=(first["bind_dn"],)), 0.95),
+    ]
+    for sel, share in selective:
+        got = trace_logs(opts, sel.check())
+        assert got.rows.equals(trace(out, sel)) and got.rows["match"].any(), sel
+        assert got.skipped > share * got.lines, (sel, got.skipped, got.lines)
+    everything = trace_logs(opts, Selectors(verbs=("DEL",), min_etime=0.001))
+    assert everything.skipped == 0 and everything.rows.equals(
+        trace(out, Selectors(verbs=("DEL",), min_etime=0.001)))
+    # a server --conn does not name is not read at all; an identity no one bound as: none
+    assert trace_logs(opts, Selectors(conns=(("nowhere", 1),))).lines == 0
+    nobody = trace_logs(opts, Selectors(bind_dns=("uid=nobody,dc=x",)))
+    assert nobody.rows.height == 0 and nobody.lines == 0
+
+
 def test_the_command_writes_rows_and_exits_1_when_nothing_matched(
         fleet: tuple[Truth, Path], tmp_path: Path, capsys) -> None:
     _, out = fleet
@@ -102,6 +151,22 @@ def test_the_command_writes_rows_and_exits_1_when_nothing_matched(
     assert pl.read_csv(tmp_path / "t.csv").height == len(rows)  # the kind from the name
     assert main(["trace", str(out), "--bind-dn", "uid=nobody,dc=x"]) == 1
     assert "no operation matched" in capsys.readouterr().err
+
+
+def test_the_command_reads_logs_as_it_reads_an_out(fleet: tuple[Truth, Path], tmp_path: Path,
+                                                    capsys) -> None:
+    _, out = fleet
+    logs = out.parent / "logs"
+    for source, name in ((out, "out"), (logs, "logs")):
+        assert main(["trace", str(source), "--bind-dn", DN, "--verb", "MOD", "-o",
+                     str(tmp_path / f"{name}.csv")]) == 0
+    got, want = (pl.read_csv(tmp_path / f"{n}.csv") for n in ("logs", "out"))
+    assert got.height > 10 and got.equals(want)
+    # servers are named as for run: NAME=PATH, or the folders of a fleet
+    assert main(["trace", f"one={logs}/{want['server'][0]}", "--bind-dn", DN,
+                 "--server", "one", "--format", "jsonl"]) == 0
+    assert main(["trace", str(logs), "--server", "nowhere", "--verb", "BIND"]) == 64
+    assert "--server not among the inputs: nowhere" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,message", [

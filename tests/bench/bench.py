@@ -5,7 +5,8 @@ the same invocation: a naive single-process, per-line Python parser that does th
 same join and bind tracking with dicts, and Debian's ``logconv -V`` on the same
 single-server log as a ``dsaccess run``. The compiled tokenizer and join are also
 measured alone on one core, and in instructions per line (callgrind), which are
-repeatable where seconds are not. The report ends with the compiled core's targets
+repeatable where seconds are not. ``dsaccess trace`` is timed from the logs and from
+the full run's output, against that run. The report ends with the targets
 (``targets``), each computed from the same run and marked met or not.
 
     python tests/bench/bench.py [--gb 2] [--scale-gb 20] [--base-mb 128] [--single-mb 400]
@@ -92,6 +93,18 @@ def main() -> None:
         summary = json.loads((out / "summary.json").read_text())
         results[name]["bytes"] = dir_bytes(inputs)
         results[name]["lines"] = summary["lines"]["total"]
+    # dsaccess trace: one user among 300 (selective), the service account that carries half
+    # the load, from the logs, and the user from the full run's output
+    for name, source, dn in (("trace_logs_one_user", fleet, TRACED_USER),
+                             ("trace_logs_half_the_load", fleet, TRACED_SERVICE),
+                             ("trace_out_one_user", args.data / "out-run_2_workers_full",
+                              TRACED_USER)):
+        results[name] = timed_subprocess(
+            [PY, "-m", "pipeline", "trace", str(source), "--bind-dn", dn, "--format",
+             "parquet", "-o", str(args.data / f"{name}.parquet"),
+             *(["--workers", "2"] if source == fleet else [])])
+        results[name]["bytes"] = dir_bytes(fleet)
+        results[name]["lines"] = results["run_2_workers_full"]["lines"]
     if args.scale_gb:
         big = prepare_deeper(fleet, args.scale_gb)
         out = args.data / "out-run_2_workers_scale"
@@ -105,6 +118,10 @@ def main() -> None:
         results[name]["bytes"] = sample_bytes
     report(results)
     (args.data / "results.json").write_text(json.dumps(results, indent=2))
+
+
+TRACED_USER = "uid=user0042,ou=people,dc=example,dc=com"
+TRACED_SERVICE = "uid=svc-sync,dc=example,dc=com"
 
 
 def prepare(data: Path, gb: float, base_mb: float) -> Path:
@@ -354,8 +371,16 @@ def targets(results: dict[str, dict]) -> list[tuple[str, float, str, str, bool]]
          "MB/s"),
         ("2 workers / 1 worker, same input", one["seconds"] / half["seconds"], 1.8, "x"),
     ]
+    run_seconds = full["seconds"]
+    rows += [("dsaccess trace from logs / run, one user", run_seconds
+              / results["trace_logs_one_user"]["seconds"], 2, "x"),
+             ("the same, the identity of half the load", run_seconds
+              / results["trace_logs_half_the_load"]["seconds"], 2, "x")]
     out = [(what, value, f">= {target:g} {unit}", unit, value >= target)
            for what, value, target, unit in rows]
+    seconds = results["trace_out_one_user"]["seconds"]
+    out.append(("dsaccess trace from the run's OUT, one user", seconds, "< 3 s", "s",
+                seconds < 3))
     for what, r in ((f"largest process, {human(half['bytes'])}", half),
                     (f"largest process, {human(full['bytes'])}", full)):
         out.append((what, peak(r), "<= 1 GB", "GB", peak(r) <= 1))

@@ -21,7 +21,8 @@ pub struct Bucket {
     /// the operations (ARCHITECTURE.md §3), classified when there are rules
     pub operations: RecordBatch,
     pub connections: RecordBatch,
-    pub partials: Partials,
+    /// None when the options asked for none
+    pub partials: Option<Partials>,
     /// rows each workload rule failed on
     pub rule_failures: Vec<(String, i64)>,
     /// events in the window (the rest are context), and the seconds decoding took
@@ -53,6 +54,8 @@ pub struct Options<'a> {
     pub load_period_s: i64,
     /// the run's window: events outside it are connections' context (`join::join`)
     pub window: Window,
+    /// accumulate the partial aggregates (a trace needs only the operations)
+    pub aggregates: bool,
 }
 
 /// One bucket (or some of its sub-buckets): per event class, its pieces of the shuffle
@@ -76,8 +79,12 @@ pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Option
         ops = with_workload(&ops, classified.classes);
         rule_failures = classified.failures;
     }
-    let partials = partials(&ops, &joined.connections, options.load_period_s)
-        .map_err(BucketError::Columns)?;
+    let partials = if options.aggregates {
+        Some(partials(&ops, &joined.connections, options.load_period_s)
+             .map_err(BucketError::Columns)?)
+    } else {
+        None
+    };
     Ok(Bucket { operations: ops, connections: joined.connections, partials, rule_failures,
                 events: joined.events, decode_seconds })
 }

@@ -17,6 +17,7 @@
 //! - `advice`: the index advice partial, from unindexed searches' filters and STAT reads;
 //! - `saturation`: operations in flight and waiting for a worker, per load period;
 //! - `dn`: DNs as LDAP compares them;
+//! - `trace`: which connections of a block can hold a trace's matches;
 //! - `workload`: the workload classes' CEL rules, checked and evaluated;
 //! - `bucket`: one bucket's task: shuffle pieces → operations, classes, partials;
 //! - `arrow_in`: reading Arrow columns by name, whatever the string layout.
@@ -39,6 +40,7 @@ pub mod saturation;
 pub mod shuffle;
 pub mod strict;
 pub mod tokenize;
+pub mod trace;
 pub mod workload;
 
-pub use tokenize::{tokenize, Counts, Options, Tokenized};
+pub use tokenize::{tokenize, tokenize_connections, Counts, Options, Tokenized};

@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = read_batch(&file, b);
     }
     let options = BucketOptions { sort_operands: false, rules: None, load_period_s: 1,
-                                  window: EVERYTHING };
+                                  window: EVERYTHING, aggregates: true };
     for b in 0..BUCKETS as usize {
         let pieces: Vec<Vec<Piece<'_>>> = files.iter().enumerate()
             .map(|(c, f)| if c == i { piece(&file, b) } else { piece(f, b) })

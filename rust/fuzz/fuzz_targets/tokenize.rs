@@ -1,13 +1,16 @@
 //! Any bytes: the tokenizer never panics, every line is accounted for exactly once,
 //! the strict paths give what the general patterns give, and the join takes what the
 //! tokenizer gives without an error or a panic, and so does gathering its operations.
+//! A trace's pass over the same bytes never panics, and reading only the connections it
+//! finds accounts for every line too.
 #![no_main]
 
 use arrow_array::RecordBatch;
 use dsaccess_core::join::{as_shuffled, join, Classes, EVERYTHING};
 use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, read_batch, whole, Piece, Provenance};
-use dsaccess_core::{tokenize, Options};
+use dsaccess_core::trace::{suspects, Network, Wanted};
+use dsaccess_core::{tokenize, tokenize_connections, Options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +22,16 @@ fuzz_target!(|data: &[u8]| {
         let lines = data[..t.carry_from].iter().filter(|b| **b == b'\n').count() as i64;
         let tail = i64::from(final_block && !data.is_empty() && !data.ends_with(b"\n"));
         assert_eq!(c.total, lines + tail);
+        let wanted = Wanted { bind_dns: vec!["cn=x".into()], networks: vec![
+            Network::parse("10.0.0.0/8").expect("a network")], filter_values: vec!["a".into()],
+            targets: vec!["dc=x".into()], subtree: data.len() % 2 == 0 };
+        let s = suspects(data, &wanted);
+        let mut conns: Vec<i64> = [s.bind_dn, s.client_ip, s.filter_value, s.target].concat();
+        conns.sort_unstable();
+        conns.dedup();
+        let some = tokenize_connections(data, &opts, &conns).counts;
+        assert_eq!(some.total, c.total);
+        assert_eq!(some.total, some.parsed + some.rejected + some.header + some.blank + some.skipped);
         let general = tokenize(data, &Options { strict: false, ..opts });
         assert_eq!(general.counts, t.counts);
         assert_eq!(general.rejects, t.rejects);

@@ -23,7 +23,9 @@ pyo3::create_exception!(_core, ShuffleFileError, PyValueError);
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use dsaccess_core::{tokenize, Options};
+use dsaccess_core::dn::canonical;
+use dsaccess_core::trace::{suspects, Network, Wanted};
+use dsaccess_core::{tokenize, tokenize_connections, Options};
 
 /// Tokenize a newline-aligned block of a text access log.
 ///
@@ -34,18 +36,65 @@ use dsaccess_core::{tokenize, Options};
 /// handled), the fields no column reads, by name (events with them are kept), and the
 /// UTC offsets the timestamps were written with, ``[(offset, first_ns, last_ns), ...]``
 /// in time order.
+///
+/// With ``connections`` (client connection numbers), only their events are read: the
+/// other events' lines are counted ``skipped`` (a trace's second pass).
 #[pyfunction]
-#[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true))]
+#[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true, connections=None))]
 fn tokenize_text<'py>(
     py: Python<'py>,
     data: &[u8],
     first_line: i64,
     final_block: bool,
     strict: bool,
+    connections: Option<Vec<i64>>,
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let opts = Options { first_line, final_block, strict };
-    let t = py.detach(|| tokenize(data, &opts));
+    let t = match connections {
+        None => py.detach(|| tokenize(data, &opts)),
+        Some(mut conns) => py.detach(|| {
+            conns.sort_unstable();
+            tokenize_connections(data, &opts, &conns)
+        }),
+    };
     tokenized(py, t)
+}
+
+/// The client connections of a newline-aligned block of a text log that may hold a
+/// trace's matches, per selector: ``{"bind_dn": [conn, ...], "client_ip": [...],
+/// "filter_value": [...], "target": [...]}`` (``rust/core/src/trace.rs``; a superset).
+/// DNs are compared as LDAP compares them, filter values in any case; ``networks`` are
+/// addresses or CIDR ranges (a ValueError names one that is neither).
+#[pyfunction]
+#[pyo3(signature = (data, *, bind_dns=vec![], networks=vec![], filter_values=vec![],
+                    targets=vec![], subtree=false))]
+fn trace_suspects<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    bind_dns: Vec<String>,
+    networks: Vec<String>,
+    filter_values: Vec<String>,
+    targets: Vec<String>,
+    subtree: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let networks = networks.iter()
+        .map(|n| Network::parse(n).ok_or_else(|| PyValueError::new_err(
+            format!("not an address or a network: {n:?}"))))
+        .collect::<PyResult<Vec<_>>>()?;
+    let wanted = Wanted {
+        bind_dns: bind_dns.iter().map(|d| canonical(d)).collect(),
+        networks,
+        filter_values: filter_values.iter().map(|v| v.to_lowercase()).collect(),
+        targets: targets.iter().map(|d| canonical(d)).collect(),
+        subtree,
+    };
+    let found = py.detach(|| suspects(data, &wanted));
+    let out = PyDict::new(py);
+    for (name, conns) in [("bind_dn", found.bind_dn), ("client_ip", found.client_ip),
+                          ("filter_value", found.filter_value), ("target", found.target)] {
+        out.set_item(name, conns)?;
+    }
+    Ok(out)
 }
 
 /// A tokenizer's answer as Python values: Arrow tables and dicts.
@@ -56,6 +105,9 @@ fn tokenized(py: Python<'_>, t: dsaccess_core::Tokenized)
                    ("rejected", t.counts.rejected), ("header", t.counts.header),
                    ("blank", t.counts.blank)] {
         counts.set_item(k, v)?;
+    }
+    if t.counts.skipped > 0 {
+        counts.set_item("skipped", t.counts.skipped)?;
     }
     let classes = PyDict::new(py);
     for (name, batch) in CLASS_NAMES.iter().zip(t.events) {
@@ -114,10 +166,11 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 /// decode_seconds): the operations and connections as Arrow tables, the partial
 /// aggregates (tables by name, and the summary's counts), the rows each rule failed on,
 /// the number of events in the window and the seconds decoding took. Raises
-/// ``ShuffleFileError`` naming a file that cannot be decoded.
+/// ``ShuffleFileError`` naming a file that cannot be decoded. Without ``aggregates`` (a
+/// trace), tables and summary are None.
 #[pyfunction]
 #[pyo3(signature = (pieces, *, sort_operands=false, rules=None, load_period_s=60,
-                    window=(None, None)))]
+                    window=(None, None), aggregates=true))]
 fn join_pieces<'py>(
     py: Python<'py>,
     pieces: Vec<Vec<PyPiece<'_>>>,
@@ -125,6 +178,7 @@ fn join_pieces<'py>(
     rules: Option<Vec<PyRule>>,
     load_period_s: i64,
     window: (Option<i64>, Option<i64>),
+    aggregates: bool,
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     if pieces.len() != CLASS_NAMES.len() {
         return Err(PyValueError::new_err("join_pieces: one list of pieces per class"));
@@ -134,21 +188,27 @@ fn join_pieces<'py>(
     let rules = rules.map(|r| rules_of(&r, "workloads", false))
         .transpose().map_err(|e| PyValueError::new_err(e.0))?;
     let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s,
-                                 window };
+                                 window, aggregates };
     let b = py.detach(|| bucket(&pieces, schemas, &options)).map_err(|e| match e {
         BucketError::Shuffle(e) => ShuffleFileError::new_err(e.to_string()),
         BucketError::Columns(e) => PyValueError::new_err(e.to_string()),
     })?;
-    let tables = PyDict::new(py);
-    for (name, batch) in b.partials.tables {
-        tables.set_item(name, table(batch)?)?;
-    }
+    let (tables, summary) = match b.partials {
+        Some(partials) => {
+            let tables = PyDict::new(py);
+            for (name, batch) in partials.tables {
+                tables.set_item(name, table(batch)?)?;
+            }
+            (Some(tables), Some(table(partials.summary)?))
+        }
+        None => (None, None),
+    };
     let failures = PyDict::new(py);
     for (name, n) in b.rule_failures {
         failures.set_item(name, n)?;
     }
-    (table(b.operations)?, table(b.connections)?, tables, table(b.partials.summary)?, failures,
-     b.events, b.decode_seconds).into_pyobject(py)
+    (table(b.operations)?, table(b.connections)?, tables, summary, failures, b.events,
+     b.decode_seconds).into_pyobject(py)
 }
 
 fn table(b: RecordBatch) -> PyResult<PyTable> {
@@ -362,6 +422,7 @@ fn fingerprint_id(print: &str) -> String {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_text, m)?)?;
     m.add_function(wrap_pyfunction!(tokenize_json, m)?)?;
+    m.add_function(wrap_pyfunction!(trace_suspects, m)?)?;
     m.add_function(wrap_pyfunction!(join_pieces, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     m.add_function(wrap_pyfunction!(canonical_dns, m)?)?;
