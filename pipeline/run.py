@@ -201,9 +201,9 @@ class TraceResult:
     rows: pl.DataFrame                # trace.COLUMNS, in time order
     problems: list[Problem]
     stage_seconds: dict[str, float]
-    bytes: int = 0                    # log bytes read by the second pass
-    lines: int = 0                    # its lines,
-    skipped: int = 0                  # those of connections that cannot match, not parsed
+    bytes: int = 0                    # log bytes the second pass read
+    lines: int = 0                    # the lines it read, and of them
+    skipped: int = 0                  # those of connections that cannot match (not parsed)
 
 
 def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:

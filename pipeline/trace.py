@@ -107,37 +107,52 @@ def parse_conn(text: str) -> tuple[str, int]:
     return server, int(conn)
 
 
-# the selectors whose matches a few lines of their connection give away (`suspects`)
+# the selectors whose matches a few lines of their connection give away, by their key
+# among `suspects`' answers
 FOLLOWED = {"bind_dn": "bind_dns", "client_ip": "client_ips", "filter_value": "filter_values",
-            "target": "targets"}
+            "target": "targets", "verb": "verbs", "err": "errs"}
+# verbs and result codes on nearly every connection: following them would narrow nothing,
+# and the first pass would read most lines
+EVERYWHERE = {"verb": {"BIND", "SRCH", "UNBIND"}, "err": {0}}
+
+
+def followed(sel: Selectors) -> list[str]:
+    """The keys of ``FOLLOWED`` whose selectors are given and narrow the connections."""
+    return [key for key, name in FOLLOWED.items() if getattr(sel, name)
+            and not {_upper(v) for v in getattr(sel, name)} & EVERYWHERE.get(key, set())]
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
 def suspects(data: bytes, sel: Selectors) -> dict[str, list[int]]:
     """The client connections of a block of a text log that may hold a match, per selector
-    of ``FOLLOWED`` (``rust/core/src/trace.rs``: a superset, found without tokenizing)."""
-    return _core.trace_suspects(data, bind_dns=list(sel.bind_dns),
-                                networks=list(sel.client_ips),
-                                filter_values=list(sel.filter_values),
-                                targets=list(sel.targets), subtree=sel.subtree)
+    ``followed`` (``rust/core/src/trace.rs``: a superset, found without tokenizing)."""
+    keys = followed(sel)
+    return _core.trace_suspects(
+        data, bind_dns=list(sel.bind_dns), networks=list(sel.client_ips),
+        filter_values=list(sel.filter_values), targets=list(sel.targets), subtree=sel.subtree,
+        verbs=[v.upper() for v in sel.verbs] if "verb" in keys else [],
+        errs=list(sel.errs) if "err" in keys else [])
 
 
 def needs_suspects(sel: Selectors) -> bool:
-    """Whether a selector follows connections, so a first pass finds which to read."""
-    return any(getattr(sel, name) for name in FOLLOWED.values())
+    """Whether a selector narrows the connections, so a first pass finds which to read."""
+    return bool(followed(sel))
 
 
 def connections_to_read(server: str, found: list[dict[str, list[int]] | None],
                         sel: Selectors) -> list[int] | None:
     """The connections of ``server`` whose lines a trace from logs reads: those every
-    selector that follows connections may match, per ``found`` (each block's
-    ``suspects``; None for a block that cannot say, a JSON log), and ``--conn``'s; None:
-    every line."""
+    selector ``followed`` may match, per ``found`` (each block's ``suspects``; None for a
+    block that cannot say, a JSON log), and ``--conn``'s; None: every line."""
     picks: list[set[int]] = []
     if sel.conns:
         picks.append({c for s, c in sel.conns if s == server})
     if needs_suspects(sel) and not any(f is None for f in found):
         picks += [set().union(*(f[key] for f in found if f is not None))
-                  for key, name in FOLLOWED.items() if getattr(sel, name)]
+                  for key in followed(sel)]
     return sorted(set.intersection(*picks)) if picks else None
 
 

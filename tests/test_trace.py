@@ -109,7 +109,8 @@ def test_selectors_combine_as_and_and_repeat_as_or(fleet: tuple[Truth, Path],
 def test_from_logs_only_the_suspect_connections_are_parsed(fleet: tuple[Truth, Path]
                                                            ) -> None:
     """The first pass narrows the second to the connections that can match; selectors
-    that follow no connection (verb, time) read every line, and the rows are the same."""
+    that follow no connection (etime, time; searches, success) read every line, and the
+    rows are the same."""
     truth, out = fleet
     opts = RunOptions(inputs=(str(out.parent / "logs"),), out="", scheduler="synchronous")
     ops = _ops(out)
@@ -122,14 +123,17 @@ def test_from_logs_only_the_suspect_connections_are_parsed(fleet: tuple[Truth, P
         (Selectors(client_ips=(f"{first['client_ip']}/32",)), 0.95),
         (Selectors(filter_values=(first["filter"][1:-1][:12].upper(),)), 0.25),  # (any case)
         (Selectors(targets=(first["base"],), bind_dns=(first["bind_dn"],)), 0.95),
+        (Selectors(verbs=("del", "modrdn")), 0.2),  # (writes ride pooled connections)
+        (Selectors(errs=(49, 32)), 0.2),
     ]
     for sel, share in selective:
         got = trace_logs(opts, sel.check())
         assert got.rows.equals(trace(out, sel)) and got.rows["match"].any(), sel
         assert got.skipped > share * got.lines, (sel, got.skipped, got.lines)
-    everything = trace_logs(opts, Selectors(verbs=("DEL",), min_etime=0.001))
-    assert everything.skipped == 0 and everything.rows.equals(
-        trace(out, Selectors(verbs=("DEL",), min_etime=0.001)))
+    # searches and success are on every connection: no first pass, every line parsed
+    sel = Selectors(verbs=("SRCH", "DEL"), errs=(0,), min_etime=0.005)
+    everything = trace_logs(opts, sel)
+    assert everything.skipped == 0 and everything.rows.equals(trace(out, sel))
     # a server --conn does not name is not read at all; an identity no one bound as: none
     assert trace_logs(opts, Selectors(conns=(("nowhere", 1),))).lines == 0
     nobody = trace_logs(opts, Selectors(bind_dns=("uid=nobody,dc=x",)))

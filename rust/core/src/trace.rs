@@ -2,11 +2,12 @@
 //! logs), found in one cheap pass so that the tokenizer reads only their lines.
 //!
 //! A trace's selectors that follow a connection (the identity bound on it, its client,
-//! a search's filter value, an operation's target) are answered by a few lines of each
-//! connection: its BINDs and their RESULTs, AUTOBIND and TLS `client bound as` lines,
-//! its open line or HAProxy line, its requests. Those lines are found by a byte search
-//! for the words that begin their fields, and read by the tokenizer's own field
-//! parsers (`strict`, then `general`), so a value here is the value the join sees.
+//! a search's filter value, an operation's target, verb or result code) are answered by
+//! a few lines of each connection: its BINDs and their RESULTs, AUTOBIND and TLS `client
+//! bound as` lines, its open line or HAProxy line, its requests and results. Those lines
+//! are found by a byte search for the words that begin their fields, and read by the
+//! tokenizer's own field parsers (`strict`, then `general`), so a value here is the value
+//! the join sees.
 //!
 //! The answer is a superset: a connection listed may hold no match (the exact test is
 //! made on the joined operations), but a connection that holds one is never left out.
@@ -34,6 +35,10 @@ pub struct Wanted {
     pub targets: Vec<String>,
     /// `targets` match the entries below them too
     pub subtree: bool,
+    /// request kinds, as `Kind::name` spells them (`DEL`)
+    pub verbs: Vec<String>,
+    /// result codes
+    pub errs: Vec<i64>,
 }
 
 /// An address range: `10.1.2.0/24`, `2001:db8::/32`, or one address.
@@ -89,28 +94,38 @@ pub struct Suspects {
     pub client_ip: Vec<i64>,
     pub filter_value: Vec<i64>,
     pub target: Vec<i64>,
+    pub verb: Vec<i64>,
+    pub err: Vec<i64>,
 }
 
 /// The connections of a newline-aligned block of a text log that may hold a match,
 /// per selector of `wanted` that is given.
 pub fn suspects(data: &[u8], wanted: &Wanted) -> Suspects {
-    let mut words: Vec<&[u8]> = Vec::new();
+    let mut words: Vec<Vec<u8>> = Vec::new();
+    let mut word = |w: &str| words.push(w.as_bytes().to_vec());
     if !wanted.bind_dns.is_empty() || !wanted.targets.is_empty() {
-        words.push(b"dn=\"");
+        word("dn=\"");
     }
     if !wanted.bind_dns.is_empty() {
-        words.push(b" client bound as ");
+        word(" client bound as ");
     }
     if !wanted.networks.is_empty() {
-        words.extend([&b" connection from "[..], b" new_address_from="]);
+        word(" connection from ");
+        word(" new_address_from=");
     }
     if !wanted.filter_values.is_empty() {
-        words.push(b" filter=\"");
+        word(" filter=\"");
     }
     if !wanted.targets.is_empty() {
-        words.push(b" base=\"");
+        word(" base=\"");
     }
-    let mut sets: [BTreeSet<i64>; 4] = Default::default();
+    for verb in &wanted.verbs {
+        word(&format!(" {verb}")); // (" MOD" finds MODRDN too: a superset)
+    }
+    for err in &wanted.errs {
+        word(&format!(" RESULT err={err} "));
+    }
+    let mut sets: [BTreeSet<i64>; 6] = Default::default();
     let mut stamps = StampCache::default();
     for (start, end) in lines_with(data, &words) {
         let text = String::from_utf8_lossy(&data[start..end]);
@@ -121,12 +136,13 @@ pub fn suspects(data: &[u8], wanted: &Wanted) -> Suspects {
             }
         }
     }
-    let [bind_dn, client_ip, filter_value, target] = sets.map(|s| s.into_iter().collect());
-    Suspects { bind_dn, client_ip, filter_value, target }
+    let [bind_dn, client_ip, filter_value, target, verb, err] =
+        sets.map(|s| s.into_iter().collect());
+    Suspects { bind_dn, client_ip, filter_value, target, verb, err }
 }
 
 /// The (start, end) of each line holding one of `words`, in order, each once.
-fn lines_with(data: &[u8], words: &[&[u8]]) -> Vec<(usize, usize)> {
+fn lines_with(data: &[u8], words: &[Vec<u8>]) -> Vec<(usize, usize)> {
     let mut starts: Vec<usize> = Vec::new();
     for word in words {
         for at in memchr::memmem::find_iter(data, word) {
@@ -158,7 +174,7 @@ fn read_line<'a>(text: &'a str, stamps: &mut StampCache) -> Option<(i64, Kind, F
 }
 
 /// Which selectors (in `Suspects`' order) one event is evidence for.
-fn matches(wanted: &Wanted, kind: Kind, f: &Fields<'_>) -> [bool; 4] {
+fn matches(wanted: &Wanted, kind: Kind, f: &Fields<'_>) -> [bool; 6] {
     let dn = f[F::Dn as usize].map(canonical);
     let bind = matches!(kind, Kind::Bind | Kind::Result | Kind::Autobind | Kind::Tls)
         && dn.as_ref().is_some_and(|d| wanted.bind_dns.contains(d));
@@ -175,7 +191,10 @@ fn matches(wanted: &Wanted, kind: Kind, f: &Fields<'_>) -> [bool; 4] {
     });
     let target = dn.as_deref().is_some_and(under)
         || f[F::Base as usize].is_some_and(|b| under(&canonical(b)));
-    [bind, client, filter, target]
+    let verb = wanted.verbs.iter().any(|v| v == kind.name());
+    let err = kind == Kind::Result && f[F::Err as usize].and_then(|e| e.parse::<i64>().ok())
+        .is_some_and(|e| wanted.errs.contains(&e));
+    [bind, client, filter, target, verb, err]
 }
 
 #[cfg(test)]
@@ -203,6 +222,8 @@ mod tests {
             filter_values: vec!["alice".into()],
             targets: vec![canonical("ou=groups,dc=x")],
             subtree: true,
+            verbs: vec!["DEL".into()],
+            errs: vec![49],
         }
     }
 
@@ -214,6 +235,8 @@ mod tests {
         assert_eq!(s.client_ip, [11, 15]);
         assert_eq!(s.filter_value, [13]); // the internal search is not a connection's
         assert_eq!(s.target, [13, 14]);
+        assert_eq!(s.verb, [14]);
+        assert_eq!(s.err, [12]);
     }
 
     #[test]
@@ -221,7 +244,8 @@ mod tests {
         let w = Wanted { targets: vec![canonical("ou=groups,dc=x")], ..Wanted::default() };
         let s = suspects(LOG.as_bytes(), &w);
         assert_eq!(s.target, [13]); // not the entry below it without subtree
-        assert!(s.bind_dn.is_empty() && s.client_ip.is_empty() && s.filter_value.is_empty());
+        assert!(s.bind_dn.is_empty() && s.client_ip.is_empty() && s.filter_value.is_empty()
+                && s.verb.is_empty() && s.err.is_empty());
         assert_eq!(suspects(b"", &wanted()), Suspects::default());
         assert_eq!(suspects(b"\tjunk\nno newline", &wanted()), Suspects::default());
     }

@@ -24,9 +24,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(c.total, lines + tail);
         let wanted = Wanted { bind_dns: vec!["cn=x".into()], networks: vec![
             Network::parse("10.0.0.0/8").expect("a network")], filter_values: vec!["a".into()],
-            targets: vec!["dc=x".into()], subtree: data.len() % 2 == 0 };
+            targets: vec!["dc=x".into()], subtree: data.len() % 2 == 0,
+            verbs: vec!["DEL".into()], errs: vec![49] };
         let s = suspects(data, &wanted);
-        let mut conns: Vec<i64> = [s.bind_dn, s.client_ip, s.filter_value, s.target].concat();
+        let mut conns: Vec<i64> = [s.bind_dn, s.client_ip, s.filter_value, s.target, s.verb, s.err]
+            .concat();
         conns.sort_unstable();
         conns.dedup();
         let some = tokenize_connections(data, &opts, &conns).counts;

@@ -62,12 +62,14 @@ fn tokenize_text<'py>(
 
 /// The client connections of a newline-aligned block of a text log that may hold a
 /// trace's matches, per selector: ``{"bind_dn": [conn, ...], "client_ip": [...],
-/// "filter_value": [...], "target": [...]}`` (``rust/core/src/trace.rs``; a superset).
-/// DNs are compared as LDAP compares them, filter values in any case; ``networks`` are
-/// addresses or CIDR ranges (a ValueError names one that is neither).
+/// "filter_value": [...], "target": [...], "verb": [...], "err": [...]}``
+/// (``rust/core/src/trace.rs``; a superset). DNs are compared as LDAP compares them,
+/// filter values in any case; ``networks`` are addresses or CIDR ranges (a ValueError
+/// names one that is neither); ``verbs`` as the operations table spells them (``DEL``).
 #[pyfunction]
 #[pyo3(signature = (data, *, bind_dns=vec![], networks=vec![], filter_values=vec![],
-                    targets=vec![], subtree=false))]
+                    targets=vec![], subtree=false, verbs=vec![], errs=vec![]))]
+#[allow(clippy::too_many_arguments)]
 fn trace_suspects<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -76,6 +78,8 @@ fn trace_suspects<'py>(
     filter_values: Vec<String>,
     targets: Vec<String>,
     subtree: bool,
+    verbs: Vec<String>,
+    errs: Vec<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let networks = networks.iter()
         .map(|n| Network::parse(n).ok_or_else(|| PyValueError::new_err(
@@ -87,11 +91,14 @@ fn trace_suspects<'py>(
         filter_values: filter_values.iter().map(|v| v.to_lowercase()).collect(),
         targets: targets.iter().map(|d| canonical(d)).collect(),
         subtree,
+        verbs,
+        errs,
     };
     let found = py.detach(|| suspects(data, &wanted));
     let out = PyDict::new(py);
     for (name, conns) in [("bind_dn", found.bind_dn), ("client_ip", found.client_ip),
-                          ("filter_value", found.filter_value), ("target", found.target)] {
+                          ("filter_value", found.filter_value), ("target", found.target),
+                          ("verb", found.verb), ("err", found.err)] {
         out.set_item(name, conns)?;
     }
     Ok(out)
