@@ -11,10 +11,6 @@ class PipelineError(Exception):
     """Base class of every error dsaccess raises on purpose."""
 
 
-class LogParseError(PipelineError, ValueError):
-    """A log line or file could not be parsed (only with ``errors="raise"``)."""
-
-
 class ConfigError(PipelineError, ValueError):
     """A command-line option or configuration file is wrong."""
 

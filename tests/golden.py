@@ -198,7 +198,7 @@ if __name__ == "__main__":  # rewrite digests, for a defect fixed on purpose (na
     from pipeline.run import RunOptions, run
 
     if sys.argv[1:] == ["events"]:
-        from pipeline.logline import parse_lines
+        from tests.events import parse_lines
         with tempfile.TemporaryDirectory() as tmp:
             table = {}
             for name, data in corpus(Path(tmp)):

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.jsonlog import is_json_log, parse_json_lines
+from pipeline.jsonlog import is_json_log
+
+from .events import parse_json_lines
 
 # Verbatim and constructed examples of 389ds-access-log.md §11.4.
 EXAMPLES = [

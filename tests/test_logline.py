@@ -10,10 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import LogParseError
-from pipeline.logline import parse_lines
-
 from .conftest import SAMPLE
+from .events import parse_lines
 
 T = "[26/Nov/2026:16:22:20.116136841 +0000] "
 
@@ -244,11 +242,6 @@ def test_lines_cut_by_the_server_are_flagged() -> None:
     row = _one(line)
     assert row["truncated"] is True and row["kind"] == "SRCH" and row["filter"] == "(uid=a)"
     assert _one(T + "conn=1 op=1 UNBIND")["truncated"] is False
-
-
-def test_errors_raise_names_file_and_line() -> None:
-    with pytest.raises(LogParseError, match=r"s:access line 2"):
-        parse_lines(b"\n?? junk\n", server="s", file="access", errors="raise")
 
 
 def test_invalid_utf8_is_kept_lossily() -> None:

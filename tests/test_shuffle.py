@@ -13,11 +13,12 @@ from pipeline import shuffle
 from pipeline.cli import EXIT_FAILED, explain
 from pipeline.enrich import join_pieces
 from pipeline.errors import ShuffleError
-from pipeline.logline import parse_lines, tokenize
+from pipeline.logline import tokenize
 from pipeline.partition import SUBS
 from pipeline.schema import EVENT_CLASSES
 from pipeline.store import place
 
+from .events import EVENT_SCHEMA, parse_lines
 from .test_logline import _sample_files
 
 GOLDEN = 0x9E3779B97F4A7C15
@@ -96,7 +97,9 @@ def test_the_cores_class_layout_has_the_event_tables_types() -> None:
     layout = _core.event_classes()
     assert list(layout) == ["request", "result", "lone", "other"]
     for name, schema in layout.items():
-        assert pa.schema(schema) == empty_class(name).to_arrow().schema, name
+        want = pl.DataFrame(schema={c: EVENT_SCHEMA[c] for c in pa.schema(schema).names})
+        assert pa.schema(schema) == want.to_arrow().schema, name
+        assert empty_class(name).schema == want.schema, name
 
 
 def test_the_cores_seed_is_blake2b_of_the_server_name() -> None:

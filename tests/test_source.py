@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.logline import parse_lines
+from pipeline.logline import tokenize
 from pipeline.source import (
     Chunk,
     discover,
@@ -91,7 +91,7 @@ def test_ranges_cover_every_line_once(tmp_path: Path, sample: Path, chunk_bytes:
     pieces = [read_chunk(c) for c in chunks]
     assert b"".join(p.data for p in pieces) == data
     assert [p.final for p in pieces][-1] is True
-    total = sum(parse_lines(p.data, server="ds", file="access", final=p.final).counts["total"]
+    total = sum(tokenize(p.data, final=p.final).counts["total"]
                 for p in pieces)
     assert total == data.count(b"\n") + 1
 

@@ -434,7 +434,9 @@ def naive(folder: str) -> None:
 
 
 def parse_only(folder: str) -> None:
-    from pipeline.logline import parse_lines
+    """The tokenizer into polars tables of events (the tests' view, ``tests.events``), one
+    thread: what a Python program reading the logs with the core would pay."""
+    from tests.events import parse_lines
     began = time.perf_counter()  # after the imports: interpreter and polars start-up is not parsing
     lines = 0
     for path in sorted(Path(folder).iterdir()):
