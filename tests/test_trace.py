@@ -157,6 +157,33 @@ def test_the_command_writes_rows_and_exits_1_when_nothing_matched(
     assert "no operation matched" in capsys.readouterr().err
 
 
+def test_a_json_log_is_read_whole_and_traced_as_from_its_run(tmp_path: Path) -> None:
+    """A 3.x JSON log cannot be searched for its connections without parsing it: its
+    server's lines are all read, a text server beside it is narrowed, the rows are the
+    run's."""
+    import shutil
+
+    from .test_jsonlog import EXAMPLES
+    fleet = tmp_path / "fleet"
+    (fleet / "ds3").mkdir(parents=True)
+    (fleet / "ds3" / "access").write_text(EXAMPLES[0] + "\n"
+                                          + ("\n".join(EXAMPLES[1:13]) + "\n") * 50)
+    shutil.copytree(SAMPLE / "real389b", fleet / "real389b")
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(fleet),), out=out, scheduler="synchronous", partition_mb=1))
+    opts = RunOptions(inputs=(str(fleet),), out="", scheduler="synchronous", partition_mb=1)
+    json_lines = 1 + 12 * 50
+    for dn, server in (("uid=app,ou=people,dc=example,dc=com", "ds3"),
+                       ("uid=svc-limited,dc=example,dc=com", "real389b")):
+        sel = Selectors(bind_dns=(dn,)).check()
+        got = trace_logs(opts, sel)
+        assert got.rows.equals(trace(out, sel)) and set(got.rows["server"]) == {server}, dn
+        if server == "ds3":  # the text server holds no connection of it: not read at all
+            assert (got.lines, got.skipped) == (json_lines, 0)
+        else:  # the JSON log whole, the text server's other connections skipped
+            assert got.lines > json_lines and 0 < got.skipped < got.lines - json_lines
+
+
 def test_the_command_reads_logs_as_it_reads_an_out(fleet: tuple[Truth, Path], tmp_path: Path,
                                                     capsys) -> None:
     _, out = fleet
