@@ -98,3 +98,36 @@ def test_an_unreachable_out_fails_in_one_line_before_any_work(tmp_path: Path) ->
     assert done.stderr.startswith("dsaccess: error: cannot write the output: cannot connect to")
     assert f"sftp://127.0.0.1:{closed}/reports/x" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not cluster.can_hide(), reason="needs root and unshare --mount")
+def test_trace_from_sftp_logs_on_workers_that_cannot_see_them(site, tmp_path: Path) -> None:
+    """`dsaccess trace` reads sftp:// inputs as run does, on a cluster whose workers see
+    neither the logs nor this test's folders: the rows equal a trace of the local run."""
+    server, keys, data, local = site
+    dn = "uid=svc-sync,dc=example,dc=com"
+    reference = tmp_path / "reference.csv"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "trace", str(local), "--bind-dn",
+                           dn, "--verb", "MOD", "-o", str(reference)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    dask = cluster.Cluster().start()
+    try:
+        for _ in range(2):
+            dask.worker(hide=(data, tmp_path))
+        dask.wait_for_workers(2)
+        inputs = [f"{name}={_url(server, data / 'fleet' / name)}"
+                  for name in sorted(p.name for p in (data / "fleet").iterdir())]
+        got = tmp_path / "got.csv"
+        done = subprocess.run([sys.executable, "-m", "pipeline", "trace", *inputs, "--bind-dn",
+                               dn, "--verb", "MOD", "-o", str(got), "--scheduler", dask.address,
+                               "--scratch", _url(server, tmp_path / "scratch"),
+                               "--partition-mb", "2",
+                               "--known-hosts", str(keys / "known_hosts"),
+                               "--key-file", str(keys / "client")],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+    finally:
+        dask.stop()
+    assert got.read_text() == reference.read_text() and got.read_text().count("\n") > 10
+    assert list((tmp_path / "scratch").iterdir()) == []
