@@ -618,22 +618,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
         since_ns=parse_time(args.since, "--since") if args.since else None,
         until_ns=parse_time(args.until, "--until") if args.until else None,
         servers=tuple(args.server)).check()
-    rows = _trace_rows(args, selectors)
+    rows, problems = _trace_rows(args, selectors)
     if form == "table":
         from .terminal import print_trace
         print_trace(rows)
     else:
         write_rows(rows, form, args.output)
     print(f"dsaccess: {closing_line(rows)}", file=sys.stderr)
+    _print_findings(problems, [])
+    if problems:  # (the rows are the other inputs': "nothing matched" is not known)
+        return EXIT_PARTIAL
     return EXIT_OK if rows["match"].any() else EXIT_FAILED
 
 
-def _trace_rows(args: argparse.Namespace, selectors: Any) -> Any:
-    """The trace's rows: from a run's OUT (one folder with run.json), else from logs."""
+def _trace_rows(args: argparse.Namespace, selectors: Any) -> tuple[Any, list[Any]]:
+    """The trace's rows, from a run's OUT (one folder with run.json), else from logs, and
+    the inputs that could not be read."""
     from .trace import is_output, trace
 
     if len(args.sources) == 1 and is_output(Path(args.sources[0])):
-        return trace(Path(args.sources[0]), selectors)
+        return trace(Path(args.sources[0]), selectors), []
     from .run import RunOptions, trace_logs
 
     _check_reading(args)
@@ -650,8 +654,7 @@ def _trace_rows(args: argparse.Namespace, selectors: Any) -> Any:
             raise
         raise NoLogsError(f"not the output of dsaccess run (no run.json), nor access logs: "
                           f"{args.sources[0]} ({e})") from None
-    _print_findings(result.problems, [])
-    return result.rows
+    return result.rows, result.problems
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:

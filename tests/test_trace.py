@@ -198,6 +198,10 @@ def test_the_command_reads_logs_as_it_reads_an_out(fleet: tuple[Truth, Path], tm
                  "--server", "one", "--format", "jsonl"]) == 0
     assert main(["trace", str(logs), "--server", "nowhere", "--verb", "BIND"]) == 64
     assert "--server not among the inputs: nowhere" in capsys.readouterr().err
+    # an input that cannot be read is named, and the exit says the rows are partial
+    assert main(["trace", f"one={logs}/{want['server'][0]}", "gone=/nonexistent/logs",
+                 "--bind-dn", DN, "--format", "jsonl", "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert "gone: log location not found: /nonexistent/logs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,message", [
