@@ -313,10 +313,17 @@ def _op_rows(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select(
         pl.coalesce("ts", "result_ts").alias("time"), "server", "conn", "op", "verb",
         "bind_dn", "client_ip", pl.coalesce("dn", "base").alias("target"),
-        pl.col("scope").map_elements(scope_name, return_dtype=pl.String),
-        "filter", pl.col("err").map_elements(err_name, return_dtype=pl.String),
+        _named(rows, "scope", scope_name), "filter", _named(rows, "err", err_name),
         "etime", "wtime", "match", pl.coalesce("file", "result_file").alias("file"),
         pl.coalesce("line", "result_line").alias("line")).cast(_schema())
+
+
+def _named(rows: pl.DataFrame, column: str, name: Any) -> pl.Expr:
+    """``column``'s values by their names: ``name`` called once per distinct value, not per
+    row (a trace of a busy identity has millions)."""
+    values = rows[column].drop_nulls().unique().to_list()
+    return pl.col(column).replace_strict({v: name(v) for v in values}, default=None,
+                                         return_dtype=pl.String)
 
 
 def _connection_rows(connections: pl.LazyFrame | None, keys: pl.DataFrame) -> pl.DataFrame:
