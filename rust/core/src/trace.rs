@@ -141,12 +141,19 @@ pub fn suspects(data: &[u8], wanted: &Wanted) -> Suspects {
     Suspects { bind_dn, client_ip, filter_value, target, verb, err }
 }
 
-/// The (start, end) of each line holding one of `words`, in order, each once.
+/// The (start, end) of each line holding one of `words`, in order, each once. Each
+/// byte is searched for a line's start once per word: a block of one long line full of
+/// the words (a damaged or hostile log) costs no more than a block of short ones.
 fn lines_with(data: &[u8], words: &[Vec<u8>]) -> Vec<(usize, usize)> {
     let mut starts: Vec<usize> = Vec::new();
     for word in words {
+        let (mut start, mut searched) = (0, 0);
         for at in memchr::memmem::find_iter(data, word) {
-            starts.push(memrchr(b'\n', &data[..at]).map_or(0, |n| n + 1));
+            if let Some(n) = memrchr(b'\n', &data[searched..at]) {
+                start = searched + n + 1;
+            }
+            searched = at;
+            starts.push(start);
         }
     }
     starts.sort_unstable();
@@ -237,6 +244,17 @@ mod tests {
         assert_eq!(s.target, [13, 14]);
         assert_eq!(s.verb, [14]);
         assert_eq!(s.err, [12]);
+    }
+
+    #[test]
+    fn lines_are_found_once_whatever_their_length() {
+        let words = [b"dn=\"".to_vec()];
+        let two = lines_with(b"a dn=\"x\" dn=\"y\"\nb\nc dn=\"z\"", &words);
+        assert_eq!(two, [(0, 16), (18, 26)]);
+        // 20 MB in one line, a word every 5 bytes: one line, in linear time (the search
+        // for each hit's line start went back to the block's start: about an hour)
+        let long = b"dn=\"x".repeat(4 << 20);
+        assert_eq!(lines_with(&long, &words), [(0, long.len())]);
     }
 
     #[test]
