@@ -74,7 +74,7 @@ integration: install ds-deps  ## real 389 DS servers → sshd → collect → Da
 	$(BIN)/pytest -q -m ds389 -rs tests/integration
 
 bench: install ds-deps  ## throughput, memory, scaling; baselines: naive Python, logconv -V (389-ds-base)
-	cargo build --quiet --release --manifest-path rust/Cargo.toml --example tokenize_file --example join_file --example shuffle_file
+	cargo build --quiet --release --manifest-path rust/Cargo.toml --example tokenize_file --example join_file --example shuffle_file --example route_file
 	$(BIN)/python tests/bench/bench.py
 
 FUZZ_SECONDS ?= 120

@@ -307,6 +307,19 @@ def report(results: dict[str, dict]) -> None:
               f"instructions per line to encode (parse task), "
               f"{results['join_1_core']['shuffle_decode_instructions_per_line']:.0f} to decode "
               "(join task)")
+    join = results["join_1_core"]
+    if join.get("route_instructions_per_line"):
+        today = (results["tokenizer_1_core"].get("instructions_per_line", 0)
+                 + join["shuffle_encode_instructions_per_line"])
+        size = join["route_sample_bytes"]
+        print(f"stage A as raw lines routed by their frame (issue 32's other shape): "
+              f"{join['route_instructions_per_line']:.0f} instructions per line to route, "
+              f"{join['route_compress_instructions_per_line']:.0f} to compress (LZ4), "
+              f"{join['unroute_instructions_per_line']:.0f} to decompress and tokenize in "
+              f"the join task, against tokenize + encode {today:.0f} and decode "
+              f"{join['shuffle_decode_instructions_per_line']:.0f} today; scratch bytes per "
+              f"log byte {join['routed_compressed'] / size:.2f} routed, "
+              f"{join['columns_shuffle_bytes'] / size:.2f} as columns")
     stages = full.get("stages", {})
     if stages:
         workers = {k.removeprefix("worker_"): v for k, v in stages.items()
@@ -526,6 +539,11 @@ def join_alone(folder: str) -> None:
     # decoding (of every batch of the sample, as one bucket)
     encode, decode = (callgrind(folder, "shuffle_file", f"shuffle_file::{step}_step")
                       for step in ("encode", "decode"))
+    # the other shape of stage A (issue 32): raw lines routed by their frame, tokenized
+    # once in the join task; and the bytes each shape sends through the scratch
+    route, compress, unroute = (callgrind(folder, "route_file", f"route_file::{step}_step")
+                                for step in ("route", "compress", "unroute"))
+    sizes = route_sizes(folder)
     print(json.dumps({"lines": events, "inner_seconds": best,
                       **callgrind(folder, "join_file", "join_file::join_stage"),
                       "pairing_instructions_per_line": pairing.get("instructions_per_line"),
@@ -533,7 +551,25 @@ def join_alone(folder: str) -> None:
                           folder, "join_file", "join_file::aggregate_stage").get(
                           "instructions_per_line"),
                       "shuffle_encode_instructions_per_line": encode.get("instructions_per_line"),
-                      "shuffle_decode_instructions_per_line": decode.get("instructions_per_line")}))
+                      "shuffle_decode_instructions_per_line": decode.get("instructions_per_line"),
+                      "route_instructions_per_line": route.get("instructions_per_line"),
+                      "route_compress_instructions_per_line": compress.get(
+                          "instructions_per_line"),
+                      "unroute_instructions_per_line": unroute.get("instructions_per_line"),
+                      **sizes}))
+
+
+def route_sizes(folder: str) -> dict:
+    """The scratch bytes of each shape of stage A on the callgrind sample (``route_file``):
+    the lines routed raw (LZ4), and the tokenized columns (the shuffle's files)."""
+    binary = ROOT / "rust/target/release/examples/route_file"
+    sample = Path(folder).parent.parent / "callgrind-sample.log"
+    if not binary.exists() or not sample.exists():
+        return {}
+    done = json.loads(subprocess.run([str(binary), str(sample)], capture_output=True,
+                                     text=True, check=True).stdout)
+    return {"route_sample_bytes": done["bytes"], "routed_compressed": done["routed_compressed"],
+            "columns_shuffle_bytes": done["columns_shuffle_bytes"]}
 
 
 def run_job(inputs: str, out: str, workers: int, operations: str) -> None:
