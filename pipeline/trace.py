@@ -117,9 +117,11 @@ EVERYWHERE = {"verb": {"BIND", "SRCH", "UNBIND"}, "err": {0}}
 
 
 def followed(sel: Selectors) -> list[str]:
-    """The keys of ``FOLLOWED`` whose selectors are given and narrow the connections."""
+    """The keys of ``FOLLOWED`` whose selectors are given and narrow the connections, and
+    ``time`` for a window (the connections with a line in it)."""
     return [key for key, name in FOLLOWED.items() if getattr(sel, name)
-            and not {_upper(v) for v in getattr(sel, name)} & EVERYWHERE.get(key, set())]
+            and not {_upper(v) for v in getattr(sel, name)} & EVERYWHERE.get(key, set())] \
+        + (["time"] if sel.since_ns is not None or sel.until_ns is not None else [])
 
 
 def _upper(value: Any) -> Any:
@@ -134,7 +136,7 @@ def suspects(data: bytes, sel: Selectors) -> dict[str, list[int]]:
         data, bind_dns=list(sel.bind_dns), networks=list(sel.client_ips),
         filter_values=list(sel.filter_values), targets=list(sel.targets), subtree=sel.subtree,
         verbs=[v.upper() for v in sel.verbs] if "verb" in keys else [],
-        errs=list(sel.errs) if "err" in keys else [])
+        errs=list(sel.errs) if "err" in keys else [], since=sel.since_ns, until=sel.until_ns)
 
 
 def needs_suspects(sel: Selectors) -> bool:

@@ -106,11 +106,17 @@ def test_selectors_combine_as_and_and_repeat_as_or(fleet: tuple[Truth, Path],
     assert rows.height == want.height > 0
 
 
+def _at(ops: pl.DataFrame, share: float) -> int:
+    """The time ``share`` of the way through the operations, UTC ns."""
+    first, last = (ops["ts"].dt.epoch("ns").min(), ops["ts"].dt.epoch("ns").max())
+    return int(first + (last - first) * share)
+
+
 def test_from_logs_only_the_suspect_connections_are_parsed(fleet: tuple[Truth, Path]
                                                            ) -> None:
     """The first pass narrows the second to the connections that can match; selectors
-    that follow no connection (etime, time; searches, success) read every line, and the
-    rows are the same."""
+    that narrow nothing (etime; searches, success) read every line, and the rows are the
+    same."""
     truth, out = fleet
     opts = RunOptions(inputs=(str(out.parent / "logs"),), out="", scheduler="synchronous")
     ops = _ops(out)
@@ -125,6 +131,9 @@ def test_from_logs_only_the_suspect_connections_are_parsed(fleet: tuple[Truth, P
         (Selectors(targets=(first["base"],), bind_dns=(first["bind_dn"],)), 0.95),
         (Selectors(verbs=("del", "modrdn")), 0.2),  # (writes ride pooled connections)
         (Selectors(errs=(49, 32)), 0.2),
+        # two seconds of the 80: the connections with a line then (pooled ones live long)
+        (Selectors(since_ns=_at(ops, 0.5), until_ns=_at(ops, 0.525)), 0.3),
+        (Selectors(since_ns=_at(ops, 0.99)), 0.0),  # (most are still open at the end)
     ]
     for sel, share in selective:
         got = trace_logs(opts, sel.check())

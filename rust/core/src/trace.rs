@@ -39,6 +39,10 @@ pub struct Wanted {
     pub verbs: Vec<String>,
     /// result codes
     pub errs: Vec<i64>,
+    /// a time window, UTC ns (`since <= ts < until`; None: open on that side); followed
+    /// when either side is given
+    pub since: Option<i64>,
+    pub until: Option<i64>,
 }
 
 /// An address range: `10.1.2.0/24`, `2001:db8::/32`, or one address.
@@ -96,6 +100,8 @@ pub struct Suspects {
     pub target: Vec<i64>,
     pub verb: Vec<i64>,
     pub err: Vec<i64>,
+    /// connections with a line in the window
+    pub time: Vec<i64>,
 }
 
 /// The connections of a newline-aligned block of a text log that may hold a match,
@@ -138,7 +144,31 @@ pub fn suspects(data: &[u8], wanted: &Wanted) -> Suspects {
     }
     let [bind_dn, client_ip, filter_value, target, verb, err] =
         sets.map(|s| s.into_iter().collect());
-    Suspects { bind_dn, client_ip, filter_value, target, verb, err }
+    let time = if wanted.since.is_some() || wanted.until.is_some() {
+        in_window(data, wanted.since.unwrap_or(i64::MIN), wanted.until.unwrap_or(i64::MAX))
+    } else {
+        Vec::new()
+    };
+    Suspects { bind_dn, client_ip, filter_value, target, verb, err, time }
+}
+
+/// The client connections with a line in `since <= ts < until`: an operation in the
+/// window has its request or its RESULT there. Every line's frame is read (no body).
+fn in_window(data: &[u8], since: i64, until: i64) -> Vec<i64> {
+    let mut found = BTreeSet::new();
+    let mut stamps = StampCache::default();
+    let mut start = 0;
+    while start < data.len() {
+        let end = memchr(b'\n', &data[start..]).map_or(data.len(), |n| start + n + 1);
+        let text = String::from_utf8_lossy(&data[start..end]);
+        if let Head::Event(ids) = parse_head_cached(&text, &mut stamps) {
+            if let Some(conn) = ids.conn.filter(|_| !ids.internal && (since..until).contains(&ids.ts)) {
+                found.insert(conn);
+            }
+        }
+        start = end;
+    }
+    found.into_iter().collect()
 }
 
 /// The (start, end) of each line holding one of `words`, in order, each once. Each
@@ -231,6 +261,9 @@ mod tests {
             subtree: true,
             verbs: vec!["DEL".into()],
             errs: vec![49],
+            // 02:00:01 to 02:00:04 (+0100): the lines of conns 12 to 14
+            since: Some(1_796_605_201_000_000_000),
+            until: Some(1_796_605_204_000_000_000),
         }
     }
 
@@ -244,6 +277,7 @@ mod tests {
         assert_eq!(s.target, [13, 14]);
         assert_eq!(s.verb, [14]);
         assert_eq!(s.err, [12]);
+        assert_eq!(s.time, [12, 13, 14]);
     }
 
     #[test]
@@ -263,7 +297,7 @@ mod tests {
         let s = suspects(LOG.as_bytes(), &w);
         assert_eq!(s.target, [13]); // not the entry below it without subtree
         assert!(s.bind_dn.is_empty() && s.client_ip.is_empty() && s.filter_value.is_empty()
-                && s.verb.is_empty() && s.err.is_empty());
+                && s.verb.is_empty() && s.err.is_empty() && s.time.is_empty());
         assert_eq!(suspects(b"", &wanted()), Suspects::default());
         assert_eq!(suspects(b"\tjunk\nno newline", &wanted()), Suspects::default());
     }

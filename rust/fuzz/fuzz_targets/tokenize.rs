@@ -25,10 +25,10 @@ fuzz_target!(|data: &[u8]| {
         let wanted = Wanted { bind_dns: vec!["cn=x".into()], networks: vec![
             Network::parse("10.0.0.0/8").expect("a network")], filter_values: vec!["a".into()],
             targets: vec!["dc=x".into()], subtree: data.len() % 2 == 0,
-            verbs: vec!["DEL".into()], errs: vec![49] };
+            verbs: vec!["DEL".into()], errs: vec![49], since: Some(0), until: None };
         let s = suspects(data, &wanted);
-        let mut conns: Vec<i64> = [s.bind_dn, s.client_ip, s.filter_value, s.target, s.verb, s.err]
-            .concat();
+        let mut conns: Vec<i64> = [s.bind_dn, s.client_ip, s.filter_value, s.target, s.verb, s.err,
+                                      s.time].concat();
         conns.sort_unstable();
         conns.dedup();
         let some = tokenize_connections(data, &opts, &conns).counts;

@@ -62,13 +62,15 @@ fn tokenize_text<'py>(
 
 /// The client connections of a newline-aligned block of a text log that may hold a
 /// trace's matches, per selector: ``{"bind_dn": [conn, ...], "client_ip": [...],
-/// "filter_value": [...], "target": [...], "verb": [...], "err": [...]}``
+/// "filter_value": [...], "target": [...], "verb": [...], "err": [...], "time": [...]}``
 /// (``rust/core/src/trace.rs``; a superset). DNs are compared as LDAP compares them,
 /// filter values in any case; ``networks`` are addresses or CIDR ranges (a ValueError
-/// names one that is neither); ``verbs`` as the operations table spells them (``DEL``).
+/// names one that is neither); ``verbs`` as the operations table spells them (``DEL``);
+/// ``since``/``until`` (UTC ns) a window, whose connections are those with a line in it.
 #[pyfunction]
 #[pyo3(signature = (data, *, bind_dns=vec![], networks=vec![], filter_values=vec![],
-                    targets=vec![], subtree=false, verbs=vec![], errs=vec![]))]
+                    targets=vec![], subtree=false, verbs=vec![], errs=vec![], since=None,
+                    until=None))]
 #[allow(clippy::too_many_arguments)]
 fn trace_suspects<'py>(
     py: Python<'py>,
@@ -80,6 +82,8 @@ fn trace_suspects<'py>(
     subtree: bool,
     verbs: Vec<String>,
     errs: Vec<i64>,
+    since: Option<i64>,
+    until: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let networks = networks.iter()
         .map(|n| Network::parse(n).ok_or_else(|| PyValueError::new_err(
@@ -93,12 +97,14 @@ fn trace_suspects<'py>(
         subtree,
         verbs,
         errs,
+        since,
+        until,
     };
     let found = py.detach(|| suspects(data, &wanted));
     let out = PyDict::new(py);
     for (name, conns) in [("bind_dn", found.bind_dn), ("client_ip", found.client_ip),
                           ("filter_value", found.filter_value), ("target", found.target),
-                          ("verb", found.verb), ("err", found.err)] {
+                          ("verb", found.verb), ("err", found.err), ("time", found.time)] {
         out.set_item(name, conns)?;
     }
     Ok(out)
