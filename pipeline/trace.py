@@ -1,12 +1,15 @@
-"""``dsaccess trace OUT``: what one identity, client, connection or entry did, across the
-fleet, in time order, from a run's operations table.
+"""``dsaccess trace``: what one identity, client, connection or entry did, across the
+fleet, in time order, from a run's operations table (``trace``) or from the logs
+(``run.trace_logs``, whose tasks call ``select`` on each bucket's joined operations).
 
 The selectors are ANDed; each repeated is ORed. The cheap ones (server, time, verb, err,
 etime) are pushed down to the Parquet scan; DNs are compared as LDAP compares them
 (``dn.canonical``) and addresses by network, each once per distinct value, and then
 pushed down as a list of the values that match. Every matched operation's connection
 brings its open and close and its BINDs, as context rows (``match`` false), so each
-line reads with the identity and client it had.
+line reads with the identity and client it had. From logs, the selectors that follow a
+connection first tell which connections to read at all (``suspects``,
+``connections_to_read``).
 """
 
 from __future__ import annotations
