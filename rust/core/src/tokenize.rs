@@ -2,7 +2,8 @@
 //!
 //! Every line is exactly one of: an event (a row), a reject (a row with a reason),
 //! a header line (the title block: starts with a tab) or a blank line, so
-//! `total = parsed + rejected + header + blank` always holds. A value that would
+//! `total = parsed + rejected + header + blank` always holds (`+ skipped`, the events of
+//! other connections, when only some are read: `tokenize_connections`). A value that would
 //! not fit its column (a timestamp outside the 64-bit nanosecond range, an id or
 //! count over 64 bits, a timing over `MAX_SECONDS`) makes its line a reject.
 
