@@ -7,7 +7,7 @@
 //! or a key inside a value that the general pattern's lazy match could read
 //! differently, any segment out of its usual order.
 
-use crate::fields::{Fields, Kind, F};
+use crate::fields::{general, Fields, Kind, F, FIELD_COUNT};
 
 struct Scan<'a> {
     s: &'a str,
@@ -74,6 +74,20 @@ impl<'a> Scan<'a> {
 /// false: take the general pattern (after clearing `f`).
 pub fn strict<'a>(kind: Kind, body: &'a str, f: &mut Fields<'a>) -> bool {
     layout(kind, body, f).is_some()
+}
+
+/// A body's fields as the tokenizer reads them, into `f` (all None on entry): the strict
+/// path where it takes the body (with `use_strict`), else the kind's general pattern.
+/// Some(true): the strict path read them; Some(false): the general pattern; None:
+/// neither matches (a malformed line).
+#[inline]
+pub fn read_fields<'a>(kind: Kind, body: &'a str, use_strict: bool, f: &mut Fields<'a>)
+                       -> Option<bool> {
+    if use_strict && strict(kind, body, f) {
+        return Some(true);
+    }
+    *f = [None; FIELD_COUNT];
+    general(kind, body, f).then_some(false)
 }
 
 fn layout<'a>(kind: Kind, body: &'a str, f: &mut Fields<'a>) -> Option<()> {

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::columns::{batch, BoolCol, F64Col, FixedStrCol, I64Col, NameCol, StrCol};
-use crate::fields::{general, kind_of, unknown_result_keys, Fields, Kind, F, FIELD_COUNT, KIND_COUNT, KIND_NAMES};
+use crate::fields::{kind_of, unknown_result_keys, Fields, Kind, F, FIELD_COUNT, KIND_COUNT, KIND_NAMES};
 use crate::head::{parse_head_cached, Head, Ids, StampCache};
-use crate::strict::strict;
+use crate::strict::read_fields;
 
 /// Rejects keep at most this many characters of their line (`schema.REJECT_TEXT_LIMIT`).
 pub const REJECT_TEXT_LIMIT: usize = 2048;
@@ -389,18 +389,14 @@ impl Builder {
             return self.reject(number, text, word_reason("unknown event keyword", body));
         };
         let mut fields: Fields<'_> = [None; FIELD_COUNT];
-        let from_strict = use_strict && strict(kind, body, &mut fields);
-        if !from_strict {
-            fields = [None; FIELD_COUNT];
-            if !general(kind, body, &mut fields) {
-                let what = format!("malformed {} line", kind.name());
-                return self.reject(number, text, word_reason(&what, body));
-            }
-            if kind == Kind::Result {
-                // (a RESULT the strict path took has only the keys it knows)
-                for key in unknown_result_keys(body) {
-                    self.unknown_field(key);
-                }
+        let Some(from_strict) = read_fields(kind, body, use_strict, &mut fields) else {
+            let what = format!("malformed {} line", kind.name());
+            return self.reject(number, text, word_reason(&what, body));
+        };
+        if !from_strict && kind == Kind::Result {
+            // (a RESULT the strict path took has only the keys it knows)
+            for key in unknown_result_keys(body) {
+                self.unknown_field(key);
             }
         }
         let mut values = Typed::default();

@@ -21,9 +21,9 @@ use std::net::IpAddr;
 use memchr::{memchr, memrchr};
 
 use crate::dn::canonical;
-use crate::fields::{general, kind_of, Fields, Kind, F, FIELD_COUNT};
+use crate::fields::{kind_of, Fields, Kind, F, FIELD_COUNT};
 use crate::head::{parse_head_cached, Head, StampCache};
-use crate::strict::strict;
+use crate::strict::read_fields;
 
 /// What a trace selects by, in comparison form: DNs canonical (`dn::canonical`), filter
 /// values lower-cased. An empty list selects nothing by that selector.
@@ -201,12 +201,7 @@ fn read_line<'a>(text: &'a str, stamps: &mut StampCache) -> Option<(i64, Kind, F
     let body = &text[ids.body_at..];
     let kind = kind_of(body)?;
     let mut fields: Fields<'_> = [None; FIELD_COUNT];
-    if !strict(kind, body, &mut fields) {
-        fields = [None; FIELD_COUNT];
-        if !general(kind, body, &mut fields) {
-            return None;
-        }
-    }
+    read_fields(kind, body, true, &mut fields)?;
     Some((conn, kind, fields))
 }
 
