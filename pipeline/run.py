@@ -145,11 +145,7 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                       "parquet" in opts.operations)
         with _scheduler(opts, observer) as compute:
             layout = _layout(chunks, opts.partition_mb, compute.threads)
-            parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1],
-                                                      scratch, opts.since_ns, opts.until_ns)
-                     for c in chunks]
-            between = dask.delayed(between_stages, pure=False)(  # waits for every parse
-                parse, opts.since_ns, opts.until_ns)
+            parse, between = _stage_a(chunks, layout, scratch, (opts.since_ns, opts.until_ns))
             budget = BUDGET * (opts.partition_mb << 20)
             enrich_ = [dask.delayed(_enrich, pure=False)(b, sources, between, scratch,
                                                          staging, opts.sort_operands,
@@ -234,10 +230,7 @@ def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:
             chunks = [c for c in chunks if read[c.file.server] != []]
             suspected = time.perf_counter()
             layout = _layout(chunks, opts.partition_mb, compute.threads)
-            parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1], scratch,
-                                                      None, None, read[c.file.server])
-                     for c in chunks]
-            between = dask.delayed(between_stages, pure=False)(parse)
+            parse, between = _stage_a(chunks, layout, scratch, (None, None), read)
             budget = BUDGET * (opts.partition_mb << 20)
             joins = [dask.delayed(trace_task, pure=False)(b, sources, between, scratch, sel,
                                                           budget)
@@ -257,6 +250,17 @@ def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:
                                         "parse_join": done - suspected, "total": done - started},
                        sum(r.bytes for r in reports), sum(n.get("total", 0) for n in lines),
                        sum(n.get("skipped", 0) for n in lines))
+
+
+def _stage_a(chunks: list[Chunk], layout: dict[str, tuple[int, int]], scratch: Place,
+             window: tuple[int | None, int | None],
+             connections: dict[str, list[int] | None] | None = None) -> tuple[list[Any], Any]:
+    """Stage A's parse tasks (each server's ``connections`` only, for a trace) and the
+    one task that waits for them all (``between_stages``)."""
+    parse = [dask.delayed(_parse, pure=False)(c, layout[c.file.server][1], scratch, *window,
+                                              (connections or {}).get(c.file.server))
+             for c in chunks]
+    return parse, dask.delayed(between_stages, pure=False)(parse, *window)
 
 
 CANCEL_WAIT_SECONDS = 60

@@ -23,7 +23,7 @@ from .logline import reject_table, tokenize, tokenize_json
 from .partition import SUBS
 from .schema import EVENT_CLASSES, REJECT_SCHEMA
 from .sniff import looks_like
-from .source import Chunk, read_chunk, read_head
+from .source import Chunk, ChunkData, read_chunk, read_head
 from .store import Place
 
 
@@ -111,15 +111,12 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
     ``connections`` (a trace), a text log's events of those client connections only."""
     steps = Steps()
     f = chunk.file
-    # 3.x JSON logs are detected per file, whichever range this is. json-pretty objects
-    # span lines, so a JSON file is not cut: the task of its first range parses it
-    # whole, and the others have no lines (and read none of them).
-    if chunk.start > 0 and is_json_log(read_head(f)):
+    got, json = _read_text(chunk)
+    if got is None:  # a JSON file's later range: its first range's task parses it whole
         return ChunkReport(chunk.index, f.server, f.name, f.seq, 0, {f.server: {}},
                            None, steps.total, 0, steps.seconds, f.url)
-    got = read_chunk(chunk)
     steps.lap("read")
-    if chunk.start == 0 and is_json_log(got.data[:4096]):
+    if json:
         if chunk.end != -1:  # the file was cut into ranges: read all of it
             got = read_chunk(Chunk(f, chunk.index, 0, -1))
         tokens = tokenize_json(got.data)
@@ -146,27 +143,32 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                        len(got.data), steps.raised("parse"), f.url)
 
 
+def _read_text(chunk: Chunk) -> tuple[ChunkData | None, bool]:
+    """A chunk's bytes, and whether its file is a 3.x JSON log. JSON logs are detected
+    per file, whichever range this is: json-pretty objects span lines, so a JSON file is
+    not cut, and a range after its first is not read (None)."""
+    if chunk.start > 0 and is_json_log(read_head(chunk.file)):
+        return None, True
+    got = read_chunk(chunk)
+    return got, chunk.start == 0 and is_json_log(got.data[:4096])
+
+
 def suspects_task(chunk: Chunk, sel: trace.Selectors) -> dict[str, list[int]] | None:
     """A trace's first pass over a chunk: per selector that follows connections, the
     client connections that may match (``trace.suspects``); None for a JSON log, whose
     lines the trace reads whole."""
-    if chunk.start > 0 and is_json_log(read_head(chunk.file)):
-        return None
-    got = read_chunk(chunk)
-    if chunk.start == 0 and is_json_log(got.data[:4096]):
-        return None
-    return trace.suspects(got.data, sel)
+    got, json = _read_text(chunk)
+    return None if got is None or json else trace.suspects(got.data, sel)
 
 
 def trace_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
                sel: trace.Selectors, budget: int = 1 << 62) -> pl.DataFrame:
     """A trace's stage B: one bucket's events joined (no aggregates, nothing written),
     and the rows ``sel`` selects with their connections' context (``trace.select``)."""
-    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
-    sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
+    found, parts = _bucket_parts(scratch, sources, budget)
     rows = []
-    for subs in shuffle.parts(sizes, budget):
-        pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
+    for subs in parts:
+        pieces = _read_part(found, subs, between)
         joined = join_pieces(pieces, aggregates=False)
         del pieces
         rows.append(trace.select(joined.operations.lazy(), joined.connections.lazy(), sel))
@@ -228,11 +230,10 @@ def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch
     part's connections whole, so task memory stays bounded when one bucket gets more
     than its share."""
     steps = Steps()
-    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
-    sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
+    found, parts = _bucket_parts(scratch, sources, budget)
     reports = [_join_part(f"{bucket:05d}-{j:02d}", subs, found, between, scratch, staging,
                           sort_operands, operations, workloads, steps)
-               for j, subs in enumerate(shuffle.parts(sizes, budget))]
+               for j, subs in enumerate(parts)]
     reports = [r for r in reports if r is not None]
     if not reports:
         return BucketReport({}, {}, 0, steps.total)
@@ -248,6 +249,21 @@ def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch
                         rule_errors)
 
 
+def _bucket_parts(scratch: Place, sources: shuffle.Sources, budget: int
+                  ) -> tuple[dict[str, list[shuffle.Piece]], list[range]]:
+    """A bucket's pieces of each class's files (``sources`` name them), and its
+    sub-buckets in parts of at most ``budget`` bytes, each joined in turn."""
+    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
+    sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
+    return found, shuffle.parts(sizes, budget)
+
+
+def _read_part(found: dict[str, list[shuffle.Piece]], subs: range, between: Between
+               ) -> dict[str, Any]:
+    """The bytes of the sub-buckets ``subs`` of each class, as ``join_pieces`` takes them."""
+    return {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
+
+
 def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
                between: Between, scratch: Place, staging: Place, sort_operands: bool,
                operations: tuple[str, ...], workloads: tuple[tuple[str, str, int | None], ...],
@@ -256,7 +272,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     """Join the sub-buckets ``subs`` of a bucket; write their operations (in the formats
     ``operations`` names) and connections as pieces called ``name``; their partials, rule
     errors and operation count."""
-    pieces = {cls: shuffle.read_pieces(ps, subs, between.offsets) for cls, ps in found.items()}
+    pieces = _read_part(found, subs, between)
     steps.lap("shuffle_read")
     joined = join_pieces(pieces, sort_operands=sort_operands, workloads=workloads,
                          load_period=between.load_period, window=between.window)

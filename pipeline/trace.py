@@ -155,7 +155,7 @@ def connections_to_read(server: str, found: list[dict[str, list[int]] | None],
     picks: list[set[int]] = []
     if sel.conns:
         picks.append({c for s, c in sel.conns if s == server})
-    if needs_suspects(sel) and not any(f is None for f in found):
+    if not any(f is None for f in found):
         picks += [set().union(*(f[key] for f in found if f is not None))
                   for key in followed(sel)]
     return sorted(set.intersection(*picks)) if picks else None
