@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from . import aggregate, offsets, outputs, views
+from . import aggregate, offsets, outputs, report, views
 from .errors import ConfigError
 
 MUST_AGREE = ("histogram", "fingerprint", "workloads")
@@ -77,7 +77,7 @@ def merge_runs(runs: list[Path], out: Path, histocrutch: bool = False,
         for server in sorted({s for s, _ in runs_of})}
     staging = outputs.staging_dir(out)
     try:
-        outputs.write_aggregates(staging, summary, tables, info, histocrutch)
+        report.write_aggregates(staging, summary, tables, info, histocrutch)
         outputs.publish(staging, out)
     except BaseException:
         outputs.discard(staging)

@@ -426,15 +426,3 @@ def write_text(text: str, path: Where) -> None:
     with writing(path):
         path.write_text(text)
 
-
-def write_aggregates(out: Where, summary: dict[str, Any], tables: dict[str, pl.DataFrame],
-                     info: dict[str, Any], histocrutch: bool = False) -> None:
-    """What run and merge both write: summary.json, run.json, the aggregate tables,
-    report.html and metrics.prom."""
-    from .report import write_reports
-    out = place(out)
-    for name, table in tables.items():
-        write_parquet(table, out / f"{name}.parquet")
-    write_json(info, out / "run.json")
-    write_json(summary, out / "summary.json")
-    write_reports(out, summary, tables, info, histocrutch)

@@ -12,6 +12,7 @@ from . import aggregate, outputs
 from .errors import ConfigError
 from .metrics import render_prometheus
 from .render import render_html
+from .store import place
 from .textreport import render_text
 
 
@@ -28,6 +29,19 @@ def write_reports(out: Path, summary: dict[str, Any], tables: dict[str, pl.DataF
     page = render_html(summary, tables, info, plotly_js(), show_examples)
     outputs.write_text(page, out / "report.html")
     outputs.write_text(render_prometheus(summary, tables, histocrutch), out / "metrics.prom")
+
+
+def write_aggregates(out: outputs.Where, summary: dict[str, Any],
+                     tables: dict[str, pl.DataFrame], info: dict[str, Any],
+                     histocrutch: bool = False) -> None:
+    """What run and merge both write: summary.json, run.json, the aggregate tables,
+    report.html and metrics.prom."""
+    out = place(out)
+    for name, table in tables.items():
+        outputs.write_parquet(table, out / f"{name}.parquet")
+    outputs.write_json(info, out / "run.json")
+    outputs.write_json(summary, out / "summary.json")
+    write_reports(out, summary, tables, info, histocrutch)
 
 
 def load_output(out: Path) -> tuple[dict[str, Any], dict[str, pl.DataFrame], dict[str, Any]]:

@@ -34,7 +34,7 @@ import dask
 import polars as pl
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import aggregate, histogram, outputs, saturation, trace, views
+from . import aggregate, histogram, outputs, report, saturation, trace, views
 from .config import DEFAULT_WORKLOADS
 from .enrich import join_pieces
 from .errors import ConfigError, NoLogsError, PipelineError, SourceError
@@ -741,7 +741,7 @@ def _finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     info[aggregate.UTC_OFFSETS] = {s: p[aggregate.UTC_OFFSETS]
                                    for s, p in sorted(per_server.items())
                                    if aggregate.UTC_OFFSETS in p}
-    outputs.write_aggregates(staging, summary, tables, info, opts.histocrutch)
+    report.write_aggregates(staging, summary, tables, info, opts.histocrutch)
     return summary, tables, problems
 
 

@@ -74,3 +74,20 @@ def test_only_run_imports_dask() -> None:
         names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
                   if isinstance(n, ast.ImportFrom) and n.level == 0}
         assert not names & {"dask", "distributed"} or module == "run", module
+
+
+def test_imports_form_no_cycle() -> None:
+    """House rule 2: imports go one way (at the top or inside functions)."""
+    graph = {m: _imports(m) - {"__init__"} for m in MODULES}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, "import cycle: " + " -> ".join([*path, module])
+        if module in done:
+            return
+        for other in sorted(graph.get(module, set())):
+            visit(other, [*path, module])
+        done.add(module)
+
+    for module in MODULES:
+        visit(module, [])
