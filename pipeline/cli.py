@@ -391,7 +391,8 @@ def _check_reading(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import RunOptions, run
+    from .plan import RunOptions
+    from .run import run
 
     _check_reading(args)
     since = parse_time(args.since, "--since") if args.since else None
@@ -638,7 +639,8 @@ def _trace_rows(args: argparse.Namespace, selectors: Any) -> tuple[Any, list[Any
 
     if len(args.sources) == 1 and is_output(Path(args.sources[0])):
         return trace(Path(args.sources[0]), selectors), []
-    from .run import RunOptions, trace_logs
+    from .plan import RunOptions
+    from .run import trace_logs
 
     _check_reading(args)
     opts = RunOptions(

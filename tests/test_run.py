@@ -194,9 +194,9 @@ def test_same_results_on_a_multiprocess_cluster_and_any_partition_size(
 
 @pytest.mark.integration
 def test_local_workers_keep_their_modules_out_of_the_garbage_collector(tmp_path: Path) -> None:
-    job = importlib.import_module("pipeline.run")
+    job = importlib.import_module("pipeline.cluster")
     opts = RunOptions(inputs=(str(SAMPLE),), out=tmp_path / "out", workers=1)
-    with job._scheduler(opts, job._Logged(None)) as compute:
+    with job.Scheduler(opts, job.Logged(None)) as compute:
         frozen, thresholds = next(iter(compute.client.run(
             lambda: (gc.get_freeze_count(), gc.get_threshold())).values()))
     assert frozen > 100_000  # polars, dask and the job's modules, frozen after import
@@ -388,9 +388,9 @@ def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks,
 
 def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(
         sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.run as run_module
+    from pipeline import plan
 
-    monkeypatch.setattr(run_module, "BUDGET", 0)  # every sub-bucket its own part
+    monkeypatch.setattr(plan, "BUDGET", 0)  # every sub-bucket its own part
     out = tmp_path / "parts"
     run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous"))
     pieces = sorted(p.name for p in (out / "operations").rglob("*.parquet"))
@@ -400,7 +400,7 @@ def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(
 
 def test_buckets_grow_with_the_input_and_a_tasks_arguments_do_not() -> None:
     from pipeline.partition import bucket_layout
-    from pipeline.run import _sources
+    from pipeline.plan import bucket_sources
     from pipeline.source import Chunk, LogFile
     target = 96 << 20
     for tb in (1, 10):  # one server of 1 and of 10 TB: no cap on the buckets
@@ -408,7 +408,7 @@ def test_buckets_grow_with_the_input_and_a_tasks_arguments_do_not() -> None:
         assert layout["big"] == (0, -(-(tb << 40) // target))
     files = [LogFile("big", f"/x/{i}", f"access.{i}", i, 64 << 20, False) for i in range(500)]
     chunks = [Chunk(f, i, 0, -1) for i, f in enumerate(files)]
-    sources = _sources(chunks, {"big": (0, 300)})
+    sources = bucket_sources(chunks, {"big": (0, 300)})
     assert len(sources) == 300
     assert all(s == ((0, 500, b),) for b, s in enumerate(sources))  # one run of chunks
 

@@ -344,8 +344,8 @@ def test_verbose_after_the_command_shows_our_debug_lines_only(tmp_path: Path) ->
                            str(tmp_path / "out"), "-v", "--workers", "1"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "DEBUG pipeline.run: plan: 1 parse tasks" in done.stderr
-    assert "DEBUG pipeline.run: done: {'stage': 'join'" in done.stderr  # from a worker
+    assert "DEBUG pipeline.cluster: plan: 1 parse tasks" in done.stderr
+    assert "DEBUG pipeline.cluster: done: {'stage': 'join'" in done.stderr  # from a worker
     assert not re.search(r"^(INFO|DEBUG) distributed", done.stderr, re.M)
     assert re.search(r"^done in [\d.]+ s: 0 MB, 7 lines, [\d.]+ MB/s; 0 rejected$",
                      done.stderr, re.M)
