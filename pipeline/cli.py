@@ -23,7 +23,7 @@ from . import __version__, _core
 from .config import load_workloads
 from .errors import ConfigError, NoLogsError, PipelineError
 from .names import SCOPES, printable, problem_text
-from .terminal import RunProgress, done_line, print_summary
+from .outputs.terminal import RunProgress, done_line, print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 EXIT_UNAVAILABLE = 69  # sysexits' EX_UNAVAILABLE: a part the command needs is not installed
@@ -391,8 +391,8 @@ def _check_reading(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .plan import RunOptions
-    from .run import run
+    from .engine.plan import RunOptions
+    from .engine.run import run
 
     _check_reading(args)
     since = parse_time(args.since, "--since") if args.since else None
@@ -441,8 +441,8 @@ def _ssh_options(known_hosts: str, key_file: str | None) -> dict:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from .collect import collect
     from .config import load_servers
+    from .sources.collect import collect
 
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1: {args.parallel}")
@@ -492,7 +492,7 @@ def _print_findings(problems: list[Any], warnings: list[str]) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .merge import merge_runs
+    from .outputs.merge import merge_runs
 
     summary, tables = merge_runs([Path(r) for r in args.runs], args.out, args.histocrutch)
     if not args.quiet:
@@ -503,7 +503,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import regenerate, text_summary
+    from .outputs.report import regenerate, text_summary
 
     if args.text:
         print(text_summary(args.out, args.show_examples), end="")
@@ -515,7 +515,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_exporter(args: argparse.Namespace) -> int:
     from .config import load_servers
-    from .exporter import Exporter, serve
+    from .live.exporter import Exporter, serve
 
     for module, package in (("ldap", "python-ldap"), ("prometheus_client", "prometheus-client")):
         try:
@@ -533,7 +533,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     rules = load_workloads(args.workloads, live=True)
     web = None
     if args.web_config is not None:
-        from .webconfig import load_web_config
+        from .live.webconfig import load_web_config
         web = load_web_config(args.web_config)
     exporter = Exporter(servers, rules, args.histocrutch)
     if args.once:
@@ -576,15 +576,15 @@ UNPARSED = "<unparsed:"  # the fingerprint of a filter that does not parse (ARCH
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import MIN_COUNT, Threshold
-    from .compare_out import run_compare, text, write_compare
+    from .forensic.compare import MIN_COUNT, Threshold
+    from .forensic.compare_out import run_compare, text, write_compare
 
     thresholds = [Threshold.parse(t) for t in args.fail_on]
     min_count = MIN_COUNT if args.min_count is None else args.min_count
     if min_count < 1:
         raise ConfigError(f"--min-count must be at least 1: {min_count}")
     if args.out is not None:
-        from .outputs import check_target
+        from .outputs.files import check_target
         check_target(args.out, [args.base, args.new])
     result = run_compare(args.base, args.new, thresholds, min_count)
     if args.out is not None:
@@ -601,7 +601,7 @@ TRACE_FORMATS = ("table", "jsonl", "csv", "parquet")
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from .trace import Selectors, closing_line, parse_conn, write_rows
+    from .forensic.trace import Selectors, closing_line, parse_conn, write_rows
 
     form = args.format
     if form == "table" and args.output is not None:  # -o rows.csv: the file's kind
@@ -621,7 +621,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         servers=tuple(args.server)).check()
     rows, problems = _trace_rows(args, selectors)
     if form == "table":
-        from .terminal import print_trace
+        from .outputs.terminal import print_trace
         print_trace(rows)
     else:
         write_rows(rows, form, args.output)
@@ -635,12 +635,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def _trace_rows(args: argparse.Namespace, selectors: Any) -> tuple[Any, list[Any]]:
     """The trace's rows, from a run's OUT (one folder with run.json), else from logs, and
     the inputs that could not be read."""
-    from .trace import is_output, trace
+    from .forensic.trace import is_output, trace
 
     if len(args.sources) == 1 and is_output(Path(args.sources[0])):
         return trace(Path(args.sources[0]), selectors), []
-    from .plan import RunOptions
-    from .run import trace_logs
+    from .engine.plan import RunOptions
+    from .engine.run import trace_logs
 
     _check_reading(args)
     opts = RunOptions(

@@ -118,7 +118,7 @@ def wait_until(check, timeout: float = 120, every: float = 0.05) -> None:  # typ
 
 def parse_tasks(fleet: Path, partition_mb: int) -> int:
     """How many parse tasks a run of a fleet folder plans at this --partition-mb."""
-    from pipeline.source import discover, plan_chunks
+    from pipeline.sources.source import discover, plan_chunks
     files = [f for d in sorted(fleet.iterdir()) for f in discover(d.name, str(d))]
     return len(plan_chunks(files, chunk_bytes=partition_mb << 20))
 
@@ -127,16 +127,16 @@ def parse_tasks(fleet: Path, partition_mb: int) -> int:
 def counting_scratch() -> Iterator[list[int]]:
     """While in this block, a run in this process counts the files of its shuffle folder
     just before removing it (one number per run)."""
-    from pipeline import outputs
+    from pipeline.outputs import files
     counted: list[int] = []
-    discard = outputs.discard
+    discard = files.discard
 
     def count_then_discard(folder) -> None:  # type: ignore[no-untyped-def]
         if str(folder).endswith("_shuffle"):
             counted.append(sum(1 for p in Path(str(folder)).rglob("*") if p.is_file()))
         discard(folder)
-    outputs.discard = count_then_discard
+    files.discard = count_then_discard
     try:
         yield counted
     finally:
-        outputs.discard = discard
+        files.discard = discard

@@ -1,7 +1,7 @@
 """The compiled tokenizer's answer as one polars table of events, for the tests'
 assertions: what each line became, column by column. A run never builds this table:
 its parse tasks hand the tokenizer's Arrow classes to the shuffle as they are
-(``pipeline.logline.tokenize``, ``pipeline.stages.parse_task``).
+(``pipeline.engine.logline.tokenize``, ``pipeline.engine.stages.parse_task``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import cached_property
 
 import polars as pl
 
-from pipeline.logline import Tokens, reject_table, tokenize, tokenize_json
+from pipeline.engine.logline import Tokens, reject_table, tokenize, tokenize_json
 
 # One row per parsed line. Fields that a kind does not carry are null.
 EVENT_SCHEMA = {

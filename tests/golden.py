@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.enrich import Joined
+from pipeline.engine.enrich import Joined
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "golden"
@@ -68,12 +68,12 @@ def join_files(server: str, files: list[tuple[str, bytes]]) -> Joined:
     bucket's task (``enrich.join_pieces``: decoded, joined, aggregated in the core)."""
     import tempfile
 
-    from pipeline import shuffle
-    from pipeline.enrich import join_pieces
-    from pipeline.jsonlog import is_json_log
-    from pipeline.logline import tokenize, tokenize_json
-    from pipeline.partition import SUBS
-    from pipeline.schema import EVENT_CLASSES
+    from pipeline.engine import shuffle
+    from pipeline.engine.enrich import join_pieces
+    from pipeline.engine.logline import tokenize, tokenize_json
+    from pipeline.engine.partition import SUBS
+    from pipeline.engine.schema import EVENT_CLASSES
+    from pipeline.sources.jsonlog import is_json_log
 
     with tempfile.TemporaryDirectory() as scratch:
         offsets = {}
@@ -195,7 +195,8 @@ if __name__ == "__main__":  # rewrite digests, for a defect fixed on purpose (na
     import sys
     import tempfile
 
-    from pipeline.run import RunOptions, run
+    from pipeline.engine.plan import RunOptions
+    from pipeline.engine.run import run
 
     if sys.argv[1:] == ["events"]:
         from tests.events import parse_lines

@@ -8,10 +8,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import aggregate, histogram
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 from pipeline.errors import ConfigError
-from pipeline.merge import merge_runs
-from pipeline.run import RunOptions, run
+from pipeline.outputs.merge import merge_runs
+from pipeline.tables import aggregate, histogram
 
 from .synth import generate
 

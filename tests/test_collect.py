@@ -17,11 +17,12 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline import collect as collect_mod
 from pipeline.cli import main
-from pipeline.collect import collect
 from pipeline.config import load_servers
-from pipeline.run import RunOptions, run
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
+from pipeline.sources import collect as collect_mod
+from pipeline.sources.collect import collect
 
 from . import sshd
 from .conftest import SAMPLE
@@ -334,7 +335,7 @@ def test_the_projects_sftp_leaves_fsspecs_alone() -> None:
     import fsspec
     from fsspec.implementations.sftp import SFTPFileSystem
 
-    from pipeline.source import VerifiedSFTPFileSystem
+    from pipeline.sources.source import VerifiedSFTPFileSystem
     assert fsspec.get_filesystem_class("sftp") is SFTPFileSystem
     assert fsspec.get_filesystem_class("dssftp") is VerifiedSFTPFileSystem
 

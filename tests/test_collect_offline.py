@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import collect as collect_mod
 from pipeline.config import load_servers
 from pipeline.errors import ConfigError
+from pipeline.sources import collect as collect_mod
 
 
 @pytest.mark.parametrize("entry,message", [

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.run import RunOptions, run
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 
 from . import browser
 from .test_views import T0, write_log

@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 
-from pipeline.logline import tokenize, tokenize_json
+from pipeline.engine.logline import tokenize, tokenize_json
 
 from .golden import join_files
 

@@ -15,8 +15,8 @@ import yaml
 
 from pipeline.config import load_servers, load_workloads
 from pipeline.errors import ConfigError
-from pipeline.exporter import render
-from pipeline.monitor import ServerReading, parse_connection, read_monitor
+from pipeline.live.exporter import render
+from pipeline.live.monitor import ServerReading, parse_connection, read_monitor
 
 from .test_report import PROMTOOL, _promtool
 
@@ -197,7 +197,7 @@ def test_a_scrape_that_times_out_is_counted_with_its_reason(tmp_path: Path) -> N
     to the monitor search too."""
     import socket
 
-    from pipeline.exporter import Exporter, front_page
+    from pipeline.live.exporter import Exporter, front_page
     mute = socket.create_server(("127.0.0.1", 0))
     held = []
     threading.Thread(target=lambda: held.append(mute.accept()), daemon=True).start()
@@ -311,8 +311,8 @@ def test_metrics_over_tls_with_basic_auth_refuse_a_wrong_password(tmp_path: Path
 
     import bcrypt
 
-    from pipeline.exporter import Exporter, serve
-    from pipeline.webconfig import load_web_config
+    from pipeline.live.exporter import Exporter, serve
+    from pipeline.live.webconfig import load_web_config
     ca, crt, key = _throwaway_ca(tmp_path)
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
     web = tmp_path / "web.yml"
@@ -359,7 +359,7 @@ def test_metrics_over_tls_with_basic_auth_refuse_a_wrong_password(tmp_path: Path
 ])
 def test_a_web_config_is_checked_before_listening(tmp_path: Path, doc: dict,
                                                   message: str) -> None:
-    from pipeline.webconfig import load_web_config
+    from pipeline.live.webconfig import load_web_config
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match=message):

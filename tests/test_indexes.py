@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.merge import merge_runs
-from pipeline.run import RunOptions, run
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
+from pipeline.outputs.merge import merge_runs
 
 ALLIDS = 5001
 

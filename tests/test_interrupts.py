@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import outputs
+from pipeline.outputs import files
 
 from . import cluster
 from .synth import generate
@@ -160,15 +160,15 @@ def test_a_run_killed_while_swapping_gets_its_previous_output_back(tmp_path: Pat
     (old / "run.json").write_text('{"format": "dsaccess-output/1"}')
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (old / outputs.OWNER).write_text(f"{os.uname().nodename} {dead.pid}\n")
-    outputs.remove_stale(out)
+    (old / files.OWNER).write_text(f"{os.uname().nodename} {dead.pid}\n")
+    files.remove_stale(out)
     assert (out / "run.json").exists() and not old.exists()
-    assert not (out / outputs.OWNER).exists()
+    assert not (out / files.OWNER).exists()
     # a live owner's folders are left alone
     busy = tmp_path / ".out.tmp-0123456789ab"
     busy.mkdir()
-    (busy / outputs.OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n")
-    assert outputs.remove_stale(out) == [] and busy.exists()
+    (busy / files.OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n")
+    assert files.remove_stale(out) == [] and busy.exists()
 
 
 def _children(pid: int) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.jsonlog import is_json_log
+from pipeline.sources.jsonlog import is_json_log
 
 from .events import parse_json_lines
 

@@ -13,9 +13,10 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.metrics import LE
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 from pipeline.names import err_name
-from pipeline.run import RunOptions, run
+from pipeline.outputs.metrics import LE
 
 from . import browser
 from .conftest import SAMPLE
@@ -255,10 +256,10 @@ def test_the_run_summary_fits_the_terminal_and_cuts_no_number_or_entry(sample_ou
 
     from rich.console import Console
 
-    from pipeline import views
     from pipeline.names import err_name
-    from pipeline.report import load_output
-    from pipeline.terminal import print_summary
+    from pipeline.outputs import views
+    from pipeline.outputs.report import load_output
+    from pipeline.outputs.terminal import print_summary
 
     summary, tables, _ = load_output(sample_out)
     buf = io.StringIO()
@@ -284,7 +285,7 @@ def test_the_run_summary_fits_the_terminal_and_cuts_no_number_or_entry(sample_ou
 
 
 def test_the_run_summary_is_not_cut_when_not_on_a_terminal(capsys) -> None:
-    from pipeline.terminal import FULL_WIDTH, summary_console
+    from pipeline.outputs.terminal import FULL_WIDTH, summary_console
     assert summary_console().width == FULL_WIDTH  # pytest's stdout is no terminal
 
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 from pipeline.errors import ConfigError
-from pipeline.run import RunOptions, run
 
 from .cluster import assert_same_output, counting_scratch, parse_tasks, sorted_operations
 from .conftest import SAMPLE, logconv_numbers
@@ -118,12 +119,12 @@ def test_index_reads_are_written_for_every_server_of_a_bucket(tmp_path: Path) ->
     """A bucket's operations are written a server at a time, as slices of one table: the
     STAT lines' list of structs must survive that (pyarrow cannot write string views
     inside it, which real 389 DS logs showed)."""
-    from pipeline import outputs
+    from pipeline.outputs import files
 
     ops = pl.DataFrame({"server": ["a", "a", "b"], "op": [1, 2, 3],
                         "index_reads": [[{"attribute": "uid", "index": "eq", "key": "x",
                                           "count": 1}], None, []]})
-    outputs.write_operations(ops, tmp_path / "operations", "00000-00")
+    files.write_operations(ops, tmp_path / "operations", "00000-00")
     back = pl.read_parquet(tmp_path / "operations", hive_partitioning=True).sort("op")
     assert back["index_reads"].to_list() == ops["index_reads"].to_list()
 
@@ -194,7 +195,7 @@ def test_same_results_on_a_multiprocess_cluster_and_any_partition_size(
 
 @pytest.mark.integration
 def test_local_workers_keep_their_modules_out_of_the_garbage_collector(tmp_path: Path) -> None:
-    job = importlib.import_module("pipeline.cluster")
+    job = importlib.import_module("pipeline.engine.cluster")
     opts = RunOptions(inputs=(str(SAMPLE),), out=tmp_path / "out", workers=1)
     with job.Scheduler(opts, job.Logged(None)) as compute:
         frozen, thresholds = next(iter(compute.client.run(
@@ -388,7 +389,7 @@ def test_fuzzed_logs_go_through_the_whole_run_balanced(tmp_path_factory, picks,
 
 def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(
         sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import plan
+    from pipeline.engine import plan
 
     monkeypatch.setattr(plan, "BUDGET", 0)  # every sub-bucket its own part
     out = tmp_path / "parts"
@@ -399,9 +400,9 @@ def test_a_bucket_over_its_budget_is_joined_in_parts_with_the_same_results(
 
 
 def test_buckets_grow_with_the_input_and_a_tasks_arguments_do_not() -> None:
-    from pipeline.partition import bucket_layout
-    from pipeline.plan import bucket_sources
-    from pipeline.source import Chunk, LogFile
+    from pipeline.engine.partition import bucket_layout
+    from pipeline.engine.plan import bucket_sources
+    from pipeline.sources.source import Chunk, LogFile
     target = 96 << 20
     for tb in (1, 10):  # one server of 1 and of 10 TB: no cap on the buckets
         layout = bucket_layout({"big": tb << 40}, target)
@@ -432,7 +433,7 @@ def test_scratch_files_grow_linearly_with_the_parse_tasks(tmp_path: Path, mb: fl
 @pytest.mark.parametrize("servers", [["a", "a", "b", "b", "b"], ["b", "a", "b", "a", "a"]])
 def test_a_buckets_operations_are_one_file_per_server_in_their_order(
         tmp_path: Path, servers: list[str]) -> None:
-    from pipeline.outputs import write_operations
+    from pipeline.outputs.files import write_operations
     ops = pl.DataFrame({"server": servers, "op": range(len(servers))})
     write_operations(ops, tmp_path, "00001-00")
     written = {p.parent.name: pl.read_parquet(p)["op"].to_list()

@@ -17,10 +17,11 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 from pipeline.errors import ConfigError
-from pipeline.merge import merge_runs
-from pipeline.run import RunOptions, run
-from pipeline.source import Chunk, LogFile, read_chunk
+from pipeline.outputs.merge import merge_runs
+from pipeline.sources.source import Chunk, LogFile, read_chunk
 
 from .conftest import SAMPLE
 from .test_views import T0, session, stamp, write_log
@@ -439,7 +440,7 @@ def test_a_file_that_is_another_log_is_named_for_what_it_looks_like(tmp_path: Pa
 
 
 def test_real_access_logs_look_like_no_other_log() -> None:
-    from pipeline.sniff import looks_like
+    from pipeline.sources.sniff import looks_like
     # (the sample's rotated files are gzip, named without .gz, as the server writes them)
     heads = [f.read_bytes()[:4096] for f in sorted(SAMPLE.glob("*/access*"))]
     assert len(heads) == 10 and [looks_like(h) for h in heads] == [None] * len(heads)

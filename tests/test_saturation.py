@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.run import RunOptions, run
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 
 T0 = 1_795_132_800  # 2026-11-20T00:00:00Z: a whole second (and minute)
 

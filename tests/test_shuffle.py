@@ -9,14 +9,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import shuffle
 from pipeline.cli import EXIT_FAILED, explain
-from pipeline.enrich import join_pieces
+from pipeline.engine import shuffle
+from pipeline.engine.enrich import join_pieces
+from pipeline.engine.logline import tokenize
+from pipeline.engine.partition import SUBS
+from pipeline.engine.schema import EVENT_CLASSES
 from pipeline.errors import ShuffleError
-from pipeline.logline import tokenize
-from pipeline.partition import SUBS
-from pipeline.schema import EVENT_CLASSES
-from pipeline.store import place
+from pipeline.sources.store import place
 
 from .events import EVENT_SCHEMA, parse_lines
 from .test_logline import _sample_files
@@ -93,7 +93,7 @@ def test_the_cores_class_layout_has_the_event_tables_types() -> None:
     import pyarrow as pa
 
     from pipeline import _core
-    from pipeline.schema import empty_class
+    from pipeline.engine.schema import empty_class
     layout = _core.event_classes()
     assert list(layout) == ["request", "result", "lone", "other"]
     for name, schema in layout.items():

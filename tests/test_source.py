@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.engine.logline import tokenize
 from pipeline.errors import ConfigError
-from pipeline.logline import tokenize
-from pipeline.source import (
+from pipeline.sources.source import (
     Chunk,
     discover,
     parse_inputs,

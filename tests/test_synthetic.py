@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.run import RunOptions, run
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
 
 from .synth import Truth, generate
 

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run, trace_logs
+from pipeline.forensic.trace import COLUMNS, Selectors, trace
 from pipeline.names import ms
-from pipeline.run import RunOptions, run, trace_logs
-from pipeline.trace import COLUMNS, Selectors, trace
 
 from .conftest import SAMPLE
 from .synth import Truth, generate
@@ -244,7 +245,7 @@ def test_the_table_fits_a_terminal_and_cuts_no_time_or_number(fleet: tuple[Truth
 
     from rich.console import Console
 
-    from pipeline.terminal import print_trace
+    from pipeline.outputs.terminal import print_trace
     _, out = fleet
     rows = trace(out, Selectors(bind_dns=(DN,), verbs=("SRCH",)))
     buf = io.StringIO()

@@ -14,12 +14,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import views
 from pipeline.cli import main
-from pipeline.dn import canonical
-from pipeline.merge import merge_runs
-from pipeline.report import load_output
-from pipeline.run import RunOptions, run
+from pipeline.engine.plan import RunOptions
+from pipeline.engine.run import run
+from pipeline.outputs import views
+from pipeline.outputs.merge import merge_runs
+from pipeline.outputs.report import load_output
+from pipeline.tables.dn import canonical
 
 from .conftest import SAMPLE
 
@@ -344,8 +345,8 @@ def test_verbose_after_the_command_shows_our_debug_lines_only(tmp_path: Path) ->
                            str(tmp_path / "out"), "-v", "--workers", "1"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "DEBUG pipeline.cluster: plan: 1 parse tasks" in done.stderr
-    assert "DEBUG pipeline.cluster: done: {'stage': 'join'" in done.stderr  # from a worker
+    assert "DEBUG pipeline.engine.cluster: plan: 1 parse tasks" in done.stderr
+    assert "DEBUG pipeline.engine.cluster: done: {'stage': 'join'" in done.stderr  # from a worker
     assert not re.search(r"^(INFO|DEBUG) distributed", done.stderr, re.M)
     assert re.search(r"^done in [\d.]+ s: 0 MB, 7 lines, [\d.]+ MB/s; 0 rejected$",
                      done.stderr, re.M)

@@ -70,7 +70,8 @@ def test_first_match_wins_and_each_distinct_tuple_is_evaluated_once() -> None:
 
 
 def test_classes_on_the_real_sample(tmp_path: Path) -> None:
-    from pipeline.run import RunOptions, run
+    from pipeline.engine.plan import RunOptions
+    from pipeline.engine.run import run
 
     from .conftest import SAMPLE
     out = tmp_path / "out"

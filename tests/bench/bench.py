@@ -513,12 +513,12 @@ def join_alone(folder: str) -> None:
     operations written)."""
     import tempfile
 
-    from pipeline import shuffle
     from pipeline.config import load_workloads
-    from pipeline.enrich import join_pieces
-    from pipeline.logline import tokenize
-    from pipeline.partition import SUBS
-    from pipeline.schema import EVENT_CLASSES
+    from pipeline.engine import shuffle
+    from pipeline.engine.enrich import join_pieces
+    from pipeline.engine.logline import tokenize
+    from pipeline.engine.partition import SUBS
+    from pipeline.engine.schema import EVENT_CLASSES
     files = log_files(Path(folder))
     rules = load_workloads(None)
     with tempfile.TemporaryDirectory() as scratch:
@@ -576,7 +576,8 @@ def run_job(inputs: str, out: str, workers: int, operations: str) -> None:
     """`dsaccess run` in this process (``operations``: as --operations), printing the stage
     timings, the parse tasks and the scratch files (counted before the run removes them)
     as JSON."""
-    from pipeline.run import DEFAULT_PARTITION_MB, RunOptions, run
+    from pipeline.engine.plan import DEFAULT_PARTITION_MB, RunOptions
+    from pipeline.engine.run import run
     from tests.cluster import counting_scratch, parse_tasks
     formats = () if operations == "none" else (operations,)
     with counting_scratch() as counted:

@@ -12,7 +12,7 @@
 //! `idl_allids` at idl_common.c:68-76 at 70dcccaf), whose count is the backend's next
 //! entry id: more than any real list. So each server also gets a row with neither
 //! attribute nor index type that carries the largest count any read of it returned; the
-//! finished table (`pipeline/aggregate.py`) compares each candidate's largest read with
+//! finished table (`pipeline/tables/aggregate.py`) compares each candidate's largest read with
 //! it.
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! A bucket's partial aggregates (ARCHITECTURE.md §3), from its operations and
 //! connections, in one pass over each: the rows the run's aggregate tables are merged
-//! from (`pipeline/aggregate.py` combines and finalizes them), and the summary's counts.
+//! from (`pipeline/tables/aggregate.py` combines and finalizes them), and the summary's counts.
 //!
 //! Every partial is keyed as its table is (fingerprints by fingerprint; workloads by
 //! server, workload, bind DN, verb; ...), holds sums, counts, minima and maxima, and
@@ -49,7 +49,7 @@ pub const PROM_LE: [f64; 18] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
                                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 /// A wait for a worker this long (seconds) or longer counts as waited.
 pub const WAITED: f64 = 0.01;
-/// The histograms' relative bucket width (`pipeline/histogram.py` reads them back).
+/// The histograms' relative bucket width (`pipeline/tables/histogram.py` reads them back).
 pub const GAMMA: f64 = 1.02;
 /// The bucket of values at or below `MIN_VALUE` (whole-second logs print `etime=0`).
 pub const ZERO_BUCKET: i32 = i32::MIN;
@@ -94,7 +94,7 @@ fn nanos(seconds: f64) -> i128 {
     (seconds * 1e9).round() as i128
 }
 
-/// A bucket's partials: (name, table) pairs as `pipeline/aggregate.py` names them
+/// A bucket's partials: (name, table) pairs as `pipeline/tables/aggregate.py` names them
 /// (`"fingerprints"`, `"fingerprints:etime"`, ..., `"dn_spellings"`), and the summary's
 /// counts as rows `(server, key, count)`, `key` a dotted path (`"results.by_err.49"`).
 pub struct Partials {
@@ -352,7 +352,7 @@ impl<'a> Ops<'a> {
     }
 }
 
-/// Summary counts of one server, in the order `pipeline/aggregate.py` reads them.
+/// Summary counts of one server, in the order `pipeline/tables/aggregate.py` reads them.
 #[derive(Default)]
 struct ServerCounts {
     client: i64,

@@ -1,6 +1,6 @@
 //! Stage A's side of the shuffle: the events of one parse task, by class, into one file
 //! per class holding a record batch per (bucket, sub-bucket) of the task's server;
-//! `pipeline/shuffle.py` writes and reads them, and `partition.bucket_layout` places the
+//! `pipeline/engine/shuffle.py` writes and reads them, and `partition.bucket_layout` places the
 //! server's buckets.
 //!
 //! Per class: rows outside the time window are dropped, but for those before it that
@@ -334,7 +334,7 @@ pub fn read_batch(file: &[u8], i: usize) -> Result<RecordBatch, ColumnError> {
 }
 
 /// A whole shuffle file as one piece, every batch of it (for tests, fuzzing and the
-/// examples; a join task's pieces are ranged reads, `pipeline/shuffle.py`).
+/// examples; a join task's pieces are ranged reads, `pipeline/engine/shuffle.py`).
 pub fn whole<'a>(file: &'a [u8], source: &'a str) -> Result<Piece<'a>, ColumnError> {
     let (header, _, index) = layout(file)?;
     if header > index {
