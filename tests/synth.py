@@ -120,8 +120,13 @@ class _Writer:
 
 def generate(root: Path, servers: int = 2, mb_per_server: float = 2.0, seed: int = 7,
              rotate_mb: float = 1.0, gzip_rotated: bool = False, restarts: int = 1,
-             keep_requests: bool = True, concurrency: int = 24) -> Truth:
-    """Write logs under ``root/<server>/`` and return what was written."""
+             keep_requests: bool = True, concurrency: int = 24, identities: int = 300,
+             pooled: float = 0.0) -> Truth:
+    """Write logs under ``root/<server>/`` and return what was written.
+
+    ``identities``: the people who bind (``uid=userNNNN``), besides the service accounts.
+    ``pooled``: the share of connections that are an application's pool: they bind once
+    as a service account, then stay open for hundreds of operations."""
     truth = Truth(keep_requests=keep_requests)
     start = datetime(2026, 11, 26, 16, 0, 0)  # naive UTC; each server adds its offset
     for s in range(servers):
@@ -129,15 +134,22 @@ def generate(root: Path, servers: int = 2, mb_per_server: float = 2.0, seed: int
         server = f"ldap{s + 1}"
         w = _Writer(root, server, [0, -300, 330, 60][s % 4], int(rotate_mb * 2**20),
                     gzip_rotated, start)
-        _server(rng, w, truth, int(mb_per_server * 2**20), restarts, concurrency)
+        _server(rng, w, truth, int(mb_per_server * 2**20), restarts, concurrency,
+                Shape(identities, pooled))
         w.flush()
         for p in w.dir.iterdir():
             truth.bytes += p.stat().st_size if not p.name.endswith(".gz") else 0
     return truth
 
 
+@dataclass(frozen=True)
+class Shape:
+    identities: int = 300
+    pooled: float = 0.0
+
+
 def _server(rng: random.Random, w: _Writer, truth: Truth, target: int, restarts: int,
-            concurrency: int) -> None:
+            concurrency: int, shape: Shape) -> None:
     written = 0
     restart_at = {int(target * (k + 1) / (restarts + 1)) for k in range(restarts)}
     next_conn = 1
@@ -151,7 +163,7 @@ def _server(rng: random.Random, w: _Writer, truth: Truth, target: int, restarts:
 
     while written < target or open_conns:
         if written < target and (len(open_conns) < concurrency or rng.random() < 0.05):
-            c = _Conn(next_conn, rng)
+            c = _Conn(next_conn, rng, shape)
             next_conn += 1
             c.open(w, truth)
             open_conns.append(c)
@@ -187,13 +199,18 @@ def _commit(truth: Truth, server: str, pending: list[tuple[str, int, dict]]) -> 
 
 
 class _Conn:
-    def __init__(self, number: int, rng: random.Random) -> None:
+    def __init__(self, number: int, rng: random.Random, shape: Shape) -> None:
         self.n = number
         self.rng = rng
+        self.shape = shape
         self.op = 0
         self.identity = ""
         self.kind = rng.choices(["ldap", "ldaps", "ldapi", "starttls"], [70, 12, 8, 10])[0]
         self.steps = rng.randint(2, 12)
+        # (no draw without pools: the default corpus stays what it was, byte for byte)
+        self.pooled = bool(shape.pooled) and self.kind != "ldapi" and rng.random() < shape.pooled
+        if self.pooled:
+            self.steps = rng.randint(300, 3000)
         self.outstanding: list[tuple[int, str, str, int]] = []   # op, verb, result body
         self.fd = 64 + number % 900
 
@@ -250,6 +267,8 @@ class _Conn:
         op = self.op
         self.op += 1
         pick = rng.random()
+        if self.pooled:  # the pool binds first (again if that failed), then works
+            pick = 0.0 if not self.identity else 0.22 + 0.78 * pick
         etime = f"{rng.expovariate(200):.9f}"
         timing = f"wtime=0.000{rng.randint(10000, 99999)} optime={etime} etime={etime}"
         if self.op == 1 and self.kind == "starttls":
@@ -261,10 +280,11 @@ class _Conn:
             truth.counts["results"] += 1
         elif pick < 0.22 and not any(v == "BIND" for _, v, _, _ in self.outstanding):
             verb = "BIND"
-            if rng.random() < 0.5:
+            if self.pooled or rng.random() < 0.5:
                 dn = rng.choice(SERVICE_ACCOUNTS)
             else:
-                dn = f"uid=user{rng.randint(1, 300):04d},ou=people,dc=example,dc=com"
+                dn = (f"uid=user{rng.randint(1, self.shape.identities):04d},ou=people,"
+                      "dc=example,dc=com")
             ok = rng.random() > 0.15
             line = w.write(f'conn={self.n} op={op} BIND dn="{dn}" method=128 version=3')
             self._pending_identity = dn.lower()

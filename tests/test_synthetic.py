@@ -45,18 +45,40 @@ def test_counts_equal_the_generators(synthetic: tuple[Truth, Path]) -> None:
     assert s["lines"]["rejected"] == 0
 
 
-def test_every_request_has_its_verb_and_identity(synthetic: tuple[Truth, Path]) -> None:
-    truth, out = synthetic
+def _wrong_requests(truth: Truth, out: Path) -> list:
+    """The generator's requests whose verb, identity, conn or op the run got wrong."""
     ops = pl.read_parquet(out / "operations", hive_partitioning=True).filter(
         pl.col("line").is_not_null() & ~pl.col("internal"))
     got = {(r["server"], r["file"], r["line"]): r
            for r in ops.select("server", "file", "line", "verb", "bind_dn", "conn", "op")
            .iter_rows(named=True)}
+    return [(key, facts, got.get(key)) for key, facts in truth.requests.items()
+            if key not in got or any(got[key][k] != v for k, v in facts.items()
+                                     if k != "tried")]
+
+
+def test_every_request_has_its_verb_and_identity(synthetic: tuple[Truth, Path]) -> None:
+    truth, _ = synthetic
     assert len(truth.requests) > 10_000
-    wrong = [(key, facts, got.get(key)) for key, facts in truth.requests.items()
-             if key not in got or any(got[key][k] != v for k, v in facts.items()
-                                      if k != "tried")]
-    assert wrong == []
+    assert _wrong_requests(truth, synthetic[1]) == []
+
+
+def test_many_identities_and_pooled_connections(tmp_path: Path) -> None:
+    """The bench's many-identity corpus (issue 32, item 9), small: thousands of people
+    bind, and application pools hold connections open for hundreds of operations."""
+    truth = generate(tmp_path / "logs", servers=2, mb_per_server=3, rotate_mb=1,
+                     identities=5000, pooled=0.1)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(tmp_path / "logs"),), out=out, scheduler="synchronous",
+                   partition_mb=1))
+    assert _wrong_requests(truth, out) == []
+    bound = {(server, facts["bind_dn"]) for (server, _, _), facts in truth.requests.items()
+             if facts["verb"] == "BIND" and facts["bind_dn"] == facts["tried"]}
+    binds = pl.read_parquet(out / "binds.parquet").filter(pl.col("err") == 0)
+    assert len(bound) > 2 * 400  # (300 people at most without the option)
+    assert set(binds.select("server", pl.col("dn").str.to_lowercase()).iter_rows()) == bound
+    conns = pl.read_parquet(out / "connections.parquet")
+    assert conns.filter(pl.col("operations") >= 50).height > 20  # others: 12 at most
 
 
 def test_a_window_keeps_identities_bound_before_it(synthetic: tuple[Truth, Path],

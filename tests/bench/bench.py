@@ -14,7 +14,10 @@ the full run's output, against that run. The report ends with the targets
 
 Data are generated once (tests/synth.py, four distinct servers, and one single
 server of --single-mb) and then hard-linked under more server names until the input
-reaches --gb. With --scale-gb (or BENCH_SCALE_GB), the same servers get that much input
+reaches --gb. A second fleet of the same size has many identities (issue 32, item 9):
+about 20,000 people bind, and application pools hold connections open for thousands of
+operations, so the partial aggregates are large; its largest process is the memory
+target. With --scale-gb (or BENCH_SCALE_GB), that fleet's servers get that much input
 between them (each server's files hard-linked again under more rotation stamps), and the
 run there is compared with the --gb run: peak memory of the client and of each worker,
 throughput, and the number of scratch files.
@@ -55,6 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     fleet = prepare(args.data, args.gb, args.base_mb)
+    many = prepare(args.data, args.gb, args.base_mb, **MANY_IDENTITIES)
     single = prepare_single(args.data, args.single_mb)
     one_server = sorted(fleet.iterdir())[0]
     sample_bytes = dir_bytes(one_server)
@@ -105,8 +109,14 @@ def main() -> None:
              *(["--workers", "2"] if source == fleet else [])])
         results[name]["bytes"] = dir_bytes(fleet)
         results[name]["lines"] = results["run_2_workers_full"]["lines"]
+    out = args.data / "out-run_many_identities"
+    results["run_many_identities"] = timed_subprocess(
+        [PY, __file__, "--run", str(many), str(out), "2", "parquet"])
+    results["run_many_identities"].update(
+        bytes=dir_bytes(many), lines=json.loads((out / "summary.json").read_text())
+        ["lines"]["total"], identities=identities(out))
     if args.scale_gb:
-        big = prepare_deeper(fleet, args.scale_gb)
+        big = prepare_deeper(many, args.scale_gb)
         out = args.data / "out-run_2_workers_scale"
         results["run_2_workers_scale"] = timed_subprocess(
             [PY, __file__, "--run", str(big), str(out), "2", "parquet"])
@@ -124,14 +134,20 @@ TRACED_USER = "uid=user0042,ou=people,dc=example,dc=com"
 TRACED_SERVICE = "uid=svc-sync,dc=example,dc=com"
 
 
-def prepare(data: Path, gb: float, base_mb: float) -> Path:
-    base = data / f"base-{base_mb:g}mb"
+# the many-identity fleet (issue 32, item 9): people who bind, and the share of
+# connections that are pools
+MANY_IDENTITIES = {"identities": 20_000, "pooled": 0.05}
+
+
+def prepare(data: Path, gb: float, base_mb: float, **shape: float) -> Path:
+    kind = "-ids" if shape else ""
+    base = data / f"base{kind}-{base_mb:g}mb"
     if not (base / "done").exists():
         print(f"generating 4 servers x {base_mb:g} MB of synthetic logs into {base} ...")
         generate(base / "logs", servers=4, mb_per_server=base_mb, rotate_mb=64,
-                 gzip_rotated=False, restarts=2, keep_requests=False)
+                 gzip_rotated=False, restarts=2, keep_requests=False, **shape)
         (base / "done").write_text("ok")
-    fleet = data / f"fleet-{gb:g}gb"
+    fleet = data / f"fleet{kind}-{gb:g}gb"
     if not fleet.exists():
         servers = sorted((base / "logs").iterdir())
         per = sum(dir_bytes(s) for s in servers) / len(servers)
@@ -143,6 +159,13 @@ def prepare(data: Path, gb: float, base_mb: float) -> Path:
             for f in src.iterdir():
                 os.link(f, dst / f.name)  # same bytes under another server name
     return fleet
+
+
+def identities(out: Path) -> int:
+    """The distinct identities that bound in a run's output (any server)."""
+    import polars as pl
+    binds = pl.read_parquet(out / "binds.parquet")
+    return binds.filter(pl.col("err") == 0)["dn"].str.to_lowercase().n_unique()
 
 
 def prepare_deeper(fleet: Path, gb: float) -> Path:
@@ -332,15 +355,17 @@ def report(results: dict[str, dict]) -> None:
             f"{k} {v:.0f}" for k, v in peaks.items()))
         print("wall seconds, full run: " + ", ".join(
             f"{k} {v:.1f}" for k, v in stages.items() if not k.startswith("worker_")))
+    many = results["run_many_identities"]
+    print(f"many identities ({many['identities']:,} bound, pooled connections), "
+          f"{human(many['bytes'])}: {bytes_per_second(many) / 2**20:.1f} MB/s, largest "
+          f"process {human(largest(many))}")
     scale = results.get("run_2_workers_scale")
     if scale:
-        rate = (scale["bytes"] / scale["seconds"]) / (full["bytes"] / full["seconds"])
-        print(f"input x{scale['bytes'] / full['bytes']:.1f} ({human(scale['bytes'])} vs "
-              f"{human(full['bytes'])}, same servers): throughput x{rate:.2f}, peak client RSS "
-              f"x{scale['peak_rss_main'] / max(1, full['peak_rss_main']):.2f} "
-              f"({human(scale['peak_rss_main'])}), peak worker RSS "
-              f"x{scale['peak_rss_worker_max'] / max(1, full['peak_rss_worker_max']):.2f} "
-              f"({human(scale['peak_rss_worker_max'])})")
+        rate = (scale["bytes"] / scale["seconds"]) / (many["bytes"] / many["seconds"])
+        print(f"input x{scale['bytes'] / many['bytes']:.1f} ({human(scale['bytes'])} vs "
+              f"{human(many['bytes'])}, the same many-identity servers): throughput "
+              f"x{rate:.2f}, largest process x{largest(scale) / max(1, largest(many)):.2f} "
+              f"({human(largest(scale))})")
     for name in ("run_2_workers_half", "run_2_workers_full", "run_2_workers_scale"):
         if name in results and results[name].get("scratch_files"):
             r = results[name]
@@ -394,9 +419,16 @@ def targets(results: dict[str, dict]) -> list[tuple[str, float, str, str, bool]]
     seconds = results["trace_out_one_user"]["seconds"]
     out.append(("dsaccess trace from the run's OUT, one user", seconds, "< 3 s", "s",
                 seconds < 3))
+    many = results["run_many_identities"]
     for what, r in ((f"largest process, {human(half['bytes'])}", half),
-                    (f"largest process, {human(full['bytes'])}", full)):
+                    (f"largest process, {human(full['bytes'])}", full),
+                    (f"the same, {many['identities']:,} identities", many)):
         out.append((what, peak(r), "<= 1 GB", "GB", peak(r) <= 1))
+    scale = results.get("run_2_workers_scale")
+    if scale:
+        grown = peak(scale) / peak(many)
+        out.append((f"largest process at x{scale['bytes'] / many['bytes']:.0f} the input",
+                    grown, "<= 1.2 x", "x", grown <= 1.2))
     return out
 
 
