@@ -80,7 +80,12 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
             enrich_ = [task(_enrich, b, sources, between, scratch, staging,
                             opts.sort_operands, opts.operations, opts.workloads, budget)
                        for b, sources in enumerate(plan.bucket_sources(chunks, layout))]
-            combined, combines = tree(enrich_, _combine)
+            # each server's buckets first (small servers share one), then the servers: the
+            # combines that hold the most, near the root, only put rows together (``_apart``)
+            servers = [tree(enrich_[base:base + count], _combine)
+                       for base, count in sorted(set(layout.values())) if count]
+            combined, combines = tree([t for t, _ in servers], _combine)
+            combines += sum(n for _, n in servers)
             observer.planned(len(chunks), sum((c.file.size if c.end == -1 else c.end) - c.start
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()

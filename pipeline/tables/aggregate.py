@@ -292,11 +292,34 @@ def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFra
             out[name] = next(p[name] for p in parts if name in p)
         elif table == SLOWEST:
             out[name] = slowest_first(pl.concat(frames, how="vertical_relaxed"))
+        elif _apart(frames, keys):
+            # nothing to add up: the rows, in the column order a grouping gives
+            order = [*keys, *(["bucket", "count"] if latency else
+                              [c for c in frames[0].columns if c not in keys])]
+            out[name] = pl.concat([f.select(order) for f in frames], how="vertical_relaxed")
         elif latency:
             out[name] = histogram.merge(frames, keys)
         else:
             out[name] = _combine_scalars(pl.concat(frames, how="vertical_relaxed"), keys)
     return out
+
+
+def _apart(frames: list[pl.DataFrame], keys: list[str]) -> bool:
+    """Whether no two of ``frames`` can hold the same key: they are keyed by server first
+    and no two hold a server (one server's buckets, combined first, become one frame), and
+    no column is a set, which a grouping would sort and cut. Partials are combined per
+    server first (``engine.run``), so the largest combines, near the root, are this: a
+    grouping there held its input, its hash tables and its output at once, the largest
+    process's peak on a fleet with many identities."""
+    if keys[0] != "server" or any(c.endswith("_set") for c in frames[0].columns):
+        return False
+    seen: set[str] = set()
+    for frame in frames:
+        servers = set(frame.get_column("server").unique().to_list())
+        if servers & seen:
+            return False
+        seen |= servers
+    return True
 
 
 def _combine_scalars(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
