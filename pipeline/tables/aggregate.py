@@ -322,6 +322,16 @@ def _apart(frames: list[pl.DataFrame], keys: list[str]) -> bool:
     return True
 
 
+def _beside(df: pl.DataFrame, per_key: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """``df`` with ``per_key``'s columns beside each row of the same ``keys`` (null where it
+    has none): a left join of the keys only, so the wide table is not copied (workloads on
+    a fleet of many identities: hundreds of MB)."""
+    found = (df.select(keys).with_row_index("_row")
+             .join(per_key, on=keys, how="left", nulls_equal=True)
+             .sort("_row").drop("_row", *keys))
+    return df.hstack(found)
+
+
 def _combine_scalars(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     aggs = []
     for column in df.columns:
@@ -359,54 +369,80 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
     most frequent spelling, load rates over the seconds each period covers, rows sorted.
 
     ``ranges`` and ``period_s``: each server's window and the load table's period, for a
-    run (a merge's load rows carry the seconds they cover)."""
+    run (a merge's load rows carry the seconds they cover).
+
+    A table keyed by server first is finished a server at a time (``BY_SERVER``): its
+    rows are sorted by server first anyway, and one server's steps hold a slice of what
+    the whole table's would (workloads on a fleet of many identities: its percentiles,
+    spellings and sort took a GB at once)."""
     spelling = {name: most_frequent(combined.get(name, pl.DataFrame()), key)
                 for key, name in ((PARTIAL_KEYS[n][0], n)
                                   for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
     tables = {}
-    for table, keys in TABLE_KEYS.items():
+    for table in TABLE_KEYS:
         df = combined.get(table)
         if df is None:
             continue
-        keys_ = list(keys)
-        for latency in TABLE_LATENCIES[table]:
-            hist = combined.get(f"{table}:{latency}")
-            if hist is not None:
-                hist = hist.with_columns(pl.col(pl.Categorical).cast(pl.String))
-            if hist is None or not hist.height:  # no value at all: empty histograms
-                qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
-                df = df.with_columns(
-                    *(pl.lit(None, pl.Float64).alias(q) for q in qs),
-                    pl.lit([], pl.List(pl.Int32)).alias(f"{latency}_hist_bucket"),
-                    pl.lit([], pl.List(pl.Int64)).alias(f"{latency}_hist_count"))
-                continue
-            df = df.join(histogram.summarize(hist, keys_, latency), on=keys_, how="left",
-                         nulls_equal=True)
-        for column in [c for c in df.columns if c.endswith("etime_sum_ns")]:
-            df = df.with_columns((pl.col(column).cast(pl.Float64) / 1e9)
-                                 .alias(column.removesuffix("_ns")))
-        if table == "fingerprints":
-            df = df.with_columns(
-                pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),
-                *([pl.col("unindexed_bind_dn_set").list.len().cast(pl.Int64)
-                   .alias("unindexed_bind_dns")] if "unindexed_bind_dn_set" in df.columns
-                  else []),
-                pl.col("server_set").list.join(",").alias("servers"),
-            )
-        if table == "timeseries":
-            df = df.drop([c for c in df.columns if c in ("etime_p50", "etime_p99")])
-        if table == "load":
-            df = _load(df, ranges or {}, period_s)
-        if table == INDEXES:
-            df = _indexes(df, spelling[FINGERPRINT_SPELLINGS])
-        if table in SPELLED and spelling[SPELLED[table][1]]:
-            column, spellings = SPELLED[table]
-            df = df.with_columns(pl.col(column).replace(spelling[spellings]))
-        first = [c for c in TABLE_COLUMNS[table] if c in df.columns]
-        df = df.select(first + [c for c in df.columns if c not in first])
-        tables[table] = slowest_first(df) if table == SLOWEST else df if table == INDEXES \
-            else df.sort(keys_, nulls_last=True)
+        hists = {latency: combined.get(f"{table}:{latency}")
+                 for latency in TABLE_LATENCIES[table]}
+        if table in BY_SERVER and df.height and not df["server"].has_nulls():
+            pieces = []
+            for server in sorted(df["server"].unique()):
+                mine = pl.col("server") == server
+                pieces.append(_finished(table, df.filter(mine), {
+                    k: None if h is None else h.filter(mine) for k, h in hists.items()},
+                    spelling, ranges, period_s))
+            tables[table] = pl.concat(pieces, how="vertical_relaxed", rechunk=False)
+        else:
+            tables[table] = _finished(table, df, hists, spelling, ranges, period_s)
     return tables
+
+
+# tables keyed by server first whose rows are finished each on its own (not load: a
+# merge's coarsest period is the fleet's; not the ranked slowest and index advice)
+BY_SERVER = frozenset({"workloads", "timeseries", "clients", "binds", "restarts"})
+
+
+def _finished(table: str, df: pl.DataFrame, hists: dict[str, pl.DataFrame | None],
+              spelling: dict[str, dict[str, str]], ranges: Ranges | None,
+              period_s: int) -> pl.DataFrame:
+    """One finished table (``finalize_tables``) from its combined partial and histograms."""
+    keys_ = list(TABLE_KEYS[table])
+    for latency, hist in hists.items():
+        if hist is not None:
+            hist = hist.with_columns(pl.col(pl.Categorical).cast(pl.String))
+        if hist is None or not hist.height:  # no value at all: empty histograms
+            qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
+            df = df.with_columns(
+                *(pl.lit(None, pl.Float64).alias(q) for q in qs),
+                pl.lit([], pl.List(pl.Int32)).alias(f"{latency}_hist_bucket"),
+                pl.lit([], pl.List(pl.Int64)).alias(f"{latency}_hist_count"))
+            continue
+        df = _beside(df, histogram.summarize(hist, keys_, latency), keys_)
+    for column in [c for c in df.columns if c.endswith("etime_sum_ns")]:
+        df = df.with_columns((pl.col(column).cast(pl.Float64) / 1e9)
+                             .alias(column.removesuffix("_ns")))
+    if table == "fingerprints":
+        df = df.with_columns(
+            pl.col("bind_dn_set").list.len().cast(pl.Int64).alias("bind_dns"),
+            *([pl.col("unindexed_bind_dn_set").list.len().cast(pl.Int64)
+               .alias("unindexed_bind_dns")] if "unindexed_bind_dn_set" in df.columns
+              else []),
+            pl.col("server_set").list.join(",").alias("servers"),
+        )
+    if table == "timeseries":
+        df = df.drop([c for c in df.columns if c in ("etime_p50", "etime_p99")])
+    if table == "load":
+        df = _load(df, ranges or {}, period_s)
+    if table == INDEXES:
+        df = _indexes(df, spelling[FINGERPRINT_SPELLINGS])
+    if table in SPELLED and spelling[SPELLED[table][1]]:
+        column, spellings = SPELLED[table]
+        df = df.with_columns(pl.col(column).replace(spelling[spellings]))
+    first = [c for c in TABLE_COLUMNS[table] if c in df.columns]
+    df = df.select(first + [c for c in df.columns if c not in first])
+    return slowest_first(df) if table == SLOWEST else df if table == INDEXES \
+        else df.sort(keys_, nulls_last=True)
 
 
 # Index advice (issue 33): per server, attribute and index type, the unindexed (notes=A)
