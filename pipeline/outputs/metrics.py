@@ -155,15 +155,16 @@ def _cumulative(work: pl.DataFrame, keys: list[str]
     """Per key: the count of etimes <= each ``le``, and of all etimes. Exact from the
     workloads' ``etime_le_*`` counters; outputs written before them fall back to the
     histogram, where a value within 1% below a bound may land above it."""
-    hist = histogram.from_lists(work, list(keys), "etime").group_by(*keys, "bucket").agg(
-        pl.col("count").sum())
-    totals = {k: int(v) for *k_, v in hist.group_by(keys).agg(pl.col("count").sum())
-              .iter_rows() for k in [tuple(k_)]}
     columns = [le_column(le) for le in LE]
     if all(c in work.columns for c in columns):
-        exact = work.group_by(keys).agg(pl.col(c).sum() for c in columns)
-        return {tuple(r[:len(keys)]): (list(r[len(keys):]), totals.get(tuple(r[:len(keys)]), 0))
-                for r in exact.iter_rows() if tuple(r[:len(keys)]) in totals}
+        # each row's etimes counted from its histogram's counts, without a row per bucket
+        exact = work.group_by(keys).agg(
+            *(pl.col(c).sum() for c in columns),
+            pl.col("etime_hist_count").list.sum().sum().alias("_total"))
+        return {tuple(r[:len(keys)]): (list(r[len(keys):-1]), int(r[-1]))
+                for r in exact.iter_rows() if r[-1]}
+    hist = histogram.from_lists(work, list(keys), "etime").group_by(*keys, "bucket").agg(
+        pl.col("count").sum())
     hist = hist.with_columns(histogram.representative(pl.col("bucket")).alias("value"))
     out = {}
     for key, part in hist.partition_by(keys, as_dict=True).items():
