@@ -116,6 +116,10 @@ def finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     # a run that found no events: the tables of an empty bucket's task (their schemas)
     partials = reduced.tables or join_pieces({}, load_period=period).tables
     tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
+    # the partials end here: the report renders without them (on a fleet of many
+    # identities, the workloads' alone are hundreds of MB)
+    del partials
+    reduced.tables.clear()
     tables["saturation"] = saturation.table(servers, fleet_periods)
     tables["pool_held"] = saturation.held_table(servers)
     info = run_info(opts)
