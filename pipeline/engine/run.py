@@ -90,12 +90,13 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                                                  for c in chunks), len(enrich_), combines)
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
-            fleet_peak, timelines, pool = finish.assemble(compute, chunk_reports, layout, scratch,
-                                                    staging, "jsonl" in opts.operations)
+            fleet_peak, timelines, pool = finish.assemble(compute, chunk_reports, layout,
+                                                          scratch, staging,
+                                                          "jsonl" in opts.operations)
         computed = time.perf_counter()
         observer.stage("write")
-        summary, tables, problems = finish.finish(opts, staging, chunk_reports, reduced, unread,
-                                            timelines, fleet_peak, pool)
+        summary, tables, problems = finish.finish(opts, staging, chunk_reports, reduced,
+                                                  unread, timelines, fleet_peak, pool)
         files.discard(scratch)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
