@@ -11,7 +11,10 @@ from functools import cached_property
 
 import polars as pl
 
+from pipeline import _core
+from pipeline.engine.enrich import shuffle_errors
 from pipeline.engine.logline import Tokens, reject_table, tokenize, tokenize_json
+from pipeline.engine.shuffle import Piece, read_pieces
 
 # One row per parsed line. Fields that a kind does not carry are null.
 EVENT_SCHEMA = {
@@ -127,3 +130,18 @@ def _parsed(tokens: Tokens, data: bytes, server: str, file: str, file_seq: int,
                 or c in provenance)
     return Parsed(tables, reject_table(tokens.rejects, server, file), tokens.counts,
                   bytes(data[tokens.carry_from:]) if not final else b"")
+
+
+def read_bucket(cls: str, found: list[Piece], subs: range, offsets: dict[int, int]
+                ) -> pl.DataFrame | None:
+    """A bucket's events of one class in the sub-buckets ``subs``, decoded as one polars
+    table of the class's columns (those a file left out are nulls; its provenance fills
+    server, file and file_seq), with absolute line numbers; None: no events. A run's join
+    tasks decode inside the core's join (``_core.join_pieces``); this is what they decode,
+    read through the same ranges (``shuffle.read_pieces``)."""
+    parts = read_pieces(found, subs, offsets)
+    if not parts:
+        return None
+    with shuffle_errors():
+        table = pl.DataFrame(_core.shuffle_decode(parts, cls))
+    return table if table.height else None

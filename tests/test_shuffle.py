@@ -18,7 +18,7 @@ from pipeline.engine.schema import EVENT_CLASSES
 from pipeline.errors import ShuffleError
 from pipeline.sources.store import place
 
-from .events import EVENT_SCHEMA, parse_lines
+from .events import EVENT_SCHEMA, parse_lines, read_bucket
 from .test_logline import _sample_files
 
 GOLDEN = 0x9E3779B97F4A7C15
@@ -70,7 +70,7 @@ def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
             found = shuffle.pieces(tmp_path, cls, ((3, 4, b),))
             assert [p.chunk for p in found] == [3]
             for sub in range(SUBS):
-                got = shuffle.read_bucket(cls, found, range(sub, sub + 1), {3: 0})
+                got = read_bucket(cls, found, range(sub, sub + 1), {3: 0})
                 if got is None:
                     continue
                 batches = {_reference_batch("ldap9", _reference_key(
@@ -80,7 +80,7 @@ def test_every_event_lands_once_in_its_connections_bucket(tmp_path) -> None:
                 assert set(got["server"]) == {"ldap9"} and set(got["file_seq"]) == {2}
                 seen += got["line"].to_list()
             # the whole bucket at once is its sub-buckets in order
-            whole = shuffle.read_bucket(cls, found, range(SUBS), {3: 100})
+            whole = read_bucket(cls, found, range(SUBS), {3: 100})
             assert whole is None or whole["line"].min() > 100
     assert sorted(seen) == sorted(events["line"].to_list())
     window = events.filter(pl.col("ts") >= since)  # the context is not counted
@@ -140,7 +140,7 @@ def test_a_damaged_batch_is_an_error_naming_its_file(tmp_path) -> None:
     named = re.escape(f"{path}: shuffle file: a batch damaged (its checksum differs): "
                       f"{ShuffleError.FIX}")
     with pytest.raises(ShuffleError, match=named):
-        shuffle.read_bucket("request", found, range(SUBS), {0: 0})
+        read_bucket("request", found, range(SUBS), {0: 0})
     # the run's own path, decoding and joining in one call, fails the same way, and the
     # command line says what is wrong and the fix, not "internal error"
     with pytest.raises(ShuffleError, match=named) as failed:

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import polars as pl
 import pyarrow as pa
 
 from .. import _core
@@ -141,18 +140,3 @@ def read_pieces(found: list[Piece], subs: range, offsets: Mapping[int, int]) -> 
                 parts.append((piece.header, f.read_at(end - start, start), offsets[piece.chunk],
                               str(piece.path)))
     return parts
-
-
-def read_bucket(cls: str, found: list[Piece], subs: range, offsets: Mapping[int, int]
-                ) -> pl.DataFrame | None:
-    """A bucket's events of one class in the sub-buckets ``subs`` as one polars table of
-    the class's columns (those a file left out are nulls; its provenance fills server,
-    file and file_seq), with absolute line numbers; None: no events. The run's join
-    tasks decode in the compiled core instead (``_core.join_pieces``); this is what
-    they decode, for tests and inspection."""
-    parts = read_pieces(found, subs, offsets)
-    if not parts:
-        return None
-    with shuffle_errors():
-        table = pl.DataFrame(_core.shuffle_decode(parts, cls))
-    return table if table.height else None
