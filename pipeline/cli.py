@@ -23,7 +23,7 @@ from . import __version__, _core
 from .config import load_workloads
 from .errors import ConfigError, NoLogsError, PipelineError
 from .names import SCOPES, printable, problem_text
-from .outputs.terminal import RunProgress, done_line, print_summary
+from .outputs.terminal import TRACE_STAGES, RunProgress, done_line, print_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 EXIT_UNAVAILABLE = 69  # sysexits' EX_UNAVAILABLE: a part the command needs is not installed
@@ -311,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the rows to FILE (needed for parquet; jsonl and csv go to "
                          "standard output without it)")
     _reading_options(tr, "the system's temporary folder")
+    noise = tr.add_mutually_exclusive_group()
+    noise.add_argument("--progress", action="store_true", default=None,
+                       help="show the progress of a trace of logs even when not on a terminal")
+    noise.add_argument("--quiet", action="store_true",
+                       help="no progress, no closing line (the rows are still written)")
     tr.set_defaults(func=cmd_trace)
 
     fp = sub.add_parser(
@@ -625,7 +630,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         print_trace(rows)
     else:
         write_rows(rows, form, args.output)
-    print(f"dsaccess: {closing_line(rows)}", file=sys.stderr)
+    if not args.quiet:
+        print(f"dsaccess: {closing_line(rows)}", file=sys.stderr)
     _print_findings(problems, [])
     if problems:  # (the rows are the other inputs': "nothing matched" is not known)
         return EXIT_PARTIAL
@@ -649,13 +655,18 @@ def _trace_rows(args: argparse.Namespace, selectors: Any) -> tuple[Any, list[Any
         partition_mb=args.partition_mb,
         storage_options=_ssh_options(args.known_hosts, args.key_file),
         worker_timeout=args.worker_timeout, scratch=args.scratch)
+    progress = bool(args.progress) or (not args.quiet and sys.stderr.isatty())
+    display = RunProgress(stages=TRACE_STAGES) if progress else None
     try:
-        result = trace_logs(opts, selectors)
+        result = trace_logs(opts, selectors, display)
     except NoLogsError as e:
         if len(args.sources) > 1:
             raise
         raise NoLogsError(f"not the output of dsaccess run (no run.json), nor access logs: "
                           f"{args.sources[0]} ({e})") from None
+    finally:
+        if display is not None:
+            display.close()
     return result.rows, result.problems
 
 

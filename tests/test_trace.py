@@ -5,6 +5,9 @@ from the logs themselves: the same rows in the same order either way."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -212,6 +215,21 @@ def test_the_command_reads_logs_as_it_reads_an_out(fleet: tuple[Truth, Path], tm
     assert main(["trace", f"one={logs}/{want['server'][0]}", "gone=/nonexistent/logs",
                  "--bind-dn", DN, "--format", "jsonl", "-o", str(tmp_path / "p.jsonl")]) == 2
     assert "gone: log location not found: /nonexistent/logs" in capsys.readouterr().err
+
+
+def test_a_trace_of_logs_shows_its_progress_and_quiet_shows_none(
+        fleet: tuple[Truth, Path], tmp_path: Path) -> None:
+    logs = fleet[1].parent / "logs"
+    command = [sys.executable, "-m", "pipeline", "trace", str(logs), "--bind-dn", DN,
+               "--verb", "MOD", "--workers", "1", "-o", str(tmp_path / "rows.csv")]
+    shown = subprocess.run([*command, "--progress"], capture_output=True, text=True,
+                           check=True).stderr
+    for stage in ("find connections", "parse + shuffle", "join + select"):
+        assert stage in shown, shown
+    assert re.search(r"^dsaccess: [\d,]+ operations on \d servers?, ", shown, re.M), shown
+    quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
+    assert pl.read_csv(tmp_path / "rows.csv").height > 10
 
 
 @pytest.mark.parametrize("args,message", [

@@ -37,7 +37,7 @@ PROGRESS_TOPIC = "dsaccess-progress"
 class Observer(Protocol):
     """What a progress display hears of a run (``terminal.RunProgress`` is one)."""
 
-    def planned(self, chunks: int, bytes_: int, buckets: int, combines: int) -> None: ...
+    def planned(self, tasks: dict[str, int], bytes_: int) -> None: ...
     def event(self, message: dict[str, Any]) -> None: ...
     def stage(self, name: str) -> None: ...
 
@@ -48,11 +48,13 @@ class Logged:
     def __init__(self, inner: Observer | None) -> None:
         self.inner = inner
 
-    def planned(self, chunks: int, bytes_: int, buckets: int, combines: int) -> None:
-        log.debug("plan: %d parse tasks over %s bytes, %d join tasks, %d combine tasks",
-                  chunks, f"{bytes_:,}", buckets, combines)
+    def planned(self, tasks: dict[str, int], bytes_: int) -> None:
+        """The tasks of the stages about to run (stage → how many), over ``bytes_`` of
+        logs; a trace plans twice (its first pass, then the rest)."""
+        log.debug("plan: %s over %s bytes",
+                  ", ".join(f"{n} {stage} tasks" for stage, n in tasks.items()), f"{bytes_:,}")
         if self.inner:
-            self.inner.planned(chunks, bytes_, buckets, combines)
+            self.inner.planned(tasks, bytes_)
 
     def event(self, message: dict[str, Any]) -> None:
         log.debug("done: %s", message)

@@ -86,8 +86,8 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                        for base, count in sorted(set(layout.values())) if count]
             combined, combines = tree([t for t, _ in servers], _combine)
             combines += sum(n for _, n in servers)
-            observer.planned(len(chunks), sum((c.file.size if c.end == -1 else c.end) - c.start
-                                                 for c in chunks), len(enrich_), combines)
+            observer.planned({"parse": len(chunks), "join": len(enrich_),
+                              "aggregate": combines, "write": 1}, _bytes(chunks))
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
             fleet_peak, timelines, pool = finish.assemble(compute, chunk_reports, layout,
@@ -136,7 +136,8 @@ class TraceResult:
     skipped: int = 0                  # those of connections that cannot match (not parsed)
 
 
-def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:
+def trace_logs(opts: RunOptions, sel: trace.Selectors,
+               observer: Observer | None = None) -> TraceResult:
     """``dsaccess trace INPUT...``: the job of ``run`` shaped for a few connections.
 
     When a selector follows connections (identity, client, filter value, target), a
@@ -145,19 +146,21 @@ def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:
     names its own), shuffles and joins them as a run does, so each match carries its
     identity and client, and keeps the rows ``sel`` selects. Nothing is aggregated or
     written but the shuffle's scratch (``--scratch``, or the system's temporary folder),
-    removed at the end."""
+    removed at the end. ``observer`` hears of both passes' tasks (``terminal.RunProgress``
+    with ``TRACE_STAGES``)."""
     started = time.perf_counter()
     chunks, unread = plan.chunks(opts)
     scratch = files.scratch_dir(place(opts.scratch or tempfile.gettempdir(),
                                         opts.storage_options, "--scratch"), None)
-    observer = Logged(None)
+    observer = Logged(observer)
     try:
         _make_folders(scratch, scratch, {c.file.server for c in chunks}, False)
         with Scheduler(opts, observer) as compute:
             servers = sorted({c.file.server for c in chunks})
             found: dict[str, list[Any]] = {s: [] for s in servers}
             if trace.needs_suspects(sel):
-                first = [task(suspects_task, c, sel) for c in chunks]
+                observer.planned({"suspects": len(chunks)}, _bytes(chunks))
+                first = [task(_suspects, c, sel) for c in chunks]
                 for c, f in zip(chunks, compute(first)[0], strict=True):
                     found[c.file.server].append(f)
             read = {s: trace.connections_to_read(s, found[s], sel) for s in servers}
@@ -166,8 +169,9 @@ def trace_logs(opts: RunOptions, sel: trace.Selectors) -> TraceResult:
             layout = plan.layout(chunks, opts.partition_mb, compute.threads)
             parse, between = _stage_a(chunks, layout, scratch, (None, None), read)
             budget = plan.BUDGET * (opts.partition_mb << 20)
-            joins = [task(trace_task, b, sources, between, scratch, sel, budget)
+            joins = [task(_trace, b, sources, between, scratch, sel, budget)
                      for b, sources in enumerate(plan.bucket_sources(chunks, layout))]
+            observer.planned({"parse": len(chunks), "join": len(joins)}, _bytes(chunks))
             reports, parts = compute(parse, joins) if chunks else ([], [])
     finally:
         files.discard(scratch)
@@ -208,6 +212,23 @@ def _enrich(bucket: int, *args: Any) -> BucketReport:
     tell({"stage": "join", "bucket": bucket, "operations": report.operations,
            "seconds": round(report.seconds, 3)})
     return report
+
+
+def _suspects(chunk: Chunk, sel: trace.Selectors) -> dict[str, list[int]] | None:
+    found = suspects_task(chunk, sel)
+    tell({"stage": "suspects", "server": chunk.file.server, "file": chunk.file.name})
+    return found
+
+
+def _trace(bucket: int, *args: Any) -> pl.DataFrame:
+    rows = trace_task(bucket, *args)
+    tell({"stage": "join", "bucket": bucket, "operations": rows.height})
+    return rows
+
+
+def _bytes(chunks: list[Chunk]) -> int:
+    """The log bytes the chunks cover (a file's last chunk runs to its end)."""
+    return sum((c.file.size if c.end == -1 else c.end) - c.start for c in chunks)
 
 
 def _combine(reports: list[BucketReport]) -> BucketReport:

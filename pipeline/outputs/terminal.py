@@ -1,5 +1,6 @@
-"""What ``run`` and ``merge`` print: the progress while a run works, one closing line,
-and a summary that fits a 50-line terminal (the rest: ``dsaccess report OUT --text``).
+"""What ``run`` and ``merge`` print: the progress while a run (or a trace of logs) works,
+one closing line, and a summary that fits a 50-line terminal (the rest: ``dsaccess
+report OUT --text``).
 
 Times are in milliseconds in every table here, as in the HTML report.
 """
@@ -24,14 +25,20 @@ from . import views
 
 TOP = 5
 SUMMARY_LINES = 50
-STAGES = (("parse", "parse + shuffle"), ("join", "join + enrich"), ("aggregate", "aggregate"))
+# (stage, label) in the order they run; "write" is done when the display closes
+RUN_STAGES = (("parse", "parse + shuffle"), ("join", "join + enrich"),
+              ("aggregate", "aggregate"), ("write", "write outputs"))
+TRACE_STAGES = (("suspects", "find connections"), ("parse", "parse + shuffle"),
+                ("join", "join + select"))
 
 
 class RunProgress:
     """The stage, the bytes and lines done, MB/s and an ETA, on stderr (rich)."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None,
+                 stages: tuple[tuple[str, str], ...] = RUN_STAGES) -> None:
         self.console = console or Console(stderr=True)
+        self.stages = stages
         self.progress = Progress(TextColumn("{task.description:<16}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                                  TimeRemainingColumn(), console=self.console)
@@ -40,12 +47,14 @@ class RunProgress:
         self.bytes = self.lines = self.operations = 0
         self.started = time.perf_counter()
 
-    def planned(self, chunks: int, bytes_: int, buckets: int, combines: int) -> None:
-        totals = {"parse": chunks, "join": buckets, "aggregate": max(combines, 1)}
-        for stage, label in STAGES:
-            self.tasks[stage] = self.progress.add_task(label, total=totals[stage], detail="")
-        self.tasks["write"] = self.progress.add_task("write outputs", total=1, detail="")
-        self.progress.start()
+    def planned(self, tasks: dict[str, int], bytes_: int) -> None:
+        with self.lock:
+            if not self.tasks:
+                self.progress.start()
+            for stage, label in self.stages:
+                if stage in tasks:
+                    self.tasks[stage] = self.progress.add_task(
+                        label, total=max(tasks.get(stage, 1), 1), detail="")
 
     def event(self, message: dict[str, Any]) -> None:
         stage = message.get("stage")
@@ -67,7 +76,9 @@ class RunProgress:
 
     def stage(self, name: str) -> None:
         with self.lock:
-            for stage, _ in STAGES:  # every task before this stage is done
+            for stage, _ in self.stages:  # every task before this stage is done
+                if stage == name:
+                    break
                 if stage in self.tasks:
                     task = self.progress.tasks[self.tasks[stage]]
                     self.progress.update(task.id, completed=task.total)
