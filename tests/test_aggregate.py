@@ -272,3 +272,23 @@ def test_a_merge_of_several_runs_keeps_each_runs_figures_for_its_report(corpus,
     merged_summary = json.loads((merged / "summary.json").read_text())
     assert merged_summary["peak_connections"] == both["peak_connections"] > max(
         s["peak_connections"] for s in both["servers"].values())
+
+
+def test_tables_finished_a_server_at_a_time_equal_the_whole_tables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Server b's operations have no etime (their RESULTs were never seen): finished on
+    its own, its rows still get null histograms and percentiles, as in one pass."""
+    keys = {"workload": ["w"] * 3, "bind_dn": ["x", "y", "x"], "verb": ["SRCH"] * 3}
+    work = pl.DataFrame({"server": ["a", "a", "b"], **keys, "count": [2, 1, 1],
+                         "etime_sum_ns": [10, 5, 0]})
+    hist = pl.DataFrame({"server": ["a", "a"], "workload": ["w"] * 2, "bind_dn": ["x"] * 2,
+                         "verb": ["SRCH"] * 2, "bucket": pl.Series([3, 4], dtype=pl.Int32),
+                         "count": [1, 1]}).with_columns(pl.col(pl.String).cast(pl.Categorical))
+    combined = {"workloads": work, "workloads:etime": hist}
+    sliced = aggregate.finalize_tables(combined)["workloads"]
+    monkeypatch.setattr(aggregate, "BY_SERVER", frozenset())
+    whole = aggregate.finalize_tables(combined)["workloads"]
+    assert sliced.equals(whole)
+    b = sliced.filter(pl.col("server") == "b")
+    assert b["etime_hist_bucket"].to_list() == [None] and b["etime_p95"].to_list() == [None]
+    assert sliced["server"].to_list() == ["a", "a", "b"]

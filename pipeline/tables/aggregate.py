@@ -383,8 +383,10 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
         df = combined.get(table)
         if df is None:
             continue
-        hists = {latency: combined.get(f"{table}:{latency}")
-                 for latency in TABLE_LATENCIES[table]}
+        # None: no value at all in the table (a server's slice of the others may be empty:
+        # its rows get null histograms, as rows without a value do)
+        hists = {latency: h if (h := combined.get(f"{table}:{latency}")) is not None
+                 and h.height else None for latency in TABLE_LATENCIES[table]}
         if table in BY_SERVER and df.height and not df["server"].has_nulls():
             pieces = []
             for server in sorted(df["server"].unique()):
@@ -409,15 +411,14 @@ def _finished(table: str, df: pl.DataFrame, hists: dict[str, pl.DataFrame | None
     """One finished table (``finalize_tables``) from its combined partial and histograms."""
     keys_ = list(TABLE_KEYS[table])
     for latency, hist in hists.items():
-        if hist is not None:
-            hist = hist.with_columns(pl.col(pl.Categorical).cast(pl.String))
-        if hist is None or not hist.height:  # no value at all: empty histograms
+        if hist is None:  # no value at all: empty histograms
             qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
             df = df.with_columns(
                 *(pl.lit(None, pl.Float64).alias(q) for q in qs),
                 pl.lit([], pl.List(pl.Int32)).alias(f"{latency}_hist_bucket"),
                 pl.lit([], pl.List(pl.Int64)).alias(f"{latency}_hist_count"))
             continue
+        hist = hist.with_columns(pl.col(pl.Categorical).cast(pl.String))
         df = _beside(df, histogram.summarize(hist, keys_, latency), keys_)
     for column in [c for c in df.columns if c.endswith("etime_sum_ns")]:
         df = df.with_columns((pl.col(column).cast(pl.Float64) / 1e9)
