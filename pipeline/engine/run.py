@@ -171,7 +171,8 @@ def trace_logs(opts: RunOptions, sel: trace.Selectors,
             budget = plan.BUDGET * (opts.partition_mb << 20)
             joins = [task(_trace, b, sources, between, scratch, sel, budget)
                      for b, sources in enumerate(plan.bucket_sources(chunks, layout))]
-            observer.planned({"parse": len(chunks), "join": len(joins)}, _bytes(chunks))
+            if chunks:  # (none when no connection can match: nothing left to show)
+                observer.planned({"parse": len(chunks), "join": len(joins)}, _bytes(chunks))
             reports, parts = compute(parse, joins) if chunks else ([], [])
     finally:
         files.discard(scratch)
