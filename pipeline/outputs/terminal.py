@@ -54,7 +54,7 @@ class RunProgress:
             for stage, label in self.stages:
                 if stage in tasks:
                     self.tasks[stage] = self.progress.add_task(
-                        label, total=max(tasks.get(stage, 1), 1), detail="")
+                        label, total=max(tasks[stage], 1), detail="")
 
     def event(self, message: dict[str, Any]) -> None:
         stage = message.get("stage")
