@@ -160,6 +160,36 @@ def test_saturation_per_second_is_the_generators_truth(tmp_path: Path) -> None:
     assert 'id="who-waited"' in page and 'id="who-held"' in page
 
 
+def test_slabs_of_time_give_what_one_slab_gives(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep is fed a slab of time at a time, so that it never holds every operation:
+    cut into many slabs (a few hundred events each), the periods, the figures and who
+    held the pool are those of one slab, to the bit."""
+    from pipeline.engine import saturation
+
+    _fleet(tmp_path / "logs", seed=5)
+    cuts: list[tuple[int, ...]] = []
+    real = saturation.slab_cuts
+
+    def spy(spans: list[tuple[int, int, int]], per_slab: int | None = None) -> tuple[int, ...]:
+        cuts.append(real(spans, per_slab))
+        return cuts[-1]
+    monkeypatch.setattr(saturation, "slab_cuts", spy)
+    outs = {}
+    for per_slab in (None, 300):
+        if per_slab:
+            monkeypatch.setattr(saturation, "SLAB_EVENTS", per_slab)
+        outs[per_slab] = out = tmp_path / f"out-{per_slab}"
+        run(RunOptions(inputs=(str(tmp_path / "logs"),), out=out, scheduler="synchronous"))
+    assert len(cuts[0]) == 0 and len(cuts[-1]) > 8
+    for name in ("saturation.parquet", "pool_held.parquet"):
+        one, many = (pl.read_parquet(outs[k] / name) for k in (None, 300))
+        assert one.height > 0 and one.equals(many), name
+    one, many = (json.loads((outs[k] / "summary.json").read_text()) for k in (None, 300))
+    assert one["saturation"] == many["saturation"]
+    assert one["servers"] == many["servers"]
+
+
 def test_threads_give_the_workers_a_server_does_not_log(tmp_path: Path) -> None:
     """``--threads NAME=N`` fills the worker count where the logs do not give it (ds1),
     never over what they give (ds2 logs 4); a name of no server is refused."""

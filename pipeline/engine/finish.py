@@ -20,6 +20,7 @@ from .stages import (
     ChunkReport,
     concat_task,
     fleet_timeline,
+    flight_slabs,
     line_offsets,
     rejects_task,
     server_timeline,
@@ -38,6 +39,7 @@ def assemble(compute: Compute, reports: list[ChunkReport], layout: dict[str, tup
     ranges = event_ranges(aggregate.combine_all([r.partial for r in reports]))
     fleet = span(ranges)
     period = aggregate.load_period(*fleet)
+    slabs = len(flight_slabs(reports)) + 1
     graphs = [
         task(rejects_task, scratch, staging, order, line_offsets(reports)),
         task(concat_task, scratch / "connections", "b*.parquet",
@@ -48,9 +50,9 @@ def assemble(compute: Compute, reports: list[ChunkReport], layout: dict[str, tup
     ]
     n = len(graphs)
     pools = [task(saturation.server_saturation, server, scratch / "flights", period,
-                  ranges[server])
+                  ranges[server], slabs)
              for server in sorted(layout) if server in ranges]
-    fleet_pool = task(saturation.fleet_saturation, scratch / "flights", period, fleet) \
+    fleet_pool = task(saturation.fleet_saturation, scratch / "flights", period, fleet, slabs) \
         if ranges else saturation.no_events()
     graphs += [fleet_pool, *pools]
     if jsonl:

@@ -203,12 +203,14 @@ SNIFF_BYTES = 4096
 
 @dataclass(frozen=True)
 class Between:
-    """What stage B needs from all of stage A: line-number offsets, the load period, and
-    the window (what is before it in the shuffle is connections' context)."""
+    """What stage B needs from all of stage A: line-number offsets, the load period, the
+    window (what is before it in the shuffle is connections' context), and the slabs of
+    time the flights are written in (``saturation.slab_cuts``)."""
 
     offsets: dict[int, int]
     load_period: int
     window: tuple[int | None, int | None] = (None, None)
+    slab_cuts: tuple[int, ...] = ()
 
 
 def between_stages(reports: list[ChunkReport], since_ns: int | None = None,
@@ -219,7 +221,16 @@ def between_stages(reports: list[ChunkReport], since_ns: int | None = None,
     first = min((t["first"] for t in ranges), default=None)
     last = max((t["last"] for t in ranges), default=None)
     return Between(line_offsets(reports), aggregate.load_period(first, last),
-                   (since_ns, until_ns))
+                   (since_ns, until_ns), flight_slabs(reports))
+
+
+def flight_slabs(reports: list[ChunkReport]) -> tuple[int, ...]:
+    """The slabs of time the join tasks write flights in, from the parse tasks' events
+    (``saturation.slab_cuts``)."""
+    return saturation.slab_cuts([(p["time_range"]["first"], p["time_range"]["last"],
+                                  p["lines"]["parsed"])
+                                 for r in reports for p in r.partial.values()
+                                 if "time_range" in p])
 
 
 def enrich_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
@@ -290,7 +301,7 @@ def _join_part(name: str, subs: range, found: dict[str, list[shuffle.Piece]],
     if "jsonl" in operations:
         files.write_jsonl(ops, scratch / "jsonl" / f"b{name}.jsonl")
     files.write_parquet(conns, scratch / "connections" / f"b{name}.parquet")
-    saturation.write_flights(ops, scratch / "flights", name)
+    saturation.write_flights(ops, scratch / "flights", name, between.slab_cuts)
     steps.lap("write_operations")
     return joined.partial, joined.tables, joined.rule_errors, ops.height
 

@@ -333,6 +333,35 @@ def read_ipc(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
     return _read(pl.read_ipc, path, columns)
 
 
+def write_ipc_batches(df: pl.DataFrame, bounds: list[int], path: Where) -> None:
+    """Write one Arrow IPC file of ``df``'s rows ``bounds[i]:bounds[i + 1]`` as batch ``i``
+    (empty ones too), uncompressed, whole or not at all: scratch a reader takes a batch at
+    a time (``read_ipc_batch``)."""
+    import pyarrow as pa
+
+    table = df.to_arrow(compat_level=pl.CompatLevel.newest()).combine_chunks()
+    rows = table.to_batches()[0] if df.height else None  # (one batch: one chunk a column)
+    schema = table.schema
+    with _file(path) as target, pa.ipc.new_file(target, schema) as writer:
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            writer.write_batch(rows.slice(start, end - start) if rows is not None
+                               else pa.RecordBatch.from_pylist([], schema=schema))
+
+
+def read_ipc_batch(path: Where, index: int, columns: list[str] | None = None
+                   ) -> pl.DataFrame:
+    """Record batch ``index`` of an Arrow IPC file (``columns`` of it, those it has), read
+    by itself (its bytes only, through the file's footer)."""
+    import pyarrow as pa
+
+    path = place(path)
+    with (pa.OSFile(path.url) if path.local else path.open("rb")) as source:
+        batch = pa.ipc.open_file(source).get_batch(index)
+    if columns is not None:
+        batch = batch.select([c for c in columns if c in batch.schema.names])
+    return pl.DataFrame(pl.from_arrow(batch))
+
+
 def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
     return _read(pl.read_parquet, path, columns)
 

@@ -317,30 +317,51 @@ fn parse_stamp(text: &str) -> PyResult<(i64, i32)> {
     dsaccess_core::head::parse_stamp(text).map_err(PyValueError::new_err)
 }
 
-/// One server's (or the fleet's) client operations (``result_ts``, ``etime`` and where
-/// logged ``wtime``, ``wbusy``, ``wmax``, ``wqdepth``) → (per load period of ``period_s``
-/// seconds from the one holding ``first`` to the one holding ``last``: the
-/// ``saturation.parquet`` rows without the server; the run's figures as a dict, with
-/// ``in_saturated``: per operation, whether it started in a saturated second, or None)
-/// (``dsaccess_core::saturation``).
-#[pyfunction]
-fn saturation<'py>(py: Python<'py>, ops: PyTable, period_s: i64, first: i64, last: i64)
-                   -> PyResult<(PyTable, Bound<'py, PyDict>)> {
-    let ops = one_batch(ops)?;
-    let (periods, all) = py
-        .detach(|| dsaccess_core::saturation::saturation(&ops, period_s, first, last))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let d = PyDict::new(py);
-    d.set_item("operations", all.operations)?;
-    d.set_item("peak_in_flight", all.peak_in_flight)?;
-    d.set_item("wtime_p95", all.wtime_p95)?;
-    d.set_item("wtime_p99", all.wtime_p99)?;
-    d.set_item("waited_10ms", all.waited_10ms)?;
-    d.set_item("waited_10ms_share", all.waited_10ms_share)?;
-    d.set_item("saturated_seconds", all.saturated_seconds)?;
-    d.set_item("workers", all.workers)?;
-    d.set_item("in_saturated", all.in_saturated)?;
-    Ok((table(periods)?, d))
+/// The worker pool's saturation over one server's (or the fleet's) client operations,
+/// fed a slab of time at a time (``dsaccess_core::saturation``): ``Sweep(period_s,
+/// first, last)`` for the load periods of ``period_s`` seconds from the one holding
+/// ``first`` to the one holding ``last`` (ns); ``feed(table)`` a slab (columns ``start``,
+/// ``result_ts``, and where logged ``wtime``, ``wbusy``, ``wmax``, ``wqdepth``), in any
+/// order, its starts after the slabs' fed before (a ValueError otherwise); ``finish()``:
+/// (the ``saturation.parquet`` rows without the server, the run's figures as a dict, with
+/// ``saturated_at``: the saturated seconds, ascending, or None).
+#[pyclass(name = "Sweep")]
+struct PySweep {
+    sweep: Option<dsaccess_core::saturation::Sweep>,
+}
+
+#[pymethods]
+impl PySweep {
+    #[new]
+    fn new(period_s: i64, first: i64, last: i64) -> Self {
+        PySweep { sweep: Some(dsaccess_core::saturation::Sweep::new(period_s, first, last)) }
+    }
+
+    fn feed(&mut self, py: Python<'_>, ops: PyTable) -> PyResult<()> {
+        let ops = one_batch(ops)?;
+        let sweep = self.sweep.as_mut().ok_or_else(finished)?;
+        py.detach(|| sweep.feed(&ops)).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(PyTable, Bound<'py, PyDict>)> {
+        let sweep = self.sweep.take().ok_or_else(finished)?;
+        let (periods, all) = py.detach(|| sweep.finish());
+        let d = PyDict::new(py);
+        d.set_item("operations", all.operations)?;
+        d.set_item("peak_in_flight", all.peak_in_flight)?;
+        d.set_item("wtime_p95", all.wtime_p95)?;
+        d.set_item("wtime_p99", all.wtime_p99)?;
+        d.set_item("waited_10ms", all.waited_10ms)?;
+        d.set_item("waited_10ms_share", all.waited_10ms_share)?;
+        d.set_item("saturated_seconds", all.saturated_seconds)?;
+        d.set_item("workers", all.workers)?;
+        d.set_item("saturated_at", all.saturated_at)?;
+        Ok((table(periods)?, d))
+    }
+}
+
+fn finished() -> PyErr {
+    PyValueError::new_err("this sweep is finished")
 }
 
 /// The UTC nanoseconds of a log's first event, from its first bytes (text or JSON);
@@ -447,7 +468,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shuffle_decode, m)?)?;
     m.add_function(wrap_pyfunction!(event_classes, m)?)?;
     m.add_function(wrap_pyfunction!(parse_stamp, m)?)?;
-    m.add_function(wrap_pyfunction!(saturation, m)?)?;
+    m.add_class::<PySweep>()?;
     m.add_function(wrap_pyfunction!(first_time, m)?)?;
     m.add_function(wrap_pyfunction!(py_server_seed, m)?)?;
     m.add("SUBS", SUBS)?;
