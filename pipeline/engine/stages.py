@@ -127,6 +127,9 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
         tokens = tokenize(got.data, final=got.final, connections=connections)
     tables, counts = tokens.classes, tokens.counts
     rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
+    problem = got.problem or _not_an_access_log(chunk, got.data, counts)
+    size = len(got.data)
+    del got  # the log's bytes are tokens now: not held through the shuffle's encoding too
     steps.lap("tokenize")
     written = shuffle.write_buckets(scratch, chunk.index, tables, server=f.server, file=f.name,
                                     file_seq=f.seq, buckets=buckets, since_ns=since_ns,
@@ -142,8 +145,7 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                                       utc_offsets=tokens.utc_offsets)
     steps.lap("partial_aggregates")
     return ChunkReport(chunk.index, f.server, f.name, f.seq, counts["total"], partial,
-                       got.problem or _not_an_access_log(chunk, got.data, counts), steps.total,
-                       len(got.data), steps.raised("parse"), f.url)
+                       problem, steps.total, size, steps.raised("parse"), f.url)
 
 
 def _read_text(chunk: Chunk) -> tuple[ChunkData | None, bool]:
