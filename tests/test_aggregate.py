@@ -286,9 +286,14 @@ def test_tables_finished_a_server_at_a_time_equal_the_whole_tables(
                          "count": [1, 1]}).with_columns(pl.col(pl.String).cast(pl.Categorical))
     combined = {"workloads": work, "workloads:etime": hist}
     sliced = aggregate.finalize_tables(combined)["workloads"]
+    # released: the same rows, and the partials leave the dict as they are finished
+    given = dict(combined)
+    released = aggregate.finalize_tables(given, release=True)["workloads"]
+    assert not given
     monkeypatch.setattr(aggregate, "BY_SERVER", frozenset())
     whole = aggregate.finalize_tables(combined)["workloads"]
     assert sliced.equals(whole)
+    assert released.equals(whole)
     b = sliced.filter(pl.col("server") == "b")
     assert b["etime_hist_bucket"].to_list() == [None] and b["etime_p95"].to_list() == [None]
     assert sliced["server"].to_list() == ["a", "a", "b"]

@@ -116,12 +116,13 @@ def finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     for server, section in summary["servers"].items():  # (a server without events: {})
         section["saturation"] = saturation.summary(figures.get(server, {}))
     # a run that found no events: the tables of an empty bucket's task (their schemas)
-    partials = reduced.tables or join_pieces({}, load_period=period).tables
-    tables = aggregate.finalize_tables({**partials, "restarts": starts}, ranges, period)
-    # the partials end here: the report renders without them (on a fleet of many
-    # identities, the workloads' alone are hundreds of MB)
-    del partials
+    partials = {**(reduced.tables or join_pieces({}, load_period=period).tables),
+                "restarts": starts}
+    # the partials end in the finished tables, which let them go as they grow (on a fleet
+    # of many identities, the workloads' alone are hundreds of MB): no other reference
     reduced.tables.clear()
+    tables = aggregate.finalize_tables(partials, ranges, period, release=True)
+    del partials
     tables["saturation"] = saturation.table(servers, fleet_periods)
     tables["pool_held"] = saturation.held_table(servers)
     info = run_info(opts)

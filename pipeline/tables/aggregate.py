@@ -364,7 +364,7 @@ Ranges = dict[str, tuple[int, int]]  # server → (first, last) event time, UTC 
 
 
 def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = None,
-                    period_s: int = 60) -> dict[str, pl.DataFrame]:
+                    period_s: int = 60, *, release: bool = False) -> dict[str, pl.DataFrame]:
     """Percentiles from the merged histograms, histograms kept as list columns, DNs in their
     most frequent spelling, load rates over the seconds each period covers, rows sorted.
 
@@ -374,7 +374,10 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
     A table keyed by server first is finished a server at a time (``BY_SERVER``): its
     rows are sorted by server first anyway, and one server's steps hold a slice of what
     the whole table's would (workloads on a fleet of many identities: its percentiles,
-    spellings and sort took a GB at once)."""
+    spellings and sort took a GB at once). With ``release`` (the caller keeps no other
+    reference to the tables), each table leaves ``combined`` as it is finished, and each
+    server's rows of it once that server's are: the partials go as the finished tables
+    grow, instead of both being held at the end (a run's finish)."""
     spelling = {name: most_frequent(combined.get(name, pl.DataFrame()), key)
                 for key, name in ((PARTIAL_KEYS[n][0], n)
                                   for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
@@ -385,19 +388,40 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
             continue
         # None: no value at all in the table (a server's slice of the others may be empty:
         # its rows get null histograms, as rows without a value do)
-        hists = {latency: h if (h := combined.get(f"{table}:{latency}")) is not None
-                 and h.height else None for latency in TABLE_LATENCIES[table]}
+        names = {latency: f"{table}:{latency}" for latency in TABLE_LATENCIES[table]}
+        hists = {latency: h if (h := combined.get(name)) is not None and h.height else None
+                 for latency, name in names.items()}
+        if release:
+            for name in [table, *names.values()]:
+                combined.pop(name, None)
         if table in BY_SERVER and df.height and not df["server"].has_nulls():
+            rows = _by_server(df)
+            hist_rows = {k: None if h is None else (h.clear(), _by_server(h))
+                         for k, h in hists.items()}
+            del df, hists
             pieces = []
-            for server in sorted(df["server"].unique()):
-                mine = pl.col("server") == server
-                pieces.append(_finished(table, df.filter(mine), {
-                    k: None if h is None else h.filter(mine) for k, h in hists.items()},
-                    spelling, ranges, period_s))
+            for server in sorted(rows):
+                pieces.append(_finished(table, rows.pop(server), {
+                    k: None if h is None else h[1].pop(server, h[0])
+                    for k, h in hist_rows.items()}, spelling, ranges, period_s))
             tables[table] = pl.concat(pieces, how="vertical_relaxed", rechunk=False)
         else:
             tables[table] = _finished(table, df, hists, spelling, ranges, period_s)
     return tables
+
+
+def _by_server(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """A table's rows per server: slices where each server's rows are one run (a
+    combine's, whose frames are a server's each), which share the table's memory and free
+    it server by server once it is let go; else filtered copies."""
+    runs = df.select(pl.col("server").rle()).unnest("server")
+    if not runs["value"].is_unique().all():
+        return {s: df.filter(pl.col("server") == s) for s in df["server"].unique()}
+    out, start = {}, 0
+    for length, server in zip(runs["len"], runs["value"], strict=True):
+        out[server] = df.slice(start, length)
+        start += length
+    return out
 
 
 # tables keyed by server first whose rows are finished each on its own (not load: a
