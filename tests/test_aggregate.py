@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -297,3 +298,18 @@ def test_tables_finished_a_server_at_a_time_equal_the_whole_tables(
     b = sliced.filter(pl.col("server") == "b")
     assert b["etime_hist_bucket"].to_list() == [None] and b["etime_p95"].to_list() == [None]
     assert sliced["server"].to_list() == ["a", "a", "b"]
+
+
+def test_partials_combined_once_and_as_they_come_from_the_core_combine_together() -> None:
+    """A bucket joined in parts returns its partials combined (keys first), its
+    neighbours as the core orders their columns (the load table's ``operations`` before
+    its key ``seconds``): a later combine of both adds them up, whatever their order."""
+    t = datetime(2026, 11, 26, 16, 20, tzinfo=UTC)
+
+    def load(server: str, operations: int) -> pl.DataFrame:  # the core's column order
+        return pl.DataFrame({"server": [server], "start": [t], "operations": [operations],
+                             "seconds": [60]})
+    parted = aggregate.combine_tables([{"load": load("a", 2)}, {"load": load("b", 3)}])
+    assert parted["load"].columns[:3] == ["server", "start", "seconds"]
+    both = aggregate.combine_tables([parted, {"load": load("a", 5)}])["load"]
+    assert both.sort("server").select("server", "operations").rows() == [("a", 7), ("b", 3)]

@@ -285,7 +285,9 @@ def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFra
     out: dict[str, pl.DataFrame] = {}
     names = {name for part in parts for name in part}
     for name in sorted(names):
-        frames = [p[name] for p in parts if name in p and p[name].height]
+        # each frame's columns in the first's order: a bucket joined in parts comes combined
+        # (keys first), its neighbours in the core's order, and a concat goes by position
+        frames = _aligned([p[name] for p in parts if name in p and p[name].height])
         table, _, latency = name.partition(":")
         keys = list(PARTIAL_KEYS[table])
         if not frames:
@@ -302,6 +304,11 @@ def combine_tables(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFra
         else:
             out[name] = _combine_scalars(pl.concat(frames, how="vertical_relaxed"), keys)
     return out
+
+
+def _aligned(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    return [f if f.columns == frames[0].columns else f.select(frames[0].columns)
+            for f in frames]
 
 
 def _apart(frames: list[pl.DataFrame], keys: list[str]) -> bool:
