@@ -242,6 +242,7 @@ pub fn encode(
             order[next[*b as usize] as usize] = row as u32;
             next[*b as usize] += 1;
         }
+        let order = UInt32Array::from(order);
         // the class's columns that have a value in this task (the reader fills the others
         // with nulls), in the class's order; the provenance goes in the schema's metadata
         let mut fields = Vec::new();
@@ -252,21 +253,21 @@ pub fn encode(
             }
             if let Some(c) = column(&table, f.name(), f.data_type())? {
                 fields.push(f.as_ref().clone());
-                columns.push(c);
+                columns.push(take(c.as_ref(), &order, None).map_err(error)?);
             }
         }
         let layout = Arc::new(Schema::new_with_metadata(fields, provenance.metadata()));
-        // what a row weighs once decoded: its columns here (the bytes they use, not the
-        // tokenizer's spare capacity), and those decode adds back (provenance, and nulls
-        // for the columns this file left out)
+        let sorted = RecordBatch::try_new_with_options(
+            layout.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(order.len())))
+            .map_err(error)?;
+        // what a row weighs once decoded: its columns here, and those decode adds back
+        // (provenance, and nulls for the columns this file left out)
         let added: u64 = schema.fields().iter()
             .filter(|f| layout.field_with_name(f.name()).is_err())
             .map(|f| decoded_null_bytes(f.data_type()))
             .sum();
-        let used: usize = columns.iter()
-            .map(|c| c.to_data().get_slice_memory_size().map_err(error))
-            .sum::<Result<_, _>>()?;
-        let per_row = used as u64 / (table.num_rows().max(1) as u64) + added;
+        let per_row = sorted.get_array_memory_size() as u64 / (sorted.num_rows().max(1) as u64)
+            + added;
         let mut writer = StreamWriter::try_new(Vec::new(), &layout).map_err(error)?;
         let header = writer.get_ref().len();
         let mut file = Vec::with_capacity(HEADER_CRC + header);
@@ -275,17 +276,9 @@ pub fn encode(
         let mut index: Vec<(u64, u64)> = Vec::with_capacity(batches + 1);
         for b in 0..batches {
             let (from, to) = (starts[b] as usize, starts[b + 1] as usize);
-            // the batch's rows taken on their own, not the whole table sorted first: a
-            // task holds its events and one batch, not a second copy of its events
-            let rows = UInt32Array::from(order[from..to].to_vec());
-            let taken = columns.iter().map(|c| take(c.as_ref(), &rows, None))
-                .collect::<Result<Vec<_>, _>>().map_err(error)?;
-            let batch = RecordBatch::try_new_with_options(
-                layout.clone(), taken, &RecordBatchOptions::new().with_row_count(Some(to - from)))
-                .map_err(error)?;
             index.push((file.len() as u64, (to - from) as u64 * per_row));
             // the batch's message, then one LZ4 block of it in the file
-            writer.write(&batch).map_err(error)?;
+            writer.write(&sorted.slice(from, to - from)).map_err(error)?;
             let message = &writer.get_ref()[header..];
             let block = lz4_flex::block::compress(message);
             let too_big = || ColumnError("shuffle: a batch over 4 GiB".into());
