@@ -28,6 +28,7 @@ import polars as pl
 
 from ..errors import ConfigError, OutputError, SourceError
 from ..sources.store import Place, place
+from ..tables.aggregate import server_runs
 
 Where = Place | Path
 
@@ -388,15 +389,11 @@ def write_operations(ops: pl.DataFrame, root: Where, part: str) -> None:
     The join orders operations by server first, so each server's rows are one slice
     (no copy; ``partition_by`` copied every column of every row); rows in another order
     are put in that order first (a stable sort), so a server never gets two files."""
-    runs = ops.select(pl.col("server").rle()).unnest("server")
-    if not runs["value"].is_unique().all():
-        ops = ops.sort("server", maintain_order=True, nulls_last=True)
-        runs = ops.select(pl.col("server").rle()).unnest("server")
-    start = 0
-    for length, server in zip(runs["len"], runs["value"], strict=True):
-        write_parquet(ops.slice(start, length).drop("server"),
-                      operations_folder(root, server) / f"part-{part}.parquet")
-        start += length
+    runs = server_runs(ops)
+    if runs is None:  # (sorted, each server's rows are one run)
+        runs = server_runs(ops.sort("server", maintain_order=True, nulls_last=True)) or []
+    for server, rows in runs:
+        write_parquet(rows.drop("server"), operations_folder(root, server) / f"part-{part}.parquet")
 
 
 def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,

@@ -421,12 +421,21 @@ def _by_server(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """A table's rows per server: slices where each server's rows are one run (a
     combine's, whose frames are a server's each), which share the table's memory and free
     it server by server once it is let go; else filtered copies."""
+    runs = server_runs(df)
+    if runs is None:
+        return {s: df.filter(pl.col("server") == s) for s in df["server"].unique()}
+    return dict(runs)
+
+
+def server_runs(df: pl.DataFrame) -> list[tuple[Any, pl.DataFrame]] | None:
+    """Each server's rows of ``df`` as one slice (no copy), in the order they come, where
+    each server's rows are one run; None where a server's rows are apart."""
     runs = df.select(pl.col("server").rle()).unnest("server")
     if not runs["value"].is_unique().all():
-        return {s: df.filter(pl.col("server") == s) for s in df["server"].unique()}
-    out, start = {}, 0
+        return None
+    out, start = [], 0
     for length, server in zip(runs["len"], runs["value"], strict=True):
-        out[server] = df.slice(start, length)
+        out.append((server, df.slice(start, length)))
         start += length
     return out
 
