@@ -96,8 +96,8 @@ def _nulls_last(key: tuple[object, ...]) -> tuple[tuple[bool, str], ...]:
 
 def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
     keys = ["server", "workload", "verb"]
-    ops = work.group_by(keys).agg(pl.col("count").sum(), pl.col("etime_sum_ns").sum()) \
-        .sort(keys)
+    ops = work.lazy().group_by(keys).agg(pl.col("count").sum(), pl.col("etime_sum_ns").sum()) \
+        .sort(keys).collect()
     name = w.family("operations_total", "counter", "Client operations, by workload class and verb.")
     for r in ops.iter_rows(named=True):
         w.sample(name, {k: r[k] for k in keys}, int(r["count"]))
@@ -133,9 +133,9 @@ def _waits(w: _Writer, work: pl.DataFrame) -> None:
     if not all(c in work.columns for c in [*columns, "wtime_count", "wtime_sum_ns"]):
         return
     keys = ["server", "workload"]
-    rows = work.group_by(keys).agg(pl.col(c).sum() for c in
-                                   [*columns, "wtime_count", "wtime_sum_ns"])
-    rows = rows.filter(pl.col("wtime_count") > 0)
+    rows = work.lazy().group_by(keys).agg(
+        pl.col(c).sum() for c in [*columns, "wtime_count", "wtime_sum_ns"]).filter(
+        pl.col("wtime_count") > 0).collect()
     if not rows.height:
         return
     name = w.family("operation_wtime_seconds", "histogram",
@@ -158,9 +158,9 @@ def _cumulative(work: pl.DataFrame, keys: list[str]
     columns = [le_column(le) for le in LE]
     if all(c in work.columns for c in columns):
         # each row's etimes counted from its histogram's counts, without a row per bucket
-        exact = work.group_by(keys).agg(
+        exact = work.lazy().group_by(keys).agg(
             *(pl.col(c).sum() for c in columns),
-            pl.col("etime_hist_count").list.sum().sum().alias("_total"))
+            pl.col("etime_hist_count").list.sum().sum().alias("_total")).collect()
         return {tuple(r[:len(keys)]): (list(r[len(keys):-1]), int(r[-1]))
                 for r in exact.iter_rows() if r[-1]}
     hist = histogram.from_lists(work, list(keys), "etime").group_by(*keys, "bucket").agg(
@@ -175,7 +175,7 @@ def _cumulative(work: pl.DataFrame, keys: list[str]
 
 
 def _top_bind_dns(w: _Writer, work: pl.DataFrame) -> None:
-    per = work.group_by("server", "bind_dn").agg(pl.col("count").sum())
+    per = work.lazy().group_by("server", "bind_dn").agg(pl.col("count").sum()).collect()
     name = w.family("bind_dn_operations_total", "counter",
                     f"Client operations of the top {TOP_N} bind DNs per server; the rest as "
                     f"'{OTHER}'.")

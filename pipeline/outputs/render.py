@@ -450,9 +450,8 @@ def _workloads(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) ->
     work = tables.get("workloads")
     if work is None or not work.height:
         return ""
-    classes = work.group_by("workload").agg(pl.col("count").sum(),
-                                            views.exact_seconds("etime_sum")) \
-        .sort("workload")
+    classes = work.lazy().group_by("workload").agg(
+        pl.col("count").sum(), views.exact_seconds("etime_sum")).sort("workload").collect()
     labels = [_label(w) for w in classes["workload"]]
     dns = views.bind_dns(tables, TOP)
     names = [_label(d) for d in dns["bind_dn"]][::-1]

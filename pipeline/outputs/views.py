@@ -40,7 +40,7 @@ def verbs(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> pl.DataFr
     if work is None or not work.height:
         return counts.with_columns(pl.lit(0, pl.Int64).alias("errors"),
                                    pl.lit(None, pl.Float64).alias("etime_p95"))
-    errors = work.group_by("verb").agg(pl.col("errors").sum())
+    errors = work.lazy().group_by("verb").agg(pl.col("errors").sum()).collect()
     hist = histogram.from_lists(work, ["verb"], "etime").group_by("verb", "bucket").agg(
         pl.col("count").sum())
     p95 = histogram.percentiles(hist, ["verb"], (0.95,)).rename({"p95": "etime_p95"})
@@ -84,9 +84,9 @@ def bind_dns(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
     if work is None or not work.height:
         return pl.DataFrame(schema={"bind_dn": pl.String, "count": pl.Int64,
                                     "etime_sum": pl.Float64, "errors": pl.Int64})
-    return work.group_by("bind_dn").agg(pl.col("count").sum(), exact_seconds("etime_sum"),
-                                        pl.col("errors").sum()) \
-        .sort("count", "bind_dn", descending=[True, False], nulls_last=True).head(top)
+    return work.lazy().group_by("bind_dn").agg(
+        pl.col("count").sum(), exact_seconds("etime_sum"), pl.col("errors").sum()).sort(
+        "count", "bind_dn", descending=[True, False], nulls_last=True).head(top).collect()
 
 
 def _mostly_covered(load: pl.DataFrame) -> pl.DataFrame:
@@ -290,9 +290,10 @@ def who_waited(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
                            ("fingerprint", fps, "fingerprint")):
         if table is None or "waited" not in table.columns or not table.height:
             continue
-        rows = table.group_by(key).agg(pl.col("waited").sum(),
-                                       (pl.col("waited_wtime_sum_ns").sum().cast(pl.Float64)
-                                        / 1e9).alias("wtime"))
+        rows = table.lazy().group_by(key).agg(
+            pl.col("waited").sum(),
+            (pl.col("waited_wtime_sum_ns").sum().cast(pl.Float64) / 1e9).alias("wtime"),
+        ).collect()
         rows = rows.filter(pl.col("waited") > 0).sort(["wtime", key], descending=[True, False],
                                                       nulls_last=True).head(top)
         name = (pl.col(key).map_elements(dn_text, return_dtype=pl.String, skip_nulls=False)

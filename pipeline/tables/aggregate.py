@@ -384,7 +384,10 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
     spellings and sort took a GB at once). With ``release`` (the caller keeps no other
     reference to the tables), each table leaves ``combined`` as it is finished, and each
     server's rows of it once that server's are: the partials go as the finished tables
-    grow, instead of both being held at the end (a run's finish)."""
+    grow, instead of both being held at the end (a run's finish). Such a table comes in one
+    chunk per server: put together into one, it would be held twice. An eager group-by puts
+    every column of its frame together first, so the readers of these tables group them
+    lazily, which puts together the columns they read only."""
     spelling = {name: most_frequent(combined.get(name, pl.DataFrame()), key)
                 for key, name in ((PARTIAL_KEYS[n][0], n)
                                   for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
