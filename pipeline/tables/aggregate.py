@@ -109,9 +109,11 @@ def from_core(tables: dict[str, Any], summary: Any) -> tuple[Counts, dict[str, p
     out = {}
     for name, table in tables.items():
         df = pl.DataFrame(table)
-        # categorical keys: histogram rows are the bulk of what combine tasks hold
-        out[name] = df.with_columns(pl.col(pl.String).cast(pl.Categorical)) if ":" in name \
-            else df
+        # categorical keys: a fleet's identities are most of what the combine tasks hold,
+        # each in thousands of rows of workloads and binds (``_finished`` casts them back)
+        keys = PARTIAL_KEYS[name.partition(":")[0]]
+        out[name] = df.with_columns(pl.col(c).cast(pl.Categorical) for c in keys
+                                    if df.schema.get(c) == pl.String)
     counts: Counts = {}
     for server, key, n in pl.DataFrame(summary).iter_rows():
         node = counts.setdefault(server, {})
@@ -227,6 +229,11 @@ TABLE_LATENCIES = MappingProxyType({
     "fingerprints": LATENCIES, "workloads": ("etime",), "timeseries": ("etime",),
     "clients": (), "restarts": (), "binds": (), "load": (), "slowest": (), "indexes": (),
 })
+# The exact counts at or below each ``PROM_LE`` bound, per latency: the core's partial
+# ``<table>:<latency>_le`` holds them as histogram rows over those bounds (bucket j: the
+# values in (PROM_LE[j-1], PROM_LE[j]]), which the finish adds up into the cumulative
+# ``<latency>_le_<bound>`` columns (``le_column``).
+LE_COUNTED = MappingProxyType({"workloads": ("etime", "wtime")})
 TABLE_COLUMNS = MappingProxyType({  # the contract's columns, in this order, then the rest
     "fingerprints": ("fingerprint", "fingerprint_id", "count", "errors", "unindexed",
                      "partially_unindexed", "paged", "etime_sum", "etime_max", "etime_p50",
@@ -388,7 +395,7 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
     chunk per server: put together into one, it would be held twice. An eager group-by puts
     every column of its frame together first, so the readers of these tables group them
     lazily, which puts together the columns they read only."""
-    spelling = {name: most_frequent(combined.get(name, pl.DataFrame()), key)
+    spelling = {name: most_frequent(_strings(combined.get(name, pl.DataFrame())), key)
                 for key, name in ((PARTIAL_KEYS[n][0], n)
                                   for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
     tables = {}
@@ -396,11 +403,13 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
         df = combined.get(table)
         if df is None:
             continue
-        # None: no value at all in the table (a server's slice of the others may be empty:
-        # its rows get null histograms, as rows without a value do)
-        names = {latency: f"{table}:{latency}" for latency in TABLE_LATENCIES[table]}
-        hists = {latency: h if (h := combined.get(name)) is not None and h.height else None
-                 for latency, name in names.items()}
+        # A histogram's None: no value at all in the table (a server's slice of the others
+        # may be empty: its rows get null histograms, as rows without a value do). The le
+        # counts' None: an output written before them (no columns; empty: zeros).
+        names = {key: f"{table}:{key}" for key in (
+            *TABLE_LATENCIES[table], *(f"{lat}_le" for lat in LE_COUNTED.get(table, ())))}
+        hists = {key: h if (h := combined.get(name)) is not None and (
+            h.height or key.endswith("_le")) else None for key, name in names.items()}
         if release:
             for name in [table, *names.values()]:
                 combined.pop(name, None)
@@ -418,6 +427,19 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
         else:
             tables[table] = _finished(table, df, hists, spelling, ranges, period_s)
     return tables
+
+
+def _strings(df: pl.DataFrame) -> pl.DataFrame:
+    """A partial's categorical keys (``from_core``) as the strings the tables hold."""
+    return df.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+def _cumulative_le(counted: pl.DataFrame, keys: list[str], latency: str) -> pl.DataFrame:
+    """Per key, the ``<latency>_le_<bound>`` columns: the values at or below each bound,
+    from the partial's counts per bound (``LE_COUNTED``)."""
+    return counted.group_by(keys).agg(
+        pl.col("count").filter(pl.col("bucket") <= j).sum().alias(le_column(le, latency))
+        for j, le in enumerate(PROM_LE))
 
 
 def _by_server(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -453,7 +475,14 @@ def _finished(table: str, df: pl.DataFrame, hists: dict[str, pl.DataFrame | None
               period_s: int) -> pl.DataFrame:
     """One finished table (``finalize_tables``) from its combined partial and histograms."""
     keys_ = list(TABLE_KEYS[table])
+    df = _strings(df)
+    for latency in LE_COUNTED.get(table, ()):
+        if (counted := hists.get(f"{latency}_le")) is not None:
+            below = _cumulative_le(_strings(counted), keys_, latency)
+            df = _beside(df, below, keys_).with_columns(pl.col(f"^{latency}_le_.*$").fill_null(0))
     for latency, hist in hists.items():
+        if latency.endswith("_le"):
+            continue
         if hist is None:  # no value at all: empty histograms
             qs = [f"{latency}_p{q}" for q in (50, 95, 99)]
             df = df.with_columns(
@@ -461,8 +490,7 @@ def _finished(table: str, df: pl.DataFrame, hists: dict[str, pl.DataFrame | None
                 pl.lit([], pl.List(pl.Int32)).alias(f"{latency}_hist_bucket"),
                 pl.lit([], pl.List(pl.Int64)).alias(f"{latency}_hist_count"))
             continue
-        hist = hist.with_columns(pl.col(pl.Categorical).cast(pl.String))
-        df = _beside(df, histogram.summarize(hist, keys_, latency), keys_)
+        df = _beside(df, histogram.summarize(_strings(hist), keys_, latency), keys_)
     for column in [c for c in df.columns if c.endswith("etime_sum_ns")]:
         df = df.with_columns((pl.col(column).cast(pl.Float64) / 1e9)
                              .alias(column.removesuffix("_ns")))
@@ -636,7 +664,10 @@ def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFram
         for latency in TABLE_LATENCIES[table]:
             if f"{latency}_hist_bucket" in df.columns:
                 out[f"{table}:{latency}"] = histogram.from_lists(df, keys_, latency)
-        drop = [c for c in df.columns if "_hist_" in c or any(
+        for latency in LE_COUNTED.get(table, ()):
+            if le_column(PROM_LE[0], latency) in df.columns:
+                out[f"{table}:{latency}_le"] = _le_counts(df, keys_, latency)
+        drop = [c for c in df.columns if "_hist_" in c or "_le_" in c or any(
             c == f"{lat}_p{q}" for lat in LATENCIES for q in (50, 95, 99))]
         drop += [c for c in ("bind_dns", "unindexed_bind_dns", "servers")
                  if c in df.columns and table == "fingerprints"]
@@ -646,6 +677,17 @@ def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFram
     for name, frames in spellings.items():  # each run's spelling, weighted by its count
         out[name] = pl.concat(frames)
     return out
+
+
+def _le_counts(df: pl.DataFrame, keys: list[str], latency: str) -> pl.DataFrame:
+    """``_cumulative_le``'s inverse: the counts per bound (``LE_COUNTED``) of a finished
+    table's cumulative ``<latency>_le_<bound>`` columns, where not zero."""
+    columns = [le_column(le, latency) for le in PROM_LE]
+    return df.select(*keys, *(
+        (pl.col(c) - (pl.col(columns[j - 1]) if j else 0)).alias(str(j))
+        for j, c in enumerate(columns))).unpivot(
+        index=keys, variable_name="bucket", value_name="count").with_columns(
+        pl.col("bucket").cast(pl.Int32)).filter(pl.col("count") != 0)
 
 
 def _indexes_partial(df: pl.DataFrame) -> pl.DataFrame:

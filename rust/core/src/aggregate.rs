@@ -44,7 +44,12 @@ type Set<K> = HashSet<K, RandomState>;
 /// saslBindInProgress.
 pub const OK_ERRORS: [i64; 5] = [0, 5, 6, 10, 14];
 /// The etime bounds metrics.prom exposes as `le`, counted exactly per workloads row (a
-/// histogram bucket straddling 5.0 could not say how many values are <= 5.0).
+/// histogram bucket straddling 5.0 could not say how many values are <= 5.0): the
+/// partial's rows `workloads:etime_le` and `workloads:wtime_le` are `(keys..., bucket,
+/// count)` as a histogram's, bucket `j` the values in `(PROM_LE[j-1], PROM_LE[j]]` (no
+/// row for a bucket of none, nor for values above the last bound), and the finish adds
+/// them up into the cumulative `etime_le_<bound>` columns. As 36 columns of every row,
+/// they were most of the workloads partial on a fleet of many identities.
 pub const PROM_LE: [f64; 18] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 /// A wait for a worker this long (seconds) or longer counts as waited.
@@ -266,12 +271,12 @@ struct WorkloadRow {
     etime_ns: i128,
     etime_max: Option<f64>,
     nentries: i64,
-    le: [i64; PROM_LE.len()],
+    le: Hist,
     hist: Hist,
     /// wtimes logged, their sum, and how many were <= each `PROM_LE`
     wtimes: i64,
     wtime_ns: i128,
-    wtime_le: [i64; PROM_LE.len()],
+    wtime_le: Hist,
     waited: Waited,
 }
 
@@ -522,18 +527,14 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
         w.nentries += nentries;
         if let (Some(e), Some(ns)) = (etime, etime_ns) {
             w.etime_ns += ns;
-            for (n, le) in w.le.iter_mut().zip(PROM_LE) {
-                *n += i64::from(e <= le);
-            }
+            w.le.add(le_bucket(e));
         }
         w.etime_max = max_of(w.etime_max, etime);
         w.hist.add(etime_bucket);
         if let Some(wt) = o.wtime.get(i) {
             w.wtimes += 1;
             w.wtime_ns += nanos(wt);
-            for (n, le) in w.wtime_le.iter_mut().zip(PROM_LE) {
-                *n += i64::from(wt <= le);
-            }
+            w.wtime_le.add(le_bucket(wt));
             w.waited.add(Some(wt));
         }
 
@@ -588,10 +589,14 @@ pub fn partials(ops: &RecordBatch, connections: &RecordBatch, period_s: i64)
             ("fingerprint", strings(keys.iter().map(|&k| prints.get(k)))),
             ("bucket", bucket), ("count", count)])));
     }
-    let (keys, bucket, count) = hist_rows(&workloads, |w| &w.hist);
-    let mut columns = workload_keys(&keys, &servers, &workloads_n, &dns, &verbs);
-    columns.extend([("bucket", bucket), ("count", count)]);
-    tables.push(("workloads:etime".into(), batch(columns)));
+    for (name, hist) in [("workloads:etime", (|w| &w.hist) as fn(&WorkloadRow) -> &Hist),
+                         ("workloads:etime_le", |w| &w.le),
+                         ("workloads:wtime_le", |w| &w.wtime_le)] {
+        let (keys, bucket, count) = hist_rows(&workloads, hist);
+        let mut columns = workload_keys(&keys, &servers, &workloads_n, &dns, &verbs);
+        columns.extend([("bucket", bucket), ("count", count)]);
+        tables.push((name.into(), batch(columns)));
+    }
     let (keys, bucket, count) = hist_rows(&series, |s| &s.hist);
     let mut columns = series_keys(&keys, &servers, &verbs);
     columns.extend([("bucket", bucket), ("count", count)]);
@@ -795,8 +800,6 @@ fn workload_keys(keys: &[WorkloadKey], servers: &Names<'_>, workloads: &Names<'_
 fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
                   workloads: &Names<'_>, dns: &Forms<'_>, verbs: &Names<'_>) -> RecordBatch {
     let (keys, rows): (Vec<WorkloadKey>, Vec<&WorkloadRow>) = rows.iter().copied().unzip();
-    let names: Vec<String> = PROM_LE.iter().map(|le| le_column("etime", *le)).collect();
-    let wtime_names: Vec<String> = PROM_LE.iter().map(|le| le_column("wtime", *le)).collect();
     let mut columns: Vec<(&str, ArrayRef)> = workload_keys(&keys, servers, workloads, dns, verbs);
     columns.extend([
         ("count", int64(rows.iter().map(|w| w.count))),
@@ -810,18 +813,14 @@ fn workload_table(rows: &[(WorkloadKey, &WorkloadRow)], servers: &Names<'_>,
         ("waited", int64(rows.iter().map(|w| w.waited.count))),
         ("waited_wtime_sum_ns", decimal(rows.iter().map(|w| w.waited.wtime_ns))),
     ]);
-    for (j, name) in names.iter().enumerate() {
-        columns.push((name, int64(rows.iter().map(|w| w.le[j]))));
-    }
-    for (j, name) in wtime_names.iter().enumerate() {
-        columns.push((name, int64(rows.iter().map(|w| w.wtime_le[j]))));
-    }
     batch(columns)
 }
 
-/// `etime_le_5`, `wtime_le_0.0001`: as Python's `f"{latency}_le_{le:.9g}"`.
-pub fn le_column(latency: &str, le: f64) -> String {
-    format!("{latency}_le_{le}")
+/// The `PROM_LE` bucket of a latency: the first bound it is at or below; none above the
+/// last (or NaN).
+fn le_bucket(value: f64) -> Option<i32> {
+    let j = PROM_LE.partition_point(|&bound| bound < value);
+    (j < PROM_LE.len() && value <= PROM_LE[j]).then_some(j as i32)
 }
 
 type SeriesKey = (u32, Option<i64>, u32);
@@ -1076,13 +1075,15 @@ mod tests {
     }
 
     #[test]
-    fn le_columns_are_named_as_python_formats_them() {
-        let names: Vec<String> = PROM_LE.iter().map(|le| le_column("etime", *le)).collect();
-        assert_eq!(names[0], "etime_le_0.0001");
-        assert_eq!(names[1], "etime_le_0.00025");
-        assert_eq!(names[12], "etime_le_1");
-        assert_eq!(names[13], "etime_le_2.5");
-        assert_eq!(names[17], "etime_le_60");
+    fn a_latency_on_a_bound_counts_at_or_below_it() {
+        assert_eq!(le_bucket(0.0), Some(0));
+        assert_eq!(le_bucket(0.0001), Some(0));
+        assert_eq!(le_bucket(0.00010001), Some(1));
+        assert_eq!(le_bucket(5.0), Some(14));  // whole-second logs: etime=5 is <= 5
+        assert_eq!(le_bucket(60.0), Some(17));
+        assert_eq!(le_bucket(60.5), None);
+        assert_eq!(le_bucket(f64::NAN), None);
+        assert_eq!(le_bucket(f64::INFINITY), None);
     }
 
     #[test]
