@@ -198,6 +198,33 @@ def test_peak_concurrent_connections_match_a_sweep_of_the_lines(sample_out: Path
         s["peak_connections"] for s in summary["servers"].values())
 
 
+def test_peaks_swept_a_slab_of_time_at_a_time_are_those_of_the_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fleet's sweep reads the servers' opens and closes a slab of time at a time, so
+    that it holds no more as a run grows: cut into slabs of a few hundred events, the
+    level carried from slab to slab, the peaks are still those of the lines."""
+    from pipeline.engine import saturation
+
+    monkeypatch.setattr(saturation, "SLAB_EVENTS", 200)
+    cuts: list[tuple[int, ...]] = []
+    real = saturation.slab_cuts
+
+    def spy(spans: list[tuple[int, int, int]]) -> tuple[int, ...]:
+        cuts.append(real(spans))
+        return cuts[-1]
+    monkeypatch.setattr(saturation, "slab_cuts", spy)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(SAMPLE),), out=out, scheduler="synchronous"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(cuts[-1]) > 10
+    servers = ("real389a", "real389b")
+    for server in servers:
+        assert summary["servers"][server]["peak_connections"] == \
+            _independent_peak(SAMPLE / server)
+    assert summary["peak_connections"] == _independent_peak(
+        *(SAMPLE / server for server in servers)) == 28
+
+
 def test_dns_differing_in_case_are_one_identity_shown_as_most_often_written(
         tmp_path: Path) -> None:
     lines = []

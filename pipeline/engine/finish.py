@@ -39,14 +39,18 @@ def assemble(compute: Compute, reports: list[ChunkReport], layout: dict[str, tup
     ranges = event_ranges(aggregate.combine_all([r.partial for r in reports]))
     fleet = span(ranges)
     period = aggregate.load_period(*fleet)
-    slabs = len(flight_slabs(reports)) + 1
+    cuts = flight_slabs(reports)
+    slabs = len(cuts) + 1
+    timelines = [scratch / "timeline" / f"s{i:05d}.arrow" for i in range(len(layout))]
+    servers = [task(server_timeline, server, scratch / "connections", range(base, base + count),
+                    cuts, timelines[i])
+               for i, (server, (base, count)) in enumerate(sorted(layout.items()))]
     graphs = [
         task(rejects_task, scratch, staging, order, line_offsets(reports)),
         task(concat_task, scratch / "connections", "b*.parquet",
              staging / "connections.parquet", join_pieces({}).connections),
-        task(fleet_timeline, scratch / "connections"),
-        *[task(server_timeline, server, scratch / "connections", range(base, base + count))
-          for server, (base, count) in sorted(layout.items())],
+        task(fleet_timeline, timelines, slabs, servers),
+        *servers,
     ]
     n = len(graphs)
     pools = [task(saturation.server_saturation, server, scratch / "flights", period,

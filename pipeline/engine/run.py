@@ -242,7 +242,7 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
     """Every folder the tasks write into, made once here: on a remote store, tasks that
     made them as they went would race (and pay a round trip per file)."""
     with files.writing(scratch):
-        for name in (*EVENT_CLASSES, "rejects", "connections", "flights", "jsonl"):
+        for name in (*EVENT_CLASSES, "rejects", "connections", "timeline", "flights", "jsonl"):
             (scratch / name).makedirs()
         if not scratch.local:
             for server in servers:

@@ -334,27 +334,38 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
 TIMELINE_COLUMNS = ["server", "conn", "opened", "closed"]
 
 
-def server_timeline(server: str, folder: Place, buckets: range
-                    ) -> tuple[str, int, pl.DataFrame]:
+def server_timeline(server: str, folder: Place, buckets: range, cuts: tuple[int, ...],
+                    timeline: Place) -> tuple[str, int, pl.DataFrame]:
     """One server's peak concurrent connections and its restarts, from the connection
     pieces of its buckets in ``folder`` (written by the enrich tasks: ``b<bucket>-<part>``;
-    a bucket without events has none)."""
+    a bucket without events has none). Its connections' opens and closes are written to
+    ``timeline``, in time order, a batch per slab of ``cuts``, for ``fleet_timeline``."""
     names = {f"b{b:05d}" for b in buckets}
     frames = [files.read_parquet(piece, TIMELINE_COLUMNS).filter(pl.col("server") == server)
               for piece in folder.glob("b*.parquet") if piece.name.split("-")[0] in names]
-    if not frames:
-        return server, 0, aggregate.restarts(pl.LazyFrame(schema={
-            "server": pl.String, "conn": pl.Int64, "opened": pl.Datetime("ns", "UTC")}))
-    connections = pl.concat(frames).lazy()
-    peak = aggregate.peak_connections(connections).get(server, 0)
-    return server, peak, aggregate.restarts(connections)
+    connections = pl.concat(frames).lazy() if frames else pl.LazyFrame(schema={
+        "server": pl.String, "conn": pl.Int64, "opened": pl.Datetime("ns", "UTC"),
+        "closed": pl.Datetime("ns", "UTC")})
+    events = aggregate.connection_events(connections).select("ts", "d").sort("ts", "d") \
+        .collect()
+    slab = pl.Series(cuts, dtype=pl.Int64).search_sorted(events["ts"].dt.epoch("ns"),
+                                                         side="right")
+    bounds = slab.search_sorted(pl.Series(range(len(cuts) + 2)), side="left")
+    files.write_ipc_batches(events, bounds.to_list(), timeline)
+    return server, aggregate.peak_level(events), aggregate.restarts(connections)
 
 
-def fleet_timeline(folder: Place) -> int:
-    """The fleet's peak concurrent connections: every server's connection pieces in
-    ``folder``, in one sweep (four columns of each connection)."""
-    frames = [files.read_parquet(piece, TIMELINE_COLUMNS) for piece in folder.glob("b*.parquet")]
-    return aggregate.fleet_peak_connections(pl.concat(frames).lazy()) if frames else 0
+def fleet_timeline(timelines: list[Place], slabs: int, _servers: list[Any]) -> int:
+    """The fleet's peak concurrent connections: the servers' opens and closes
+    (``timelines``, written by ``server_timeline``: ``_servers``, the tasks to wait for) in
+    one sweep, a slab of time at a time, so that what it holds does not grow with the
+    run."""
+    level = peak = 0
+    for k in range(slabs if timelines else 0):
+        events = pl.concat([files.read_ipc_batch(t, k) for t in timelines]).sort("ts", "d")
+        peak = max(peak, aggregate.peak_level(events, level))
+        level += int(events["d"].cast(pl.Int64).sum())
+    return peak
 
 
 def rejects_task(scratch: Place, staging: Place, order: dict[int, tuple[str, str, int]],

@@ -602,28 +602,25 @@ def restarts(connections: pl.LazyFrame) -> pl.DataFrame:
         "server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int64).alias("count")).collect()
 
 
-def peak_connections(connections: pl.LazyFrame) -> dict[str, int]:
-    """Per server, the most connections open at once, counted as logconv does: +1 at each
-    open line, -1 at its close; a restart closes what was still open.
-
-    A connection opened before the window is not counted (its ``opened`` is null)."""
-    peaks = _levels(connections, over="server").group_by("server").agg(
-        pl.col("level").max()).collect()
-    return {s: int(n) for s, n in peaks.iter_rows()}
-
-
 def fleet_peak_connections(connections: pl.LazyFrame) -> int:
     """The most connections open at once on the whole fleet: every server's opens and
     closes in one sweep (the largest sum at one instant, not the largest server's peak)."""
-    level = _levels(connections, over=None).select(pl.col("level").max()).collect().item()
-    return int(level or 0)
+    return peak_level(connection_events(connections).sort("ts", "d").collect())
 
 
-def _levels(connections: pl.LazyFrame, over: str | None) -> pl.LazyFrame:
-    """The number of open connections after each open and close, per server (``over``) or
-    for all of them: rows (server, ts, level), a close before an open at the same time.
-    A connection neither closed nor cut by a restart stays open, or closes at its ``end``
-    where the connections have that column (a merged run's end)."""
+def peak_level(events: pl.DataFrame, level: int = 0) -> int:
+    """The most connections open at once over ``events`` (``connection_events``, in time
+    order), ``level`` of them open before the first; 0 without any."""
+    return max(level, int((events["d"].cast(pl.Int64).cum_sum() + level).max() or 0))
+
+
+def connection_events(connections: pl.LazyFrame) -> pl.LazyFrame:
+    """Each connection's open and close as rows (server, ts, d), d +1 or -1, counted as
+    logconv counts concurrent connections: a restart closes what was still open; in
+    (ts, d) order, a close comes before an open at the same time. A connection opened before
+    the window is not counted (its ``opened`` is null); one neither closed nor cut by a
+    restart stays open, or closes at its ``end`` where the connections have that column
+    (a merged run's end)."""
     names = connections.collect_schema().names()
     end = ["end"] if "end" in names else []
     opened = connections.select("server", "conn", "opened", "closed", *end).filter(
@@ -633,15 +630,11 @@ def _levels(connections: pl.LazyFrame, over: str | None) -> pl.LazyFrame:
     ends = opened.join_asof(starts, left_on="opened", right_on="restart", by="server",
                             strategy="forward", allow_exact_matches=False,
                             check_sortedness=False)  # both sorted by time, so per server too
-    events = pl.concat([
+    return pl.concat([
         ends.select("server", pl.col("opened").alias("ts"), pl.lit(1, pl.Int8).alias("d")),
         ends.select("server", pl.coalesce("closed", "restart", *end).alias("ts"),
                     pl.lit(-1, pl.Int8).alias("d")).filter(pl.col("ts").is_not_null()),
     ])
-    step = pl.col("d").cast(pl.Int64).cum_sum()
-    if over is None:
-        return events.sort("ts", "d").with_columns(step.alias("level"))
-    return events.sort(over, "ts", "d").with_columns(step.over(over).alias("level"))
 
 
 def tables_to_partials(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
