@@ -85,7 +85,10 @@ def summarize(hist: pl.DataFrame, keys: list[str], prefix: str,
 
 
 def from_lists(table: pl.DataFrame, keys: list[str], prefix: str) -> pl.DataFrame:
-    """The inverse of ``as_lists``: back to ``(keys..., bucket, count)`` rows."""
+    """``summarize``'s list columns back to ``(keys..., bucket, count)`` rows. Lazily: a
+    finished table comes in a chunk per server, and eagerly its list columns were put in
+    one chunk before they were exploded (on the many-identity fleet's workloads, +108 MB
+    where this takes +35)."""
     b, c = f"{prefix}_hist_bucket", f"{prefix}_hist_count"
-    return table.select(*keys, b, c).explode(b, c).rename({b: "bucket", c: "count"}).filter(
-        pl.col("bucket").is_not_null())
+    return table.lazy().select(*keys, b, c).explode(b, c).rename(
+        {b: "bucket", c: "count"}).filter(pl.col("bucket").is_not_null()).collect()
