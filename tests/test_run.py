@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -202,6 +203,21 @@ def test_local_workers_keep_their_modules_out_of_the_garbage_collector(tmp_path:
             lambda: (gc.get_freeze_count(), gc.get_threshold())).values()))
     assert frozen > 100_000  # polars, dask and the job's modules, frozen after import
     assert thresholds == tuple(3 * t for t in job.GC_THRESHOLDS)
+
+
+def test_worker_processes_keep_the_clusters_complaints_off_stderr(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A worker process's own distributed log is off (unless -vv): its complaints while
+    the cluster is torn down under it, after an interrupt, were lines on stderr beside the
+    run's one ("failed to communicate with scheduler during heartbeat", with a traceback)."""
+    job = importlib.import_module("pipeline.engine.cluster")
+    opts = RunOptions(inputs=(str(SAMPLE),), out=tmp_path / "out", workers=1,
+                      worker_processes=True)
+    with job.Scheduler(opts, job.Logged(None)) as compute:
+        said = compute.client.run(lambda: logging.getLogger("distributed.worker").error(
+            "Failed to communicate with scheduler during heartbeat."))
+    assert len(said) == 1  # one worker, which was told
+    assert "heartbeat" not in capfd.readouterr().err
 
 
 def test_rerun_replaces_output_atomically_and_failure_keeps_the_old(tmp_path: Path) -> None:

@@ -102,11 +102,22 @@ def tell(message: dict[str, Any]) -> None:
 
 class _WorkerSetup(WorkerPlugin):
     """A worker plugin: Ctrl-C is the client's to answer, not each worker's; and the
-    cyclic garbage collector leaves the modules alone (``long_lived``)."""
+    cyclic garbage collector leaves the modules alone (``long_lived``).
+
+    ``quiet``: a worker process's own distributed log is off. Its complaints while the
+    cluster is torn down under it ("failed to communicate with scheduler during
+    heartbeat", "failed during get data", with their tracebacks, after an interrupt) are
+    not news, and a task's failure reaches the client, which says it in one line; the
+    client silences its own the same way (``Scheduler.__exit__``)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
 
     def setup(self, worker: Any) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.quiet:
+            logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
         long_lived()
 
 
@@ -277,7 +288,10 @@ class Scheduler:
         self.client = Client(self.cluster)
         # Ctrl-C ignored in each worker too, the ones a nanny starts later among them
         try:
-            self.client.register_plugin(_WorkerSetup(), name="dsaccess-worker-setup")
+            # (worker processes only: in-process workers share the client's loggers)
+            quiet = opts.worker_processes and \
+                logging.getLogger().getEffectiveLevel() > logging.DEBUG
+            self.client.register_plugin(_WorkerSetup(quiet), name="dsaccess-worker-setup")
         except OSError as e:  # CommClosedError: a worker died while it was told
             # the scheduler keeps the plugin and gives it to the worker its nanny starts
             log.debug("worker plugin: %s", e)
