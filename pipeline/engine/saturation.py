@@ -71,6 +71,18 @@ def slab_cuts(spans: list[tuple[int, int, int]], per_slab: int | None = None
     return tuple(cuts)
 
 
+def slab_of(times: pl.Series, cuts: tuple[int, ...]) -> pl.Series:
+    """Each time's (ns) slab of ``cuts`` (``slab_cuts``)."""
+    return pl.Series(cuts, dtype=pl.Int64).search_sorted(times, side="right") \
+        .cast(pl.Int64).alias("slab")
+
+
+def slab_bounds(slabs: pl.Series, cuts: tuple[int, ...]) -> list[int]:
+    """The slabs of rows in slab order → where each slab's rows begin, then their end:
+    the bounds of a batch per slab (``files.write_ipc_batches``)."""
+    return slabs.search_sorted(pl.Series(range(len(cuts) + 2)), side="left").to_list()
+
+
 def write_flights(ops: pl.DataFrame, folder: Place, name: str, cuts: tuple[int, ...]) -> None:
     """A bucket's client operations with a RESULT and an etime, as the sweep reads them:
     a file per server, ``folder/server=NAME/b<name>.arrow``, of a batch per slab of
@@ -79,8 +91,7 @@ def write_flights(ops: pl.DataFrame, folder: Place, name: str, cuts: tuple[int, 
     rows = ops.select("server", "internal", START.alias("start"), *FLIGHT_COLUMNS[1:],
                       *HELD_COLUMNS) \
         .filter(~pl.col("internal") & pl.col("start").is_not_null())
-    slab = pl.Series(cuts, dtype=pl.Int64).search_sorted(rows["start"], side="right")
-    rows = rows.with_columns(pl.Series("slab", slab, dtype=pl.Int64))
+    rows = rows.with_columns(slab_of(rows["start"], cuts))
     for (server,), part in rows.partition_by("server", as_dict=True,
                                              maintain_order=True).items():
         if part["wbusy"].null_count() == part.height:  # no pool logged: 24 bytes a row
@@ -91,8 +102,7 @@ def write_flights(ops: pl.DataFrame, folder: Place, name: str, cuts: tuple[int, 
                                pl.int_range(pl.len(), dtype=pl.Int64).alias("row"))
         if cuts:  # (one slab: the rows as they are)
             part = part.sort("slab", maintain_order=True)
-        bounds = part["slab"].search_sorted(pl.Series(range(len(cuts) + 2)), side="left")
-        files.write_ipc_batches(part.drop("slab"), bounds.to_list(),
+        files.write_ipc_batches(part.drop("slab"), slab_bounds(part["slab"], cuts),
                                 files.operations_folder(folder, server) / f"b{name}.arrow")
 
 

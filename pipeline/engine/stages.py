@@ -348,10 +348,8 @@ def server_timeline(server: str, folder: Place, buckets: range, cuts: tuple[int,
         "closed": pl.Datetime("ns", "UTC")})
     events = aggregate.connection_events(connections).select("ts", "d").sort("ts", "d") \
         .collect()
-    slab = pl.Series(cuts, dtype=pl.Int64).search_sorted(events["ts"].dt.epoch("ns"),
-                                                         side="right")
-    bounds = slab.search_sorted(pl.Series(range(len(cuts) + 2)), side="left")
-    files.write_ipc_batches(events, bounds.to_list(), timeline)
+    slabs = saturation.slab_of(events["ts"].dt.epoch("ns"), cuts)
+    files.write_ipc_batches(events, saturation.slab_bounds(slabs, cuts), timeline)
     return server, aggregate.peak_level(events), aggregate.restarts(connections)
 
 
