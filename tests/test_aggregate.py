@@ -239,6 +239,36 @@ def test_every_output_table_matches_its_golden_digest(tmp_path: Path, partition_
         assert output_digests(out) == golden[name], name
 
 
+@pytest.mark.parametrize("partition_mb", [64, 1])
+def test_no_combine_holds_the_fleets_rows_of_the_tables_finished_by_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, partition_mb: int) -> None:
+    """Issue 32, item 9: each group of servers (one server's buckets, or small servers'
+    shared ones) leaves its partials of the tables finished by server in the scratch once
+    combined, and tasks finish them there: the combine at the root, and the client, hold
+    the other tables only (the golden digests above hold the finished rows)."""
+    from pipeline.engine import finish
+
+    from .golden import output_corpora
+
+    seen = []
+
+    def spy(opts, staging, chunk_reports, reduced, *args):
+        seen.append((sorted(reduced.tables), len(reduced.parked)))
+        return finished(opts, staging, chunk_reports, reduced, *args)
+
+    finished = finish.finish
+    monkeypatch.setattr(finish, "finish", spy)
+    out = tmp_path / "out"
+    run(RunOptions(inputs=(str(output_corpora(tmp_path)["synth"]),), out=out,
+                   scheduler="synchronous", partition_mb=partition_mb))
+    (names, groups), = seen
+    assert names and not [n for n in names if n.partition(":")[0] in aggregate.PER_SERVER]
+    assert groups == (2 if partition_mb == 1 else 1)  # a server each, or both in one
+    for table in aggregate.PER_SERVER:
+        servers = pl.read_parquet(out / f"{table}.parquet")["server"]
+        assert servers.unique(maintain_order=True).to_list() == ["ldap1", "ldap2"], table
+
+
 def test_a_merge_of_several_runs_keeps_each_runs_figures_for_its_report(corpus,
                                                                         tmp_path: Path) -> None:
     """A week's report shows its days (issue 34, item 3): runs.parquet holds each merged

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "pipeline"
 CORE = {"errors", "engine.schema", "engine.logline", "sources.jsonlog", "fingerprint",
         "engine.partition", "engine.enrich", "tables.histogram", "tables.aggregate", "workload",
-        "tables.dn", "names", "outputs.views", "outputs.render", "outputs.metrics",
+        "tables.dn", "tables.frames", "names", "outputs.views", "outputs.render", "outputs.metrics",
         "outputs.textreport", "live.monitor", "sources.sniff", "forensic.compare",
         "tables.offsets", "_core"}
 SHELL = {"__init__", "__main__", "config", "sources.source", "sources.collect",

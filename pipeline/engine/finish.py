@@ -1,6 +1,7 @@
 """The end of a run: what the workers assemble after stage B (rejects, connections and
 the JSON Lines from the tasks' pieces; each server's timeline and the worker pool's
-saturation), then the summary and the aggregate tables the client finishes and writes."""
+saturation; the tables finished by server), then the summary and the other aggregate
+tables, which the client finishes and writes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .stages import (
     BucketReport,
     ChunkReport,
     concat_task,
+    finish_servers_task,
     fleet_timeline,
     flight_slabs,
     line_offsets,
@@ -27,14 +29,16 @@ from .stages import (
 )
 
 
-def assemble(compute: Compute, reports: list[ChunkReport], layout: dict[str, tuple[int, int]],
-             scratch: Place, staging: Place, jsonl: bool
+def assemble(compute: Compute, reports: list[ChunkReport], reduced: BucketReport,
+             layout: dict[str, tuple[int, int]], scratch: Place, staging: Place, jsonl: bool
              ) -> tuple[int, list[tuple[str, int, pl.DataFrame]], Pool]:
     """On the workers, after stage B: rejects.parquet, connections.parquet and
     operations.jsonl from the tasks' pieces, the fleet's peak concurrent connections, and
     each server's timeline (its peak, its restarts) from its buckets' connection pieces;
-    the worker pool's saturation per server and for the fleet from their flight pieces.
-    The client gets numbers, the restart rows and the periods, whatever the input."""
+    the worker pool's saturation per server and for the fleet from their flight pieces;
+    the tables finished by server (``aggregate.PER_SERVER``), from the partials each group
+    of servers left (``reduced.parked``), in the fleet's spellings. The client gets
+    numbers, the restart rows and the periods, whatever the input."""
     order = {r.index: (r.server, r.file, r.index) for r in reports}
     ranges = event_ranges(aggregate.combine_all([r.partial for r in reports]))
     fleet = span(ranges)
@@ -59,6 +63,14 @@ def assemble(compute: Compute, reports: list[ChunkReport], layout: dict[str, tup
     fleet_pool = task(saturation.fleet_saturation, scratch / "flights", period, fleet, slabs) \
         if ranges else saturation.no_events()
     graphs += [fleet_pool, *pools]
+    spelling = aggregate.spellings(reduced.tables)
+    places = {server: i for i, server in enumerate(sorted(layout))}
+    finished = [task(finish_servers_task, parked, spelling, scratch / "finished", places)
+                for parked in reduced.parked]
+    empty = aggregate.finalize_tables(aggregate.per_server(join_pieces({}).tables)[0])
+    graphs += [task(concat_task, scratch / "finished" / name, "s*.arrow",
+                    staging / f"{name}.parquet", empty[name], finished)
+               for name in sorted(aggregate.PER_SERVER)]
     if jsonl:
         graphs.append(task(concat_task, scratch / "jsonl", "b*.jsonl",
                            staging / "operations.jsonl", None))
@@ -119,11 +131,12 @@ def finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     figures = {server: f for server, _, f in servers}
     for server, section in summary["servers"].items():  # (a server without events: {})
         section["saturation"] = saturation.summary(figures.get(server, {}))
-    # a run that found no events: the tables of an empty bucket's task (their schemas)
-    partials = {**(reduced.tables or join_pieces({}, load_period=period).tables),
-                "restarts": starts}
-    # the partials end in the finished tables, which let them go as they grow (on a fleet
-    # of many identities, the workloads' alone are hundreds of MB): no other reference
+    # a run that found no events: the tables of an empty bucket's task (their schemas);
+    # the tables by server are in staging already (``assemble``)
+    partials = {**aggregate.per_server(reduced.tables or join_pieces(
+        {}, load_period=period).tables)[1], "restarts": starts}
+    # the partials end in the finished tables, which let them go as they grow: no other
+    # reference
     reduced.tables.clear()
     tables = aggregate.finalize_tables(partials, ranges, period, release=True)
     del partials
@@ -134,7 +147,7 @@ def finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     info[aggregate.UTC_OFFSETS] = {s: p[aggregate.UTC_OFFSETS]
                                    for s, p in sorted(per_server.items())
                                    if aggregate.UTC_OFFSETS in p}
-    report.write_aggregates(staging, summary, tables, info, opts.histocrutch)
+    tables = report.write_aggregates(staging, summary, tables, info, opts.histocrutch)
     return summary, tables, problems
 
 

@@ -21,10 +21,11 @@ from typing import Any
 import polars as pl
 
 from ..forensic import trace
-from ..outputs import files
+from ..outputs import files, report
 from ..sources.source import Chunk
 from ..sources.store import Place, place
 from ..tables import aggregate
+from ..tables.frames import Table
 from . import finish, plan
 from .cluster import Logged, Observer, Scheduler, task, tell, tree
 from .plan import Problem, RunOptions
@@ -36,6 +37,7 @@ from .stages import (
     between_stages,
     combine_task,
     enrich_task,
+    park_task,
     parse_task,
     suspects_task,
     trace_task,
@@ -45,7 +47,7 @@ from .stages import (
 @dataclass(frozen=True)
 class RunResult:
     summary: dict[str, Any]
-    tables: dict[str, pl.DataFrame]
+    tables: dict[str, Table]          # the published output's (``report.read_tables``)
     problems: list[Problem]
     stage_seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
@@ -82,16 +84,19 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                        for b, sources in enumerate(plan.bucket_sources(chunks, layout))]
             # each server's buckets first (small servers share one), then the servers: the
             # combines that hold the most, near the root, only put rows together (``_apart``)
-            servers = [tree(enrich_[base:base + count], _combine)
-                       for base, count in sorted(set(layout.values())) if count]
-            combined, combines = tree([t for t, _ in servers], _combine)
-            combines += sum(n for _, n in servers)
+            # then each group's tables by server are left aside, finished in ``assemble``
+            groups = [tree(enrich_[base:base + count], _combine)
+                      for base, count in sorted(set(layout.values())) if count]
+            parked = [task(park_task, t, scratch / "parked", i)
+                      for i, (t, _) in enumerate(groups)]
+            combined, combines = tree(parked, _combine)
+            combines += sum(n for _, n in groups)
             observer.planned({"parse": len(chunks), "join": len(enrich_),
                               "aggregate": combines, "write": 1}, _bytes(chunks))
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
-            fleet_peak, timelines, pool = finish.assemble(compute, chunk_reports, layout,
-                                                          scratch, staging,
+            fleet_peak, timelines, pool = finish.assemble(compute, chunk_reports, reduced,
+                                                          layout, scratch, staging,
                                                           "jsonl" in opts.operations)
         computed = time.perf_counter()
         observer.stage("write")
@@ -101,8 +106,11 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to
         published = not (warnings and files.is_output(out) and not opts.force)
+        # the scanned tables are read where they stay (none, when nothing is published)
+        tables = {n: t for n, t in tables.items() if n not in aggregate.SCANNED}
         if published:
             files.publish(staging, out)
+            tables = report.read_tables(out, tables)
         else:
             files.discard(staging)
     except BaseException:
@@ -242,7 +250,8 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
     """Every folder the tasks write into, made once here: on a remote store, tasks that
     made them as they went would race (and pay a round trip per file)."""
     with files.writing(scratch):
-        for name in (*EVENT_CLASSES, "rejects", "connections", "timeline", "flights", "jsonl"):
+        for name in (*EVENT_CLASSES, "rejects", "connections", "timeline", "flights", "jsonl",
+                     "parked", *(f"finished/{t}" for t in aggregate.PER_SERVER)):
             (scratch / name).makedirs()
         if not scratch.local:
             for server in servers:

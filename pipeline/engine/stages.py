@@ -106,6 +106,8 @@ class BucketReport:
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
     rule_errors: dict[str, int] = field(default_factory=dict)  # rows a workload rule failed on
+    # where ``park_task`` left groups of servers' ``aggregate.PER_SERVER`` partials
+    parked: tuple[Place, ...] = ()
 
 
 def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
@@ -328,7 +330,40 @@ def combine_task(reports: list[BucketReport]) -> BucketReport:
     return BucketReport(partial, tables, sum(r.operations for r in reports),
                         sum(r.seconds for r in reports) + steps.total,
                         add_steps(*(r.steps for r in reports), steps.raised("combine")),
-                        aggregate.combine_all([r.rule_errors for r in reports]))
+                        aggregate.combine_all([r.rule_errors for r in reports]),
+                        tuple(p for r in reports for p in r.parked))
+
+
+def park_task(report: BucketReport, folder: Place, group: int) -> BucketReport:
+    """A group of servers' combined report, its ``aggregate.PER_SERVER`` partials left in
+    ``folder`` (an Arrow IPC file each, ``g<group>+<name>.arrow``) for
+    ``finish_servers_task``: the combines above it, which put the fleet together, hold the
+    others only, and no task holds every server's rows (on a fleet of many identities,
+    hundreds of MB held to the end)."""
+    mine, others = aggregate.per_server(report.tables)
+    prefix = f"g{group:05d}"
+    for name, table in mine.items():
+        files.write_ipc(table, folder / f"{prefix}+{name.replace(':', '+')}.arrow")
+    return BucketReport(report.partial, others, report.operations, report.seconds,
+                        report.steps, report.rule_errors, (*report.parked, folder / prefix))
+
+
+def finish_servers_task(parked: Place, spelling: aggregate.Spelling, dest: Place,
+                        order: dict[str, int]) -> None:
+    """The ``aggregate.PER_SERVER`` tables of a group of servers, finished from the
+    partials ``park_task`` left (``parked``: their folder and the group's prefix;
+    ``spelling``: the fleet's); each server's rows of each table written to
+    ``dest/<table>/s<n>.arrow``, ``n`` its place in ``order``, so that the pieces in
+    name order make the table in its order (``aggregate.finalize_tables``')."""
+    prefix = f"{parked.name}+"
+    partials = {p.name.removeprefix(prefix).removesuffix(".arrow").replace("+", ":"):
+                files.read_ipc(p)
+                for p in parked.parent.glob(f"{prefix}*.arrow")}
+    tables = aggregate.finalize_tables(partials, release=True, spelling=spelling)
+    del partials
+    for name in list(tables):
+        for server, rows in aggregate.by_server(tables.pop(name)).items():
+            files.write_ipc(rows, dest / name / f"s{order[server]:05d}.arrow")
 
 
 TIMELINE_COLUMNS = ["server", "conn", "opened", "closed"]
@@ -381,9 +416,11 @@ def rejects_task(scratch: Place, staging: Place, order: dict[int, tuple[str, str
                            empty=pl.DataFrame(schema=dict(REJECT_SCHEMA)), transform=absolute)
 
 
-def concat_task(folder: Place, pattern: str, dest: Place, empty: pl.DataFrame | None) -> None:
+def concat_task(folder: Place, pattern: str, dest: Place, empty: pl.DataFrame | None,
+                _after: list[Any] | None = None) -> None:
     """One output file from the pieces in ``folder`` matching ``pattern``, in name order:
-    Parquet (``empty``: its table when there are none) or, without ``empty``, bytes."""
+    Parquet (``empty``: its table when there are none) or, without ``empty``, bytes.
+    ``_after``: the tasks that write the pieces, when they run in the same graph."""
     parts = folder.glob(pattern)
     if empty is None:
         files.concat_files(parts, dest)

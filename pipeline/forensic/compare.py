@@ -20,6 +20,7 @@ import polars as pl
 from ..errors import ConfigError
 from ..tables import histogram
 from ..tables.aggregate import iso_ns
+from ..tables.frames import Table, height
 
 # dimension → (its table, its key column)
 DIMENSIONS = {"fingerprint": ("fingerprints", "fingerprint"), "workload": ("workloads", "workload"),
@@ -75,20 +76,21 @@ def hours(summary: dict[str, Any]) -> float:
     return max(span, 1.0) / 3600
 
 
-def side(tables: dict[str, pl.DataFrame], dimension: str) -> pl.DataFrame:
+def side(tables: dict[str, Table], dimension: str) -> pl.DataFrame:
     """One output's rows of a dimension: key, count, errors, unindexed, etime_sum and
     p50/p95/p99 from the merged histogram."""
     table_name, key = DIMENSIONS[dimension]
     table = tables.get(table_name)
-    if table is None or not table.height:
+    if table is None or not height(table):
         return pl.DataFrame(schema={"key": pl.String, "count": pl.Int64, "errors": pl.Int64,
                                     "unindexed": pl.Int64, "etime_sum": pl.Float64,
                                     "p50": pl.Float64, "p95": pl.Float64, "p99": pl.Float64})
-    table = table.with_columns(pl.col(key).cast(pl.String).fill_null("").alias("key"))
+    table = table.lazy().with_columns(pl.col(key).cast(pl.String).fill_null("").alias("key"))
     # (etime summed as integer nanoseconds: the same rows give the same sum in any order)
     sums = table.group_by("key").agg(
         pl.col("count").sum(), pl.col("errors").sum(), pl.col("unindexed").sum(),
-        (pl.col("etime_sum_ns").cast(pl.Int128).sum().cast(pl.Float64) / 1e9).alias("etime_sum"))
+        (pl.col("etime_sum_ns").cast(pl.Int128).sum().cast(pl.Float64) / 1e9).alias("etime_sum")
+    ).collect()
     hist = histogram.from_lists(table, ["key"], "etime")
     quantiles = histogram.percentiles(hist.group_by("key", "bucket").agg(pl.col("count").sum()),
                                       ["key"])
@@ -147,7 +149,7 @@ def ranked(table: pl.DataFrame, min_count: int = MIN_COUNT,
                                     nulls_last=True)
 
 
-def crossed(tables: dict[str, pl.DataFrame], thresholds: list[Threshold],
+def crossed(tables: dict[str, Table], thresholds: list[Threshold],
             min_count: int = MIN_COUNT) -> list[str]:
     """Each row of a ranked dimension over a threshold (both sides with enough operations),
     as ``p95 ×2.10: fingerprint (uid=...)``."""

@@ -367,6 +367,13 @@ def read_parquet(path: Where, columns: list[str] | None = None) -> pl.DataFrame:
     return _read(pl.read_parquet, path, columns)
 
 
+def scan_parquet(path: Where) -> pl.LazyFrame:
+    """A Parquet file to read lazily (the columns a query takes, a row group at a time); a
+    remote one is read whole (polars scans no SFTP)."""
+    path = place(path)
+    return pl.scan_parquet(path.url) if path.local else read_parquet(path).lazy()
+
+
 def _read(reader: Callable[..., pl.DataFrame], path: Where, columns: list[str] | None
           ) -> pl.DataFrame:
     """A local file by its path (the reader maps or seeks it), a remote one through a file
@@ -398,9 +405,9 @@ def write_operations(ops: pl.DataFrame, root: Where, part: str) -> None:
 
 def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,
                    transform: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:
-    """Append Parquet pieces into one file, one row group per piece, a piece at a time (the
-    memory of one piece, whatever their number); ``transform`` each piece on the way;
-    ``empty``: the table when there are no pieces."""
+    """Append pieces (Parquet, or Arrow IPC: ``.arrow``) into one Parquet file, one row
+    group per piece, a piece at a time (the memory of one piece, whatever their number);
+    ``transform`` each piece on the way; ``empty``: the table when there are no pieces."""
     import pyarrow.parquet as pq
 
     if not parts:
@@ -410,7 +417,7 @@ def concat_parquet(parts: list[Where], dest: Where, empty: pl.DataFrame,
         writer = None
         try:
             for part in parts:
-                piece = read_parquet(part)
+                piece = read_ipc(part) if str(part).endswith(".arrow") else read_parquet(part)
                 piece = transform(piece) if transform else piece
                 table = _arrow(piece)
                 if writer is None:

@@ -17,6 +17,8 @@ import polars as pl
 
 from ..tables import histogram
 from ..tables.aggregate import PROM_LE, le_column
+from ..tables.frames import Table, height
+from ..tables.frames import columns as names
 
 PREFIX = "dsaccess"
 LE = PROM_LE
@@ -52,7 +54,7 @@ class _Writer:
         self.lines.append(f"{name}{_labels(**labels)} {_num(value)}")
 
 
-def render_prometheus(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def render_prometheus(summary: dict[str, Any], tables: dict[str, Table],
                       histocrutch: bool = False) -> str:
     """The ``metrics.prom`` text (deterministic: families and samples sorted)."""
     w = _Writer()
@@ -78,7 +80,7 @@ def render_prometheus(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
         w.sample(name, {"server": server, "kind": "partial"},
                  int(s["searches"]["partially_unindexed"]))
     work = tables.get("workloads")
-    if work is not None and work.height:
+    if work is not None and height(work):
         _operations(w, work, histocrutch)
         _waits(w, work)
         _top_bind_dns(w, work)
@@ -94,7 +96,7 @@ def _nulls_last(key: tuple[object, ...]) -> tuple[tuple[bool, str], ...]:
     return tuple((v is None, "" if v is None else str(v)) for v in key)
 
 
-def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
+def _operations(w: _Writer, work: Table, histocrutch: bool) -> None:
     keys = ["server", "workload", "verb"]
     ops = work.lazy().group_by(keys).agg(pl.col("count").sum(), pl.col("etime_sum_ns").sum()) \
         .sort(keys).collect()
@@ -125,12 +127,12 @@ def _operations(w: _Writer, work: pl.DataFrame, histocrutch: bool) -> None:
                          total if le is None else counts[i])
 
 
-def _waits(w: _Writer, work: pl.DataFrame) -> None:
+def _waits(w: _Writer, work: Table) -> None:
     """wtime of client operations per server and workload class: how long they waited for
     a worker (a histogram from the workloads' exact ``wtime_le_*`` counters; outputs
     written before them have none)."""
     columns = [le_column(le, "wtime") for le in LE]
-    if not all(c in work.columns for c in [*columns, "wtime_count", "wtime_sum_ns"]):
+    if not all(c in names(work) for c in [*columns, "wtime_count", "wtime_sum_ns"]):
         return
     keys = ["server", "workload"]
     rows = work.lazy().group_by(keys).agg(
@@ -150,13 +152,13 @@ def _waits(w: _Writer, work: pl.DataFrame) -> None:
         w.sample(f"{name}_count", labels, int(r["wtime_count"]))
 
 
-def _cumulative(work: pl.DataFrame, keys: list[str]
+def _cumulative(work: Table, keys: list[str]
                 ) -> dict[tuple[Any, ...], tuple[list[int], int]]:
     """Per key: the count of etimes <= each ``le``, and of all etimes. Exact from the
     workloads' ``etime_le_*`` counters; outputs written before them fall back to the
     histogram, where a value within 1% below a bound may land above it."""
     columns = [le_column(le) for le in LE]
-    if all(c in work.columns for c in columns):
+    if all(c in names(work) for c in columns):
         # each row's etimes counted from its histogram's counts, without a row per bucket
         exact = work.lazy().group_by(keys).agg(
             *(pl.col(c).sum() for c in columns),
@@ -174,7 +176,7 @@ def _cumulative(work: pl.DataFrame, keys: list[str]
     return out
 
 
-def _top_bind_dns(w: _Writer, work: pl.DataFrame) -> None:
+def _top_bind_dns(w: _Writer, work: Table) -> None:
     per = work.lazy().group_by("server", "bind_dn").agg(pl.col("count").sum()).collect()
     name = w.family("bind_dn_operations_total", "counter",
                     f"Client operations of the top {TOP_N} bind DNs per server; the rest as "

@@ -20,6 +20,7 @@ import polars as pl
 from ..names import close_name, err_name, ms, problem_text, scope_name, when
 from ..tables import histogram
 from ..tables.aggregate import RUNS
+from ..tables.frames import Table, height
 from . import views
 
 TOP = 15
@@ -77,7 +78,7 @@ document.body.setAttribute('data-charts-drawn',String(drawn));
 """
 
 
-def render_html(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def render_html(summary: dict[str, Any], tables: dict[str, Table],
                 info: dict[str, Any], plotly_js: str, show_examples: bool = False) -> str:
     """The report page (a string; the shell writes it). Times are in milliseconds in every
     table and chart, except the run's window and totals named in seconds.
@@ -180,7 +181,7 @@ def _chart(charts: list[dict[str, Any]], chart_id: str, data: list[dict[str, Any
     return f'<div class="chart" id="{chart_id}"></div>'
 
 
-def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def _accounting(summary: dict[str, Any], tables: dict[str, Table],
                 info: dict[str, Any]) -> str:
     lines = summary["lines"]
     peak_rate, peak_at = views.fleet_peak_rate(tables)
@@ -231,7 +232,7 @@ def _accounting(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     ])
 
 
-def _period_name(tables: dict[str, pl.DataFrame]) -> str:
+def _period_name(tables: dict[str, Table]) -> str:
     load = tables.get("load")
     seconds = int(load["seconds"].max()) if load is not None and load.height else 60
     return {1: "second", 60: "minute", 3600: "hour"}.get(seconds, f"{seconds} s")
@@ -241,7 +242,7 @@ def _iso(values: pl.Series) -> list[str]:
     return [v.isoformat() for v in values]
 
 
-def _load(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def _load(summary: dict[str, Any], tables: dict[str, Table],
           charts: list[dict[str, Any]], colours: dict[str, str]) -> str:
     load = tables.get("load")
     if load is None or not load.height:
@@ -271,7 +272,7 @@ def _load(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     ])
 
 
-def _pool(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def _pool(summary: dict[str, Any], tables: dict[str, Table],
           charts: list[dict[str, Any]], colours: dict[str, str]) -> str:
     """Is the worker pool saturated: the sentence, per server the operations in flight
     (max per period) against its workers and the wtime p95 on one time axis, periods with
@@ -329,7 +330,7 @@ def _pool(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     ])
 
 
-def _who_waited(tables: dict[str, pl.DataFrame]) -> str:
+def _who_waited(tables: dict[str, Table]) -> str:
     out = []
     rows = views.who_waited(tables, 5)
     if rows.height:
@@ -350,7 +351,7 @@ def _who_waited(tables: dict[str, pl.DataFrame]) -> str:
     return "".join(out)
 
 
-def _restart_marks(tables: dict[str, pl.DataFrame], top: float
+def _restart_marks(tables: dict[str, Table], top: float
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A dotted line per server start, and one marker per second with starts whose hover
     lists the servers (labels side by side would print over each other)."""
@@ -371,7 +372,7 @@ def _restart_marks(tables: dict[str, pl.DataFrame], top: float
     return shapes, [marker]
 
 
-def _latency(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
+def _latency(tables: dict[str, Table], charts: list[dict[str, Any]],
              colours: dict[str, str]) -> str:
     series = tables.get("timeseries")
     if series is None or "etime_hist_bucket" not in series.columns or not series.height:
@@ -407,7 +408,7 @@ def _latency(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
                           "y": 1.15, "yanchor": "top"}]})
 
 
-def _fingerprints(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
+def _fingerprints(tables: dict[str, Table], charts: list[dict[str, Any]],
                   show_examples: bool) -> str:
     fps = tables.get("fingerprints")
     if fps is None or not fps.height:
@@ -446,9 +447,9 @@ def _fingerprints(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]],
     return "".join(out)
 
 
-def _workloads(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:
+def _workloads(tables: dict[str, Table], charts: list[dict[str, Any]]) -> str:
     work = tables.get("workloads")
-    if work is None or not work.height:
+    if work is None or not height(work):
         return ""
     classes = work.lazy().group_by("workload").agg(
         pl.col("count").sum(), views.exact_seconds("etime_sum")).sort("workload").collect()
@@ -481,7 +482,7 @@ def _workloads(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) ->
     ])
 
 
-def _by_run(tables: dict[str, pl.DataFrame], top: int = 10) -> str:
+def _by_run(tables: dict[str, Table], top: int = 10) -> str:
     """A merge of several runs: the top fingerprints (by total etime) and bind DNs (by
     operations) with a column per run, in the runs' order, so a week shows its days."""
     runs = tables.get(RUNS)
@@ -508,7 +509,7 @@ def _by_run(tables: dict[str, pl.DataFrame], top: int = 10) -> str:
     return "".join(out)
 
 
-def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def _errors(summary: dict[str, Any], tables: dict[str, Table],
             charts: list[dict[str, Any]]) -> str:
     by_err = summary["results"]["by_err"]
     # failures only: compareTrue/False, referral, saslBindInProgress are outcomes (OK_ERRORS)
@@ -533,7 +534,7 @@ def _errors(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     return "".join(out)
 
 
-def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) -> str:
+def _connections(tables: dict[str, Table], charts: list[dict[str, Any]]) -> str:
     clients = tables.get("clients")
     if clients is None or not clients.height:
         return ""
@@ -562,7 +563,7 @@ def _connections(tables: dict[str, pl.DataFrame], charts: list[dict[str, Any]]) 
     ])
 
 
-def _unindexed(tables: dict[str, pl.DataFrame]) -> str:
+def _unindexed(tables: dict[str, Table]) -> str:
     fps = tables.get("fingerprints")
     if fps is None or not fps.height:
         return ""
@@ -580,7 +581,7 @@ def _unindexed(tables: dict[str, pl.DataFrame]) -> str:
             + _index_advice(tables))
 
 
-def _index_advice(tables: dict[str, pl.DataFrame]) -> str:
+def _index_advice(tables: dict[str, Table]) -> str:
     rows = views.index_advice(tables)
     if not rows:
         return ""
@@ -594,7 +595,7 @@ def _index_advice(tables: dict[str, pl.DataFrame]) -> str:
                     for r in rows], text_cols=5, element_id="indexes"))
 
 
-def _slowest(tables: dict[str, pl.DataFrame], show_examples: bool) -> str:
+def _slowest(tables: dict[str, Table], show_examples: bool) -> str:
     rows = views.slowest(tables, show_examples)
     if not rows:
         return ""

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..names import err_name, ms, problem_text, when
+from ..tables import frames
 from . import views
 
 TOP = 5
@@ -106,7 +107,7 @@ def done_line(seconds: float, bytes_: int, summary: dict[str, Any]) -> str:
             f"{rate:,.1f} MB/s; {lines['rejected']:,} rejected")
 
 
-def print_summary(summary: dict[str, Any], tables: dict[str, pl.DataFrame], out: str | Path,
+def print_summary(summary: dict[str, Any], tables: dict[str, frames.Table], out: str | Path,
                   console: Console | None = None) -> None:
     """Accounting first, then what an operator looks at first; at most 50 lines. On a
     terminal every line fits its width (columns of least use dropped, DNs and filters
@@ -251,7 +252,7 @@ def _table(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
-def _verbs(console: Console, summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> Table:
+def _verbs(console: Console, summary: dict[str, Any], tables: dict[str, frames.Table]) -> Table:
     """Operations, errors and p95 per verb, the verbs by operations; those of least use
     left out (and counted in the title) when the console is too narrow for all."""
     rows = views.verbs(summary, tables)

@@ -9,6 +9,7 @@ import polars as pl
 
 from ..names import RESULT_CODES, close_name, when
 from ..tables import histogram
+from ..tables.frames import Table, columns, height
 from . import views
 
 VERB_NAMES = (("SRCH", "Searches"), ("MOD", "Modifications"), ("ADD", "Adds"),
@@ -16,7 +17,7 @@ VERB_NAMES = (("SRCH", "Searches"), ("MOD", "Modifications"), ("ADD", "Adds"),
               ("BIND", "Binds"))
 
 
-def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
+def render_text(summary: dict[str, Any], tables: dict[str, Table],
                 show_examples: bool = False) -> str:
     """A logconv-like summary (counts, averages, unindexed summary) of the fleet, then the
     same counts per server when there are several; ``show_examples``: under each
@@ -25,7 +26,7 @@ def render_text(summary: dict[str, Any], tables: dict[str, pl.DataFrame],
     work = tables.get("workloads")
     fps = tables.get("fingerprints")
     averages = []
-    if work is not None and work.height:
+    if work is not None and height(work):
         averages.append(f"{'Average etime (elapsed time):':31s}{_mean(work, 'etime'):.9f}")
     if fps is not None and fps.height:  # kept per fingerprint only: searches
         for latency, title in (("wtime", "wait time"), ("optime", "op time")):
@@ -116,11 +117,12 @@ def _row(name: str, value: int) -> str:
     return f"{name + ':':31s}{value}"
 
 
-def _mean(work: pl.DataFrame, latency: str) -> float:
-    key = [work.columns[0]]
+def _mean(work: Table, latency: str) -> float:
+    key = [columns(work)[0]]
     if latency == "etime":
         total = histogram.from_lists(work, key, "etime")["count"].sum()
-        return float(work["etime_sum_ns"].sum()) / 1e9 / total if total else 0.0
+        etime = work.lazy().select(pl.col("etime_sum_ns").sum()).collect().item()
+        return float(etime) / 1e9 / total if total else 0.0
     hist = histogram.from_lists(work, key, latency)  # within 1%, from the buckets
     if not hist.height:
         return 0.0

@@ -13,6 +13,7 @@ import polars as pl
 from ..names import err_name, scope_name, when
 from ..tables import histogram
 from ..tables.aggregate import OK_ERRORS, SUMMARY_VERBS
+from ..tables.frames import Table, columns, height
 
 # a load period counts toward the peak rate only when the window covers most of it
 PEAK_MIN_COVER = 0.5
@@ -31,13 +32,13 @@ def target_text(value: str | None) -> str:
         "(unknown)" if value is None else value)
 
 
-def verbs(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def verbs(summary: dict[str, Any], tables: dict[str, Table]) -> pl.DataFrame:
     """Per verb: operations (summary.json's count of request lines), failed results and
     the etime p95 (seconds), busiest first."""
     counts = pl.DataFrame({"verb": list(SUMMARY_VERBS),
                            "operations": [summary["operations"][v] for v in SUMMARY_VERBS]})
     work = tables.get("workloads")
-    if work is None or not work.height:
+    if work is None or not height(work):
         return counts.with_columns(pl.lit(0, pl.Int64).alias("errors"),
                                    pl.lit(None, pl.Float64).alias("etime_p95"))
     errors = work.lazy().group_by("verb").agg(pl.col("errors").sum()).collect()
@@ -49,7 +50,7 @@ def verbs(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> pl.DataFr
         .sort("operations", "verb", descending=[True, False])
 
 
-def failed_binds(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
+def failed_binds(tables: dict[str, Table], top: int) -> pl.DataFrame:
     """BINDs that failed, by the DN they tried (the request's target, not the identity in
     force, which a failed BIND resets to anonymous): failed, binds, and the result codes."""
     binds = tables.get("binds")
@@ -78,10 +79,10 @@ def exact_seconds(column: str) -> pl.Expr:
     return (pl.col(f"{column}_ns").sum().cast(pl.Float64) / 1e9).alias(column)
 
 
-def bind_dns(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
+def bind_dns(tables: dict[str, Table], top: int) -> pl.DataFrame:
     """The identities that issue the most operations: operations, errors, total etime (s)."""
     work = tables.get("workloads")
-    if work is None or not work.height:
+    if work is None or not height(work):
         return pl.DataFrame(schema={"bind_dn": pl.String, "count": pl.Int64,
                                     "etime_sum": pl.Float64, "errors": pl.Int64})
     return work.lazy().group_by("bind_dn").agg(
@@ -95,7 +96,7 @@ def _mostly_covered(load: pl.DataFrame) -> pl.DataFrame:
     return full if full.height else load
 
 
-def server_rates(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def server_rates(tables: dict[str, Table]) -> pl.DataFrame:
     """Per server: the peak rate (ops/s) over the load periods the window covers mostly,
     and when it was."""
     load = tables.get("load")
@@ -109,7 +110,7 @@ def server_rates(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .sort("server")
 
 
-def fleet_peak_rate(tables: dict[str, pl.DataFrame]) -> tuple[float, Any]:
+def fleet_peak_rate(tables: dict[str, Table]) -> tuple[float, Any]:
     """The fleet's peak rate (the servers' rates added per period) and its period start."""
     load = tables.get("load")
     if load is None or not load.height:
@@ -119,7 +120,7 @@ def fleet_peak_rate(tables: dict[str, pl.DataFrame]) -> tuple[float, Any]:
     return float(per["rate"][0]), per["start"][0]
 
 
-def minute_rates_by_verb(summary: dict[str, Any], tables: dict[str, pl.DataFrame]
+def minute_rates_by_verb(summary: dict[str, Any], tables: dict[str, Table]
                          ) -> pl.DataFrame:
     """Per (minute, verb): operations per second over the seconds of the minute each
     server's window covers (the first and last minutes are partial), added over servers."""
@@ -205,7 +206,7 @@ def client_ips(clients: pl.DataFrame, top: int) -> pl.DataFrame:
 SLOWEST_SHOWN = 20  # as logconv lists by default (-s 20)
 
 
-def slowest(tables: dict[str, pl.DataFrame], show_examples: bool = False,
+def slowest(tables: dict[str, Table], show_examples: bool = False,
             top: int = SLOWEST_SHOWN) -> list[dict[str, Any]]:
     """The ``top`` slowest client operations (logconv's longest etimes), as rows of
     server, time (``when``), conn, op, verb, bind DN (``dn_text``), client, target, etime,
@@ -237,7 +238,7 @@ def when_ns(value: Any) -> str:
     return "" if value is None else when(value.isoformat().replace("+00:00", "Z"))
 
 
-def pool_sentence(summary: dict[str, Any], tables: dict[str, pl.DataFrame]) -> str:
+def pool_sentence(summary: dict[str, Any], tables: dict[str, Table]) -> str:
     """One sentence: did any server's worker pool saturate, and when (from the servers
     that log their pool: 389 DS 3.2.1+ with nsslapd-statlog-level bit 2); else how long
     operations waited for a worker, which every server logs (wtime)."""
@@ -280,7 +281,7 @@ def pool_servers(summary: dict[str, Any]) -> pl.DataFrame:
     return df.sort("waited_10ms", "server", descending=[True, False], nulls_last=True)
 
 
-def who_waited(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
+def who_waited(tables: dict[str, Table], top: int) -> pl.DataFrame:
     """Who waited 10 ms or more for a worker: per workload class, bind DN and search
     fingerprint, the ``top`` of each by the wtime those waits add up to (seconds); none
     for outputs written before the counts were kept."""
@@ -288,7 +289,7 @@ def who_waited(tables: dict[str, pl.DataFrame], top: int) -> pl.DataFrame:
     work, fps = tables.get("workloads"), tables.get("fingerprints")
     for by, table, key in (("workload", work, "workload"), ("bind DN", work, "bind_dn"),
                            ("fingerprint", fps, "fingerprint")):
-        if table is None or "waited" not in table.columns or not table.height:
+        if table is None or "waited" not in columns(table) or not height(table):
             continue
         rows = table.lazy().group_by(key).agg(
             pl.col("waited").sum(),
@@ -307,7 +308,7 @@ ADVICE_SHOWN = 20
 FINGERPRINTS_SHOWN = 3
 
 
-def index_advice(tables: dict[str, pl.DataFrame], top: int = ADVICE_SHOWN
+def index_advice(tables: dict[str, Table], top: int = ADVICE_SHOWN
                  ) -> list[dict[str, Any]]:
     """The ``top`` rows of the index advice (``indexes.parquet``, ranked: STAT proof of
     a missing index first, then the filters' candidates, then the indexes that exist; by

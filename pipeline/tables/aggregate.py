@@ -378,7 +378,8 @@ Ranges = dict[str, tuple[int, int]]  # server → (first, last) event time, UTC 
 
 
 def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = None,
-                    period_s: int = 60, *, release: bool = False) -> dict[str, pl.DataFrame]:
+                    period_s: int = 60, *, release: bool = False,
+                    spelling: Spelling | None = None) -> dict[str, pl.DataFrame]:
     """Percentiles from the merged histograms, histograms kept as list columns, DNs in their
     most frequent spelling, load rates over the seconds each period covers, rows sorted.
 
@@ -391,13 +392,15 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
     spellings and sort took a GB at once). With ``release`` (the caller keeps no other
     reference to the tables), each table leaves ``combined`` as it is finished, and each
     server's rows of it once that server's are: the partials go as the finished tables
-    grow, instead of both being held at the end (a run's finish). Such a table comes in one
+    grow, instead of both being held at the end (a run's tasks, a merge). Such a table comes in one
     chunk per server: put together into one, it would be held twice. An eager group-by puts
     every column of its frame together first, so the readers of these tables group them
-    lazily, which puts together the columns they read only."""
-    spelling = {name: most_frequent(_strings(combined.get(name, pl.DataFrame())), key)
-                for key, name in ((PARTIAL_KEYS[n][0], n)
-                                  for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
+    lazily, which puts together the columns they read only.
+
+    ``spelling``: the DNs' and fingerprints' spellings (``spellings``) when ``combined`` is
+    a part of the run (a group of servers' ``PER_SERVER`` tables), else from
+    ``combined``."""
+    spelling = spelling or spellings(combined)
     tables = {}
     for table in TABLE_KEYS:
         df = combined.get(table)
@@ -414,8 +417,8 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
             for name in [table, *names.values()]:
                 combined.pop(name, None)
         if table in BY_SERVER and df.height and not df["server"].has_nulls():
-            rows = _by_server(df)
-            hist_rows = {k: None if h is None else (h.clear(), _by_server(h))
+            rows = by_server(df)
+            hist_rows = {k: None if h is None else (h.clear(), by_server(h))
                          for k, h in hists.items()}
             del df, hists
             pieces = []
@@ -427,6 +430,24 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
         else:
             tables[table] = _finished(table, df, hists, spelling, ranges, period_s)
     return tables
+
+
+Spelling = dict[str, dict[str, str]]  # SPELLINGS, FINGERPRINT_SPELLINGS → form → spelling
+
+
+def spellings(combined: dict[str, pl.DataFrame]) -> Spelling:
+    """The most frequent spelling of each DN's and fingerprint's comparison form, from
+    the combined partials' counts of them."""
+    return {name: most_frequent(_strings(combined.get(name, pl.DataFrame())), key)
+            for key, name in ((PARTIAL_KEYS[n][0], n) for n in (SPELLINGS, FINGERPRINT_SPELLINGS))}
+
+
+def per_server(tables: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame],
+                                                           dict[str, pl.DataFrame]]:
+    """A combine's partials apart: those of the ``PER_SERVER`` tables (with their
+    histograms), then the others."""
+    mine = {n: t for n, t in tables.items() if n.partition(":")[0] in PER_SERVER}
+    return mine, {n: t for n, t in tables.items() if n not in mine}
 
 
 def _strings(df: pl.DataFrame) -> pl.DataFrame:
@@ -442,7 +463,7 @@ def _cumulative_le(counted: pl.DataFrame, keys: list[str], latency: str) -> pl.D
         for j, le in enumerate(PROM_LE))
 
 
-def _by_server(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def by_server(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """A table's rows per server: slices where each server's rows are one run (a
     combine's, whose frames are a server's each), which share the table's memory and free
     it server by server once it is let go; else filtered copies."""
@@ -468,6 +489,15 @@ def server_runs(df: pl.DataFrame) -> list[tuple[Any, pl.DataFrame]] | None:
 # tables keyed by server first whose rows are finished each on its own (not load: a
 # merge's coarsest period is the fleet's; not the ranked slowest and index advice)
 BY_SERVER = frozenset({"workloads", "timeseries", "clients", "binds", "restarts"})
+# of those, the tables a run finishes in its tasks, a group of servers at a time, once
+# the group's buckets are combined (``engine.finish``): on a fleet of many identities,
+# their partials held until the end were most of the largest process (not restarts, which
+# come from the connections)
+PER_SERVER = BY_SERVER - {"restarts"}
+# the table a report reads from its file, lazily, the columns it groups only: its rows
+# grow with the identities and the servers, and each holds the exact le counts
+# (hundreds of MB on a fleet of many identities)
+SCANNED = frozenset({"workloads"})
 
 
 def _finished(table: str, df: pl.DataFrame, hists: dict[str, pl.DataFrame | None],
