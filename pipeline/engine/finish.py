@@ -45,6 +45,7 @@ def assemble(compute: Compute, reports: list[ChunkReport], reduced: BucketReport
     period = aggregate.load_period(*fleet)
     cuts = flight_slabs(reports)
     slabs = len(cuts) + 1
+    nothing = join_pieces({})  # an empty bucket's tables: the outputs' schemas, for none
     timelines = [scratch / "timeline" / f"s{i:05d}.arrow" for i in range(len(layout))]
     servers = [task(server_timeline, server, scratch / "connections", range(base, base + count),
                     cuts, timelines[i])
@@ -52,7 +53,7 @@ def assemble(compute: Compute, reports: list[ChunkReport], reduced: BucketReport
     graphs = [
         task(rejects_task, scratch, staging, order, line_offsets(reports)),
         task(concat_task, scratch / "connections", "b*.parquet",
-             staging / "connections.parquet", join_pieces({}).connections),
+             staging / "connections.parquet", nothing.connections),
         task(fleet_timeline, timelines, slabs, servers),
         *servers,
     ]
@@ -67,7 +68,7 @@ def assemble(compute: Compute, reports: list[ChunkReport], reduced: BucketReport
     places = {server: i for i, server in enumerate(sorted(layout))}
     finished = [task(finish_servers_task, parked, spelling, scratch / "finished", places)
                 for parked in reduced.parked]
-    empty = aggregate.finalize_tables(aggregate.per_server(join_pieces({}).tables)[0])
+    empty = aggregate.finalize_tables(aggregate.per_server(nothing.tables)[0])
     graphs += [task(concat_task, scratch / "finished" / name, "s*.arrow",
                     staging / f"{name}.parquet", empty[name], finished)
                for name in sorted(aggregate.PER_SERVER)]
