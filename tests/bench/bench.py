@@ -74,6 +74,7 @@ def main() -> None:
     results["join_1_core"] = timed_subprocess([PY, __file__, "--join", str(one_server)])
     for name in ("tokenizer_1_core", "join_1_core"):
         results[name]["bytes"] = sample_bytes
+    results.update(shuffle_shapes(fleet))
     results["logconv_single_server"] = timed_subprocess(
         ["logconv", "-V", *map(str, log_files(single / "ldap1"))], quiet=True)
     results["run_single_server_2_workers"] = timed_subprocess(
@@ -343,6 +344,17 @@ def report(results: dict[str, dict]) -> None:
               f"{join['shuffle_decode_instructions_per_line']:.0f} today; scratch bytes per "
               f"log byte {join['routed_compressed'] / size:.2f} routed, "
               f"{join['columns_shuffle_bytes'] / size:.2f} as columns")
+    for name, what, sides in (("shuffle_raw_lines_1_core", "raw lines",
+                               ("route and compress", "decompress and tokenize")),
+                              ("shuffle_columns_1_core", "tokenized columns",
+                               ("tokenize and encode", "decode"))):
+        if name in results:
+            r = results[name]
+            mb = r["bytes"] / 2**20
+            print(f"the shuffle as {what}, on the whole fleet, one core: {mb / r['seconds']:.0f} "
+                  f"MB/s; parse task ({sides[0]}) {mb / r['parse_side']:.0f} MB/s, join task "
+                  f"({sides[1]}) {mb / r['join_side']:.0f} MB/s; "
+                  f"{r['scratch_bytes'] / 2**20:,.0f} MB of scratch")
     stages = full.get("stages", {})
     if stages:
         workers = {k.removeprefix("worker_"): v for k, v in stages.items()
@@ -589,6 +601,40 @@ def join_alone(folder: str) -> None:
                           "instructions_per_line"),
                       "unroute_instructions_per_line": unroute.get("instructions_per_line"),
                       **sizes}))
+
+
+def shuffle_shapes(fleet: Path) -> dict[str, dict]:
+    """Issue 32's choice of what the shuffle carries, timed on every file of the fleet on
+    one core (``route_file``, each shape's best of two runs a file): raw lines (route and
+    compress in the parse task, decompress and tokenize in the join task) against the
+    tokenized columns (tokenize and encode, then decode). Both end with the join task's
+    events tokenized (the join itself is the same): a row of the table each, with the
+    seconds of each side and the scratch bytes."""
+    binary = ROOT / "rust/target/release/examples/route_file"
+    if not binary.exists():
+        return {}
+    keys = ("bytes", "lines", "route", "unroute", "columns", "decode", "routed_compressed",
+            "columns_shuffle_bytes")
+    total = dict.fromkeys(keys, 0)
+    for server in sorted(fleet.iterdir()):
+        for path in log_files(server):
+            done = json.loads(subprocess.run([str(binary), str(path), "2"],
+                                             capture_output=True, text=True,
+                                             check=True).stdout)
+            for key in keys:
+                total[key] += done[key]
+    common = {"bytes": total["bytes"], "lines": total["lines"], "peak_rss_main": 0,
+              "peak_rss_worker_max": 0, "workers": 0}
+    return {
+        "shuffle_raw_lines_1_core": {**common, "seconds": total["route"] + total["unroute"],
+                                     "parse_side": total["route"],
+                                     "join_side": total["unroute"],
+                                     "scratch_bytes": total["routed_compressed"]},
+        "shuffle_columns_1_core": {**common, "seconds": total["columns"] + total["decode"],
+                                   "parse_side": total["columns"],
+                                   "join_side": total["decode"],
+                                   "scratch_bytes": total["columns_shuffle_bytes"]},
+    }
 
 
 def route_sizes(folder: str) -> dict:

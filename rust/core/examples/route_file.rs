@@ -4,14 +4,20 @@
 //! tokenized once, in the join task. For a file: `route_step` sends each line, with its
 //! number, to its (bucket, sub-bucket) as the shuffle does (`shuffle::key_of`,
 //! `bucket_of`), and `compress_step` compresses each part as the shuffle's batches are
-//! (LZ4 blocks);
-//! `unroute_step` is the join task's side: decompress and tokenize its parts. Prints
-//! bytes, lines, the routed bytes raw and compressed, the columns' shuffle bytes, and
-//! seconds: `cargo run --release --example route_file -- FILE`. The bench runs it under
-//! callgrind with `--toggle-collect` on `route_file::route_step`,
-//! `route_file::compress_step` or `route_file::unroute_step`.
+//! (LZ4 blocks); `unroute_step` is the join task's side: decompress and tokenize its
+//! parts. `columns_step` and `decode_step` are the same two sides for the columns.
+//!
+//! `cargo run --release --example route_file -- FILE [ROUNDS]` prints bytes, lines, the
+//! routed bytes raw and compressed, the columns' shuffle bytes, and the seconds of each
+//! side: `route` (route and compress), `unroute`, `columns` (tokenize and encode) and
+//! `decode`. The bench runs it under callgrind with `--toggle-collect` on
+//! `route_file::route_step`, `route_file::compress_step` or `route_file::unroute_step`,
+//! and on every file of the 2 GB fleet for the seconds (`shuffle_shapes`).
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use arrow_schema::{DataType, Field, Schema};
 
 use dsaccess_core::head::{parse_head_cached, Head, StampCache};
 use dsaccess_core::shuffle::{self, bucket_of, key_of, Provenance};
@@ -30,26 +36,66 @@ fn main() {
         println!("{{\"lines\": 1}}");
         return;
     };
+    // ROUNDS (1 unless given; callgrind counts one): each shape that many times, in turn,
+    // the fastest run of each kept (the first to touch fresh memory pays for its pages)
+    let rounds: usize = std::env::args().nth(2).map_or(1, |r| r.parse().expect("ROUNDS"));
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let t0 = Instant::now();
-    let (buffers, lines) = route_step(&data);
-    let parts = compress_step(buffers);
-    let t1 = Instant::now();
-    let tokenized = unroute_step(&parts);
-    let t2 = Instant::now();
-    let t = tokenize(&data, &Options { first_line: 1, final_block: true, strict: true });
+    let mut best = [f64::INFINITY; 4];
+    let mut figures = (0, 0, 0, 0, 0, 0);
+    for _ in 0..rounds.max(1) {
+        let t0 = Instant::now();
+        let (buffers, lines) = route_step(&data);
+        let parts = compress_step(buffers);
+        let t1 = Instant::now();
+        let tokenized = unroute_step(&parts);
+        let t2 = Instant::now();
+        let raw = parts.iter().map(|p| p.raw).sum::<usize>();
+        let compressed = parts.iter().map(|p| p.block.len()).sum::<usize>();
+        drop(parts);
+        let t3 = Instant::now();
+        let files = columns_step(&data);
+        let t4 = Instant::now();
+        let decoded = decode_step(&files);
+        let t5 = Instant::now();
+        let shuffled = files.iter().map(Vec::len).sum::<usize>();
+        figures = (lines, tokenized, decoded, raw, compressed, shuffled);
+        for (slot, (from, to)) in best.iter_mut().zip([(t0, t1), (t1, t2), (t3, t4), (t4, t5)]) {
+            *slot = slot.min((to - from).as_secs_f64());
+        }
+    }
+    let (lines, tokenized, decoded, raw, compressed, shuffled) = figures;
+    println!("{{\"bytes\": {}, \"lines\": {lines}, \"events\": {tokenized}, \
+              \"decoded\": {decoded}, \"routed_raw\": {raw}, \"routed_compressed\": {compressed}, \
+              \"columns_shuffle_bytes\": {shuffled}, \"route\": {:.6}, \"unroute\": {:.6}, \
+              \"columns\": {:.6}, \"decode\": {:.6}}}",
+             data.len(), best[0], best[1], best[2], best[3]);
+}
+
+/// The columns shape's parse-task side (today's stage A): tokenize, then the shuffle's
+/// files.
+fn columns_step(data: &[u8]) -> Vec<Vec<u8>> {
+    let t = tokenize(data, &Options { first_line: 1, final_block: true, strict: true });
     let provenance = Provenance { server: "s", file: "f", file_seq: 0 };
-    let columns = shuffle::encode(&t.events, shuffle::class_schemas(), &provenance,
-                                  (None, None), (BUCKETS, SUBS), SEED)
-        .expect("the tokenizer's tables");
-    println!("{{\"bytes\": {}, \"lines\": {}, \"events\": {}, \"routed_raw\": {}, \
-              \"routed_compressed\": {}, \"columns_shuffle_bytes\": {}, \"route\": {:.6}, \
-              \"unroute\": {:.6}}}",
-             data.len(), lines, tokenized,
-             parts.iter().map(|p| p.raw).sum::<usize>(),
-             parts.iter().map(|p| p.block.len()).sum::<usize>(),
-             columns.files.iter().map(Vec::len).sum::<usize>(),
-             (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
+    shuffle::encode(&t.events, shuffle::class_schemas(), &provenance, (None, None),
+                    (BUCKETS, SUBS), SEED)
+        .expect("the tokenizer's tables").files
+}
+
+/// The columns shape's join-task side: every file's batches decoded (as a join task
+/// decodes its bucket's), their rows.
+fn decode_step(files: &[Vec<u8>]) -> usize {
+    let mut schemas = shuffle::class_schemas().iter().map(|schema| {
+        let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("server", DataType::LargeUtf8, true));
+        fields.push(Field::new("file", DataType::LargeUtf8, true));
+        fields.push(Field::new("file_seq", DataType::Int32, true));
+        Arc::new(Schema::new(fields))
+    });
+    files.iter().map(|file| {
+        let piece = shuffle::whole(file, "f").expect("what encode wrote");
+        let schema = schemas.next().expect("a schema per class");
+        shuffle::decode(&[piece], &schema).expect("what encode wrote").num_rows()
+    }).sum()
 }
 
 /// One (bucket, sub-bucket)'s lines: each its line number (8 bytes) and its bytes,
