@@ -5,9 +5,11 @@ the same invocation: a naive single-process, per-line Python parser that does th
 same join and bind tracking with dicts, and Debian's ``logconv -V`` on the same
 single-server log as a ``dsaccess run``. The compiled tokenizer and join are also
 measured alone on one core, and in instructions per line (callgrind), which are
-repeatable where seconds are not. ``dsaccess trace`` is timed from the logs and from
-the full run's output, against that run. The report ends with the targets
-(``targets``), each computed from the same run and marked met or not.
+repeatable where seconds are not; so are the two shapes the shuffle can carry (raw
+lines, or the tokenized columns of today), on every file of the fleet. ``dsaccess
+trace`` is timed from the logs and from the full run's output, against that run. The
+report ends with the targets (``targets``), each computed from the same run and marked
+met or not.
 
     python tests/bench/bench.py [--gb 2] [--scale-gb 20] [--base-mb 128] [--single-mb 400]
                                 [--data bench-data]

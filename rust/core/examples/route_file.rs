@@ -58,6 +58,7 @@ fn main() {
         let decoded = decode_step(&files);
         let t5 = Instant::now();
         let shuffled = files.iter().map(Vec::len).sum::<usize>();
+        assert_eq!(tokenized, decoded, "both shapes carry every event of the file");
         figures = (lines, tokenized, decoded, raw, compressed, shuffled);
         for (slot, (from, to)) in best.iter_mut().zip([(t0, t1), (t1, t2), (t3, t4), (t4, t5)]) {
             *slot = slot.min((to - from).as_secs_f64());
