@@ -14,10 +14,7 @@
 //! `route_file::route_step`, `route_file::compress_step` or `route_file::unroute_step`,
 //! and on every file of the 2 GB fleet for the seconds (`shuffle_shapes`).
 
-use std::sync::Arc;
 use std::time::Instant;
-
-use arrow_schema::{DataType, Field, Schema};
 
 use dsaccess_core::head::{parse_head_cached, Head, StampCache};
 use dsaccess_core::shuffle::{self, bucket_of, key_of, Provenance};
@@ -82,20 +79,12 @@ fn columns_step(data: &[u8]) -> Vec<Vec<u8>> {
         .expect("the tokenizer's tables").files
 }
 
-/// The columns shape's join-task side: every file's batches decoded (as a join task
-/// decodes its bucket's), their rows.
+/// The columns shape's join-task side: every file's batches decoded in its class's
+/// schema (as a join task decodes its bucket's), their rows.
 fn decode_step(files: &[Vec<u8>]) -> usize {
-    let mut schemas = shuffle::class_schemas().iter().map(|schema| {
-        let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("server", DataType::LargeUtf8, true));
-        fields.push(Field::new("file", DataType::LargeUtf8, true));
-        fields.push(Field::new("file_seq", DataType::Int32, true));
-        Arc::new(Schema::new(fields))
-    });
-    files.iter().map(|file| {
+    files.iter().zip(shuffle::class_schemas()).map(|(file, schema)| {
         let piece = shuffle::whole(file, "f").expect("what encode wrote");
-        let schema = schemas.next().expect("a schema per class");
-        shuffle::decode(&[piece], &schema).expect("what encode wrote").num_rows()
+        shuffle::decode(&[piece], schema).expect("what encode wrote").num_rows()
     }).sum()
 }
 
