@@ -30,14 +30,15 @@ from .stages import (
 
 
 def assemble(compute: Compute, reports: list[ChunkReport], reduced: BucketReport,
-             layout: dict[str, tuple[int, int]], scratch: Place, staging: Place, jsonl: bool
+             spelling: aggregate.Spelling, layout: dict[str, tuple[int, int]],
+             scratch: Place, staging: Place, jsonl: bool
              ) -> tuple[int, list[tuple[str, int, pl.DataFrame]], Pool]:
     """On the workers, after stage B: rejects.parquet, connections.parquet and
     operations.jsonl from the tasks' pieces, the fleet's peak concurrent connections, and
     each server's timeline (its peak, its restarts) from its buckets' connection pieces;
     the worker pool's saturation per server and for the fleet from their flight pieces;
     the tables finished by server (``aggregate.PER_SERVER``), from the partials each group
-    of servers left (``reduced.parked``), in the fleet's spellings. The client gets
+    of servers left (``reduced.parked``), in the fleet's ``spelling``. The client gets
     numbers, the restart rows and the periods, whatever the input."""
     order = {r.index: (r.server, r.file, r.index) for r in reports}
     ranges = event_ranges(aggregate.combine_all([r.partial for r in reports]))
@@ -64,7 +65,6 @@ def assemble(compute: Compute, reports: list[ChunkReport], reduced: BucketReport
     fleet_pool = task(saturation.fleet_saturation, scratch / "flights", period, fleet, slabs) \
         if ranges else saturation.no_events()
     graphs += [fleet_pool, *pools]
-    spelling = aggregate.spellings(reduced.tables)
     places = {server: i for i, server in enumerate(sorted(layout))}
     finished = [task(finish_servers_task, parked, spelling, scratch / "finished", places)
                 for parked in reduced.parked]
@@ -97,12 +97,12 @@ def span(ranges: dict[str, tuple[int, int]]) -> tuple[int | None, int | None]:
 
 
 def finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
-           reduced: BucketReport, unread: list[Problem],
+           reduced: BucketReport, spelling: aggregate.Spelling, unread: list[Problem],
            timelines: list[tuple[str, int, pl.DataFrame]], fleet_peak: int, pool: Pool
            ) -> tuple[dict[str, Any], dict[str, pl.DataFrame], list[Problem]]:
     """The summary and the aggregate tables, from the tasks' partials and what
-    ``assemble`` returned; written with run.json, the report and the metrics into
-    ``staging``."""
+    ``assemble`` returned, DNs and fingerprints in the fleet's ``spelling``; written with
+    run.json, the report and the metrics into ``staging``."""
     per_server = aggregate.combine_all([r.partial for r in chunk_reports] + [reduced.partial])
     for r in chunk_reports:  # servers whose files held no events still appear
         per_server.setdefault(r.server, {})
@@ -139,7 +139,8 @@ def finish(opts: RunOptions, staging: Place, chunk_reports: list[ChunkReport],
     # the partials end in the finished tables, which let them go as they grow: no other
     # reference
     reduced.tables.clear()
-    tables = aggregate.finalize_tables(partials, ranges, period, release=True)
+    tables = aggregate.finalize_tables(partials, ranges, period, release=True,
+                                       spelling=spelling)
     del partials
     tables["saturation"] = saturation.table(servers, fleet_periods)
     tables["pool_held"] = saturation.held_table(servers)

@@ -95,13 +95,16 @@ def run(opts: RunOptions, observer: Observer | None = None) -> RunResult:
                               "aggregate": combines, "write": 1}, _bytes(chunks))
             planned = time.perf_counter()
             chunk_reports, reduced = compute(parse, combined)
+            # the fleet's DN and fingerprint spellings, for every table that shows them
+            spelling = aggregate.spellings(reduced.tables)
             fleet_peak, timelines, pool = finish.assemble(compute, chunk_reports, reduced,
-                                                          layout, scratch, staging,
+                                                          spelling, layout, scratch, staging,
                                                           "jsonl" in opts.operations)
         computed = time.perf_counter()
         observer.stage("write")
         summary, tables, problems = finish.finish(opts, staging, chunk_reports, reduced,
-                                                  unread, timelines, fleet_peak, pool)
+                                                  spelling, unread, timelines, fleet_peak,
+                                                  pool)
         files.discard(scratch)
         warnings = summary["warnings"]
         # a suspect run does not replace a previous output, unless asked to

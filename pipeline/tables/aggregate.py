@@ -397,9 +397,9 @@ def finalize_tables(combined: dict[str, pl.DataFrame], ranges: Ranges | None = N
     every column of its frame together first, so the readers of these tables group them
     lazily, which puts together the columns they read only.
 
-    ``spelling``: the DNs' and fingerprints' spellings (``spellings``) when ``combined`` is
-    a part of the run (a group of servers' ``PER_SERVER`` tables), else from
-    ``combined``."""
+    ``spelling``: the run's DN and fingerprint spellings (``spellings``), where the caller
+    has them (a run computes them once, for these and for each group of servers'
+    ``PER_SERVER`` tables), else from ``combined``."""
     spelling = spelling or spellings(combined)
     tables = {}
     for table in TABLE_KEYS:
