@@ -80,13 +80,14 @@ bench: install ds-deps  ## throughput, memory, scaling; baselines: naive Python,
 FUZZ_SECONDS ?= 120
 FUZZ := cd rust/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --release
 
-fuzz: install  ## cargo fuzz: tokenizer + join + shuffle, the JSON tokenizer, the filter parser, damaged shuffle files (not in CI)
+fuzz: install  ## cargo fuzz: tokenizer + join + shuffle, the JSON tokenizer, the filter parser, damaged shuffle files, routing and routed files (not in CI)
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	$(BIN)/python tests/fuzz_seeds.py rust/fuzz/corpus
 	$(FUZZ) tokenize corpus/tokenize -- -max_total_time=$(FUZZ_SECONDS)
 	$(FUZZ) json corpus/json -- -max_total_time=$(FUZZ_SECONDS)
 	$(FUZZ) filter corpus/filter -- -max_total_time=$(FUZZ_SECONDS)
 	$(FUZZ) shuffle corpus/shuffle -- -max_total_time=$(FUZZ_SECONDS)
+	$(FUZZ) route corpus/route -- -max_total_time=$(FUZZ_SECONDS)
 
 lint: install
 	cargo clippy --quiet --release --manifest-path rust/Cargo.toml --workspace -- -D warnings

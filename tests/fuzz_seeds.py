@@ -38,6 +38,13 @@ def main(out: Path) -> None:
         (json_seeds / f"seed-{i:04d}").write_text(text + "\n")
     # the shuffle target damages files it encodes itself: it starts from no seeds
     (out / "shuffle").mkdir(parents=True, exist_ok=True)
+    # the route target: the tokenizer's seeds as logs, each under every window (its first
+    # byte: the window, the log's end final or not)
+    route = out / "route"
+    route.mkdir(parents=True, exist_ok=True)
+    for i, seed in enumerate(seeds[::4]):
+        for mode in (0, 1, 3, 8):
+            (route / f"seed-{i:04d}-{mode}").write_bytes(bytes([mode]) + seed)
     print(f"{len(seeds)} tokenizer seeds, {len(EXAMPLES) + 2} JSON seeds, "
           f"{len(FINGERPRINTS)} filter seeds in {out}")
 

@@ -339,8 +339,8 @@ def report(results: dict[str, dict]) -> None:
                  + join["shuffle_encode_instructions_per_line"])
         size = join["route_sample_bytes"]
         print(f"stage A as raw lines routed by their frame (issue 32's other shape): "
-              f"{join['route_instructions_per_line']:.0f} instructions per line to route, "
-              f"{join['route_compress_instructions_per_line']:.0f} to compress (LZ4), "
+              f"{join['route_instructions_per_line']:.0f} instructions per line to route "
+              f"(frames, window, times judged, LZ4, the file), "
               f"{join['unroute_instructions_per_line']:.0f} to decompress and tokenize in "
               f"the join task, against tokenize + encode {today:.0f} and decode "
               f"{join['shuffle_decode_instructions_per_line']:.0f} today; scratch bytes per "
@@ -587,8 +587,8 @@ def join_alone(folder: str) -> None:
                       for step in ("encode", "decode"))
     # the other shape of stage A (issue 32): raw lines routed by their frame, tokenized
     # once in the join task; and the bytes each shape sends through the scratch
-    route, compress, unroute = (callgrind(folder, "route_file", f"route_file::{step}_step")
-                                for step in ("route", "compress", "unroute"))
+    route, unroute = (callgrind(folder, "route_file", f"route_file::{step}_step")
+                      for step in ("route", "unroute"))
     sizes = route_sizes(folder)
     print(json.dumps({"lines": events, "inner_seconds": best,
                       **callgrind(folder, "join_file", "join_file::join_stage"),
@@ -599,16 +599,14 @@ def join_alone(folder: str) -> None:
                       "shuffle_encode_instructions_per_line": encode.get("instructions_per_line"),
                       "shuffle_decode_instructions_per_line": decode.get("instructions_per_line"),
                       "route_instructions_per_line": route.get("instructions_per_line"),
-                      "route_compress_instructions_per_line": compress.get(
-                          "instructions_per_line"),
                       "unroute_instructions_per_line": unroute.get("instructions_per_line"),
                       **sizes}))
 
 
 def shuffle_shapes(fleet: Path) -> dict[str, dict]:
     """Issue 32's choice of what the shuffle carries, timed on every file of the fleet on
-    one core (``route_file``, each shape's best of two runs a file): raw lines (route and
-    compress in the parse task, decompress and tokenize in the join task) against the
+    one core (``route_file``, each shape's best of two runs a file): raw lines (routed in
+    the parse task, ``route::route``; decompressed and tokenized in the join task) against the
     tokenized columns (tokenize and encode, then decode). Both end with the join task's
     events tokenized (the join itself is the same): a row of the table each, with the
     seconds of each side and the scratch bytes."""

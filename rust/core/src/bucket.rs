@@ -13,6 +13,7 @@ use crate::aggregate::{partials, Partials};
 use crate::arrow_in::ColumnError;
 use crate::join::{join, Classes, Window};
 use crate::operations::operations;
+use crate::route::{tokenize_pieces, Accounting};
 use crate::shuffle::{decode, Piece};
 use crate::workload::Rules;
 
@@ -25,7 +26,8 @@ pub struct Bucket {
     pub partials: Option<Partials>,
     /// rows each workload rule failed on
     pub rule_failures: Vec<(String, i64)>,
-    /// events in the window (the rest are context), and the seconds decoding took
+    /// events in the window (the rest are context), and the seconds decoding (or
+    /// tokenizing) took
     pub events: usize,
     pub decode_seconds: f64,
 }
@@ -58,16 +60,35 @@ pub struct Options<'a> {
     pub aggregates: bool,
 }
 
-/// One bucket (or some of its sub-buckets): per event class, its pieces of the shuffle
-/// files and its schema.
-pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Options<'_>)
-              -> Result<Bucket, BucketError> {
+/// One bucket (or some of its sub-buckets): per event class, its pieces of the shuffle's
+/// column files (`columns`, a JSON log's parse tasks write them), and its pieces of the
+/// parse tasks' routed files (`routed`: text logs, `route`), tokenized here; with the
+/// classes' `schemas`. What the tokenizer counted and rejected of the routed lines comes
+/// back with the task's results.
+pub fn bucket(columns: &[Vec<Piece<'_>>], routed: &[Piece<'_>], schemas: &[SchemaRef],
+              options: &Options<'_>) -> Result<(Bucket, Accounting), BucketError> {
     let began = Instant::now();
-    let classes = pieces.iter().zip(schemas)
-        .map(|(p, schema)| decode(p, schema))
-        .collect::<Result<Vec<_>, _>>()
+    let (tokenized, accounting) = tokenize_pieces(routed, schemas, options.window)
         .map_err(BucketError::Shuffle)?;
-    let decode_seconds = began.elapsed().as_secs_f64();
+    let classes = columns.iter().zip(schemas).zip(tokenized)
+        .map(|((p, schema), lines)| {
+            let decoded = decode(p, schema)?;
+            Ok(match (decoded.num_rows(), lines.num_rows()) {
+                (_, 0) => decoded,
+                (0, _) => lines,
+                _ => arrow_select::concat::concat_batches(schema, [&decoded, &lines])
+                    .map_err(|e| ColumnError(e.to_string()))?,
+            })
+        })
+        .collect::<Result<Vec<_>, ColumnError>>()
+        .map_err(BucketError::Shuffle)?;
+    Ok((joined(classes, began.elapsed().as_secs_f64(), options)?, accounting))
+}
+
+/// The rest of a bucket's task, from its event tables (`classes`, in `CLASS_NAMES`
+/// order), `read_seconds` after it began.
+fn joined(classes: Vec<RecordBatch>, read_seconds: f64, options: &Options<'_>)
+          -> Result<Bucket, BucketError> {
     let c = Classes { request: &classes[0], result: &classes[1], lone: &classes[2],
                       other: &classes[3] };
     let joined = join(&c, options.window).map_err(BucketError::Columns)?;
@@ -86,7 +107,7 @@ pub fn bucket(pieces: &[Vec<Piece<'_>>], schemas: &[SchemaRef], options: &Option
         None
     };
     Ok(Bucket { operations: ops, connections: joined.connections, partials, rule_failures,
-                events: joined.events, decode_seconds })
+                events: joined.events, decode_seconds: read_seconds })
 }
 
 /// The operations with their `workload` column replaced by the classes.

@@ -12,6 +12,8 @@
 //! - `join`: one bucket's events → operations (as rows of the events) and connections;
 //! - `operations`: the operations table from the join, with search fingerprints;
 //! - `shuffle`: one parse task's events → indexed IPC files, a record batch per sub-bucket;
+//! - `route`: one parse task's lines, whole, → one indexed file, a block per sub-bucket,
+//!   and a bucket's lines tokenized in its join task;
 //! - `filter`: search-filter fingerprints;
 //! - `aggregate`: a bucket's operations and connections → its partial aggregates;
 //! - `advice`: the index advice partial, from unindexed searches' filters and STAT reads;
@@ -36,6 +38,7 @@ pub mod head;
 pub mod join;
 pub mod json;
 pub mod operations;
+pub mod route;
 pub mod saturation;
 pub mod shuffle;
 pub mod strict;

@@ -539,7 +539,7 @@ fn batches_of(header: &[u8], mut blocks: &[u8]) -> Result<Vec<RecordBatch>, Colu
 /// An IPC stream's end: the continuation marker and a zero length.
 const END_OF_STREAM: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
 
-fn constant(value: &str, want: &DataType, n: usize) -> Result<ArrayRef, ColumnError> {
+pub(crate) fn constant(value: &str, want: &DataType, n: usize) -> Result<ArrayRef, ColumnError> {
     Ok(match want {
         DataType::LargeUtf8 => Arc::new(LargeStringArray::from(vec![value; n])),
         DataType::Utf8 => Arc::new(arrow_array::StringArray::from(vec![value; n])),
@@ -592,6 +592,23 @@ fn in_window(table: &RecordBatch, window: Window)
         })))
         .collect();
     filter_record_batch(table, &keep).map_err(error)
+}
+
+/// A table's columns in the order and types of `schema` (a class's): those `given`
+/// returns (the provenance), the table's own (`column`), nulls for the others.
+pub(crate) fn fitted(
+    table: &RecordBatch,
+    schema: &SchemaRef,
+    given: impl Fn(&str, &DataType) -> Result<Option<ArrayRef>, ColumnError>,
+) -> Result<Vec<ArrayRef>, ColumnError> {
+    schema.fields().iter().map(|f| {
+        let (name, want) = (f.name().as_str(), f.data_type());
+        Ok(match given(name, want)? {
+            Some(c) => c,
+            None => column(table, name, want)?
+                .unwrap_or_else(|| new_null_array(want, table.num_rows())),
+        })
+    }).collect()
 }
 
 /// A column of the class's layout from the table, as LargeUtf8 where the producer gave

@@ -139,12 +139,30 @@ fn tokenize_lines(data: &[u8], opts: &Options, mut t: Builder) -> Tokenized {
     t.finish(start)
 }
 
+/// Rejected lines: each its number, its text (cut at `REJECT_TEXT_LIMIT`) and why.
 #[derive(Default)]
-struct Rejects {
+pub(crate) struct Rejects {
     line: I64Col,
     text: StrCol,
     reason: StrCol,
-    rows: usize,
+    pub(crate) rows: usize,
+}
+
+impl Rejects {
+    pub(crate) fn push(&mut self, number: i64, text: &str, reason: &str) {
+        let row = self.rows;
+        self.rows += 1;
+        self.line.set(row, number);
+        self.text.set(row, cut(text.trim_end_matches(['\r', '\n']), REJECT_TEXT_LIMIT));
+        self.reason.set(row, reason);
+    }
+
+    /// The `line`, `text`, `reason` table.
+    pub(crate) fn finish(self) -> RecordBatch {
+        let m = self.rows;
+        batch(vec![("line", self.line.finish(m)), ("text", self.text.finish(m)),
+                   ("reason", self.reason.finish(m))])
+    }
 }
 
 #[derive(Default)]
@@ -155,10 +173,12 @@ pub(crate) struct Builder {
     pub(crate) counts: Counts,
     kind_events: [u64; KIND_COUNT],
     kind_strict: [u64; KIND_COUNT],
-    outliers: Outliers,
+    outliers: Outliers<Dropped>,
     unknown_fields: BTreeMap<String, i64>,
     /// the client connections whose events are read (sorted); None: every event
     only: Option<Vec<i64>>,
+    /// lines a parse task routed (`route`): their times were judged there, in file order
+    pub(crate) routed: bool,
 }
 
 /// A line whose time is more than this from the lines on both sides of it is a fault
@@ -174,49 +194,51 @@ const OUTLIER_NS: i64 = 86_400 * 1_000_000_000;
 /// before or after, a task of its own): such an event is an outlier when it is far from
 /// its neighbour and that neighbour is close to its own (two against one). A partition
 /// edge put a line dated 2200 first in its block, where it stretched every series.
-#[derive(Default)]
-struct Outliers {
+pub(crate) struct Outliers<T> {
     last_ts: Option<i64>,
-    pending: Option<Outlier>,
-    found: Vec<Outlier>,
+    pending: Option<Outlier<T>>,
+    found: Vec<Outlier<T>>,
     /// Events seen in the block, and its first while the second is far from it.
     seen: u64,
-    first: Option<Outlier>,
+    first: Option<Outlier<T>>,
 }
 
-struct Outlier {
-    class: usize,
-    row: usize,
-    kind: Kind,
-    number: i64,
+impl<T> Default for Outliers<T> {
+    fn default() -> Self {
+        Outliers { last_ts: None, pending: None, found: Vec::new(), seen: 0, first: None }
+    }
+}
+
+/// An event judged far from its neighbours, and what its finder needs to drop it (made
+/// only for events whose time jumped).
+pub(crate) struct Outlier<T> {
     ts: i64,
     before: i64,
-    text: String,
+    pub(crate) what: T,
 }
 
-impl Outliers {
+impl<T> Outliers<T> {
     fn far(a: i64, b: i64) -> bool {
         a.abs_diff(b) > OUTLIER_NS as u64
     }
 
-    /// The next event, in line order (`text` is read only when its time jumped).
+    /// The next event, in line order (`what` is called only when its time jumped).
     #[inline(always)]
-    fn event(&mut self, class: usize, row: usize, kind: Kind, number: i64, ts: i64, text: &str) {
+    pub(crate) fn event(&mut self, ts: i64, what: impl FnOnce() -> T) {
         self.seen += 1;
         match self.last_ts {
             // the usual case: close to the line before, which was no jump
             Some(b) if self.pending.is_none() && !Self::far(ts, b) => self.last_ts = Some(ts),
-            _ => self.judge(class, row, kind, number, ts, text),
+            _ => self.judge(ts, what()),
         }
     }
 
     #[inline(never)]
-    fn judge(&mut self, class: usize, row: usize, kind: Kind, number: i64, ts: i64, text: &str) {
+    fn judge(&mut self, ts: i64, what: T) {
         let mut before = self.last_ts;
         if before.is_none() {
             // the block's first event: held until the next two say whether it is the odd one
-            self.first = Some(Outlier { class, row, kind, number, ts, before: ts,
-                                        text: text.to_string() });
+            self.first = Some(Outlier { ts, before: ts, what });
             self.last_ts = Some(ts);
             return;
         }
@@ -230,19 +252,28 @@ impl Outliers {
             }
         }
         if let Some(b) = before.filter(|b| Self::far(ts, *b)) {
-            self.pending = Some(Outlier { class, row, kind, number, ts, before: b,
-                                         text: text.to_string() });
+            self.pending = Some(Outlier { ts, before: b, what });
         }
         self.last_ts = Some(ts);
     }
 
     /// The block's end: a last event far from the one before it, which agreed with its
-    /// own before, is an outlier too.
-    fn close(&mut self) {
+    /// own before, is an outlier too. The outliers found, in no particular order.
+    pub(crate) fn close(mut self) -> Vec<Outlier<T>> {
         if self.seen >= 3 {
             self.found.extend(self.pending.take());
         }
+        self.found
     }
+}
+
+/// What the tokenizer needs of an outlier to make it a reject: its row in its class.
+struct Dropped {
+    class: usize,
+    row: usize,
+    kind: Kind,
+    number: i64,
+    text: String,
 }
 
 /// The columns of one event class.
@@ -405,8 +436,11 @@ impl Builder {
                 self.counts.parsed += 1;
                 let class = class_of(kind);
                 self.classes[class].event(number, text, &ids, kind, &fields, &values);
-                self.outliers.event(class, self.classes[class].rows - 1, kind, number, ids.ts,
-                                    text);
+                if !self.routed {
+                    let row = self.classes[class].rows - 1;
+                    self.outliers.event(ids.ts, || Dropped { class, row, kind, number,
+                                                             text: text.to_string() });
+                }
                 self.kind_events[kind as usize] += 1;
                 self.kind_strict[kind as usize] += u64::from(from_strict);
             }
@@ -430,18 +464,13 @@ impl Builder {
     }
 
     pub(crate) fn reject(&mut self, number: i64, text: &str, reason: Cow<'_, str>) {
-        let r = &mut self.rejects;
-        let row = r.rows;
-        r.rows += 1;
         self.counts.rejected += 1;
-        r.line.set(row, number);
-        r.text.set(row, cut(text.trim_end_matches(['\r', '\n']), REJECT_TEXT_LIMIT));
-        r.reason.set(row, &reason);
+        self.rejects.push(number, text, &reason);
     }
 
     pub(crate) fn finish(mut self, carry_from: usize) -> Tokenized {
-        self.outliers.close();
-        let outliers = std::mem::take(&mut self.outliers.found);
+        let outliers: Vec<Dropped> = std::mem::take(&mut self.outliers).close().into_iter()
+            .map(|o| o.what).collect();
         for o in &outliers {
             self.counts.parsed -= 1;
             self.kind_events[o.kind as usize] -= 1;
@@ -463,15 +492,9 @@ impl Builder {
                     .expect("a mask of the table's length");
             }
         }
-        let r = self.rejects;
-        let m = r.rows;
         Tokenized {
             events,
-            rejects: batch(vec![
-                ("line", r.line.finish(m)),
-                ("text", r.text.finish(m)),
-                ("reason", r.reason.finish(m)),
-            ]),
+            rejects: self.rejects.finish(),
             counts: self.counts,
             carry_from,
             kind_events: self.kind_events,

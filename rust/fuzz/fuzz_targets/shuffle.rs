@@ -74,6 +74,6 @@ fuzz_target!(|data: &[u8]| {
             .map(|(c, f)| if c == i { piece(&file, b) } else { piece(f, b) })
             .map(|p| p.into_iter().collect())
             .collect();
-        let _ = bucket(&pieces, class_schemas(), &options);
+        let _ = bucket(&pieces, &[], class_schemas(), &options);
     }
 });

@@ -202,7 +202,7 @@ fn join_pieces<'py>(
         .transpose().map_err(|e| PyValueError::new_err(e.0))?;
     let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s,
                                  window, aggregates };
-    let b = py.detach(|| bucket(&pieces, schemas, &options)).map_err(|e| match e {
+    let (b, _) = py.detach(|| bucket(&pieces, &[], schemas, &options)).map_err(|e| match e {
         BucketError::Shuffle(e) => ShuffleFileError::new_err(e.to_string()),
         BucketError::Columns(e) => PyValueError::new_err(e.to_string()),
     })?;
