@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -27,6 +28,10 @@ from .schema import EVENT_CLASSES
 # a bucket's events of one class as the shuffle files hold them: per file, its header,
 # the bytes of some of its batches, the lines before its chunk in its file, its name
 Pieces = list[tuple[bytes, bytes, int, str]]
+
+# the "class" of the parse tasks' routed files (``rust/core/src/route.rs``): text logs'
+# lines, whole, which the join task tokenizes
+ROUTED = "route"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class Joined:
     rule_errors: dict[str, int]
     events: int
     decode_seconds: float
+    # what the core's tokenizer found in the routed lines (``_core.join_pieces``)
+    lines: dict[str, Any]
 
 
 def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
@@ -49,19 +56,21 @@ def join_pieces(pieces: Mapping[str, Pieces], *, sort_operands: bool = False,
                 window: tuple[int | None, int | None] = (None, None),
                 aggregates: bool = True) -> Joined:
     """A bucket's events as they are in the shuffle files (per class, the pieces
-    ``shuffle.read_pieces`` gives; a missing class has none), decoded, joined, classified
+    ``shuffle.read_pieces`` gives; a missing class has none; ``shuffle.ROUTED``: the
+    pieces of the parse tasks' routed lines, tokenized here), decoded, joined, classified
     by ``workloads`` and aggregated (``load_period``: the load table's period in seconds)
     in one call into the compiled core. Events outside ``window`` (since, until in ns) are
     connections' context: they give identities and clients and are not counted. Without
     ``aggregates`` (a trace), the partials are empty."""
     with shuffle_errors():
-        ops, conns, tables, summary, failures, events, seconds = _core.join_pieces(
-            [pieces.get(name, []) for name in EVENT_CLASSES], sort_operands=sort_operands,
+        ops, conns, tables, summary, failures, events, seconds, lines = _core.join_pieces(
+            [pieces.get(name, []) for name in EVENT_CLASSES],
+            routed=list(pieces.get(ROUTED, [])), sort_operands=sort_operands,
             rules=list(workloads) or None, load_period_s=load_period, window=window,
             aggregates=aggregates)
     partial, partial_tables = aggregate.from_core(tables, summary) if aggregates else ({}, {})
     return Joined(pl.DataFrame(ops), _connection_columns(pl.DataFrame(conns)), partial,
-                  partial_tables, dict(failures), events, seconds)
+                  partial_tables, dict(failures), events, seconds, lines)
 
 
 @contextmanager

@@ -60,16 +60,13 @@ class Tokens:
 
 
 def tokenize(data: bytes, *, first_line: int = 1, final: bool = True,
-             strict: bool = True, connections: list[int] | None = None) -> Tokens:
+             strict: bool = True) -> Tokens:
     """Tokenize a newline-aligned block (``first_line``: the number of its first line;
     ``final``: it ends its file, so a last line without newline is a reject, else it is
     left for the next block, at ``carry_from``; ``strict``: take the strict paths for the
-    usual layouts, else the general patterns only, to check that both agree); with
-    ``connections``, only those client connections' events (the others' lines are
-    counted ``skipped``)."""
+    usual layouts, else the general patterns only, to check that both agree)."""
     classes, rejects, counts, carry_from, _, unknown, offsets = _core.tokenize_text(
-        bytes(data), first_line=first_line, final_block=final, strict=strict,
-        connections=connections)
+        bytes(data), first_line=first_line, final_block=final, strict=strict)
     return Tokens(classes, rejects, counts, carry_from, unknown, offsets)
 
 

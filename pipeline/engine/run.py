@@ -24,10 +24,11 @@ from ..forensic import trace
 from ..outputs import files, report
 from ..sources.source import Chunk
 from ..sources.store import Place, place
-from ..tables import aggregate
+from ..tables import aggregate, offsets
 from ..tables.frames import Table
 from . import finish, plan
 from .cluster import Logged, Observer, Scheduler, task, tell, tree
+from .enrich import ROUTED
 from .plan import Problem, RunOptions
 from .schema import EVENT_CLASSES
 from .stages import (
@@ -187,8 +188,12 @@ def trace_logs(opts: RunOptions, sel: trace.Selectors,
             reports, parts = compute(parse, joins) if chunks else ([], [])
     finally:
         files.discard(scratch)
-    per_server = aggregate.combine_all([r.partial for r in reports])
-    rows = trace.in_order(pl.concat(parts)) if parts else trace.no_rows()
+    # the UTC offsets of the JSON logs' lines (their parse tasks tokenize them) and of the
+    # routed lines (their join tasks do)
+    per_server = aggregate.combine_all([r.partial for r in reports] + [
+        {server: {aggregate.UTC_OFFSETS: offsets.merge(runs)}}
+        for _, utc in parts for server, runs in utc.items() if runs])
+    rows = trace.in_order(pl.concat([p[0] for p in parts])) if parts else trace.no_rows()
     rows = trace.with_local_times(rows, {s: p[aggregate.UTC_OFFSETS] for s, p in
                                          per_server.items() if aggregate.UTC_OFFSETS in p})
     problems = unread + [plan.problem(r.server, r.file, r.problem) for r in
@@ -232,10 +237,10 @@ def _suspects(chunk: Chunk, sel: trace.Selectors) -> dict[str, list[int]] | None
     return found
 
 
-def _trace(bucket: int, *args: Any) -> pl.DataFrame:
-    rows = trace_task(bucket, *args)
+def _trace(bucket: int, *args: Any) -> tuple[pl.DataFrame, dict[str, Any]]:
+    rows, utc = trace_task(bucket, *args)
     tell({"stage": "join", "bucket": bucket, "operations": rows.height})
-    return rows
+    return rows, utc
 
 
 def _bytes(chunks: list[Chunk]) -> int:
@@ -253,7 +258,8 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
     """Every folder the tasks write into, made once here: on a remote store, tasks that
     made them as they went would race (and pay a round trip per file)."""
     with files.writing(scratch):
-        for name in (*EVENT_CLASSES, "rejects", "connections", "timeline", "flights", "jsonl",
+        for name in (*EVENT_CLASSES, ROUTED, "rejects", "connections", "timeline", "flights",
+                     "jsonl",
                      "parked", *(f"finished/{t}" for t in aggregate.PER_SERVER)):
             (scratch / name).makedirs()
         if not scratch.local:

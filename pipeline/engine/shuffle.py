@@ -30,7 +30,7 @@ import pyarrow as pa
 from .. import _core
 from ..outputs import files
 from ..sources.store import Place, place
-from .enrich import Pieces, shuffle_errors
+from .enrich import ROUTED, Pieces, shuffle_errors
 from .schema import EVENT_CLASSES, empty_class
 
 # per join task: (first chunk, end chunk, bucket of those chunks' server): the files of
@@ -39,7 +39,8 @@ Sources = tuple[tuple[int, int, int], ...]
 
 
 def path_of(scratch: Place, cls: str, chunk: int) -> Place:
-    return scratch / cls / f"c{chunk:06d}.arrow"
+    """A parse task's file of a class (Arrow IPC), or of its routed lines (``ROUTED``)."""
+    return scratch / cls / f"c{chunk:06d}.{'route' if cls == ROUTED else 'arrow'}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,32 @@ def write_buckets(scratch: Place, chunk: int, tables: Mapping[str, object], *, s
     for name, data in zip(names, encoded, strict=True):
         files.write_bytes(data, path_of(scratch, name, chunk))
     return Written(first, last, kept, span)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What the client needs of a parse task's routed lines (they went to their file)."""
+
+    counts: dict[str, int]       # total, blank, header, rejected, skipped, outside_window,
+    #                              routed (``_core.route_text``)
+    rejects: object              # the lines rejected in the parse task (an Arrow table)
+    first_ts: int | None
+    last_ts: int | None
+    kept: int                    # routed events inside the window
+    span: tuple[int, int] | None
+
+
+def write_routed(scratch: Place, chunk: int, data: bytes, *, server: str, file: str,
+                 file_seq: int, buckets: int, final: bool = True,
+                 connections: list[int] | None = None) -> Routed:
+    """Route one parse task's block of a text log (``rust/core/src/route.rs``): its lines,
+    whole, to one file with a block per (bucket, sub-bucket); with ``connections`` (a
+    trace), only those client connections' lines."""
+    encoded, counts, rejects, first, last, kept, span, _ = _core.route_text(
+        data, server=server, file=file, file_seq=file_seq, buckets=buckets, final_block=final,
+        connections=connections)
+    files.write_bytes(encoded, path_of(place(scratch), ROUTED, chunk))
+    return Routed(counts, rejects, first, last, kept, span)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ..sources.source import Chunk, ChunkData, read_chunk, read_head
 from ..sources.store import Place
 from ..tables import aggregate
 from . import saturation, shuffle
-from .enrich import join_pieces
+from .enrich import ROUTED, join_pieces
 from .logline import reject_table, tokenize, tokenize_json
 from .partition import SUBS
 from .schema import EVENT_CLASSES, REJECT_SCHEMA
@@ -113,7 +113,8 @@ class BucketReport:
 def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                until_ns: int | None, connections: list[int] | None = None) -> ChunkReport:
     """Stage A: read a chunk, parse it, write its rows of each bucket to scratch. With
-    ``connections`` (a trace), a text log's events of those client connections only."""
+    ``connections`` (a trace), a text log's lines of those client connections are routed
+    whole instead, to be tokenized in the join tasks (``_route_task``)."""
     steps = Steps()
     f = chunk.file
     got, json = _read_text(chunk)
@@ -121,12 +122,14 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
         return ChunkReport(chunk.index, f.server, f.name, f.seq, 0, {f.server: {}},
                            None, steps.total, 0, steps.seconds, f.url)
     steps.lap("read")
+    if connections is not None and not json:
+        return _route_task(chunk, got, buckets, scratch, connections, steps)
     if json:
         if chunk.end != -1:  # the file was cut into ranges: read all of it
             got = read_chunk(Chunk(f, chunk.index, 0, -1))
         tokens = tokenize_json(got.data)
     else:
-        tokens = tokenize(got.data, final=got.final, connections=connections)
+        tokens = tokenize(got.data, final=got.final)
     tables, counts = tokens.classes, tokens.counts
     rejects = reject_table(tokens.rejects, f.server, f.name) if counts["rejected"] else None
     problem = got.problem or _not_an_access_log(chunk, got.data, counts)
@@ -150,6 +153,28 @@ def parse_task(chunk: Chunk, buckets: int, scratch: Place, since_ns: int | None,
                        problem, steps.total, size, steps.raised("parse"), f.url)
 
 
+def _route_task(chunk: Chunk, got: ChunkData, buckets: int, scratch: Place,
+                connections: list[int], steps: Steps) -> ChunkReport:
+    """A trace's stage A over a text log: the lines of ``connections`` routed whole to
+    their buckets (``shuffle.write_routed``), tokenized in the join tasks. Its lines are
+    counted as a trace reports them: total, and those of other connections, skipped."""
+    f = chunk.file
+    routed = shuffle.write_routed(scratch, chunk.index, bytes(got.data), server=f.server,
+                                  file=f.name, file_seq=f.seq, buckets=buckets,
+                                  final=got.final, connections=connections)
+    c = routed.counts
+    steps.lap("shuffle_write")
+    events = c["routed"] + c["outside_window"] + c["skipped"]
+    counts = {"total": c["total"], "parsed": c["routed"] + c["outside_window"],
+              "rejected": c["rejected"], "header": c["header"], "blank": c["blank"],
+              "skipped": c["skipped"]}
+    problem = got.problem or _not_an_access_log(chunk, got.data, {**counts, "parsed": events})
+    partial = aggregate.chunk_partial(f.server, counts, routed.kept, routed.first_ts,
+                                      routed.last_ts, routed.span)
+    return ChunkReport(chunk.index, f.server, f.name, f.seq, c["total"], partial, problem,
+                       steps.total, len(got.data), steps.raised("parse"), f.url)
+
+
 def _read_text(chunk: Chunk) -> tuple[ChunkData | None, bool]:
     """A chunk's bytes, and whether its file is a 3.x JSON log. JSON logs are detected
     per file, whichever range this is: json-pretty objects span lines, so a JSON file is
@@ -169,17 +194,21 @@ def suspects_task(chunk: Chunk, sel: trace.Selectors) -> dict[str, list[int]] | 
 
 
 def trace_task(bucket: int, sources: shuffle.Sources, between: Between, scratch: Place,
-               sel: trace.Selectors, budget: int = 1 << 62) -> pl.DataFrame:
+               sel: trace.Selectors, budget: int = 1 << 62
+               ) -> tuple[pl.DataFrame, dict[str, list[tuple[str, int, int]]]]:
     """A trace's stage B: one bucket's events joined (no aggregates, nothing written),
-    and the rows ``sel`` selects with their connections' context (``trace.select``)."""
+    and the rows ``sel`` selects with their connections' context (``trace.select``); and
+    per server, the UTC offsets of the routed lines' times (``offsets``)."""
     found, parts = _bucket_parts(scratch, sources, budget)
-    rows = []
+    rows, utc = [], {}
     for subs in parts:
         pieces = _read_part(found, subs, between)
         joined = join_pieces(pieces, aggregates=False)
         del pieces
         rows.append(trace.select(joined.operations.lazy(), joined.connections.lazy(), sel))
-    return compact(pl.concat(rows))  # (parts gives one range at least)
+        for server, runs in joined.lines["utc_offsets"].items():
+            utc[server] = utc.get(server, []) + runs
+    return compact(pl.concat(rows)), utc  # (parts gives one range at least)
 
 
 def compact(rows: pl.DataFrame) -> pl.DataFrame:
@@ -271,7 +300,7 @@ def _bucket_parts(scratch: Place, sources: shuffle.Sources, budget: int
                   ) -> tuple[dict[str, list[shuffle.Piece]], list[range]]:
     """A bucket's pieces of each class's files (``sources`` name them), and its
     sub-buckets in parts of at most ``budget`` bytes, each joined in turn."""
-    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in EVENT_CLASSES}
+    found = {cls: shuffle.pieces(scratch, cls, sources) for cls in (*EVENT_CLASSES, ROUTED)}
     sizes = [sum(p.sizes[s] for ps in found.values() for p in ps) for s in range(SUBS)]
     return found, shuffle.parts(sizes, budget)
 

@@ -46,4 +46,4 @@ pub mod tokenize;
 pub mod trace;
 pub mod workload;
 
-pub use tokenize::{tokenize, tokenize_connections, Counts, Options, Tokenized};
+pub use tokenize::{tokenize, Counts, Options, Tokenized};

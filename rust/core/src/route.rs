@@ -360,8 +360,12 @@ pub struct Accounting {
     pub kind_events: [u64; crate::fields::KIND_COUNT],
     pub kind_strict: [u64; crate::fields::KIND_COUNT],
     pub unknown_fields: Vec<(String, i64)>,
-    pub utc_offsets: Vec<(String, i64, i64)>,
+    /// per server, the UTC offsets its timestamps were written with (`Tokenized`'s runs)
+    pub utc_offsets: Vec<(String, Vec<OffsetRun>)>,
 }
+
+/// A run of one UTC offset: the offset as logged, the first and last UTC ns written with it.
+pub type OffsetRun = (String, i64, i64);
 
 /// Tokenize the lines of `pieces` (ranges of routed files) into event tables of
 /// `schemas` (a class's each), their line numbers made absolute, their provenance that of
@@ -410,7 +414,10 @@ pub fn tokenize_pieces(pieces: &[Piece<'_>], schemas: &[SchemaRef], window: Wind
         for (name, n) in tokenized.unknown_fields {
             *unknown.entry(name).or_default() += n;
         }
-        out.utc_offsets.extend(tokenized.utc_offsets);
+        match out.utc_offsets.iter_mut().find(|(s, _)| *s == server) {
+            Some((_, runs)) => runs.extend(tokenized.utc_offsets),
+            None => out.utc_offsets.push((server.clone(), tokenized.utc_offsets)),
+        }
         if tokenized.rejects.num_rows() > 0 {
             out.rejects.push((server, file, tokenized.rejects));
         }

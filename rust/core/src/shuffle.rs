@@ -353,7 +353,8 @@ fn layout(file: &[u8]) -> Result<(usize, usize, usize), ColumnError> {
 
 /// `layout` from a file's last `TAIL` bytes and its size (a reader that reads by range).
 fn layout_of_tail(tail: &[u8], size: usize) -> Result<(usize, usize, usize), ColumnError> {
-    if tail.len() != TAIL || &tail[16..] != MAGIC {
+    // (a parse task's routed lines, `route`, are framed as this file is)
+    if tail.len() != TAIL || (&tail[16..] != MAGIC && &tail[16..] != crate::route::MAGIC) {
         return Err(bad("no index (magic)"));
     }
     let (header, n) = (word64(tail, 0)? as usize, word64(tail, 8)? as usize);

@@ -2,8 +2,7 @@
 //!
 //! Every line is exactly one of: an event (a row), a reject (a row with a reason),
 //! a header line (the title block: starts with a tab) or a blank line, so
-//! `total = parsed + rejected + header + blank` always holds (`+ skipped`, the events of
-//! other connections, when only some are read: `tokenize_connections`). A value that would
+//! `total = parsed + rejected + header + blank` always holds. A value that would
 //! not fit its column (a timestamp outside the 64-bit nanosecond range, an id or
 //! count over 64 bits, a timing over `MAX_SECONDS`) makes its line a reject.
 
@@ -42,8 +41,6 @@ pub struct Counts {
     pub rejected: i64,
     pub header: i64,
     pub blank: i64,
-    /// events of connections the caller did not ask for (`tokenize_connections`)
-    pub skipped: i64,
 }
 
 /// The event classes of `schema.EVENT_CLASSES`: what the join does with an event.
@@ -106,16 +103,6 @@ pub fn tokenize(data: &[u8], opts: &Options) -> Tokenized {
     tokenize_lines(data, opts, Builder::with_capacity(data.len()))
 }
 
-/// Tokenize the events of the client connections `conns` (sorted) in one block: the
-/// lines of other connections and internal operations are `skipped` once their frame
-/// is read, before their body is (`dsaccess trace`, whose connections `trace::suspects`
-/// found). Headers, blank lines and rejects are as `tokenize` gives them.
-pub fn tokenize_connections(data: &[u8], opts: &Options, conns: &[i64]) -> Tokenized {
-    let mut t = Builder::with_capacity(data.len());
-    t.only = Some(conns.to_vec());
-    tokenize_lines(data, opts, t)
-}
-
 fn tokenize_lines(data: &[u8], opts: &Options, mut t: Builder) -> Tokenized {
     // one check of the whole block; only a block with invalid UTF-8 (client-supplied
     // bytes) decodes line by line, lossily
@@ -175,8 +162,6 @@ pub(crate) struct Builder {
     kind_strict: [u64; KIND_COUNT],
     outliers: Outliers<Dropped>,
     unknown_fields: BTreeMap<String, i64>,
-    /// the client connections whose events are read (sorted); None: every event
-    only: Option<Vec<i64>>,
     /// lines a parse task routed (`route`): their times were judged there, in file order
     pub(crate) routed: bool,
 }
@@ -409,12 +394,6 @@ impl Builder {
                 return;
             }
         };
-        if let Some(only) = &self.only {
-            if ids.internal || ids.conn.is_none_or(|c| only.binary_search(&c).is_err()) {
-                self.counts.skipped += 1;
-                return;
-            }
-        }
         let body = &text[ids.body_at..];
         let Some(kind) = kind_of(body) else {
             return self.reject(number, text, word_reason("unknown event keyword", body));
@@ -872,7 +851,7 @@ mod tests {
             at("01/Jan/1970:00:00:00", "op=5 UNBIND"),
         ].concat();
         let t = run(&text, true);
-        assert_eq!(t.counts, Counts { total: 7, parsed: 5, rejected: 2, header: 0, blank: 0, skipped: 0 });
+        assert_eq!(t.counts, Counts { total: 7, parsed: 5, rejected: 2, header: 0, blank: 0 });
         let reasons = t.rejects.column_by_name("reason").unwrap().as_string::<i64>();
         assert!(reasons.value(0).starts_with("timestamp more than a day from the lines before"));
         let rejected = |t: &Tokenized| t.rejects.column_by_name("line").unwrap()
@@ -900,7 +879,7 @@ mod tests {
              dn=\"cn=x\"\ngarbage\n{T}conn=1 op=1 FROB x\n{T}conn=1 op=2 UNBIND"
         );
         let t = run(&text, true);
-        assert_eq!(t.counts, Counts { total: 7, parsed: 2, rejected: 3, header: 1, blank: 1, skipped: 0 });
+        assert_eq!(t.counts, Counts { total: 7, parsed: 2, rejected: 3, header: 1, blank: 1 });
         let reasons = t.rejects.column_by_name("reason").unwrap().as_string::<i64>();
         assert_eq!(reasons.value(0), "not an access-log event: expected '[timestamp] conn=N ...'");
         assert_eq!(reasons.value(1), "unknown event keyword: FROB");
@@ -909,23 +888,6 @@ mod tests {
         let etime = result.column_by_name("etime").unwrap().as_primitive::<arrow_array::types::Float64Type>();
         assert_eq!(etime.value(0), 0.2);
         assert_eq!(result.column_by_name("dn").unwrap().as_string::<i64>().value(0), "cn=x");
-    }
-
-    #[test]
-    fn tokenize_connections_reads_only_the_lines_of_those_connections() {
-        let text = format!(
-            "\t389-Directory/2.3.1\n{T}conn=1 op=0 UNBIND\n{T}conn=2 op=0 UNBIND\n\
-             {T}conn=Internal(0) op=0(1)(0) DEL dn=\"cn=x\"\n{T}conn=3 op=0 FROB\n\
-             garbage\n{T}conn=2 op=1 FROB\n"
-        );
-        let opts = Options { first_line: 1, final_block: true, strict: true };
-        let t = tokenize_connections(text.as_bytes(), &opts, &[2, 4]);
-        // conn=2's unknown keyword is a reject as ever; conn 3's is not read at all
-        assert_eq!(t.counts, Counts { total: 7, parsed: 1, rejected: 2, header: 1, blank: 0,
-                                      skipped: 3 });
-        let lines = t.events[2].column_by_name("line").unwrap()
-            .as_primitive::<arrow_array::types::Int64Type>();
-        assert_eq!(lines.values().to_vec(), vec![3]);
     }
 
     #[test]

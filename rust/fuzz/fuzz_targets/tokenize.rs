@@ -10,7 +10,8 @@ use dsaccess_core::join::{as_shuffled, join, Classes, EVERYTHING};
 use dsaccess_core::operations::operations;
 use dsaccess_core::shuffle::{decode, encode, read_batch, whole, Piece, Provenance};
 use dsaccess_core::trace::{suspects, Network, Wanted};
-use dsaccess_core::{tokenize, tokenize_connections, Options};
+use dsaccess_core::route::{route, Route};
+use dsaccess_core::{tokenize, Options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,9 +32,15 @@ fuzz_target!(|data: &[u8]| {
                                       s.time].concat();
         conns.sort_unstable();
         conns.dedup();
-        let some = tokenize_connections(data, &opts, &conns).counts;
+        // a trace's stage A: the lines of those connections routed, the others skipped
+        let r = Route { provenance: Provenance { server: "s", file: "f", file_seq: 0 },
+                        window: (None, None), buckets: 2, subs: 2, seed: 7, first_line: 1,
+                        final_block, only: Some(&conns) };
+        let some = route(data, &r).expect("buckets and sub-buckets").counts;
         assert_eq!(some.total, c.total);
-        assert_eq!(some.total, some.parsed + some.rejected + some.header + some.blank + some.skipped);
+        assert_eq!((some.blank, some.header), (c.blank, c.header));
+        assert_eq!(some.total, some.blank + some.header + some.rejected + some.skipped
+                   + some.outside_window + some.routed);
         let general = tokenize(data, &Options { strict: false, ..opts });
         assert_eq!(general.counts, t.counts);
         assert_eq!(general.rejects, t.rejects);

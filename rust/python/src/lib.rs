@@ -25,7 +25,8 @@ pyo3::create_exception!(_core, ShuffleFileError, PyValueError);
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use dsaccess_core::dn::canonical;
 use dsaccess_core::trace::{suspects, Network, Wanted};
-use dsaccess_core::{tokenize, tokenize_connections, Options};
+use dsaccess_core::route::{route, Accounting, Route};
+use dsaccess_core::{tokenize, Options};
 
 /// Tokenize a newline-aligned block of a text access log.
 ///
@@ -37,26 +38,17 @@ use dsaccess_core::{tokenize, tokenize_connections, Options};
 /// UTC offsets the timestamps were written with, ``[(offset, first_ns, last_ns), ...]``
 /// in time order.
 ///
-/// With ``connections`` (client connection numbers), only their events are read: the
-/// other events' lines are counted ``skipped`` (a trace's second pass).
 #[pyfunction]
-#[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true, connections=None))]
+#[pyo3(signature = (data, *, first_line=1, final_block=true, strict=true))]
 fn tokenize_text<'py>(
     py: Python<'py>,
     data: &[u8],
     first_line: i64,
     final_block: bool,
     strict: bool,
-    connections: Option<Vec<i64>>,
 ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let opts = Options { first_line, final_block, strict };
-    let t = match connections {
-        None => py.detach(|| tokenize(data, &opts)),
-        Some(mut conns) => py.detach(|| {
-            conns.sort_unstable();
-            tokenize_connections(data, &opts, &conns)
-        }),
-    };
+    let t = py.detach(|| tokenize(data, &opts));
     tokenized(py, t)
 }
 
@@ -119,9 +111,6 @@ fn tokenized(py: Python<'_>, t: dsaccess_core::Tokenized)
                    ("blank", t.counts.blank)] {
         counts.set_item(k, v)?;
     }
-    if t.counts.skipped > 0 {
-        counts.set_item("skipped", t.counts.skipped)?;
-    }
     let classes = PyDict::new(py);
     for (name, batch) in CLASS_NAMES.iter().zip(t.events) {
         classes.set_item(*name, table(batch)?)?;
@@ -182,11 +171,13 @@ fn one_batch(table: PyTable) -> PyResult<RecordBatch> {
 /// ``ShuffleFileError`` naming a file that cannot be decoded. Without ``aggregates`` (a
 /// trace), tables and summary are None.
 #[pyfunction]
-#[pyo3(signature = (pieces, *, sort_operands=false, rules=None, load_period_s=60,
-                    window=(None, None), aggregates=true))]
+#[pyo3(signature = (pieces, *, routed=vec![], sort_operands=false, rules=None,
+                    load_period_s=60, window=(None, None), aggregates=true))]
+#[allow(clippy::too_many_arguments)]
 fn join_pieces<'py>(
     py: Python<'py>,
     pieces: Vec<Vec<PyPiece<'_>>>,
+    routed: Vec<PyPiece<'_>>,
     sort_operands: bool,
     rules: Option<Vec<PyRule>>,
     load_period_s: i64,
@@ -197,12 +188,13 @@ fn join_pieces<'py>(
         return Err(PyValueError::new_err("join_pieces: one list of pieces per class"));
     }
     let pieces: Vec<Vec<Piece<'_>>> = pieces.iter().map(|class| pieces_of(class)).collect();
+    let routed = pieces_of(&routed);
     let schemas = class_schemas();
     let rules = rules.map(|r| rules_of(&r, "workloads", false))
         .transpose().map_err(|e| PyValueError::new_err(e.0))?;
     let options = BucketOptions { sort_operands, rules: rules.as_ref(), load_period_s,
                                  window, aggregates };
-    let (b, _) = py.detach(|| bucket(&pieces, &[], schemas, &options)).map_err(|e| match e {
+    let (b, lines) = py.detach(|| bucket(&pieces, &routed, schemas, &options)).map_err(|e| match e {
         BucketError::Shuffle(e) => ShuffleFileError::new_err(e.to_string()),
         BucketError::Columns(e) => PyValueError::new_err(e.to_string()),
     })?;
@@ -221,7 +213,80 @@ fn join_pieces<'py>(
         failures.set_item(name, n)?;
     }
     (table(b.operations)?, table(b.connections)?, tables, summary, failures, b.events,
-     b.decode_seconds).into_pyobject(py)
+     b.decode_seconds, accounting(py, lines)?).into_pyobject(py)
+}
+
+/// What the join task's tokenizer found in its routed lines, as Python values:
+/// ``{"files": [(server, file, file_seq, parsed, outside_window, rejected), ...],
+/// "rejects": [(server, file, table), ...], "unknown_fields": {name: events},
+/// "utc_offsets": {server: [(offset, first_ns, last_ns), ...]}}``.
+fn accounting<'py>(py: Python<'py>, a: Accounting) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let files: Vec<_> = a.counted.into_iter()
+        .map(|c| (c.server, c.file, c.file_seq, c.parsed, c.outside_window, c.rejected))
+        .collect();
+    out.set_item("files", files)?;
+    let rejects = a.rejects.into_iter()
+        .map(|(server, file, t)| Ok((server, file, table(t)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    out.set_item("rejects", rejects)?;
+    let unknown = PyDict::new(py);
+    for (name, n) in &a.unknown_fields {
+        unknown.set_item(name, n)?;
+    }
+    out.set_item("unknown_fields", unknown)?;
+    let offsets = PyDict::new(py);
+    for (server, runs) in a.utc_offsets {
+        offsets.set_item(server, runs)?;
+    }
+    out.set_item("utc_offsets", offsets)?;
+    Ok(out)
+}
+
+/// Route a newline-aligned block of a text log (``rust/core/src/route.rs``): each line,
+/// whole, to its connection's (bucket, sub-bucket) of the server's ``buckets``, into one
+/// scratch file; events outside ``since <= ts < until`` that are no connection's context
+/// go nowhere; with ``connections`` (a trace), only those client connections' lines go.
+///
+/// Returns (file, counts, rejects, first_ts, last_ts, kept, span, carry_from): the file's
+/// bytes; ``{"total", "blank", "header", "rejected", "skipped", "outside_window",
+/// "routed"}``; the lines rejected here (line, text, reason), an Arrow table; the time
+/// range of the routed events in the window and their number; the time range of every
+/// event (None when there is none); where the bytes after the last newline begin.
+#[pyfunction]
+#[pyo3(signature = (data, *, server, file, file_seq, buckets, since=None, until=None,
+                    first_line=1, final_block=true, connections=None))]
+#[allow(clippy::too_many_arguments)]
+fn route_text<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    server: &str,
+    file: &str,
+    file_seq: i32,
+    buckets: u32,
+    since: Option<i64>,
+    until: Option<i64>,
+    first_line: i64,
+    final_block: bool,
+    connections: Option<Vec<i64>>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let only = connections.map(|mut c| {
+        c.sort_unstable();
+        c
+    });
+    let r = Route { provenance: Provenance { server, file, file_seq }, window: (since, until),
+                    buckets, subs: SUBS, seed: server_seed(server), first_line, final_block,
+                    only: only.as_deref() };
+    let routed = py.detach(|| route(data, &r)).map_err(|e| PyValueError::new_err(e.0))?;
+    let c = routed.counts;
+    let counts = PyDict::new(py);
+    for (k, v) in [("total", c.total), ("blank", c.blank), ("header", c.header),
+                   ("rejected", c.rejected), ("skipped", c.skipped),
+                   ("outside_window", c.outside_window), ("routed", c.routed)] {
+        counts.set_item(k, v)?;
+    }
+    (PyBytes::new(py, &routed.file), counts, table(routed.rejects)?, routed.first_ts,
+     routed.last_ts, routed.kept, routed.span, routed.carry_from).into_pyobject(py)
 }
 
 fn table(b: RecordBatch) -> PyResult<PyTable> {
@@ -458,6 +523,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_json, m)?)?;
     m.add_function(wrap_pyfunction!(trace_suspects, m)?)?;
     m.add_function(wrap_pyfunction!(join_pieces, m)?)?;
+    m.add_function(wrap_pyfunction!(route_text, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
     m.add_function(wrap_pyfunction!(canonical_dns, m)?)?;
     m.add_function(wrap_pyfunction!(check_workloads, m)?)?;
