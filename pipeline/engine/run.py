@@ -259,8 +259,7 @@ def _make_folders(staging: Place, scratch: Place, servers: set[str], operations:
     made them as they went would race (and pay a round trip per file)."""
     with files.writing(scratch):
         for name in (*EVENT_CLASSES, ROUTED, "rejects", "connections", "timeline", "flights",
-                     "jsonl",
-                     "parked", *(f"finished/{t}" for t in aggregate.PER_SERVER)):
+                     "jsonl", "parked", *(f"finished/{t}" for t in aggregate.PER_SERVER)):
             (scratch / name).makedirs()
         if not scratch.local:
             for server in servers:

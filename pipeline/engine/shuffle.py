@@ -84,14 +84,16 @@ class Routed:
 
 
 def write_routed(scratch: Place, chunk: int, data: bytes, *, server: str, file: str,
-                 file_seq: int, buckets: int, final: bool = True,
+                 file_seq: int, buckets: int, since_ns: int | None = None,
+                 until_ns: int | None = None, final: bool = True,
                  connections: list[int] | None = None) -> Routed:
     """Route one parse task's block of a text log (``rust/core/src/route.rs``): its lines,
-    whole, to one file with a block per (bucket, sub-bucket); with ``connections`` (a
-    trace), only those client connections' lines."""
+    whole, to one file with a block per (bucket, sub-bucket), those outside
+    ``since_ns <= ts < until_ns`` only where they are a connection's context; with
+    ``connections`` (a trace), only those client connections' lines."""
     encoded, counts, rejects, first, last, kept, span, _ = _core.route_text(
-        data, server=server, file=file, file_seq=file_seq, buckets=buckets, final_block=final,
-        connections=connections)
+        data, server=server, file=file, file_seq=file_seq, buckets=buckets, since=since_ns,
+        until=until_ns, final_block=final, connections=connections)
     files.write_bytes(encoded, path_of(place(scratch), ROUTED, chunk))
     return Routed(counts, rejects, first, last, kept, span)
 
