@@ -55,6 +55,8 @@ const BLOCK_HEAD: usize = 12;
 
 /// Bytes a join task holds per routed byte once it has tokenized them (its event tables
 /// with their builders' room), what the index tells it to split a bucket over its budget.
+/// An estimate, not yet measured (`plan.EXPANSION` puts Arrow at 1.5 bytes a log byte,
+/// and the builders keep room): to measure when `run` routes, which reads these sizes.
 const TOKENIZED_PER_BYTE: u64 = 2;
 
 /// One parse task's routing.
