@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use dsaccess_core::route::{route, tokenize_pieces, whole, Route, Routed};
+use dsaccess_core::route::{route, tokenize_pieces, Route, Routed};
 use dsaccess_core::shuffle::{self, Provenance, EVERYTHING};
 use dsaccess_core::{tokenize, Options};
 
@@ -101,7 +101,7 @@ fn route_step(data: &[u8]) -> Routed {
 /// into the classes' tables (`route::tokenize_pieces`), their events.
 #[inline(never)]
 fn unroute_step(file: &[u8]) -> usize {
-    let piece = whole(file, "f").expect("what route wrote");
+    let piece = shuffle::whole(file, "f").expect("what route wrote");
     let (classes, _) = tokenize_pieces(&[piece], shuffle::class_schemas(), EVERYTHING)
         .expect("what route wrote");
     classes.iter().map(|c| c.num_rows()).sum()

@@ -14,9 +14,9 @@
 //! each routed line parsed (inside the window), `outside_window` (context) or rejected
 //! (its body malformed), per file.
 //!
-//! The file has the layout of the shuffle's (`shuffle` names its parts): a header, a
-//! block per (bucket, sub-bucket), an index, a tail; each block an LZ4 block with its
-//! CRC-32. The header holds the provenance; a block holds its lines in file order: their
+//! The file has the layout of the shuffle's (`shuffle` names its parts and reads its
+//! index: `bucket_place`, `bucket_entries`, `whole`): a header, a block per (bucket,
+//! sub-bucket), an index, a tail; each block an LZ4 block with its CRC-32. The header holds the provenance; a block holds its lines in file order: their
 //! text, each with its newline (one run, checked as UTF-8 at once, as the tokenizer
 //! checks a chunk), then each one's number in its chunk (u64 LE), then their count (u32
 //! LE).
@@ -46,9 +46,6 @@ use crate::tokenize::{Builder, Outliers, Rejects};
 
 /// What ends a routed file.
 pub const MAGIC: &[u8; 8] = b"DSROUTE1";
-
-/// Bytes after the index: the header's length, the block count, the magic.
-const TAIL: usize = 24;
 
 /// Bytes before a block's LZ4 data: its length, its lines' length, its CRC-32.
 const BLOCK_HEAD: usize = 12;
@@ -302,23 +299,6 @@ fn bad(what: &str) -> ColumnError {
     ColumnError(format!("routed file: {what}"))
 }
 
-/// A whole routed file as one piece, every block of it (tests, fuzzing, the examples; a
-/// join task's pieces are ranged reads).
-pub fn whole<'a>(file: &'a [u8], source: &'a str) -> Result<Piece<'a>, ColumnError> {
-    let word = |at: usize| file.get(at..at + 8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
-    if file.len() < TAIL || &file[file.len() - 8..] != MAGIC {
-        return Err(bad("no index (magic)"));
-    }
-    let (header, n) = (word(file.len() - TAIL).unwrap_or(0), word(file.len() - 16).unwrap_or(0));
-    let index = n.checked_add(1).and_then(|k| k.checked_mul(16)).and_then(|k| k.checked_add(TAIL))
-        .and_then(|k| file.len().checked_sub(k)).ok_or_else(|| bad("index cut"))?;
-    if header > index {
-        return Err(bad("its header past its index"));
-    }
-    Ok(Piece { header: &file[..header], batches: &file[header..index], line_offset: 0, source })
-}
-
 /// The provenance in a routed file's header.
 fn provenance_of(header: &[u8]) -> Result<(String, String, i32), ColumnError> {
     let body = header.get(4..).ok_or_else(|| bad("its header cut short"))?;
@@ -359,8 +339,6 @@ pub struct Accounting {
     pub rejects: Vec<(String, String, RecordBatch)>,
     /// per file (of its pieces)
     pub counted: Vec<Counted>,
-    pub kind_events: [u64; crate::fields::KIND_COUNT],
-    pub kind_strict: [u64; crate::fields::KIND_COUNT],
     pub unknown_fields: Vec<(String, i64)>,
     /// per server, the UTC offsets its timestamps were written with (`Tokenized`'s runs)
     pub utc_offsets: Vec<(String, Vec<OffsetRun>)>,
@@ -408,10 +386,6 @@ pub fn tokenize_pieces(pieces: &[Piece<'_>], schemas: &[SchemaRef], window: Wind
                 _ => None,
             }))?;
             parts[class].push(columns);
-        }
-        for (k, (e, s)) in tokenized.kind_events.iter().zip(tokenized.kind_strict).enumerate() {
-            out.kind_events[k] += e;
-            out.kind_strict[k] += s;
         }
         for (name, n) in tokenized.unknown_fields {
             *unknown.entry(name).or_default() += n;
@@ -513,7 +487,8 @@ fn for_each_line(mut blocks: &[u8], mut each: impl FnMut(u64, &str) -> Result<()
 mod tests {
     use super::*;
     use crate::bucket::{bucket, Options as BucketOptions};
-    use crate::shuffle::{bucket_entries, bucket_place, class_schemas, encode, EVERYTHING};
+    use crate::shuffle::{bucket_entries, bucket_place, class_schemas, encode, whole, EVERYTHING,
+                         TAIL};
     use crate::tokenize::{tokenize, Options};
 
     const BUCKETS: u32 = 3;
@@ -532,20 +507,13 @@ mod tests {
                              seed: SEED, first_line: 1, final_block: true, only }).unwrap()
     }
 
-    /// Bucket `b`'s piece of a file of the shuffle's layout (the index after the blocks).
-    fn piece<'a>(file: &'a [u8], b: usize, tail_at: usize) -> Piece<'a> {
-        let tail = &file[file.len() - 24..];
-        let (header, at, n) = if tail_at == 0 {
-            bucket_place(tail, file.len(), b, SUBS as usize).unwrap()
-        } else {
-            let header = u64::from_le_bytes(tail[..8].try_into().unwrap()) as usize;
-            let blocks = u64::from_le_bytes(tail[8..16].try_into().unwrap()) as usize;
-            let index = file.len() - 24 - (blocks + 1) * 16;
-            (header, index + b * SUBS as usize * 16, (SUBS as usize + 1) * 16)
-        };
+    /// Bucket `b`'s piece of a file of the shuffle's layout, read as a join task reads it.
+    fn piece(file: &[u8], b: usize) -> Piece<'_> {
+        let (header, at, n) = bucket_place(&file[file.len() - TAIL..], file.len(), b,
+                                           SUBS as usize).unwrap();
         let (offsets, _) = bucket_entries(&file[at..at + n], header).unwrap();
-        Piece { header: &file[..header], batches: &file[offsets[0] as usize..offsets[SUBS as usize] as usize],
-                line_offset: 0, source: "f" }
+        Piece { header: &file[..header], line_offset: 0, source: "f",
+                batches: &file[offsets[0] as usize..offsets[SUBS as usize] as usize] }
     }
 
     fn options(window: Window) -> BucketOptions<'static> {
@@ -565,10 +533,10 @@ mod tests {
         let mut rejects: Vec<(i64, String)> = reasons(&r.rejects);
         let mut operations = 0;
         for b in 0..BUCKETS as usize {
-            let pieces: Vec<Vec<Piece<'_>>> = shuffled.files.iter().map(|f| vec![piece(f, b, 0)]).collect();
+            let pieces: Vec<Vec<Piece<'_>>> = shuffled.files.iter().map(|f| vec![piece(f, b)]).collect();
             let (want, _) = bucket(&pieces, &[], class_schemas(), &options(window)).unwrap();
             let none: Vec<Vec<Piece<'_>>> = (0..4).map(|_| Vec::new()).collect();
-            let (got, counted) = bucket(&none, &[piece(&r.file, b, 1)], class_schemas(),
+            let (got, counted) = bucket(&none, &[piece(&r.file, b)], class_schemas(),
                                         &options(window)).unwrap();
             assert_eq!(got.operations, want.operations, "bucket {b}'s operations");
             assert_eq!(got.connections, want.connections, "bucket {b}'s connections");
@@ -685,7 +653,7 @@ not a line of the log
         assert_eq!((r.counts.skipped, r.counts.routed), (7, 1));
         let lines: usize = (0..BUCKETS as usize).map(|b| {
             let mut n = 0;
-            for_each_line(piece(&r.file, b, 1).batches, |number, _| { assert_eq!(number, 6); n += 1; Ok(()) })
+            for_each_line(piece(&r.file, b).batches, |number, _| { assert_eq!(number, 6); n += 1; Ok(()) })
                 .unwrap();
             n
         }).sum();

@@ -6,8 +6,8 @@
 #![no_main]
 
 use dsaccess_core::bucket::{bucket, Options as BucketOptions};
-use dsaccess_core::route::{route, tokenize_pieces, whole, Route};
-use dsaccess_core::shuffle::{class_schemas, Piece, Provenance};
+use dsaccess_core::route::{route, tokenize_pieces, Route};
+use dsaccess_core::shuffle::{class_schemas, whole, Piece, Provenance};
 use libfuzzer_sys::fuzz_target;
 
 const LOG: &[u8] = b"\
